@@ -1,0 +1,65 @@
+"""The one small contract every channel implements.
+
+A channel turns an ``OutgoingMessage`` into a provider request. It classifies failures (it alone
+knows the provider's codes) by raising ``ChannelError``; the dispatcher decides what to do next
+and records it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar, Protocol
+
+from notifier.errors import NotifierError
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    delivery_id: int
+    to: str
+    text: str
+    subject: str | None = None
+    html: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_id: str
+    segments: int | None = None
+
+
+class ChannelError(NotifierError):
+    """A send failed. ``permanent``: retrying cannot help. ``ambiguous``: the provider may
+    have accepted the message anyway, so check before sending again."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        permanent: bool = False,
+        ambiguous: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.permanent = permanent
+        self.ambiguous = ambiguous
+        self.retry_after = retry_after
+
+
+class Channel(Protocol):
+    name: ClassVar[str]
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Hand the message to the provider; raise ``ChannelError`` on failure."""
+        ...
+
+    def find_sent(self, message: OutgoingMessage, since: datetime) -> SendResult | None:
+        """After a crash or an ambiguous failure: did the provider already take this message?"""
+        ...
+
+    def close(self) -> None: ...

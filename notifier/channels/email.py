@@ -1,0 +1,128 @@
+"""Email over SMTP: multipart plain text + HTML, one stable Message-ID per delivery."""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+import threading
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import ClassVar
+
+from notifier.channels.base import ChannelError, OutgoingMessage, SendResult
+from notifier.settings import Settings
+
+
+class EmailChannel:
+    name: ClassVar[str] = "email"
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.smtp_host is not None and settings.email_from is not None
+        self.settings = settings
+        self.sender = settings.email_from
+        self.domain = settings.email_from.rpartition("@")[2] or "notifier.local"
+        self._local = threading.local()  # one SMTP connection per dispatcher thread
+
+    def message_id(self, delivery_id: int) -> str:
+        """Stable per delivery, so a resend after a crash can be recognised downstream."""
+        return f"<delivery-{delivery_id}@{self.domain}>"
+
+    def build(self, message: OutgoingMessage) -> EmailMessage:
+        email = EmailMessage()
+        email["From"] = self.sender
+        email["To"] = message.to
+        email["Subject"] = message.subject or ""
+        email["Date"] = formatdate(localtime=False)
+        email["Message-ID"] = self.message_id(message.delivery_id)
+        for name, value in message.headers.items():
+            email[name] = value
+        email.set_content(message.text)
+        if message.html:
+            email.add_alternative(message.html, subtype="html")
+        return email
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        email = self.build(message)
+        try:
+            refused = self._connection().send_message(email)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            raise _reply_error("recipient refused", code, text) from None
+        except smtplib.SMTPResponseException as exc:  # includes SMTPDataError, SMTPSenderRefused
+            self._drop_connection()
+            raise _reply_error(
+                "server refused the message", exc.smtp_code, exc.smtp_error
+            ) from None
+        except smtplib.SMTPServerDisconnected:
+            self._drop_connection()
+            # Mid-DATA the server may already have queued it: check before resending.
+            raise ChannelError(
+                "SMTP server disconnected", code="disconnected", ambiguous=True
+            ) from None
+        except TimeoutError:
+            self._drop_connection()
+            raise ChannelError("SMTP server timed out", code="timeout", ambiguous=True) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop_connection()
+            raise ChannelError(f"SMTP failure: {type(exc).__name__}", code="connection") from None
+        if refused:
+            code, text = next(iter(refused.values()))
+            raise _reply_error("recipient refused", code, text)
+        return SendResult(provider_id=email["Message-ID"])
+
+    def find_sent(self, message: OutgoingMessage, since: datetime) -> SendResult | None:
+        """SMTP cannot be asked what it already accepted; the stable Message-ID lets the
+        receiving side drop a duplicate."""
+        return None
+
+    def close(self) -> None:
+        self._drop_connection()
+
+    def _connection(self) -> smtplib.SMTP:
+        connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            try:
+                if connection.noop()[0] == 250:
+                    return connection
+            except (OSError, smtplib.SMTPException):
+                pass
+            self._drop_connection()
+        connection = self._connect()
+        self._local.connection = connection
+        return connection
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        assert s.smtp_host is not None
+        try:
+            connection = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
+            if s.smtp_starttls:
+                connection.starttls(context=ssl.create_default_context())
+            if s.smtp_username and s.smtp_password:
+                connection.login(s.smtp_username, s.smtp_password.get_secret_value())
+        except smtplib.SMTPAuthenticationError as exc:
+            raise _reply_error("SMTP login failed", exc.smtp_code, exc.smtp_error) from None
+        except smtplib.SMTPResponseException as exc:
+            raise _reply_error("SMTP server refused us", exc.smtp_code, exc.smtp_error) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ChannelError(
+                f"could not connect to SMTP server {s.smtp_host}:{s.smtp_port}: "
+                f"{type(exc).__name__}",
+                code="connection",
+            ) from None
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            with contextlib.suppress(OSError):
+                connection.close()
+
+
+def _reply_error(what: str, code: int, text: bytes | str) -> ChannelError:
+    """SMTP 5xx is permanent, 4xx transient."""
+    reply = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    return ChannelError(f"{what}: {code} {reply}", code=str(code), permanent=500 <= code < 600)

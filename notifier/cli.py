@@ -1,0 +1,384 @@
+"""The ``notifier`` command line: a thin layer over the service; every error is one clear line."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from notifier import store
+from notifier.bootstrap import App, build_app
+from notifier.errors import ConfigurationError, NotifierError, ValidationError
+from notifier.importer import import_patients
+from notifier.logs import configure_logging
+from notifier.settings import load_settings
+
+log = logging.getLogger("notifier")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _app(ctx: click.Context) -> App:
+    app: App | None = ctx.obj.get("app")
+    if app is None:
+        app = build_app(load_settings())
+        ctx.obj["app"] = app
+        ctx.call_on_close(app.close)
+    return app
+
+
+def _emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+
+
+def _as_dict(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+class NotifierGroup(click.Group):
+    """Turns Notifier's own errors into one line on stderr and a non-zero exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as exc:
+            click.echo(f"configuration error: {exc}", err=True)
+            sys.exit(3)
+        except ValidationError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except NotifierError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=NotifierGroup)
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Notifier: closure notices for clinics, sent by SMS and email."""
+    ctx.ensure_object(dict)
+    configure_logging("WARNING")
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply migrations (also done automatically at every start)."""
+    _app(ctx)
+    click.echo("database is up to date")
+
+
+# --- config -----------------------------------------------------------------------------------
+
+
+@main.command("config")
+def config_check() -> None:
+    """Check the settings and show which channels are enabled (secrets are never printed)."""
+    settings = load_settings()
+    for name, status in settings.channel_statuses().items():
+        click.echo(f"{name}: {'enabled' if status.enabled else status.reason}")
+    click.echo(f"database: {settings.database_url.split('@')[-1]}")
+
+
+# --- locations --------------------------------------------------------------------------------
+
+
+@main.group()
+def location() -> None:
+    """Clinic locations: name, time zone, phone, business hours."""
+
+
+@location.command("add")
+@click.option("--slug", required=True, help="Short id used everywhere else, e.g. cova.")
+@click.option(
+    "--name", required=True, help="Name patients know, e.g. 'COVA Spine and Pain Center'."
+)
+@click.option("--timezone", "tz", required=True, help="IANA zone, e.g. America/New_York.")
+@click.option(
+    "--hours",
+    default="Mon-Fri 08:00-17:00",
+    show_default=True,
+    help="Business hours, e.g. 'Mon-Fri 08:00-17:00; Sat 09:00-12:00'.",
+)
+@click.option("--phone", default=None, help="The clinic's phone, shown in messages.")
+@click.option("--language", default="en", show_default=True, help="Default message language.")
+@click.pass_context
+def location_add(
+    ctx: click.Context,
+    slug: str,
+    name: str,
+    tz: str,
+    hours: str,
+    phone: str | None,
+    language: str,
+) -> None:
+    """Add a location, or update it if the slug exists."""
+    view = _app(ctx).service.add_location(slug, name, tz, hours, phone, language)
+    click.echo(f"location {view.slug}: {view.name} ({view.timezone}; {view.business_hours})")
+
+
+@location.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def location_list(ctx: click.Context, as_json: bool) -> None:
+    """List locations."""
+    views = _app(ctx).service.list_locations()
+    if as_json:
+        _emit_json([_as_dict(v) for v in views])
+        return
+    for v in views:
+        click.echo(f"{v.slug}\t{v.name}\t{v.timezone}\t{v.business_hours}\t{v.phone or '-'}")
+
+
+# --- patients ---------------------------------------------------------------------------------
+
+
+@main.group()
+def patients() -> None:
+    """Patients and their consent."""
+
+
+@patients.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def patients_import(ctx: click.Context, file: Path) -> None:
+    """Import patients from a CSV file (upsert by external_id)."""
+    app = _app(ctx)
+    with file.open(newline="", encoding="utf-8-sig") as stream:
+        report = import_patients(app.db, app.clock, stream, app.settings.default_region)
+    for error in report.errors:
+        who = f" ({error.external_id})" if error.external_id else ""
+        click.echo(f"{file.name}:{error.line}{who}: {error.reason}", err=True)
+    click.echo(
+        f"imported {report.imported} patients ({report.created} new, {report.updated} updated), "
+        f"{len(report.errors)} rows rejected"
+    )
+    if report.errors:
+        sys.exit(4)
+
+
+# --- notices ----------------------------------------------------------------------------------
+
+
+@main.group()
+def notice() -> None:
+    """Closure notices: create, preview, list, cancel."""
+
+
+@notice.command("create")
+@click.option("--location", "location_slug", required=True)
+@click.option("--starts", required=True, help="'YYYY-MM-DD HH:MM' in the location's zone.")
+@click.option("--ends", required=True, help="'YYYY-MM-DD HH:MM' in the location's zone.")
+@click.option("--reason", required=True, help="e.g. 'inclement weather'.")
+@click.option(
+    "--kind",
+    type=click.Choice(["closure", "early-close", "delayed-open"]),
+    default=None,
+    help="Defaults to what the times and business hours say.",
+)
+@click.option("--message", default=None, help="Custom wording instead of the generated text.")
+@click.option(
+    "--send-at",
+    default="now",
+    show_default=True,
+    help="'now' or 'YYYY-MM-DD HH:MM' in the location's zone.",
+)
+@click.option("--channels", default="sms,email", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the created notice as JSON.")
+@click.pass_context
+def notice_create(
+    ctx: click.Context,
+    location_slug: str,
+    starts: str,
+    ends: str,
+    reason: str,
+    kind: str | None,
+    message: str | None,
+    send_at: str,
+    channels: str,
+    as_json: bool,
+) -> None:
+    """Queue a closure notice and its broadcast."""
+    service = _app(ctx).service
+    view = service.create_notice(
+        location_slug, starts, ends, reason, kind, message, send_at, channels
+    )
+    if as_json:
+        _emit_json(_as_dict(view))
+        return
+    click.echo(f"notice {view.id} ({view.kind}) at {view.location}: {view.starts} → {view.ends}")
+    for b in view.broadcasts:
+        click.echo(f"  broadcast {b['id']}: {','.join(b['channels'])} at {b['send_at']}")  # type: ignore[arg-type]
+    _print_preview(service.preview(view.id))
+
+
+@notice.command("preview")
+@click.argument("notice_id", type=int)
+@click.option("--channel", type=click.Choice(["sms", "email"]), default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def notice_preview(ctx: click.Context, notice_id: int, channel: str | None, as_json: bool) -> None:
+    """Show exactly what patients will receive."""
+    preview = _app(ctx).service.preview(notice_id, channel)
+    if as_json:
+        _emit_json(_as_dict(preview))
+    else:
+        _print_preview(preview)
+
+
+def _print_preview(preview: Any) -> None:
+    for warning in preview.warnings:
+        click.echo(f"warning: {warning}")
+    for sms in preview.sms:
+        click.echo(
+            f"\n--- SMS [{sms.language}] {sms.characters} characters, "
+            f"{sms.segments} segment(s), {sms.encoding}"
+        )
+        click.echo(sms.text)
+    for email in preview.email:
+        click.echo(f"\n--- email [{email.language}] Subject: {email.subject}")
+        click.echo(email.text)
+
+
+@notice.command("list")
+@click.option("--location", "location_slug", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def notice_list(ctx: click.Context, location_slug: str | None, as_json: bool) -> None:
+    """List notices."""
+    views = _app(ctx).service.list_notices(location_slug)
+    if as_json:
+        _emit_json([_as_dict(v) for v in views])
+        return
+    for v in views:
+        click.echo(f"{v.id}\t{v.location}\t{v.kind}\t{v.status}\t{v.starts} → {v.ends}\t{v.reason}")
+
+
+@notice.command("cancel")
+@click.argument("notice_id", type=int)
+@click.pass_context
+def notice_cancel(ctx: click.Context, notice_id: int) -> None:
+    """Cancel a notice: nothing more of it is sent."""
+    view = _app(ctx).service.cancel_notice(notice_id)
+    click.echo(f"notice {view.id} cancelled")
+
+
+# --- deliveries -------------------------------------------------------------------------------
+
+DELIVERY_COLUMNS = (
+    "id",
+    "notice_id",
+    "channel",
+    "address",
+    "state",
+    "attempts",
+    "provider_id",
+    "error_code",
+    "error",
+    "segments",
+    "sent_at",
+    "updated_at",
+)
+
+
+@main.command("deliveries")
+@click.option("--notice", "notice_id", type=int, default=None)
+@click.option("--status", "state", default=None, help="pending, sent, delivered, failed, ...")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.pass_context
+def deliveries(ctx: click.Context, notice_id: int | None, state: str | None, fmt: str) -> None:
+    """The delivery log: every message, its state, attempts and errors (addresses masked)."""
+    rows = [_as_dict(v) for v in _app(ctx).service.delivery_log(notice_id, state)]
+    if fmt == "json":
+        _emit_json(rows)
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=DELIVERY_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(out.getvalue(), nl=False)
+    else:
+        _print_table(
+            rows,
+            ("id", "notice_id", "channel", "address", "state", "attempts", "provider_id", "error"),
+        )
+
+
+def _print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    cells = [[str(row.get(c) if row.get(c) is not None else "-") for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+@main.command("serve")
+@click.option(
+    "--until-idle",
+    is_flag=True,
+    help="Exit once nothing is scheduled or waiting to be sent (demos, tests).",
+)
+@click.pass_context
+def serve(ctx: click.Context, until_idle: bool) -> None:
+    """Run the service: fire due broadcasts and send their messages."""
+    from notifier import jobs  # the scheduler is only needed here
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    app = _app(ctx)
+    for name, status in settings.channel_statuses().items():
+        if status.enabled:
+            log.info("%s channel enabled", name)
+        else:
+            log.warning("%s", status.reason)
+    dispatcher = app.dispatcher()
+    scheduler = jobs.configure(app, dispatcher)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s: finishing in-flight sends", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    scheduler.start()
+    log.info("notifier serving", extra={"worker": dispatcher.worker_id})
+    try:
+        while not stop.wait(settings.poll_interval_seconds):
+            if until_idle and _idle(app):
+                log.info("nothing scheduled or waiting: exiting (--until-idle)")
+                break
+    finally:
+        dispatcher.stop()
+        scheduler.shutdown(wait=True)
+        dispatcher.close()
+        log.info("notifier stopped")
+
+
+def _idle(app: App) -> bool:
+    with app.db.session() as s:
+        return not store.scheduled_broadcasts_exist(s) and not store.has_open_deliveries(s)
+
+
+if __name__ == "__main__":
+    main()

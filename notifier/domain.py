@@ -1,0 +1,330 @@
+"""The closure-notice domain: states, business hours, and the rules a closure must obey.
+
+Pure Python: nothing here knows about SQL, Twilio, SMTP, HTTP or the scheduler.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from notifier.errors import ValidationError
+
+CHANNELS = ("sms", "email")
+SUPPORTED_LANGUAGES = ("en",)
+
+
+class NoticeKind(StrEnum):
+    CLOSURE = "closure"
+    EARLY_CLOSE = "early-close"
+    DELAYED_OPEN = "delayed-open"
+
+
+class NoticeStatus(StrEnum):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+
+
+class BroadcastStatus(StrEnum):
+    SCHEDULED = "scheduled"  # waiting for its send time
+    SENDING = "sending"  # fanned out into deliveries
+    DONE = "done"  # every delivery reached a final state
+    EXPIRED = "expired"  # the closure ended before it could go out
+    CANCELLED = "cancelled"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # waiting for its first attempt or a retry (see next_attempt_at)
+    SENDING = "sending"  # claimed by a worker; the provider call may be in flight
+    SENT = "sent"  # accepted by the provider
+    DELIVERED = "delivered"  # the provider confirmed delivery to the handset
+    UNDELIVERED = "undelivered"  # the provider reported that delivery failed
+    FAILED = "failed"  # refused permanently, or retries exhausted
+    EXPIRED = "expired"  # the closure ended before it could be sent
+    CANCELLED = "cancelled"  # the notice was cancelled before it was sent
+    SKIPPED = "skipped"  # not sent on purpose (no consent, opted out, ...)
+
+
+FINAL_STATES = frozenset(
+    {
+        DeliveryState.SENT,
+        DeliveryState.DELIVERED,
+        DeliveryState.UNDELIVERED,
+        DeliveryState.FAILED,
+        DeliveryState.EXPIRED,
+        DeliveryState.CANCELLED,
+        DeliveryState.SKIPPED,
+    }
+)
+"""States the dispatcher never leaves (a status callback may still refine SENT)."""
+
+
+class SegmentKind(StrEnum):
+    FULL_DAY = "full_day"
+    EARLY_CLOSE = "early_close"
+    LATE_OPEN = "late_open"
+    PARTIAL = "partial"
+
+
+# --- time zones and local times ------------------------------------------------------------
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name``, or a clear error."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"unknown time zone {name!r}: use an IANA name such as 'America/New_York'"
+        ) from None
+
+
+def localize(naive: datetime, tz: ZoneInfo, what: str = "time") -> datetime:
+    """Attach ``tz`` to a wall-clock time, refusing times a DST change skips."""
+    if naive.tzinfo is not None:
+        return naive.astimezone(tz)
+    aware = naive.replace(tzinfo=tz)
+    round_trip = aware.astimezone(ZoneInfo("UTC")).astimezone(tz)
+    if round_trip.replace(tzinfo=None) != naive:
+        raise ValidationError(
+            f"{what} {naive:%Y-%m-%d %H:%M} does not exist in {tz.key} (clocks skip it for DST)"
+        )
+    return aware
+
+
+def parse_local(text: str, tz: ZoneInfo, what: str) -> datetime:
+    """Parse ``YYYY-MM-DD HH:MM`` (or a bare date, meaning midnight) in ``tz``."""
+    raw = text.strip()
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
+        try:
+            return localize(datetime.strptime(raw, fmt), tz, what)
+        except ValueError:
+            continue
+    raise ValidationError(f"{what} {raw!r} is not a date and time: use 'YYYY-MM-DD HH:MM'")
+
+
+# --- business hours -----------------------------------------------------------------------
+
+_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_RULE = re.compile(
+    r"^(?P<days>[a-z]{3}(?:-[a-z]{3})?(?:,[a-z]{3}(?:-[a-z]{3})?)*)\s+"
+    r"(?P<open>\d{1,2}:\d{2})-(?P<close>\d{1,2}:\d{2})$"
+)
+
+
+@dataclass(frozen=True)
+class DayHours:
+    opens: time
+    closes: time
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    """Opening hours per weekday (0 = Monday); a missing day is closed."""
+
+    days: Mapping[int, DayHours]
+
+    @classmethod
+    def parse(cls, text: str) -> BusinessHours:
+        """Parse ``"Mon-Fri 08:00-17:00; Sat 09:00-12:00"``."""
+        days: dict[int, DayHours] = {}
+        for rule in filter(None, (part.strip().lower() for part in text.split(";"))):
+            match = _RULE.match(rule)
+            if not match:
+                raise ValidationError(
+                    f"business hours rule {rule!r} is not like 'Mon-Fri 08:00-17:00'"
+                )
+            opens, closes = _parse_hhmm(match["open"]), _parse_hhmm(match["close"])
+            if closes <= opens:
+                raise ValidationError(f"business hours rule {rule!r} closes before it opens")
+            for day in _expand_days(match["days"]):
+                days[day] = DayHours(opens, closes)
+        if not days:
+            raise ValidationError("business hours are empty: give at least one open day")
+        return cls(days)
+
+    def __str__(self) -> str:
+        return "; ".join(
+            f"{_DAY_NAMES[d].title()} {h.opens:%H:%M}-{h.closes:%H:%M}"
+            for d, h in sorted(self.days.items())
+        )
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {
+            _DAY_NAMES[d]: [f"{h.opens:%H:%M}", f"{h.closes:%H:%M}"]
+            for d, h in sorted(self.days.items())
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, list[str]]) -> BusinessHours:
+        return cls(
+            {
+                _DAY_NAMES.index(name): DayHours(_parse_hhmm(o), _parse_hhmm(c))
+                for name, (o, c) in data.items()
+            }
+        )
+
+    def window(self, day: date, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
+        """The open interval on ``day`` as aware datetimes, or None when closed that day."""
+        hours = self.days.get(day.weekday())
+        if hours is None:
+            return None
+        opens = datetime.combine(day, hours.opens).replace(tzinfo=tz)
+        closes = datetime.combine(day, hours.closes).replace(tzinfo=tz)
+        return opens, closes
+
+
+def _parse_hhmm(text: str) -> time:
+    hours, minutes = (int(x) for x in text.split(":"))
+    if not (0 <= hours <= 23 and 0 <= minutes <= 59):
+        raise ValidationError(f"{text!r} is not a time of day")
+    return time(hours, minutes)
+
+
+def _expand_days(spec: str) -> Iterable[int]:
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        for name in (first, last or first):
+            if name not in _DAY_NAMES:
+                raise ValidationError(f"{name!r} is not a weekday (use Mon, Tue, ... Sun)")
+        start, end = _DAY_NAMES.index(first), _DAY_NAMES.index(last or first)
+        if end < start:
+            raise ValidationError(f"weekday range {part!r} runs backwards")
+        yield from range(start, end + 1)
+
+
+# --- closures -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClosureSegment:
+    """How one business day is affected; the words come from these, never from typing."""
+
+    kind: SegmentKind
+    day: date
+    starts: datetime  # local, aware
+    ends: datetime  # local, aware
+
+
+@dataclass(frozen=True)
+class Closure:
+    """A closed interval at a location, checked against its business hours."""
+
+    starts: datetime  # aware
+    ends: datetime  # aware
+    tz: ZoneInfo
+    hours: BusinessHours
+
+    def __post_init__(self) -> None:
+        if self.starts.tzinfo is None or self.ends.tzinfo is None:
+            raise ValidationError("closure times must be timezone-aware")
+        if self.ends <= self.starts:
+            raise ValidationError(
+                f"the closure ends ({self.local(self.ends):%Y-%m-%d %H:%M}) before it starts "
+                f"({self.local(self.starts):%Y-%m-%d %H:%M}); the end must be later than the start"
+            )
+        if not self.segments():
+            raise ValidationError(
+                f"the closure from {self.local(self.starts):%Y-%m-%d %H:%M} to "
+                f"{self.local(self.ends):%Y-%m-%d %H:%M} does not touch the business hours "
+                f"({self.hours}); patients would not notice it"
+            )
+
+    def local(self, instant: datetime) -> datetime:
+        return instant.astimezone(self.tz)
+
+    def segments(self) -> list[ClosureSegment]:
+        """Each affected business day, with what happens to it."""
+        result = []
+        start, end = self.local(self.starts), self.local(self.ends)
+        day = start.date()
+        while day <= end.date():
+            window = self.hours.window(day, self.tz)
+            if window is not None:
+                opens, closes = window
+                closed_from, closed_to = max(start, opens), min(end, closes)
+                if closed_from < closed_to:
+                    result.append(
+                        ClosureSegment(
+                            _segment_kind(closed_from, closed_to, opens, closes),
+                            day,
+                            closed_from,
+                            closed_to,
+                        )
+                    )
+            day += timedelta(days=1)
+        return result
+
+    def inferred_kind(self) -> NoticeKind:
+        kinds = {segment.kind for segment in self.segments()}
+        if kinds == {SegmentKind.EARLY_CLOSE}:
+            return NoticeKind.EARLY_CLOSE
+        if kinds == {SegmentKind.LATE_OPEN}:
+            return NoticeKind.DELAYED_OPEN
+        return NoticeKind.CLOSURE
+
+    def reopens(self) -> datetime | None:
+        """When the doors open again after the closure (local), looking up to three weeks ahead."""
+        end = self.local(self.ends)
+        for offset in range(22):
+            window = self.hours.window(end.date() + timedelta(days=offset), self.tz)
+            if window is None:
+                continue
+            opens, closes = window
+            if end < closes:
+                return max(end, opens)
+        return None
+
+
+def _segment_kind(
+    closed_from: datetime, closed_to: datetime, opens: datetime, closes: datetime
+) -> SegmentKind:
+    if closed_from <= opens and closed_to >= closes:
+        return SegmentKind.FULL_DAY
+    if closed_to >= closes:
+        return SegmentKind.EARLY_CLOSE
+    if closed_from <= opens:
+        return SegmentKind.LATE_OPEN
+    return SegmentKind.PARTIAL
+
+
+def check_send_time(send_at: datetime, closure: Closure, now: datetime) -> None:
+    """A broadcast must go out before the closure is over, and not in the past."""
+    if send_at >= closure.ends:
+        raise ValidationError(
+            f"the send time {closure.local(send_at):%Y-%m-%d %H:%M} is after the closure ends "
+            f"({closure.local(closure.ends):%Y-%m-%d %H:%M}); patients would be told too late"
+        )
+    if send_at < now - timedelta(minutes=1):
+        raise ValidationError(
+            f"the send time {closure.local(send_at):%Y-%m-%d %H:%M} is in the past "
+            f"(now is {closure.local(now):%Y-%m-%d %H:%M}); use 'now' to send at once"
+        )
+
+
+def parse_channels(text: str | Iterable[str]) -> tuple[str, ...]:
+    names = [c.strip().lower() for c in (text.split(",") if isinstance(text, str) else text)]
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in CHANNELS]
+    if unknown or not names:
+        raise ValidationError(
+            f"channels {','.join(unknown) or '(none)'} not understood: use one or more of "
+            f"{', '.join(CHANNELS)}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def retry_delay(
+    attempt: int, base: float, cap: float, jitter: float, retry_after: float | None = None
+) -> float:
+    """Capped exponential backoff with full jitter; a provider's Retry-After is a floor.
+
+    ``jitter`` is a number in [0, 1) supplied by the caller, so the rule stays deterministic.
+    """
+    backoff = min(cap, base * (2 ** max(0, attempt - 1)))
+    delay = backoff / 2 + backoff / 2 * jitter
+    return max(delay, retry_after or 0.0)

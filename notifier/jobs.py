@@ -1,0 +1,66 @@
+"""The scheduled jobs, wired to APScheduler 3.
+
+The database says what is due; APScheduler only says *when to look*. Jobs are module-level
+functions with fixed ids and ``replace_existing=True``, so the scheduler's state can always be
+rebuilt from nothing: after a restart, the first run of each job finds whatever became due while
+the service was down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from notifier.bootstrap import App
+from notifier.dispatcher import Dispatcher
+from notifier.fanout import finish_broadcasts, fire_due_broadcasts
+
+log = logging.getLogger(__name__)
+
+_runtime: dict[str, object] = {}
+_runtime_lock = threading.Lock()
+
+
+def fire_broadcasts() -> None:
+    """Fan out broadcasts whose send time has come, then wake the dispatcher."""
+    app = _app()
+    if fire_due_broadcasts(app.db, app.clock, app.settings):
+        _scheduler().get_job("dispatch").modify(next_run_time=app.clock.now())
+
+
+def dispatch() -> None:
+    """Send everything due; runs until the queue is empty (one instance at a time)."""
+    app = _app()
+    _dispatcher().drain()
+    finish_broadcasts(app.db, app.clock)
+
+
+def configure(app: App, dispatcher: Dispatcher) -> BackgroundScheduler:
+    """Build the scheduler with both jobs; the caller starts and stops it."""
+    scheduler = BackgroundScheduler(timezone="UTC")
+    with _runtime_lock:
+        _runtime.update(app=app, dispatcher=dispatcher, scheduler=scheduler)
+    interval = app.settings.poll_interval_seconds
+    common = {
+        "replace_existing": True,
+        "coalesce": True,
+        "max_instances": 1,
+        "misfire_grace_time": None,
+    }
+    scheduler.add_job(fire_broadcasts, "interval", seconds=interval, id="fire_broadcasts", **common)
+    scheduler.add_job(dispatch, "interval", seconds=interval, id="dispatch", **common)
+    return scheduler
+
+
+def _app() -> App:
+    return _runtime["app"]  # type: ignore[return-value]
+
+
+def _dispatcher() -> Dispatcher:
+    return _runtime["dispatcher"]  # type: ignore[return-value]
+
+
+def _scheduler() -> BackgroundScheduler:
+    return _runtime["scheduler"]  # type: ignore[return-value]

@@ -1,0 +1,151 @@
+"""Configuration: one validated ``Settings`` object, built at start and passed in.
+
+Sources, highest first: constructor arguments, environment (``NOTIFIER_*``), ``.env``, the TOML
+file named by ``NOTIFIER_CONFIG_FILE`` (default ``config/notifier.toml``, optional), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from notifier.errors import ConfigurationError
+
+ENV_PREFIX = "NOTIFIER_"
+DEFAULT_CONFIG_FILE = Path("config/notifier.toml")
+
+
+@dataclass(frozen=True)
+class ChannelStatus:
+    """Whether a channel can send, and if not, why (shown at start and in previews)."""
+
+    enabled: bool
+    reason: str = ""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
+    )
+
+    database_url: str = "sqlite:///var/notifier.db"
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_timeout_seconds: float = Field(default=15.0, gt=0)
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    email_from: str | None = None
+
+    public_base_url: str | None = None
+    templates_dir: Path | None = None
+    default_region: str = Field(default="US", min_length=2, max_length=2)
+
+    # Delivery engine.
+    poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    dispatch_batch_size: int = Field(default=100, ge=1, le=10_000)
+    dispatch_concurrency: int = Field(default=16, ge=1, le=512)
+    sms_rate_per_second: float = Field(default=10.0, gt=0)
+    email_rate_per_second: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    retry_base_seconds: float = Field(default=5.0, gt=0)
+    retry_max_seconds: float = Field(default=600.0, gt=0)
+    lease_seconds: float = Field(default=120.0, gt=0)
+
+    # Pretend the current time is this (the clock then runs forward): demos and end-to-end tests.
+    now: datetime | None = None
+
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get(f"{ENV_PREFIX}CONFIG_FILE", DEFAULT_CONFIG_FILE))
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=config_file),
+        )
+
+    @field_validator("now")
+    @classmethod
+    def _now_is_aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must include a UTC offset, e.g. 2025-02-18T18:00:00-05:00")
+        return value
+
+    @field_validator("twilio_api_base_url", "public_base_url")
+    @classmethod
+    def _is_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    def sms_status(self) -> ChannelStatus:
+        return _group_status(
+            "SMS",
+            {
+                "TWILIO_ACCOUNT_SID": self.twilio_account_sid,
+                "TWILIO_AUTH_TOKEN": self.twilio_auth_token,
+                "TWILIO_FROM_NUMBER": self.twilio_from_number,
+            },
+        )
+
+    def email_status(self) -> ChannelStatus:
+        return _group_status("email", {"SMTP_HOST": self.smtp_host, "EMAIL_FROM": self.email_from})
+
+    def channel_statuses(self) -> dict[str, ChannelStatus]:
+        return {"sms": self.sms_status(), "email": self.email_status()}
+
+
+def _group_status(label: str, required: dict[str, Any]) -> ChannelStatus:
+    """All set: enabled. None set: disabled, with the reason. Some set: a configuration error."""
+    missing = [ENV_PREFIX + name for name, value in required.items() if not value]
+    if not missing:
+        return ChannelStatus(True)
+    if len(missing) == len(required):
+        return ChannelStatus(False, f"{label} disabled: {', '.join(missing)} not set")
+    raise ConfigurationError(
+        f"{label} is half configured: set {', '.join(missing)} "
+        f"(or unset the other {label} settings to disable it)"
+    )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build and check the settings, turning pydantic's errors into one readable message."""
+    try:
+        settings = Settings(**overrides)
+    except PydanticValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
+        raise ConfigurationError("invalid settings:\n  " + "\n  ".join(problems)) from None
+    settings.channel_statuses()  # half-configured channels fail now, not at the first send
+    return settings

@@ -1,0 +1,189 @@
+"""Notices, imports and fan-out against a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from notifier.bootstrap import App
+from notifier.clock import FrozenClock
+from notifier.errors import NotFoundError, TemplateError, ValidationError
+from notifier.fanout import fire_due_broadcasts
+from notifier.importer import import_patients
+from notifier.models import Delivery, DeliveryEvent, Notice, Patient
+from notifier.rendering import Renderer, default_templates_dir
+from tests.conftest import PATIENTS_CSV
+
+
+def count(app: App, model: type) -> int:
+    with app.db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def create_reference(app: App, **changes: str) -> int:
+    values = {
+        "location_slug": "cova",
+        "starts": "2025-02-19 12:30",
+        "ends": "2025-02-21 00:00",
+        "reason": "inclement weather",
+    } | changes
+    return app.service.create_notice(**values).id  # type: ignore[arg-type]
+
+
+def test_bad_csv_rows_are_reported_by_line_and_good_rows_still_land(
+    app: App, cova: str
+) -> None:
+    csv_text = PATIENTS_CSV + (
+        "b1,Bad,Phone,555-01,,en,cova,yes,no\n"
+        "b2,Bad,Email,,not-an-email,en,cova,no,yes\n"
+        "b3,Bad,Place,540-555-0190,,en,nowhere,yes,no\n"
+        "b4,Bad,Consent,540-555-0191,,en,cova,maybe,no\n"
+        ",No,Id,540-555-0192,,en,cova,yes,no\n"
+        "p1,Maria,Again,540-555-0111,,en,cova,yes,no\n"
+        "b5,Too,Many,540-555-0193,,en,cova,yes,no,extra\n"
+    )
+    report = import_patients(app.db, app.clock, io.StringIO(csv_text))
+    assert report.created == 5
+    reasons = {e.line: e.reason for e in report.errors}
+    assert sorted(reasons) == [7, 8, 9, 10, 11, 12, 13]
+    assert "phone" in reasons[7]
+    assert "email" in reasons[8]
+    assert "location 'nowhere' does not exist" in reasons[9]
+    assert "sms_consent 'maybe' is not yes/no" in reasons[10]
+    assert "external_id is empty" in reasons[11]
+    assert "repeats line 2" in reasons[12]
+    assert "more cell(s)" in reasons[13]
+    with app.db.session() as s:
+        maria = s.scalar(select(Patient).where(Patient.external_id == "p1"))
+        assert maria is not None and maria.last_name == "Lopez"  # the repeat did not overwrite
+        assert maria.phone == "+15405550111"
+
+
+def test_a_csv_with_a_wrong_header_imports_nothing(app: App, cova: str) -> None:
+    with pytest.raises(ValidationError, match="lacks column"):
+        import_patients(app.db, app.clock, io.StringIO("id,name\n1,x\n"))
+    assert count(app, Patient) == 0
+
+
+def test_reimport_updates_by_external_id(app: App, cova: str) -> None:
+    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    changed = PATIENTS_CSV.replace("p5,Tom,Reed,540-555-0115,tom@example.org,en,cova,no,no",
+                                   "p5,Tom,Reed,540-555-0115,tom@example.org,en,cova,yes,no")
+    report = import_patients(app.db, app.clock, io.StringIO(changed))
+    assert (report.created, report.updated) == (0, 5)
+    with app.db.session() as s:
+        tom = s.scalar(select(Patient).where(Patient.external_id == "p5"))
+        assert tom is not None and tom.sms_consent
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"ends": "2025-02-19 10:00"}, "before it starts"),
+        ({"send_at": "2025-02-22 09:00"}, "after the closure ends"),
+        ({"starts": "2025-02-22 00:00", "ends": "2025-02-23 23:00"}, "business hours"),
+        ({"location_slug": "nowhere"}, "no location 'nowhere'"),
+        ({"channels": "sms,pager"}, "pager"),
+        ({"starts": "tomorrow"}, "not a date and time"),
+        ({"starts": "2025-02-10 08:00", "ends": "2025-02-11 00:00"}, "closure ended"),
+    ],
+)
+def test_impossible_closures_are_refused_and_store_nothing(
+    app: App, cova: str, changes: dict[str, str], error: str
+) -> None:
+    good = create_reference(app)
+    with pytest.raises(ValidationError, match=error):
+        create_reference(app, **changes)
+    assert count(app, Notice) == 1
+    assert app.service.notice(good).status == "active"
+
+
+def test_a_broken_template_is_reported_at_creation_and_stores_nothing(
+    app: App, cova: str, tmp_path: Path
+) -> None:
+    templates = tmp_path / "broken"
+    shutil.copytree(default_templates_dir(), templates)
+    (templates / "sms" / "closure.en.txt.j2").write_text("{{ location.nmae }}")
+    app.service.renderer = Renderer(templates)
+    with pytest.raises(TemplateError, match="nmae"):
+        create_reference(app)
+    assert count(app, Notice) == 0
+
+
+def test_preview_shows_segments_encoding_and_disabled_channels(
+    app: App, cova: str
+) -> None:
+    notice_id = create_reference(app)
+    app.service.settings = app.settings.model_copy(update={"smtp_host": None, "email_from": None})
+    preview = app.service.preview(notice_id)
+    assert preview.sms[0].segments == 2 and preview.sms[0].encoding == "GSM-7"
+    assert "12:30 PM" in preview.sms[0].text
+    assert preview.channels["email"].startswith("email disabled")
+    assert any("NOTIFIER_SMTP_HOST" in w for w in preview.warnings)
+
+
+def test_fan_out_gives_one_delivery_per_address_and_records_why_others_were_skipped(
+    app: App, cova: str
+) -> None:
+    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    notice_id = create_reference(app)
+    assert fire_due_broadcasts(app.db, app.clock, app.settings) == 1
+    assert fire_due_broadcasts(app.db, app.clock, app.settings) == 0  # exactly once
+    rows = {(d.channel, d.state) for d in app.service.delivery_log(notice_id)}
+    by_channel: dict[str, list[str]] = {}
+    for d in app.service.delivery_log(notice_id):
+        by_channel.setdefault(d.channel, []).append(d.state)
+    # Phones: 0111 (p1), 0112 (p2+p3 shared, one text), 0114 (no consent), 0115 (no consent).
+    assert sorted(by_channel["sms"]) == ["pending", "pending", "skipped", "skipped"]
+    # Emails: maria, jane, ana consent; tom does not.
+    assert sorted(by_channel["email"]) == ["pending", "pending", "pending", "skipped"]
+    assert ("sms", "skipped") in rows
+    skipped = app.service.delivery_log(notice_id, "skipped")
+    assert {d.error for d in skipped} == {"no SMS consent", "no email consent"}
+    assert count(app, DeliveryEvent) == count(app, Delivery) == 8
+
+
+def test_a_broadcast_due_after_its_closure_ended_expires_with_a_reason(
+    app: App, cova: str, clock: FrozenClock
+) -> None:
+    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    notice_id = create_reference(app, send_at="2025-02-19 07:00")
+    clock.advance(3 * 24 * 3600)  # the service was down until after the closure
+    fire_due_broadcasts(app.db, app.clock, app.settings)
+    broadcast = app.service.notice(notice_id).broadcasts[0]
+    assert broadcast["status"] == "expired"
+    assert "before the broadcast could go out" in str(broadcast["status_reason"])
+    assert count(app, Delivery) == 0
+
+
+def test_cancelling_withdraws_waiting_deliveries(app: App, cova: str) -> None:
+    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    notice_id = create_reference(app)
+    fire_due_broadcasts(app.db, app.clock, app.settings)
+    view = app.service.cancel_notice(notice_id)
+    assert view.status == "cancelled"
+    states = {d.state for d in app.service.delivery_log(notice_id)}
+    assert states == {"cancelled", "skipped"}
+    with pytest.raises(ValidationError, match="already cancelled"):
+        app.service.cancel_notice(notice_id)
+
+
+def test_cancelling_a_scheduled_notice_means_it_never_fans_out(
+    app: App, cova: str, clock: FrozenClock
+) -> None:
+    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    notice_id = create_reference(app, send_at="2025-02-19 07:00")
+    app.service.cancel_notice(notice_id)
+    clock.advance(14 * 3600)
+    assert fire_due_broadcasts(app.db, app.clock, app.settings) == 0
+    assert app.service.notice(notice_id).broadcasts[0]["status"] == "cancelled"
+    assert count(app, Delivery) == 0
+
+
+def test_unknown_notice_is_a_clear_error(app: App) -> None:
+    with pytest.raises(NotFoundError, match="no notice with id 999"):
+        app.service.preview(999)

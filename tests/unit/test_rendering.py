@@ -1,0 +1,108 @@
+"""Rendering: the golden reference notice, escaping, and broken templates caught early."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from notifier.domain import BusinessHours, Closure, parse_local, zone
+from notifier.errors import TemplateError
+from notifier.rendering import MessageContext, Renderer, default_templates_dir
+
+NY = zone("America/New_York")
+
+
+def reference_context(**changes: object) -> MessageContext:
+    """The COVA notice from structured fields: closes 12:30 Wed 2/19, reopens Fri 2/21."""
+    c = Closure(
+        parse_local("2025-02-19 12:30", NY, "start"),
+        parse_local("2025-02-21 00:00", NY, "end"),
+        NY,
+        BusinessHours.parse("Mon-Fri 08:00-17:00"),
+    )
+    values: dict[str, object] = {
+        "language": "en",
+        "location_name": "COVA Spine and Pain Center",
+        "location_phone": "(540) 555-0100",
+        "reason": "inclement weather",
+        "segments": c.segments(),
+        "reopens": c.reopens(),
+    }
+    return MessageContext(**(values | changes))  # type: ignore[arg-type]
+
+
+def test_golden_sms_states_the_early_close_and_the_full_day() -> None:
+    sms = Renderer().render_sms(reference_context())
+    assert sms.text == (
+        "Due to inclement weather, COVA Spine and Pain Center will be closing early "
+        "Wednesday, 2/19/2025 at 12:30 PM and will be closed all day Thursday, 2/20/2025. "
+        "We reopen Friday, 2/21/2025 at 8:00 AM. Please be safe. "
+        "Questions: (540) 555-0100. Reply STOP to opt out."
+    )
+    assert (sms.info.encoding, sms.info.segments) == ("GSM-7", 2)
+
+
+def test_golden_email_states_both_days_in_text_and_html() -> None:
+    email = Renderer().render_email(reference_context(first_name="Maria"))
+    assert email.subject == "COVA Spine and Pain Center: closure on Wed 2/19 – Thu 2/20"
+    for body in (email.text, email.html):
+        assert "closing early Wednesday, 2/19/2025 at 12:30 PM" in body
+        assert "closed all day Thursday, 2/20/2025" in body
+        assert "Maria" in body
+    assert email.html.lstrip().startswith("<!DOCTYPE html>")
+
+
+def test_html_escapes_what_a_manager_typed_but_text_keeps_it() -> None:
+    email = Renderer().render_email(reference_context(reason="<b>ice</b> & snow"))
+    assert "&lt;b&gt;ice&lt;/b&gt; &amp; snow" in email.html
+    assert "<b>ice</b> & snow" in email.text
+
+
+def test_custom_wording_replaces_the_generated_sentence() -> None:
+    sms = Renderer().render_sms(reference_context(custom_message="We are closed Thursday."))
+    assert sms.text.startswith("COVA Spine and Pain Center: We are closed Thursday.")
+    assert "closing early" not in sms.text
+
+
+def test_sms_text_is_normalised_so_curly_quotes_do_not_force_ucs2() -> None:
+    sms = Renderer().render_sms(reference_context(reason="the “big” storm"))
+    assert '"big"' in sms.text
+    assert sms.info.encoding == "GSM-7"
+
+
+@pytest.fixture
+def broken_templates(tmp_path: Path) -> Path:
+    target = tmp_path / "templates"
+    shutil.copytree(default_templates_dir(), target)
+    return target
+
+
+def test_a_syntax_error_names_the_template_and_line(broken_templates: Path) -> None:
+    (broken_templates / "sms" / "closure.en.txt.j2").write_text("Hello {% if %}\n")
+    with pytest.raises(TemplateError, match=r"sms/closure.en.txt.j2 line 1"):
+        Renderer(broken_templates).render_sms(reference_context())
+
+
+def test_a_missing_variable_is_an_error_not_blank_text(broken_templates: Path) -> None:
+    (broken_templates / "email" / "closure.en.subject.j2").write_text("{{ clinic_nmae }}\n")
+    with pytest.raises(TemplateError, match="clinic_nmae"):
+        Renderer(broken_templates).render_email(reference_context())
+
+
+def test_the_sandbox_refuses_unsafe_attribute_access(broken_templates: Path) -> None:
+    (broken_templates / "sms" / "closure.en.txt.j2").write_text(
+        "{{ reason.__class__.__mro__[1].__subclasses__() }}"
+    )
+    with pytest.raises(TemplateError):
+        Renderer(broken_templates).render_sms(reference_context())
+
+
+def test_a_language_without_templates_is_an_error() -> None:
+    with pytest.raises(TemplateError, match="language 'fr'"):
+        Renderer().render_sms(reference_context(language="fr"))
+
+
+def test_languages_are_discovered_from_the_templates() -> None:
+    assert "en" in Renderer().languages()
