@@ -375,6 +375,17 @@ def serve(ctx: click.Context, until_idle: bool) -> None:
         log.info("notifier stopped")
 
 
+@main.command("demo")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("var/demo"), show_default=True)
+def demo(workdir: Path) -> None:
+    """Run the reference closure end to end against local Twilio and SMTP servers."""
+    from notifier.demo import run_demo
+
+    configure_logging("WARNING")
+    run_demo(workdir)
+
+
 def _idle(app: App) -> bool:
     with app.db.session() as s:
         return not store.scheduled_broadcasts_exist(s) and not store.has_open_deliveries(s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -27,7 +28,10 @@ def fire_broadcasts() -> None:
     """Fan out broadcasts whose send time has come, then wake the dispatcher."""
     app = _app()
     if fire_due_broadcasts(app.db, app.clock, app.settings):
-        _scheduler().get_job("dispatch").modify(next_run_time=app.clock.now())
+        # APScheduler runs on real time; the app clock (possibly shifted) only says what is due.
+        job = _scheduler().get_job("dispatch")
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
 
 
 def dispatch() -> None:

@@ -10,6 +10,10 @@ Spec: /work/shared/twilio/twilio_and_smtp_facts.md §8.  Usage::
 Standalone (for tests driving another process; control plane in ``twilio_control.py``)::
 
     python -m tests.fakes.twilio_server --port 8765 [--latency-ms 50 200] [--callback-delay 0.05]
+
+Files: this one (state, config, test controls, CLI); ``twilio_api.py`` (REST behaviour, status
+engine steps, callbacks, inbound); ``twilio_http.py`` (HTTP server/handler); ``twilio_control.py``
+(``/__fake__/`` routes, ``RemoteFakeTwilio``, ``FakeTwilioProcess``); ``twilio_support.py``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,110 @@
+"""``notifier demo``: the reference closure, end to end, with nothing but this machine.
+
+It starts a local Twilio-compatible server and a local SMTP server (``notifier.sandbox``), points
+the real channels at them, and runs the real service: APScheduler fires the broadcast, the
+dispatcher sends through the official twilio SDK and smtplib, and the delivery log records it.
+The clock is set to the evening before the closure (2025-02-18 18:00 New York).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import click
+
+from notifier import jobs, store
+from notifier.bootstrap import build_app
+from notifier.contacts import mask_address
+from notifier.importer import import_patients
+from notifier.sandbox.smtp_server import FakeSmtp
+from notifier.sandbox.twilio_server import FakeTwilio
+from notifier.settings import load_settings
+
+EVENING_BEFORE = "2025-02-18T18:00:00-05:00"
+DEMO_PATIENTS = """\
+external_id,first_name,last_name,phone,email,language,location,sms_consent,email_consent
+1001,Maria,Lopez,540-555-0111,maria.lopez@example.org,en,cova,yes,yes
+1002,John,Smith,(540) 555-0112,,en,cova,yes,no
+1003,Jane,Smith,540-555-0112,jane.smith@example.org,en,cova,yes,yes
+1004,Ana,Ruiz,,ana.ruiz@example.org,en,cova,no,yes
+1005,Tom,Reed,540-555-0115,tom.reed@example.org,en,cova,no,no
+1006,Lee,Park,555-01,,en,cova,yes,no
+"""
+
+
+def run_demo(workdir: Path, timeout: float = 60.0) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    database = workdir / "demo.db"
+    for stale in workdir.glob("demo.db*"):
+        stale.unlink()
+    with FakeTwilio(callback_delay=0.05) as twilio, FakeSmtp() as smtp:
+        settings = load_settings(
+            database_url=f"sqlite:///{database}",
+            twilio_account_sid=twilio.account_sid,
+            twilio_auth_token=twilio.auth_token,
+            twilio_from_number=twilio.from_number,
+            twilio_api_base_url=twilio.base_url,
+            smtp_host=smtp.host,
+            smtp_port=smtp.port,
+            smtp_starttls=False,
+            email_from="closures@cova.example",
+            now=EVENING_BEFORE,
+            poll_interval_seconds=0.2,
+        )
+        app = build_app(settings)
+        say = click.echo
+        say(f"Local Twilio-compatible server: {twilio.base_url}   SMTP server: "
+            f"{smtp.host}:{smtp.port}   database: {database}")
+        say(f"Pretending it is {EVENING_BEFORE} (the evening before the storm).\n")
+        app.service.add_location(
+            "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00",
+            "540-555-0100",
+        )
+        report = import_patients(app.db, app.clock, io.StringIO(DEMO_PATIENTS))
+        say(f"$ notifier patients import patients.csv\n  imported {report.imported}, "
+            f"rejected {len(report.errors)}:")
+        for error in report.errors:
+            say(f"  line {error.line} ({error.external_id}): {error.reason}")
+        notice = app.service.create_notice(
+            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
+        )
+        say(f"\n$ notifier notice create --location cova --starts '2025-02-19 12:30' "
+            f"--ends '2025-02-21 00:00' --reason 'inclement weather'\n  notice {notice.id} "
+            f"queued, send now")
+        preview = app.service.preview(notice.id)
+        for sms in preview.sms:
+            say(f"\nSMS preview ({sms.segments} segments, {sms.encoding}):\n  {sms.text}")
+
+        dispatcher = app.dispatcher()
+        scheduler = jobs.configure(app, dispatcher)
+        scheduler.start()
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                with app.db.session() as s:
+                    if not store.scheduled_broadcasts_exist(s) and not store.has_open_deliveries(s):
+                        break
+        finally:
+            dispatcher.stop()
+            scheduler.shutdown(wait=True)
+            dispatcher.close()
+
+        say("\nWhat the local Twilio server received:")
+        for request in twilio.received_creates():
+            say(f"  SMS to {mask_address(request['form']['To'][0])}: "
+                f"{request['form']['Body'][0][:70]}...")
+        say("What the local SMTP server received:")
+        for message in smtp.messages:
+            say(f"  email to {mask_address(message.rcpt_tos[0])}: {message.message['Subject']}")
+        say("\n$ notifier deliveries --notice 1")
+        for d in app.service.delivery_log(notice.id):
+            say(f"  {d.id:>3} {d.channel:<5} {d.address:<22} {d.state:<8} attempts={d.attempts}"
+                f" {d.provider_id or d.error or ''}")
+        sent = sum(1 for d in app.service.delivery_log(notice.id) if d.state == "sent")
+        app.close()
+        if sent == 0:
+            raise click.ClickException("the demo sent nothing: see the log above")
+        say(f"\nDone: {sent} messages sent, each recorded in {database}.")

@@ -1,0 +1,107 @@
+"""The ``notifier`` command as a user runs it: separate processes, a real database file, the
+real service (``notifier serve``) against the Twilio-compatible and SMTP servers on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PATIENTS_CSV
+from tests.fakes.smtp_server import FakeSmtp
+from tests.fakes.twilio_server import FakeTwilio
+
+NOTIFIER = [sys.executable, "-m", "notifier.cli"]
+
+
+@pytest.fixture
+def env(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, tmp_path: Path
+) -> dict[str, str]:
+    values = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    values.update(
+        NOTIFIER_DATABASE_URL=database_url,
+        NOTIFIER_CONFIG_FILE=str(tmp_path / "absent.toml"),
+        NOTIFIER_TWILIO_ACCOUNT_SID=fake_twilio.account_sid,
+        NOTIFIER_TWILIO_AUTH_TOKEN=fake_twilio.auth_token,
+        NOTIFIER_TWILIO_FROM_NUMBER=fake_twilio.from_number,
+        NOTIFIER_TWILIO_API_BASE_URL=fake_twilio.base_url,
+        NOTIFIER_SMTP_HOST=fake_smtp.host,
+        NOTIFIER_SMTP_PORT=str(fake_smtp.port),
+        NOTIFIER_SMTP_STARTTLS="false",
+        NOTIFIER_EMAIL_FROM="closures@cova.example",
+        NOTIFIER_NOW="2025-02-18T18:00:00-05:00",
+        NOTIFIER_POLL_INTERVAL_SECONDS="0.2",
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    return values
+
+
+def notifier(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*NOTIFIER, *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"notifier {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def test_the_whole_story_from_the_command_line(
+    env: dict[str, str], fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, tmp_path: Path
+) -> None:
+    notifier(env, "db", "upgrade")
+    notifier(env, "location", "add", "--slug", "cova", "--name", "COVA Spine and Pain Center",
+             "--timezone", "America/New_York", "--phone", "540-555-0100")
+    csv_file = tmp_path / "patients.csv"
+    csv_file.write_text(PATIENTS_CSV + "bad1,Bad,Row,555-01,,en,cova,yes,no\n")
+    imported = notifier(env, "patients", "import", str(csv_file), check=False)
+    assert imported.returncode == 4  # some rows rejected: scripts can tell
+    assert "imported 5 patients" in imported.stdout
+    assert "patients.csv:7 (bad1): phone" in imported.stderr
+    created = notifier(env, "notice", "create", "--location", "cova", "--starts",
+                       "2025-02-19 12:30", "--ends", "2025-02-21 00:00", "--reason",
+                       "inclement weather", "--json")
+    notice = json.loads(created.stdout)
+    preview = notifier(env, "notice", "preview", str(notice["id"]), "--channel", "sms")
+    assert "2 segment(s), GSM-7" in preview.stdout
+
+    served = notifier(env, "serve", "--until-idle")
+    assert "nothing scheduled or waiting" in served.stderr
+    assert "540" not in served.stderr.replace("(540) 555-0100", "")  # no unmasked numbers
+
+    assert len(fake_twilio.received_creates()) == 2
+    assert len(fake_smtp.messages) == 3
+    log = json.loads(notifier(env, "deliveries", "--notice", str(notice["id"]),
+                              "--format", "json").stdout)
+    assert len(log) == 8
+    for row in log:
+        assert set(row) >= {"state", "channel", "address", "attempts", "provider_id", "error"}
+        assert "*" in row["address"]
+    assert sorted(r["state"] for r in log) == ["sent"] * 5 + ["skipped"] * 3
+    assert all(r["provider_id"] for r in log if r["state"] == "sent")
+    csv_out = notifier(env, "deliveries", "--format", "csv", "--status", "sent").stdout
+    assert csv_out.count("\n") == 6
+
+
+def test_errors_are_one_clear_line_and_a_nonzero_status(env: dict[str, str]) -> None:
+    notifier(env, "location", "add", "--slug", "cova", "--name", "COVA",
+             "--timezone", "America/New_York")
+    result = notifier(env, "notice", "create", "--location", "cova", "--starts",
+                      "2025-02-19 12:30", "--ends", "2025-02-19 10:00", "--reason", "x",
+                      check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: the closure ends (2025-02-19 10:00)")
+    assert "Traceback" not in result.stderr
+    bad_zone = notifier(env, "location", "add", "--slug", "x", "--name", "X", "--timezone",
+                        "Mars/Base", check=False)
+    assert bad_zone.returncode == 2 and "unknown time zone 'Mars/Base'" in bad_zone.stderr
+
+
+def test_a_bad_setting_stops_the_service_naming_the_variable(env: dict[str, str]) -> None:
+    result = notifier(env | {"NOTIFIER_SMTP_PORT": "lots"}, "serve", check=False)
+    assert result.returncode == 3
+    assert "NOTIFIER_SMTP_PORT" in result.stderr
