@@ -376,8 +376,12 @@ def serve(ctx: click.Context, until_idle: bool) -> None:
 
 
 @main.command("demo")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("var/demo"), show_default=True)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/demo"),
+    show_default=True,
+)
 def demo(workdir: Path) -> None:
     """Run the reference closure end to end against local Twilio and SMTP servers."""
     from notifier.demo import run_demo

@@ -55,24 +55,33 @@ def run_demo(workdir: Path, timeout: float = 60.0) -> None:
         )
         app = build_app(settings)
         say = click.echo
-        say(f"Local Twilio-compatible server: {twilio.base_url}   SMTP server: "
-            f"{smtp.host}:{smtp.port}   database: {database}")
+        say(
+            f"Local Twilio-compatible server: {twilio.base_url}   SMTP server: "
+            f"{smtp.host}:{smtp.port}   database: {database}"
+        )
         say(f"Pretending it is {EVENING_BEFORE} (the evening before the storm).\n")
         app.service.add_location(
-            "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00",
+            "cova",
+            "COVA Spine and Pain Center",
+            "America/New_York",
+            "Mon-Fri 08:00-17:00",
             "540-555-0100",
         )
         report = import_patients(app.db, app.clock, io.StringIO(DEMO_PATIENTS))
-        say(f"$ notifier patients import patients.csv\n  imported {report.imported}, "
-            f"rejected {len(report.errors)}:")
+        say(
+            f"$ notifier patients import patients.csv\n  imported {report.imported}, "
+            f"rejected {len(report.errors)}:"
+        )
         for error in report.errors:
             say(f"  line {error.line} ({error.external_id}): {error.reason}")
         notice = app.service.create_notice(
             "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
         )
-        say(f"\n$ notifier notice create --location cova --starts '2025-02-19 12:30' "
+        say(
+            f"\n$ notifier notice create --location cova --starts '2025-02-19 12:30' "
             f"--ends '2025-02-21 00:00' --reason 'inclement weather'\n  notice {notice.id} "
-            f"queued, send now")
+            f"queued, send now"
+        )
         preview = app.service.preview(notice.id)
         for sms in preview.sms:
             say(f"\nSMS preview ({sms.segments} segments, {sms.encoding}):\n  {sms.text}")
@@ -94,15 +103,19 @@ def run_demo(workdir: Path, timeout: float = 60.0) -> None:
 
         say("\nWhat the local Twilio server received:")
         for request in twilio.received_creates():
-            say(f"  SMS to {mask_address(request['form']['To'][0])}: "
-                f"{request['form']['Body'][0][:70]}...")
+            say(
+                f"  SMS to {mask_address(request['form']['To'][0])}: "
+                f"{request['form']['Body'][0][:70]}..."
+            )
         say("What the local SMTP server received:")
         for message in smtp.messages:
             say(f"  email to {mask_address(message.rcpt_tos[0])}: {message.message['Subject']}")
         say("\n$ notifier deliveries --notice 1")
         for d in app.service.delivery_log(notice.id):
-            say(f"  {d.id:>3} {d.channel:<5} {d.address:<22} {d.state:<8} attempts={d.attempts}"
-                f" {d.provider_id or d.error or ''}")
+            say(
+                f"  {d.id:>3} {d.channel:<5} {d.address:<22} {d.state:<8} attempts={d.attempts}"
+                f" {d.provider_id or d.error or ''}"
+            )
         sent = sum(1 for d in app.service.delivery_log(notice.id) if d.state == "sent")
         app.close()
         if sent == 0:

@@ -11,7 +11,7 @@ import logging
 import sys
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
-_NOISY = ("twilio.http_client", "apscheduler.executors.default", "apscheduler.scheduler")
+_NOISY = ("twilio.http_client", "apscheduler.scheduler")
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -33,3 +33,5 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # "skipped: maximum number of running instances reached" is how a long dispatch run looks.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)

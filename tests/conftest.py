@@ -15,9 +15,9 @@ import pytest
 
 from notifier.bootstrap import App, build_app
 from notifier.clock import FrozenClock
+from notifier.sandbox.smtp_server import FakeSmtp
+from notifier.sandbox.twilio_server import FakeTwilio
 from notifier.settings import Settings, load_settings
-from tests.fakes.smtp_server import FakeSmtp
-from tests.fakes.twilio_server import FakeTwilio
 
 NEW_YORK = ZoneInfo("America/New_York")
 # The evening before the reference closure: the storm is forecast, the clinic decides.
@@ -142,7 +142,10 @@ def app(
 @pytest.fixture
 def cova(app: App) -> str:
     app.service.add_location(
-        "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00",
+        "cova",
+        "COVA Spine and Pain Center",
+        "America/New_York",
+        "Mon-Fri 08:00-17:00",
         "540-555-0100",
     )
     return "cova"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from notifier.sandbox.smtp_server import FakeSmtp
+from notifier.sandbox.twilio_server import FakeTwilio
 from tests.conftest import PATIENTS_CSV
-from tests.fakes.smtp_server import FakeSmtp
-from tests.fakes.twilio_server import FakeTwilio
 
 NOTIFIER = [sys.executable, "-m", "notifier.cli"]
 
@@ -41,7 +41,9 @@ def env(
     return values
 
 
-def notifier(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def notifier(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [*NOTIFIER, *args], env=env, capture_output=True, text=True, timeout=120
     )
@@ -54,17 +56,39 @@ def test_the_whole_story_from_the_command_line(
     env: dict[str, str], fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, tmp_path: Path
 ) -> None:
     notifier(env, "db", "upgrade")
-    notifier(env, "location", "add", "--slug", "cova", "--name", "COVA Spine and Pain Center",
-             "--timezone", "America/New_York", "--phone", "540-555-0100")
+    notifier(
+        env,
+        "location",
+        "add",
+        "--slug",
+        "cova",
+        "--name",
+        "COVA Spine and Pain Center",
+        "--timezone",
+        "America/New_York",
+        "--phone",
+        "540-555-0100",
+    )
     csv_file = tmp_path / "patients.csv"
     csv_file.write_text(PATIENTS_CSV + "bad1,Bad,Row,555-01,,en,cova,yes,no\n")
     imported = notifier(env, "patients", "import", str(csv_file), check=False)
     assert imported.returncode == 4  # some rows rejected: scripts can tell
     assert "imported 5 patients" in imported.stdout
     assert "patients.csv:7 (bad1): phone" in imported.stderr
-    created = notifier(env, "notice", "create", "--location", "cova", "--starts",
-                       "2025-02-19 12:30", "--ends", "2025-02-21 00:00", "--reason",
-                       "inclement weather", "--json")
+    created = notifier(
+        env,
+        "notice",
+        "create",
+        "--location",
+        "cova",
+        "--starts",
+        "2025-02-19 12:30",
+        "--ends",
+        "2025-02-21 00:00",
+        "--reason",
+        "inclement weather",
+        "--json",
+    )
     notice = json.loads(created.stdout)
     preview = notifier(env, "notice", "preview", str(notice["id"]), "--channel", "sms")
     assert "2 segment(s), GSM-7" in preview.stdout
@@ -75,8 +99,9 @@ def test_the_whole_story_from_the_command_line(
 
     assert len(fake_twilio.received_creates()) == 2
     assert len(fake_smtp.messages) == 3
-    log = json.loads(notifier(env, "deliveries", "--notice", str(notice["id"]),
-                              "--format", "json").stdout)
+    log = json.loads(
+        notifier(env, "deliveries", "--notice", str(notice["id"]), "--format", "json").stdout
+    )
     assert len(log) == 8
     for row in log:
         assert set(row) >= {"state", "channel", "address", "attempts", "provider_id", "error"}
@@ -88,16 +113,29 @@ def test_the_whole_story_from_the_command_line(
 
 
 def test_errors_are_one_clear_line_and_a_nonzero_status(env: dict[str, str]) -> None:
-    notifier(env, "location", "add", "--slug", "cova", "--name", "COVA",
-             "--timezone", "America/New_York")
-    result = notifier(env, "notice", "create", "--location", "cova", "--starts",
-                      "2025-02-19 12:30", "--ends", "2025-02-19 10:00", "--reason", "x",
-                      check=False)
+    notifier(
+        env, "location", "add", "--slug", "cova", "--name", "COVA", "--timezone", "America/New_York"
+    )
+    result = notifier(
+        env,
+        "notice",
+        "create",
+        "--location",
+        "cova",
+        "--starts",
+        "2025-02-19 12:30",
+        "--ends",
+        "2025-02-19 10:00",
+        "--reason",
+        "x",
+        check=False,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: the closure ends (2025-02-19 10:00)")
     assert "Traceback" not in result.stderr
-    bad_zone = notifier(env, "location", "add", "--slug", "x", "--name", "X", "--timezone",
-                        "Mars/Base", check=False)
+    bad_zone = notifier(
+        env, "location", "add", "--slug", "x", "--name", "X", "--timezone", "Mars/Base", check=False
+    )
     assert bad_zone.returncode == 2 and "unknown time zone 'Mars/Base'" in bad_zone.stderr
 
 
@@ -105,3 +143,20 @@ def test_a_bad_setting_stops_the_service_naming_the_variable(env: dict[str, str]
     result = notifier(env | {"NOTIFIER_SMTP_PORT": "lots"}, "serve", check=False)
     assert result.returncode == 3
     assert "NOTIFIER_SMTP_PORT" in result.stderr
+
+
+def test_the_readme_demo_runs_on_defaults_with_no_credentials(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    env["NOTIFIER_CONFIG_FILE"] = str(tmp_path / "absent.toml")
+    result = subprocess.run(
+        [*NOTIFIER, "demo", "--workdir", str(tmp_path / "demo")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "line 7 (1006): phone" in result.stdout
+    assert "closing early Wednesday, 2/19/2025 at 12:30 PM" in result.stdout
+    assert "Done: 5 messages sent" in result.stdout
+    assert (tmp_path / "demo" / "demo.db").exists()

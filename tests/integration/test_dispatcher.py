@@ -83,8 +83,9 @@ def test_permanent_failures_are_failed_with_the_providers_reason_and_not_retried
     app: App, queued: int, clock: FrozenClock
 ) -> None:
     channel = ScriptedChannel(
-        lambda m, n: ChannelError("Twilio refused (21211): invalid To", code="21211",
-                                  permanent=True)
+        lambda m, n: ChannelError(
+            "Twilio refused (21211): invalid To", code="21211", permanent=True
+        )
     )
     dispatcher(app, channel).drain()
     clock.advance(3600)
@@ -99,8 +100,11 @@ def test_transient_failures_retry_with_backoff_and_every_attempt_is_logged(
     app: App, queued: int, clock: FrozenClock
 ) -> None:
     channel = ScriptedChannel(
-        lambda m, n: ChannelError("Twilio HTTP 429", code="20429", retry_after=30)
-        if n <= 2 else SendResult(f"SM{n:032d}")
+        lambda m, n: (
+            ChannelError("Twilio HTTP 429", code="20429", retry_after=30)
+            if n <= 2
+            else SendResult(f"SM{n:032d}")
+        )
     )
     d = dispatcher(app, channel)
     d.drain()

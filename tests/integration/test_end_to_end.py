@@ -9,9 +9,9 @@ from email.message import EmailMessage
 from notifier.bootstrap import App
 from notifier.fanout import finish_broadcasts, fire_due_broadcasts
 from notifier.importer import import_patients
+from notifier.sandbox.smtp_server import FakeSmtp
+from notifier.sandbox.twilio_server import FakeTwilio
 from tests.conftest import PATIENTS_CSV
-from tests.fakes.smtp_server import FakeSmtp
-from tests.fakes.twilio_server import FakeTwilio
 
 
 def run_service_once(app: App) -> None:
@@ -45,7 +45,9 @@ def test_reference_closure_reaches_each_consenting_patient_exactly_once(
 
     emails = fake_smtp.messages
     assert sorted(r for m in emails for r in m.rcpt_tos) == [
-        "ana@example.org", "jane@example.org", "maria@example.org",
+        "ana@example.org",
+        "jane@example.org",
+        "maria@example.org",
     ]
     maria = fake_smtp.received_for("maria@example.org")[0].message
     assert isinstance(maria, EmailMessage)
@@ -71,14 +73,19 @@ def test_provider_errors_are_classified_and_recorded(
     app: App, cova: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp
 ) -> None:
     import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
-    fake_twilio.fault(match={"to": "+15405550111"}, times=None,
-                      response={"status": 400, "code": 21211,
-                                "message": "Invalid 'To' Phone Number"})
-    fake_twilio.fault(match={"to": "+15405550112"}, times=1,
-                      response={"status": 429, "code": 20429, "message": "Too Many Requests",
-                                "retry_after": 1})
-    fake_smtp.fault(match={"rcpt_regex": "ana@"}, stage="rcpt", reply="550 5.1.1 User unknown",
-                    times=None)
+    fake_twilio.fault(
+        match={"to": "+15405550111"},
+        times=None,
+        response={"status": 400, "code": 21211, "message": "Invalid 'To' Phone Number"},
+    )
+    fake_twilio.fault(
+        match={"to": "+15405550112"},
+        times=1,
+        response={"status": 429, "code": 20429, "message": "Too Many Requests", "retry_after": 1},
+    )
+    fake_smtp.fault(
+        match={"rcpt_regex": "ana@"}, stage="rcpt", reply="550 5.1.1 User unknown", times=None
+    )
     notice = app.service.create_notice(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
     )

@@ -34,9 +34,7 @@ def create_reference(app: App, **changes: str) -> int:
     return app.service.create_notice(**values).id  # type: ignore[arg-type]
 
 
-def test_bad_csv_rows_are_reported_by_line_and_good_rows_still_land(
-    app: App, cova: str
-) -> None:
+def test_bad_csv_rows_are_reported_by_line_and_good_rows_still_land(app: App, cova: str) -> None:
     csv_text = PATIENTS_CSV + (
         "b1,Bad,Phone,555-01,,en,cova,yes,no\n"
         "b2,Bad,Email,,not-an-email,en,cova,no,yes\n"
@@ -71,8 +69,10 @@ def test_a_csv_with_a_wrong_header_imports_nothing(app: App, cova: str) -> None:
 
 def test_reimport_updates_by_external_id(app: App, cova: str) -> None:
     import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
-    changed = PATIENTS_CSV.replace("p5,Tom,Reed,540-555-0115,tom@example.org,en,cova,no,no",
-                                   "p5,Tom,Reed,540-555-0115,tom@example.org,en,cova,yes,no")
+    changed = PATIENTS_CSV.replace(
+        "p5,Tom,Reed,540-555-0115,tom@example.org,en,cova,no,no",
+        "p5,Tom,Reed,540-555-0115,tom@example.org,en,cova,yes,no",
+    )
     report = import_patients(app.db, app.clock, io.StringIO(changed))
     assert (report.created, report.updated) == (0, 5)
     with app.db.session() as s:
@@ -114,9 +114,7 @@ def test_a_broken_template_is_reported_at_creation_and_stores_nothing(
     assert count(app, Notice) == 0
 
 
-def test_preview_shows_segments_encoding_and_disabled_channels(
-    app: App, cova: str
-) -> None:
+def test_preview_shows_segments_encoding_and_disabled_channels(app: App, cova: str) -> None:
     notice_id = create_reference(app)
     app.service.settings = app.settings.model_copy(update={"smtp_host": None, "email_from": None})
     preview = app.service.preview(notice_id)
