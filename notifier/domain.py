@@ -148,9 +148,18 @@ class BusinessHours:
         return cls(days)
 
     def __str__(self) -> str:
+        """The same form ``parse`` reads, consecutive days with equal hours merged."""
+        runs: list[tuple[int, int, DayHours]] = []
+        for day, hours in sorted(self.days.items()):
+            if runs and runs[-1][1] == day - 1 and runs[-1][2] == hours:
+                runs[-1] = (runs[-1][0], day, hours)
+            else:
+                runs.append((day, day, hours))
         return "; ".join(
-            f"{_DAY_NAMES[d].title()} {h.opens:%H:%M}-{h.closes:%H:%M}"
-            for d, h in sorted(self.days.items())
+            _DAY_NAMES[first].title()
+            + (f"-{_DAY_NAMES[last].title()}" if last != first else "")
+            + f" {hours.opens:%H:%M}-{hours.closes:%H:%M}"
+            for first, last, hours in runs
         )
 
     def to_json(self) -> dict[str, list[str]]:

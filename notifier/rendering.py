@@ -29,7 +29,8 @@ from notifier.domain import ClosureSegment
 from notifier.errors import TemplateError
 from notifier.segments import SegmentInfo, count_segments, normalize_sms_text
 
-LOCALES = {"en": "en_US", "es": "es_US"}
+# CLDR locale per message language. Plain "es" gives "12:30 p. m.", the form patients expect.
+LOCALES = {"en": "en_US", "es": "es"}
 
 
 def default_templates_dir() -> Path:

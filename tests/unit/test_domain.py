@@ -127,3 +127,18 @@ def test_retry_delay_grows_exponentially_is_capped_and_honours_retry_after() -> 
     assert retry_delay(3, 5, 600, jitter=0.999) == pytest.approx(19.99, abs=0.01)
     assert retry_delay(20, 5, 600, jitter=0.999) <= 600
     assert retry_delay(1, 5, 600, jitter=0.0, retry_after=30) == 30
+
+
+def test_unknown_or_unsupported_languages_fall_back_to_the_location_default() -> None:
+    from notifier.service import resolve_language
+
+    assert resolve_language("es", "en", ["en", "es"]) == "es"
+    assert resolve_language("ES", "en", ["en", "es"]) == "es"
+    assert resolve_language("fr", "en", ["en", "es"]) == "en"
+    assert resolve_language(None, "es", ["en", "es"]) == "es"
+
+
+def test_business_hours_print_in_the_form_they_are_parsed() -> None:
+    text = "Mon-Wed 08:00-17:00; Thu 08:00-12:00; Fri 08:00-17:00; Sat 09:00-12:00"
+    assert str(BusinessHours.parse(text)) == text
+    assert BusinessHours.parse(str(BusinessHours.parse(text))) == BusinessHours.parse(text)

@@ -106,3 +106,41 @@ def test_a_language_without_templates_is_an_error() -> None:
 
 def test_languages_are_discovered_from_the_templates() -> None:
     assert "en" in Renderer().languages()
+
+
+def test_golden_spanish_sms_uses_spanish_dates_and_times() -> None:
+    sms = Renderer().render_sms(reference_context(language="es", reason="el mal tiempo"))
+    assert sms.text == (
+        "Por el mal tiempo, COVA Spine and Pain Center cerrará temprano el miércoles 19 de "
+        "febrero de 2025 a las 12:30 p. m. y cerrará todo el día el jueves 20 de febrero de "
+        "2025. Reabrimos el viernes 21 de febrero de 2025 a las 8:00 a. m. Cuídese. "
+        "Preguntas: (540) 555-0100. Responda STOP para cancelar."
+    )
+    assert sms.info.encoding == "UCS-2"  # á and í are not in GSM-7: the preview says so
+
+
+def test_golden_spanish_email() -> None:
+    email = Renderer().render_email(
+        reference_context(language="es", reason="el mal tiempo", first_name="María")
+    )
+    assert email.subject == "COVA Spine and Pain Center: cierre el mié 19/2 – jue 20/2"
+    assert email.text.startswith("Hola, María:")
+    assert "miércoles 19 de febrero de 2025 a las 12:30" in email.html
+
+
+@pytest.mark.parametrize("language", Renderer().languages())
+def test_every_language_has_every_channel_part(language: str) -> None:
+    root = default_templates_dir()
+    for part in (
+        "sms/closure.{}.txt.j2",
+        "email/closure.{}.subject.j2",
+        "email/closure.{}.txt.j2",
+        "email/closure.{}.html.j2",
+    ):
+        assert (root / part.format(language)).is_file(), part.format(language)
+
+
+def test_a_missing_part_for_a_language_fails_at_render_time(broken_templates: Path) -> None:
+    (broken_templates / "email" / "closure.es.html.j2").unlink()
+    with pytest.raises(TemplateError, match=r"closure.es.html.j2 is missing"):
+        Renderer(broken_templates).render_email(reference_context(language="es"))
