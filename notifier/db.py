@@ -81,8 +81,8 @@ class Database:
         with self._sessions.begin() as session:
             yield session
 
-    def upgrade(self, revision: str = "head") -> None:
-        """Apply Alembic migrations up to ``revision``."""
+    def upgrade(self, revision: str = "heads") -> None:
+        """Apply Alembic migrations up to ``revision`` (every branch head by default)."""
         with self.engine.begin() as connection:
             config = Config()
             config.set_main_option("script_location", MIGRATIONS)
