@@ -95,6 +95,10 @@ def config_check() -> None:
     for name, status in settings.channel_statuses().items():
         click.echo(f"{name}: {'enabled' if status.enabled else status.reason}")
     click.echo(f"database: {settings.database_url.split('@')[-1]}")
+    http = f"{settings.http_host}:{settings.http_port}" if settings.http_enabled else "disabled"
+    click.echo(f"http: {http}; public URL: {settings.public_base_url or 'not set'}")
+    signing = "set" if settings.secret_key else "not set (no unsubscribe links)"
+    click.echo(f"secret key: {signing}; quiet hours: {settings.quiet_hours}")
 
 
 # --- locations --------------------------------------------------------------------------------
@@ -184,8 +188,22 @@ def notice() -> None:
 
 @notice.command("create")
 @click.option("--location", "location_slug", required=True)
-@click.option("--starts", required=True, help="'YYYY-MM-DD HH:MM' in the location's zone.")
-@click.option("--ends", required=True, help="'YYYY-MM-DD HH:MM' in the location's zone.")
+@click.option("--starts", default=None, help="'YYYY-MM-DD HH:MM' in the location's zone.")
+@click.option("--ends", default=None, help="'YYYY-MM-DD HH:MM' in the location's zone.")
+@click.option(
+    "--interval",
+    "intervals",
+    multiple=True,
+    help="A closed interval 'YYYY-MM-DD HH:MM/YYYY-MM-DD HH:MM'; repeat for several.",
+)
+@click.option(
+    "--audience",
+    type=click.Choice(["everyone", "affected", "both"]),
+    default="everyone",
+    show_default=True,
+    help="everyone: the general notice to all; affected: only patients with an appointment "
+    "inside the closure, naming it; both: affected patients theirs, everyone else the general.",
+)
 @click.option("--reason", required=True, help="e.g. 'inclement weather'.")
 @click.option(
     "--kind",
@@ -201,24 +219,42 @@ def notice() -> None:
     help="'now' or 'YYYY-MM-DD HH:MM' in the location's zone.",
 )
 @click.option("--channels", default="sms,email", show_default=True)
+@click.option(
+    "--urgent/--not-urgent",
+    default=None,
+    help="Texts ignore quiet hours. Default: urgent when the closure starts on the day of sending.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the created notice as JSON.")
 @click.pass_context
 def notice_create(
     ctx: click.Context,
     location_slug: str,
-    starts: str,
-    ends: str,
+    starts: str | None,
+    ends: str | None,
+    intervals: tuple[str, ...],
+    audience: str,
     reason: str,
     kind: str | None,
     message: str | None,
     send_at: str,
     channels: str,
+    urgent: bool | None,
     as_json: bool,
 ) -> None:
     """Queue a closure notice and its broadcast."""
     service = _app(ctx).service
     view = service.create_notice(
-        location_slug, starts, ends, reason, kind, message, send_at, channels
+        location_slug,
+        starts,
+        ends,
+        reason,
+        kind,
+        message,
+        send_at,
+        channels,
+        urgent,
+        intervals=intervals,
+        audience=audience,
     )
     if as_json:
         _emit_json(_as_dict(view))
@@ -246,15 +282,32 @@ def notice_preview(ctx: click.Context, notice_id: int, channel: str | None, as_j
 def _print_preview(preview: Any) -> None:
     for warning in preview.warnings:
         click.echo(f"warning: {warning}")
+    for channel, seconds in preview.estimated_seconds.items():
+        click.echo(f"estimated sending time, {channel}: {_duration(seconds)}")
     for sms in preview.sms:
         click.echo(
-            f"\n--- SMS [{sms.language}] {sms.characters} characters, "
+            f"\n--- SMS [{sms.language}, {sms.template}] {sms.characters} characters, "
             f"{sms.segments} segment(s), {sms.encoding}"
         )
         click.echo(sms.text)
+    longest = preview.longest_sms
+    if longest is not None:
+        click.echo(
+            f"\n--- longest SMS any patient gets [{longest.language}, {longest.template}]: "
+            f"{longest.characters} characters, {longest.segments} segment(s), {longest.encoding}"
+        )
+        click.echo(longest.text)
     for email in preview.email:
-        click.echo(f"\n--- email [{email.language}] Subject: {email.subject}")
+        click.echo(f"\n--- email [{email.language}, {email.template}] Subject: {email.subject}")
         click.echo(email.text)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @notice.command("list")
@@ -273,11 +326,122 @@ def notice_list(ctx: click.Context, location_slug: str | None, as_json: bool) ->
 
 @notice.command("cancel")
 @click.argument("notice_id", type=int)
+@click.option(
+    "--notify",
+    is_flag=True,
+    help="Tell the patients it already reached that the clinic is open after all.",
+)
 @click.pass_context
-def notice_cancel(ctx: click.Context, notice_id: int) -> None:
+def notice_cancel(ctx: click.Context, notice_id: int, notify: bool) -> None:
     """Cancel a notice: nothing more of it is sent."""
-    view = _app(ctx).service.cancel_notice(notice_id)
-    click.echo(f"notice {view.id} cancelled")
+    view = _app(ctx).service.cancel_notice(notice_id, notify=notify)
+    if view.id != notice_id:
+        click.echo(
+            f"notice {notice_id} cancelled; notice {view.id} (version {view.version}) tells "
+            "the patients it reached that the clinic is open after all"
+        )
+    else:
+        click.echo(f"notice {view.id} cancelled")
+
+
+@notice.command("update")
+@click.argument("notice_id", type=int)
+@click.option("--starts", default=None, help="New start, 'YYYY-MM-DD HH:MM'.")
+@click.option("--ends", default=None, help="New end, 'YYYY-MM-DD HH:MM'.")
+@click.option("--interval", "intervals", multiple=True, help="New interval(s) 'START/END'.")
+@click.option("--reason", default=None)
+@click.option("--message", default=None, help="New custom wording.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def notice_update(
+    ctx: click.Context,
+    notice_id: int,
+    starts: str | None,
+    ends: str | None,
+    intervals: tuple[str, ...],
+    reason: str | None,
+    message: str | None,
+    as_json: bool,
+) -> None:
+    """New times or wording: a new version; unsent copies of the old one are withdrawn and
+    only patients the old one reached are told."""
+    service = _app(ctx).service
+    view = service.update_notice(
+        notice_id, starts=starts, ends=ends, intervals=intervals, reason=reason, message=message
+    )
+    if as_json:
+        _emit_json(_as_dict(view))
+        return
+    click.echo(
+        f"notice {view.id} (version {view.version}, supersedes {view.supersedes_id}, "
+        f"{view.change}): {view.starts} → {view.ends}"
+    )
+    _print_preview(service.preview(view.id))
+
+
+@notice.command("affected")
+@click.argument("notice_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.pass_context
+def notice_affected(ctx: click.Context, notice_id: int, fmt: str) -> None:
+    """Appointments inside the closure, for the front desk to reschedule."""
+    rows = [_as_dict(v) for v in _app(ctx).service.affected(notice_id)]
+    columns = AFFECTED_COLUMNS
+    if fmt == "json":
+        _emit_json(rows)
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(out.getvalue(), nl=False)
+    else:
+        _print_table(rows, columns)
+
+
+AFFECTED_COLUMNS = (
+    "appointment",
+    "patient",
+    "first_name",
+    "last_name",
+    "starts",
+    "ends",
+    "provider",
+    "status",
+)
+
+
+# --- appointments -----------------------------------------------------------------------------
+
+
+@main.group()
+def appointments() -> None:
+    """Appointments, to tell patients which of theirs a closure affects."""
+
+
+@appointments.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def appointments_import(ctx: click.Context, file: Path) -> None:
+    """Import appointments from a CSV file (upsert by external_id; times in the location's zone)."""
+    from notifier.appointments import import_appointments
+
+    app = _app(ctx)
+    with file.open(newline="", encoding="utf-8-sig") as stream:
+        report = import_appointments(app.db, app.clock, stream)
+    _report_rejected(file, report)
+    click.echo(
+        f"imported {report.imported} appointments ({report.created} new, "
+        f"{report.updated} updated), {len(report.errors)} rows rejected"
+    )
+    if report.errors:
+        sys.exit(4)
+
+
+def _report_rejected(file: Path, report: Any) -> None:
+    for error in report.errors:
+        who = f" ({error.external_id})" if error.external_id else ""
+        click.echo(f"{file.name}:{error.line}{who}: {error.reason}", err=True)
 
 
 # --- deliveries -------------------------------------------------------------------------------
@@ -285,6 +449,8 @@ def notice_cancel(ctx: click.Context, notice_id: int) -> None:
 DELIVERY_COLUMNS = (
     "id",
     "notice_id",
+    "notice_version",
+    "supersedes_id",
     "channel",
     "address",
     "state",
@@ -298,13 +464,15 @@ DELIVERY_COLUMNS = (
 )
 
 
-@main.command("deliveries")
+@main.group("deliveries", invoke_without_command=True)
 @click.option("--notice", "notice_id", type=int, default=None)
 @click.option("--status", "state", default=None, help="pending, sent, delivered, failed, ...")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
 @click.pass_context
 def deliveries(ctx: click.Context, notice_id: int | None, state: str | None, fmt: str) -> None:
     """The delivery log: every message, its state, attempts and errors (addresses masked)."""
+    if ctx.invoked_subcommand is not None:
+        return
     rows = [_as_dict(v) for v in _app(ctx).service.delivery_log(notice_id, state)]
     if fmt == "json":
         _emit_json(rows)
@@ -317,8 +485,28 @@ def deliveries(ctx: click.Context, notice_id: int | None, state: str | None, fmt
     else:
         _print_table(
             rows,
-            ("id", "notice_id", "channel", "address", "state", "attempts", "provider_id", "error"),
+            (
+                "id",
+                "notice_id",
+                "notice_version",
+                "supersedes_id",
+                "channel",
+                "address",
+                "state",
+                "attempts",
+                "provider_id",
+                "error",
+            ),
         )
+
+
+@deliveries.command("retry")
+@click.option("--notice", "notice_id", type=int, default=None, help="Only this notice's.")
+@click.pass_context
+def deliveries_retry(ctx: click.Context, notice_id: int | None) -> None:
+    """Re-queue failed deliveries (never for a cancelled notice or an ended closure)."""
+    count = _app(ctx).service.retry_failed(notice_id)
+    click.echo(f"{count} failed deliveries re-queued")
 
 
 def _print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -327,6 +515,36 @@ def _print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     for r in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+
+
+# --- console users ----------------------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Web console users."""
+
+
+@user.command("create")
+@click.option("--email", required=True, help="The address the user signs in with.")
+@click.option(
+    "--role",
+    type=click.Choice(["manager", "viewer"]),
+    required=True,
+    help="manager: create and cancel notices, import patients; viewer: read-only.",
+)
+@click.pass_context
+def user_create(ctx: click.Context, email: str, role: str) -> None:
+    """Add a console user. The password is prompted for, or read from stdin when piped."""
+    from notifier.accounts import Accounts
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    app = _app(ctx)
+    view = Accounts(app.db, app.clock).create_user(email, role, password)
+    click.echo(f"user {view.id} created: {view.email} ({view.role})")
 
 
 # --- serve ------------------------------------------------------------------------------------
@@ -338,13 +556,20 @@ def _print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None
     is_flag=True,
     help="Exit once nothing is scheduled or waiting to be sent (demos, tests).",
 )
+@click.option("--no-http", is_flag=True, help="Do not start the HTTP service.")
 @click.pass_context
-def serve(ctx: click.Context, until_idle: bool) -> None:
-    """Run the service: fire due broadcasts and send their messages."""
+def serve(ctx: click.Context, until_idle: bool, no_http: bool) -> None:
+    """Run the service: fire due broadcasts, send their messages, answer HTTP (webhooks, API)."""
     from notifier import jobs  # the scheduler is only needed here
 
     settings = load_settings()
     configure_logging(settings.log_level)
+    http_on = settings.http_enabled and not no_http
+    if http_on and settings.public_base_url and settings.secret_key is None:
+        raise ConfigurationError(
+            "NOTIFIER_SECRET_KEY must be set when NOTIFIER_PUBLIC_BASE_URL is (it signs the "
+            "unsubscribe links); e.g. `openssl rand -hex 32`"
+        )
     app = _app(ctx)
     for name, status in settings.channel_statuses().items():
         if status.enabled:
@@ -361,6 +586,12 @@ def serve(ctx: click.Context, until_idle: bool) -> None:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    http = None
+    if http_on:
+        from notifier.web.server import HttpServer
+
+        http = HttpServer(app, settings.http_host, settings.http_port)
+        http.start()
     scheduler.start()
     log.info("notifier serving", extra={"worker": dispatcher.worker_id})
     try:
@@ -372,7 +603,29 @@ def serve(ctx: click.Context, until_idle: bool) -> None:
         dispatcher.stop()
         scheduler.shutdown(wait=True)
         dispatcher.close()
+        if http is not None:
+            http.stop()
         log.info("notifier stopped")
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+@main.group()
+def token() -> None:
+    """Bearer tokens for the JSON API (/api/v1)."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what uses it, e.g. 'clinic website'.")
+@click.pass_context
+def token_create(ctx: click.Context, name: str) -> None:
+    """Create a token and print it once (only its SHA-256 is stored)."""
+    from notifier.tokens import create_token
+
+    app = _app(ctx)
+    click.echo(create_token(app.db, app.clock, name))
+    click.echo("store it now: it cannot be shown again", err=True)
 
 
 @main.command("demo")

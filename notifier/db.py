@@ -65,6 +65,13 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     return engine
 
 
+def _alembic_config(connection: Any) -> Config:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    config.attributes["connection"] = connection
+    return config
+
+
 class Database:
     """The engine plus a session factory; ``session()`` is one transaction."""
 
@@ -81,13 +88,14 @@ class Database:
         with self._sessions.begin() as session:
             yield session
 
-    def upgrade(self, revision: str = "heads") -> None:
-        """Apply Alembic migrations up to ``revision`` (every branch head by default)."""
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply Alembic migrations up to ``revision``."""
         with self.engine.begin() as connection:
-            config = Config()
-            config.set_main_option("script_location", MIGRATIONS)
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            command.upgrade(_alembic_config(connection), revision)
+
+    def downgrade(self, revision: str) -> None:
+        with self.engine.begin() as connection:
+            command.downgrade(_alembic_config(connection), revision)
 
     def dispose(self) -> None:
         self.engine.dispose()

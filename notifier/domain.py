@@ -8,14 +8,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from notifier.errors import ValidationError
 
 CHANNELS = ("sms", "email")
-SUPPORTED_LANGUAGES = ("en",)
+SUPPORTED_LANGUAGES = ("en", "es")
 
 
 class NoticeKind(StrEnum):
@@ -27,6 +27,26 @@ class NoticeKind(StrEnum):
 class NoticeStatus(StrEnum):
     ACTIVE = "active"
     CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"  # a newer version of the notice replaced it
+
+
+class NoticeChange(StrEnum):
+    """What a version in a notice's chain says about the one it supersedes."""
+
+    ORIGINAL = "original"
+    UPDATE = "update"  # new times or wording
+    CANCELLATION = "cancellation"  # "we are open after all"
+
+
+class Audience(StrEnum):
+    """Who hears about a closure."""
+
+    EVERYONE = "everyone"  # every patient at the location gets the general notice
+    AFFECTED = "affected"  # only patients with an appointment inside a closed interval
+    BOTH = "both"  # affected patients get their appointments, everyone else the general notice
+
+
+ACTIVE_APPOINTMENT_STATUSES = ("scheduled", "confirmed")
 
 
 class BroadcastStatus(StrEnum):
@@ -217,29 +237,64 @@ class ClosureSegment:
     day: date
     starts: datetime  # local, aware
     ends: datetime  # local, aware
+    last_day: date | None = None  # a run of full days: the last one (see ``wording``)
+
+
+Interval = tuple[datetime, datetime]
 
 
 @dataclass(frozen=True)
 class Closure:
-    """A closed interval at a location, checked against its business hours."""
+    """One or more closed intervals at a location, checked against its business hours.
+
+    ``starts``/``ends`` are the envelope (first start, last end); ``intervals`` defaults to that
+    single interval. Intervals must be in order, must not overlap, and must each touch the
+    business hours.
+    """
 
     starts: datetime  # aware
     ends: datetime  # aware
     tz: ZoneInfo
     hours: BusinessHours
+    intervals: tuple[Interval, ...] = ()
+
+    @classmethod
+    def of(cls, intervals: Iterable[Interval], tz: ZoneInfo, hours: BusinessHours) -> Closure:
+        ordered = tuple(sorted(intervals))
+        if not ordered:
+            raise ValidationError("a closure needs at least one interval")
+        return cls(ordered[0][0], max(end for _, end in ordered), tz, hours, ordered)
 
     def __post_init__(self) -> None:
-        if self.starts.tzinfo is None or self.ends.tzinfo is None:
+        if not self.intervals:
+            object.__setattr__(self, "intervals", ((self.starts, self.ends),))
+        previous: Interval | None = None
+        for starts, ends in self.intervals:
+            self._check_interval(starts, ends)
+            if previous is not None and starts < previous[1]:
+                raise ValidationError(
+                    f"closed intervals overlap: {self._span(*previous)} and "
+                    f"{self._span(starts, ends)}; merge them into one"
+                )
+            previous = (starts, ends)
+        if (self.intervals[0][0], max(e for _, e in self.intervals)) != (self.starts, self.ends):
+            raise ValidationError("the closure's start and end must enclose its intervals")
+
+    def _span(self, starts: datetime, ends: datetime) -> str:
+        return f"{self.local(starts):%Y-%m-%d %H:%M}–{self.local(ends):%Y-%m-%d %H:%M}"
+
+    def _check_interval(self, starts: datetime, ends: datetime) -> None:
+        if starts.tzinfo is None or ends.tzinfo is None:
             raise ValidationError("closure times must be timezone-aware")
-        if self.ends <= self.starts:
+        if ends <= starts:
             raise ValidationError(
-                f"the closure ends ({self.local(self.ends):%Y-%m-%d %H:%M}) before it starts "
-                f"({self.local(self.starts):%Y-%m-%d %H:%M}); the end must be later than the start"
+                f"the closure ends ({self.local(ends):%Y-%m-%d %H:%M}) before it starts "
+                f"({self.local(starts):%Y-%m-%d %H:%M}); the end must be later than the start"
             )
-        if not self.segments():
+        if not self._interval_segments(starts, ends):
             raise ValidationError(
-                f"the closure from {self.local(self.starts):%Y-%m-%d %H:%M} to "
-                f"{self.local(self.ends):%Y-%m-%d %H:%M} does not touch the business hours "
+                f"the closure from {self.local(starts):%Y-%m-%d %H:%M} to "
+                f"{self.local(ends):%Y-%m-%d %H:%M} does not touch the business hours "
                 f"({self.hours}); patients would not notice it"
             )
 
@@ -247,9 +302,45 @@ class Closure:
         return instant.astimezone(self.tz)
 
     def segments(self) -> list[ClosureSegment]:
-        """Each affected business day, with what happens to it."""
+        """Each affected business day, with what happens to it, over all intervals."""
+        result: list[ClosureSegment] = []
+        for starts, ends in self.intervals:
+            result.extend(self._interval_segments(starts, ends))
+        return result
+
+    def wording(self) -> list[ClosureSegment]:
+        """Segments for the words: consecutive closed business days merged into one run.
+
+        Two full days merge when no business day lies open between them (a weekend does not
+        break "closed from Thursday through Monday"; an open Tuesday does).
+        """
+        merged: list[ClosureSegment] = []
+        for segment in self.segments():
+            last = merged[-1] if merged else None
+            if (
+                last is not None
+                and last.kind is SegmentKind.FULL_DAY
+                and segment.kind is SegmentKind.FULL_DAY
+                and not self._business_day_between(last.last_day or last.day, segment.day)
+            ):
+                merged[-1] = ClosureSegment(
+                    SegmentKind.FULL_DAY, last.day, last.starts, segment.ends, segment.day
+                )
+            else:
+                merged.append(segment)
+        return merged
+
+    def _business_day_between(self, first: date, last: date) -> bool:
+        day = first + timedelta(days=1)
+        while day < last:
+            if self.hours.window(day, self.tz) is not None:
+                return True
+            day += timedelta(days=1)
+        return False
+
+    def _interval_segments(self, starts: datetime, ends: datetime) -> list[ClosureSegment]:
         result = []
-        start, end = self.local(self.starts), self.local(self.ends)
+        start, end = self.local(starts), self.local(ends)
         day = start.date()
         while day <= end.date():
             window = self.hours.window(day, self.tz)
@@ -277,7 +368,7 @@ class Closure:
         return NoticeKind.CLOSURE
 
     def reopens(self) -> datetime | None:
-        """When the doors open again after the closure (local), looking up to three weeks ahead."""
+        """When the doors open again after the last interval (local), up to three weeks ahead."""
         end = self.local(self.ends)
         for offset in range(22):
             window = self.hours.window(end.date() + timedelta(days=offset), self.tz)
@@ -299,6 +390,31 @@ def _segment_kind(
     if closed_from <= opens:
         return SegmentKind.LATE_OPEN
     return SegmentKind.PARTIAL
+
+
+def parse_interval(text: str, tz: ZoneInfo) -> Interval:
+    """Parse ``"YYYY-MM-DD HH:MM/YYYY-MM-DD HH:MM"`` in ``tz``."""
+    starts, sep, ends = text.partition("/")
+    if not sep:
+        raise ValidationError(
+            f"interval {text!r} is not like 'YYYY-MM-DD HH:MM/YYYY-MM-DD HH:MM' (start/end)"
+        )
+    return parse_local(starts, tz, "interval start"), parse_local(ends, tz, "interval end")
+
+
+def affects(starts: datetime, ends: datetime, intervals: Iterable[Interval]) -> bool:
+    """True when an appointment overlaps a closed interval; touching an edge is not overlap."""
+    return any(starts < closed_to and ends > closed_from for closed_from, closed_to in intervals)
+
+
+def intervals_to_json(intervals: Iterable[Interval]) -> list[list[str]]:
+    return [[a.astimezone(UTC).isoformat(), b.astimezone(UTC).isoformat()] for a, b in intervals]
+
+
+def intervals_from_json(data: Iterable[Iterable[str]]) -> tuple[Interval, ...]:
+    return tuple(
+        (datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in (tuple(x) for x in data)
+    )
 
 
 def check_send_time(send_at: datetime, closure: Closure, now: datetime) -> None:

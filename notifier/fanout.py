@@ -8,16 +8,22 @@ from notifier import store
 from notifier.clock import Clock
 from notifier.db import Database
 from notifier.domain import BroadcastStatus, NoticeStatus
+from notifier.rendering import Renderer
+from notifier.service import estimate_broadcast, estimate_warnings
 from notifier.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def fire_due_broadcasts(db: Database, clock: Clock, settings: Settings) -> int:
+def fire_due_broadcasts(
+    db: Database, clock: Clock, settings: Settings, renderer: Renderer | None = None
+) -> int:
     """Fan out every broadcast whose time has come; return how many were fired.
 
     Idempotent and safe to run from several schedulers at once: the SCHEDULED → SENDING
     transition is a conditional UPDATE, and only its winner inserts deliveries (same transaction).
+    With a ``renderer``, the completion time is estimated and logged, with a warning when it
+    exceeds the provider's queue window.
     """
     now = clock.now()
     statuses = settings.channel_statuses()
@@ -67,9 +73,24 @@ def fire_due_broadcasts(db: Database, clock: Clock, settings: Settings) -> int:
             for channel in broadcast.channels.split(","):
                 status = statuses[channel]
                 counts[channel] = store.fan_out(
-                    s, broadcast, channel, now, None if status.enabled else status.reason
+                    s,
+                    broadcast,
+                    channel,
+                    now,
+                    None if status.enabled else status.reason,
+                    sms_weekly_cap=settings.sms_weekly_cap,
                 )
             fired += 1
+            estimate: dict[str, float] = {}
+            if renderer is not None:
+                enabled = [c for c in counts if statuses[c].enabled]
+                estimate = estimate_broadcast(s, notice, enabled, renderer, settings)
+                for warning in estimate_warnings(estimate, settings):
+                    log.warning(
+                        "broadcast too long for the provider's queue: %s",
+                        warning,
+                        extra={"action": "broadcast_too_long", "broadcast_id": broadcast_id},
+                    )
             log.info(
                 "broadcast fired",
                 extra={
@@ -77,6 +98,7 @@ def fire_due_broadcasts(db: Database, clock: Clock, settings: Settings) -> int:
                     "broadcast_id": broadcast_id,
                     "notice_id": notice.id,
                     "deliveries": counts,
+                    "estimated_seconds": estimate,
                     "lag_seconds": round((now - broadcast.send_at).total_seconds(), 3),
                 },
             )

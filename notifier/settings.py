@@ -21,7 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from notifier.errors import ConfigurationError
+from notifier.errors import ConfigurationError, ValidationError
+from notifier.quiet_hours import QuietHours
 
 ENV_PREFIX = "NOTIFIER_"
 DEFAULT_CONFIG_FILE = Path("config/notifier.toml")
@@ -57,8 +58,20 @@ class Settings(BaseSettings):
     email_from: str | None = None
 
     public_base_url: str | None = None
+
+    # HTTP service (webhooks, unsubscribe links, JSON API) inside `notifier serve`.
+    http_enabled: bool = True
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    # Signs unsubscribe links; required by `serve` when NOTIFIER_PUBLIC_BASE_URL is set.
+    secret_key: SecretStr | None = None
+    unsubscribe_mailto: str | None = None  # default: NOTIFIER_EMAIL_FROM
+    # No texts in these local hours (location's zone) unless the broadcast is urgent; "off".
+    quiet_hours: str = "21:00-08:00"
     templates_dir: Path | None = None
     default_region: str = Field(default="US", min_length=2, max_length=2)
+    # At most this many texts per phone number in any rolling 7 days, across notices; 0 = no cap.
+    sms_weekly_cap: int = Field(default=3, ge=0)
 
     # Delivery engine.
     poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
@@ -70,6 +83,8 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: float = Field(default=600.0, gt=0)
     lease_seconds: float = Field(default=120.0, gt=0)
+    # Twilio queues at most ~10 h of a sender's traffic; longer broadcasts get a warning.
+    sms_queue_window_seconds: float = Field(default=36000.0, gt=0)
 
     # Pretend the current time is this (the clock then runs forward): demos and end-to-end tests.
     now: datetime | None = None
@@ -98,6 +113,22 @@ class Settings(BaseSettings):
     def _now_is_aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("must include a UTC offset, e.g. 2025-02-18T18:00:00-05:00")
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours_parse(cls, value: str) -> str:
+        try:
+            QuietHours.parse(value)
+        except ValidationError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         return value
 
     @field_validator("twilio_api_base_url", "public_base_url")

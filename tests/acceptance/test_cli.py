@@ -36,6 +36,7 @@ def env(
         NOTIFIER_EMAIL_FROM="closures@cova.example",
         NOTIFIER_NOW="2025-02-18T18:00:00-05:00",
         NOTIFIER_POLL_INTERVAL_SECONDS="0.2",
+        NOTIFIER_HTTP_PORT="0",  # the HTTP service on a free port
         NO_PROXY="127.0.0.1,localhost",
     )
     return values

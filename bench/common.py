@@ -1,0 +1,122 @@
+"""Shared pieces of the benchmarks: a Twilio-compatible server in its own process, a throw-away
+SQLite app, patients inserted in bulk (the importer is not what is measured here)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, update
+
+from notifier.bootstrap import App, build_app
+from notifier.clock import Clock, SystemClock
+from notifier.models import Broadcast, Patient
+from notifier.sandbox.twilio_control import FakeTwilioProcess
+from notifier.settings import load_settings
+
+SHORT = "Closed today for snow. Reopens tomorrow 8 AM."  # one GSM-7 segment with the prefix
+
+
+@contextmanager
+def twilio_server(latency_ms: tuple[float, float] | None) -> Iterator[FakeTwilioProcess]:
+    args = ["--seed", "1"]
+    if latency_ms:
+        args += ["--latency-ms", str(latency_ms[0]), str(latency_ms[1])]
+    with FakeTwilioProcess(*args) as process:
+        yield process
+
+
+@contextmanager
+def bench_app(
+    twilio: FakeTwilioProcess | None, clock: Clock | None = None, **settings: Any
+) -> Iterator[App]:
+    with tempfile.TemporaryDirectory(prefix="notifier-bench-") as tmp:
+        values: dict[str, Any] = {
+            "database_url": f"sqlite:///{Path(tmp) / 'bench.db'}",
+            "log_level": "WARNING",
+        }
+        if twilio is not None:
+            info = twilio.info
+            values |= {
+                "twilio_account_sid": info["account_sid"],
+                "twilio_auth_token": info["auth_token"],
+                "twilio_from_number": info["from_number"],
+                "twilio_api_base_url": info["base_url"],
+            }
+        app = build_app(load_settings(**(values | settings)), clock=clock or SystemClock())
+        try:
+            app.service.add_location(
+                "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+            )
+            yield app
+        finally:
+            app.close()
+
+
+def add_patients(app: App, count: int, start: int = 0, location_id: int = 1) -> None:
+    """Distinct valid phones, SMS consent only; executemany in chunks."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "external_id": f"b{i}",
+            "first_name": "Pat",
+            "last_name": "Bench",
+            "phone": f"+1540{2000000 + i}",
+            "email": None,
+            "language": "en",
+            "location_id": location_id,
+            "sms_consent": True,
+            "email_consent": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(start, start + count)
+    ]
+    with app.db.session() as s:
+        for chunk in range(0, len(rows), 20_000):
+            s.execute(insert(Patient), rows[chunk : chunk + 20_000])
+
+
+def queue_notice(
+    app: App, message: str = SHORT, send_at: datetime | None = None, location: str = "cova"
+) -> int:
+    """A notice for the whole location whose closure lasts two days from now; SMS only."""
+    notice = app.service.create_notice(
+        location,
+        _local(app, 1),
+        _local(app, 2),
+        "snow",
+        message=message,
+        channels="sms",
+    )
+    if send_at is not None:
+        with app.db.session() as s:
+            s.execute(
+                update(Broadcast).where(Broadcast.notice_id == notice.id).values(send_at=send_at)
+            )
+    return notice.id
+
+
+def _local(app: App, days: int) -> str:
+    instant = app.clock.now().astimezone(ZoneInfo("America/New_York")) + timedelta(days=days)
+    return instant.strftime("%Y-%m-%d %H:%M")
+
+
+def create_times(twilio: FakeTwilioProcess, since: int = 0) -> list[float]:
+    """Server-side arrival time of every create request (the server's own request log)."""
+    records = twilio.control.call("GET", f"requests?kind=create&since={since}")
+    return sorted(r["time"] for r in records)
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best

@@ -1,0 +1,162 @@
+"""PostgreSQL scale benchmark: fan-out of 100k and 1M recipients, and claim throughput.
+
+    python -m bench.postgres_scale [--sizes 100000 1000000] [--url postgresql://...]
+
+Each size runs in a fresh child process (so its peak RSS is its own) on a fresh schema:
+patients are generated inside PostgreSQL (not measured), then the service's own fan-out
+(`fanout.fire_due_broadcasts`: one INSERT … SELECT plus the queued events) is timed, then
+claims are timed at batch sizes 1 and 100 for a few seconds each. Prints a table and writes
+bench/results/postgres_scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+DEFAULT_URL = os.environ.get(
+    "NOTIFIER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+RESULTS = Path(__file__).parent / "results"
+NOW = datetime(2025, 2, 18, 18, 0, tzinfo=ZoneInfo("America/New_York"))
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
+    """Runs in the child process."""
+    from notifier import store
+    from notifier.bootstrap import build_app
+    from notifier.clock import FrozenClock
+    from notifier.fanout import fire_due_broadcasts
+    from notifier.settings import load_settings
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sa_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    sa_url += ("&" if "?" in sa_url else "?") + f"options=-csearch_path%3D{schema}"
+    result: dict[str, float] = {"recipients": size}
+    try:
+        clock = FrozenClock(NOW)
+        # SMS must be enabled for fan-out to queue texts; nothing is sent in this benchmark.
+        settings = load_settings(
+            database_url=sa_url,
+            twilio_account_sid="AC" + "0" * 32,
+            twilio_auth_token="unused",
+            twilio_from_number="+15005550006",
+            twilio_api_base_url="http://127.0.0.1:9",
+        )
+        app = build_app(settings, clock=clock)
+        app.service.add_location(
+            "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+        )
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{schema}"')
+            conn.execute(
+                """
+                INSERT INTO patients (external_id, first_name, last_name, phone, email,
+                    language, location_id, sms_consent, email_consent, created_at, updated_at)
+                SELECT 'p' || g, 'Pat', 'Ient', '+1540' || lpad(g::text, 7, '0'), NULL, 'en',
+                    (SELECT id FROM locations WHERE slug = 'cova'), true, false, now(), now()
+                FROM generate_series(1, %s) AS g
+                """,
+                (size,),
+            )
+            conn.execute("ANALYZE patients")
+        rss_before = peak_rss_mib()
+        app.service.create_notice(
+            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+        )
+        started = time.perf_counter()
+        fire_due_broadcasts(app.db, app.clock, app.settings)
+        result["fanout_seconds"] = time.perf_counter() - started
+        result["rss_before_fanout_mib"] = rss_before
+        result["peak_rss_mib"] = peak_rss_mib()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{schema}"')
+            row = conn.execute("SELECT count(*) FROM deliveries").fetchone()
+            result["deliveries"] = float(row[0] if row else 0)
+            conn.execute("ANALYZE deliveries")
+        for batch in (1, 100):
+            claimed = 0
+            started = time.perf_counter()
+            while time.perf_counter() - started < claim_seconds:
+                with app.db.session() as s:
+                    now = clock.now()
+                    claimed += len(
+                        store.claim(s, "bench", ["sms"], now, now + timedelta(minutes=5), batch)
+                    )
+            result[f"claim_batch_{batch}_rows_per_s"] = claimed / (time.perf_counter() - started)
+        with app.db.engine.connect() as conn:
+            plan = conn.exec_driver_sql(
+                "EXPLAIN SELECT id FROM deliveries WHERE state = 'pending' AND "
+                "next_attempt_at <= now() AND channel IN ('sms') "
+                "ORDER BY next_attempt_at, id LIMIT 100 FOR UPDATE SKIP LOCKED"
+            ).all()
+        result["claim_uses_index"] = float(any("ix_deliveries_claim" in r[0] for r in plan))
+        app.close()
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=DEFAULT_URL)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--claim-seconds", type=float, default=5.0)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_one(args.url, args.child, args.claim_seconds)))
+        return
+    rows = []
+    for size in args.sizes:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.postgres_scale",
+                "--url",
+                args.url,
+                "--claim-seconds",
+                str(args.claim_seconds),
+                "--child",
+                str(size),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(
+        f"{'recipients':>10} {'fan-out s':>9} {'peak RSS MiB':>12} {'claim b=1 /s':>12} "
+        f"{'claim b=100 /s':>14} {'index':>5}"
+    )
+    for r in rows:
+        print(
+            f"{int(r['recipients']):>10} {r['fanout_seconds']:>9.2f} {r['peak_rss_mib']:>12.1f} "
+            f"{r['claim_batch_1_rows_per_s']:>12.0f} {r['claim_batch_100_rows_per_s']:>14.0f} "
+            f"{'yes' if r['claim_uses_index'] else 'NO':>5}"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "postgres_scale.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The HTTP service: health, Twilio webhooks, unsubscribe links and the JSON API.
+
+A thin layer: each router parses and checks the request, then calls the same use cases the CLI
+uses (``NotifierService``, ``replies``, ``consent``). The domain knows nothing of FastAPI.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from notifier.bootstrap import App
+from notifier.errors import NotFoundError, ValidationError
+from notifier.web import api, console, unsubscribe, webhooks
+
+
+def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
+    web = FastAPI(
+        title="Notifier",
+        version="1",
+        description="Closure notices for clinics: webhooks, unsubscribe links and the JSON API.",
+    )
+    web.state.app = app
+    web.state.unknown_sid_wait = unknown_sid_wait
+
+    @web.exception_handler(NotFoundError)
+    async def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @web.exception_handler(ValidationError)
+    async def _invalid(_request: Request, exc: ValidationError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @web.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @web.get("/readyz", tags=["health"], responses={503: {"description": "database unreachable"}})
+    def readyz() -> JSONResponse:
+        """The database answers."""
+        try:
+            with app.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means "not ready"
+            return JSONResponse(
+                {"status": "unavailable", "detail": type(exc).__name__}, status_code=503
+            )
+        return JSONResponse({"status": "ok"})
+
+    web.include_router(webhooks.router)
+    web.include_router(unsubscribe.router)
+    web.include_router(api.router)
+    web.include_router(console.router)
+    return web
+
+
+__all__ = ["create_app"]

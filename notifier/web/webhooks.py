@@ -1,0 +1,94 @@
+"""Twilio webhooks: validate the signature → parse → act (anymail's shape).
+
+Both answer 403 to a missing or wrong ``X-Twilio-Signature`` and change nothing. The signed URL
+is ``NOTIFIER_PUBLIC_BASE_URL`` + the path (+ query), exactly what Twilio was given.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from starlette.datastructures import FormData
+from twilio.request_validator import RequestValidator
+
+from notifier import replies
+from notifier.bootstrap import App
+from notifier.web.deps import get_app
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+
+
+async def signed_form(request: Request) -> FormData:
+    """The form Twilio posted, only if its signature is genuine (403 otherwise)."""
+    app: App = request.app.state.app
+    settings = app.settings
+    signature = request.headers.get("X-Twilio-Signature", "")
+    form = await request.form()
+    token = settings.twilio_auth_token
+    if not settings.public_base_url or token is None:
+        log.warning(
+            "Twilio webhook refused: NOTIFIER_PUBLIC_BASE_URL and NOTIFIER_TWILIO_AUTH_TOKEN "
+            "are needed to check signatures",
+            extra={"action": "webhook_unconfigured"},
+        )
+        raise HTTPException(403, "webhook signatures cannot be checked: not configured")
+    url = settings.public_base_url + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    if not signature or not RequestValidator(token.get_secret_value()).validate(
+        url, form, signature
+    ):
+        log.warning(
+            "Twilio webhook with a missing or wrong signature refused",
+            extra={"action": "webhook_bad_signature", "path": request.url.path},
+        )
+        raise HTTPException(403, "invalid X-Twilio-Signature")
+    return form
+
+
+SignedForm = Annotated[FormData, Depends(signed_form)]
+Application = Annotated[App, Depends(get_app)]
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+@router.post(
+    "/status",
+    responses={403: {"description": "missing or wrong X-Twilio-Signature"}},
+    response_class=Response,
+)
+def status_callback(form: SignedForm, app: Application, request: Request) -> Response:
+    """Twilio's message status callback (sent, delivered, undelivered, failed)."""
+    sid = _field(form, "MessageSid") or _field(form, "SmsSid")
+    status = _field(form, "MessageStatus") or _field(form, "SmsStatus")
+    if sid and status:
+        replies.apply_status(
+            app.db,
+            app.clock,
+            sid,
+            status,
+            _field(form, "ErrorCode") or None,
+            _field(form, "ErrorMessage") or None,
+            wait_for_unknown=request.app.state.unknown_sid_wait,
+        )
+    return Response(status_code=200)
+
+
+@router.post(
+    "/inbound",
+    responses={
+        200: {"content": {"application/xml": {}}, "description": "TwiML"},
+        403: {"description": "missing or wrong X-Twilio-Signature"},
+    },
+    response_class=Response,
+)
+def inbound(form: SignedForm, app: Application) -> Response:
+    """An SMS from a patient: STOP/START keywords change consent, HELP/INFO answers."""
+    result = replies.handle_inbound(app.db, app.clock, _field(form, "From"), _field(form, "Body"))
+    return Response(result.twiml, media_type="application/xml")

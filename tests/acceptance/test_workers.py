@@ -1,0 +1,129 @@
+"""Several `notifier serve` processes on one PostgreSQL: one dies mid-broadcast, every message is
+still sent exactly once, finished by the survivors (claims are exclusive, leases expire)."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from notifier.bootstrap import build_app
+from notifier.clock import FrozenClock
+from notifier.importer import import_patients
+from notifier.sandbox.twilio_control import FakeTwilioProcess
+from notifier.settings import load_settings
+from tests.conftest import EVENING_BEFORE
+
+RECIPIENTS = 3000
+WORKERS = 3
+
+
+def patients_csv(count: int) -> str:
+    header = "external_id,first_name,last_name,phone,email,language,location,sms_consent,"
+    rows = [header + "email_consent"]
+    for i in range(count):
+        phone = f"+1540{230 + i // 10000:03d}{i % 10000:04d}"
+        rows.append(f"w{i},Pat,Ient{i},{phone},,en,cova,yes,no")
+    return "\n".join(rows) + "\n"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def twilio_process() -> Iterator[FakeTwilioProcess]:
+    with FakeTwilioProcess("--latency-ms", "20", "60", "--seed", "7") as process:
+        yield process
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_three_workers_one_killed_every_message_sent_exactly_once(
+    postgres_url: str, twilio_process: FakeTwilioProcess, tmp_path: Path
+) -> None:
+    info = twilio_process.info
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    env.update(
+        NOTIFIER_DATABASE_URL=postgres_url,
+        NOTIFIER_CONFIG_FILE=str(tmp_path / "absent.toml"),
+        NOTIFIER_TWILIO_ACCOUNT_SID=info["account_sid"],
+        NOTIFIER_TWILIO_AUTH_TOKEN=info["auth_token"],
+        NOTIFIER_TWILIO_FROM_NUMBER=info["from_number"],
+        NOTIFIER_TWILIO_API_BASE_URL=info["base_url"],
+        NOTIFIER_NOW=EVENING_BEFORE.isoformat(),
+        NOTIFIER_POLL_INTERVAL_SECONDS="0.2",
+        NOTIFIER_HTTP_PORT="0",  # the HTTP service on a free port
+        NOTIFIER_SMS_RATE_PER_SECOND="2000",
+        NOTIFIER_DISPATCH_CONCURRENCY="8",
+        NOTIFIER_LEASE_SECONDS="4",
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    settings = load_settings(database_url=postgres_url)
+    app = build_app(settings, clock=FrozenClock(EVENING_BEFORE))
+    app.service.add_location(
+        "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+    )
+    import_patients(app.db, app.clock, io.StringIO(patients_csv(RECIPIENTS)))
+    notice = app.service.create_notice(
+        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+    )
+
+    logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(WORKERS)]  # noqa: SIM115
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "notifier.cli", "serve"],
+            env=env | {"NOTIFIER_HTTP_PORT": str(free_port())},
+            stderr=logs[i],
+        )
+        for i in range(WORKERS)
+    ]
+    control = twilio_process.control
+    victim = workers[random.Random(11).randrange(WORKERS)]
+    try:
+        deadline = time.monotonic() + 60
+        while control.request_count()["creates"] < RECIPIENTS // 3:
+            assert time.monotonic() < deadline, "the workers did not start sending"
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        deadline = time.monotonic() + 120
+        while True:
+            states = Counter(d.state for d in app.service.delivery_log(notice.id))
+            if set(states) == {"sent"}:
+                break
+            assert time.monotonic() < deadline, f"survivors did not finish: {states}"
+            time.sleep(0.5)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        for log in logs:
+            log.close()
+        app.close()
+
+    creates = control.received_creates()
+    per_number = Counter(record["form"]["To"][0] for record in creates)
+    assert len(per_number) == RECIPIENTS, "a message was lost"
+    duplicates = {to: n for to, n in per_number.items() if n > 1}
+    assert duplicates == {}, f"{len(duplicates)} numbers got two texts"
+    survivors = [w for w in workers if w is not victim]
+    assert all(w.returncode == 0 for w in survivors), "a survivor did not shut down cleanly"

@@ -1,0 +1,38 @@
+"""Nothing depends on the wall clock: the same story passes at 10 pm on New Year's Eve 2031."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import time_machine
+
+from notifier.bootstrap import App
+from notifier.fanout import fire_due_broadcasts
+from notifier.importer import import_patients
+from notifier.sandbox.smtp_server import FakeSmtp
+from notifier.sandbox.twilio_server import FakeTwilio
+from tests.conftest import PATIENTS_CSV
+
+
+def test_the_reference_story_passes_late_at_night_years_later(
+    app: App, cova: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp
+) -> None:
+    late = datetime(2031, 12, 31, 22, 30, tzinfo=ZoneInfo("America/New_York"))
+    with time_machine.travel(late, tick=True):
+        assert datetime.now().year == 2031  # the wall clock really moved
+        import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+        notice = app.service.create_notice(
+            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
+        )
+        fire_due_broadcasts(app.db, app.clock, app.settings)
+        dispatcher = app.dispatcher()
+        try:
+            dispatcher.drain()
+        finally:
+            dispatcher.close()
+    states = sorted(d.state for d in app.service.delivery_log(notice.id))
+    assert states == ["sent"] * 5 + ["skipped"] * 3
+    assert len(fake_twilio.received_creates()) == 2
+    assert len(fake_smtp.messages) == 3

@@ -1,0 +1,115 @@
+"""One-click unsubscribe (RFC 8058) end to end: the real email, the link, the next broadcast."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from notifier.clock import FrozenClock
+from notifier.fanout import fire_due_broadcasts
+from notifier.sandbox.smtp_server import FakeSmtp
+from notifier.sandbox.twilio_server import FakeTwilio
+from notifier.unsubscribe import Subscriber, UnsubscribeTokens
+from tests.integration.web_support import SECRET, Web, add_cova, ledger, opted_out, served
+
+MARIA = "maria@example.org"
+
+
+@pytest.fixture
+def web(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> Iterator[Web]:
+    with served(database_url, fake_twilio, fake_smtp, clock) as w:
+        add_cova(w.app)
+        yield w
+
+
+def email_broadcast(web: Web) -> int:
+    notice = web.app.service.create_notice(
+        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="email"
+    )
+    fire_due_broadcasts(web.app.db, web.app.clock, web.app.settings)
+    dispatcher = web.app.dispatcher()
+    try:
+        dispatcher.drain()
+    finally:
+        dispatcher.close()
+    return notice.id
+
+
+def unsubscribe_link(smtp: FakeSmtp, address: str) -> str:
+    message = smtp.received_for(address)[-1].message
+    header = " ".join(str(message["List-Unsubscribe"]).split())  # unfold
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    https = re.search(r"<(http[^>]+)>", header)
+    mailto = re.search(r"<(mailto:[^>]+)>", header)
+    assert https and mailto, header
+    return https.group(1)
+
+
+def test_every_closure_email_carries_both_unsubscribe_headers(
+    web: Web, fake_smtp: FakeSmtp
+) -> None:
+    email_broadcast(web)
+    assert len(fake_smtp.messages) == 3
+    links = {unsubscribe_link(fake_smtp, m.rcpt_tos[0]) for m in fake_smtp.messages}
+    assert len(links) == 3  # one per recipient
+    assert all(link.startswith(web.server.url + "/unsubscribe/") for link in links)
+
+
+def test_the_round_trip_get_shows_a_page_post_opts_out_the_next_broadcast_skips(
+    web: Web, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    email_broadcast(web)
+    path = unsubscribe_link(fake_smtp, MARIA).removeprefix(web.server.url)
+
+    page = web.client.get(path)
+    assert page.status_code == 200 and "<form" in page.text and "m***@example.org" in page.text
+    assert MARIA not in page.text
+    assert not opted_out(web.app, "email", MARIA)  # a GET (link scanner) changes nothing
+
+    done = web.client.post(
+        path,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert done.status_code == 200 and not done.is_redirect
+    assert opted_out(web.app, "email", MARIA)
+    assert ledger(web.app, "email", MARIA)[0][:3] == (
+        "unsubscribe_link",
+        "opted_in",
+        "opted_out",
+    )
+    assert web.client.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert len(ledger(web.app, "email", MARIA)) == 1  # idempotent
+
+    clock.advance(3600)
+    before = len(fake_smtp.received_for(MARIA))
+    second = email_broadcast(web)
+    assert len(fake_smtp.received_for(MARIA)) == before
+    skipped = {d.error for d in web.app.service.delivery_log(second) if d.state == "skipped"}
+    assert "opted out" in skipped
+
+
+@pytest.mark.parametrize("how", ["tampered", "other secret", "garbage"])
+def test_a_forged_token_is_refused_and_changes_nothing(
+    web: Web, fake_smtp: FakeSmtp, how: str
+) -> None:
+    email_broadcast(web)
+    genuine = unsubscribe_link(fake_smtp, MARIA).rsplit("/", 1)[1]
+    if how == "tampered":
+        payload, _, signature = genuine.rpartition(".")
+        # Another patient's address under Maria's signature
+        other = UnsubscribeTokens(SECRET).make(Subscriber(3, "email", "jane@example.org"))
+        token = other.rpartition(".")[0] + "." + signature
+        assert token != other and payload
+    elif how == "other secret":
+        token = UnsubscribeTokens("not-our-secret-key-at-all").make(Subscriber(1, "email", MARIA))
+    else:
+        token = "not-a-token"
+    assert web.client.get(f"/unsubscribe/{token}").status_code == 404
+    assert web.client.post(f"/unsubscribe/{token}").status_code == 404
+    assert not opted_out(web.app, "email", MARIA)
+    assert not opted_out(web.app, "email", "jane@example.org")

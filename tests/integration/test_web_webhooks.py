@@ -1,0 +1,246 @@
+"""Twilio webhooks over real HTTP: signatures, status ordering, keywords, 21610, end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from notifier.clock import FrozenClock
+from notifier.fanout import fire_due_broadcasts
+from notifier.sandbox.smtp_server import FakeSmtp
+from notifier.sandbox.twilio_server import FakeTwilio
+from tests.integration.web_support import (
+    RecordingSms,
+    Web,
+    add_cova,
+    broadcast_sms,
+    events,
+    ledger,
+    opted_out,
+    served,
+)
+
+MARIA = "+15405550111"
+SMITHS = "+15405550112"  # John and Jane share it
+
+
+@pytest.fixture
+def web(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> Iterator[Web]:
+    with served(database_url, fake_twilio, fake_smtp, clock) as w:
+        add_cova(w.app)
+        yield w
+
+
+@pytest.fixture
+def sent(web: Web) -> dict[str, int]:
+    """The reference notice sent by SMS: MessageSid → delivery id."""
+    channel = RecordingSms()
+    notice_id = broadcast_sms(web.app, channel)
+    log = web.app.service.delivery_log(notice_id, "sent")
+    assert len(log) == 2
+    return {d.provider_id: d.id for d in log if d.provider_id}
+
+
+def status(sid: str, value: str, **extra: str) -> dict[str, str]:
+    return {"MessageSid": sid, "SmsSid": sid, "MessageStatus": value, "SmsStatus": value} | extra
+
+
+def state_of(web: Web, delivery_id: int) -> str:
+    return next(d.state for d in web.app.service.delivery_log() if d.id == delivery_id)
+
+
+def test_health_and_readiness(web: Web) -> None:
+    assert web.client.get("/healthz").json() == {"status": "ok"}
+    assert web.client.get("/readyz").json() == {"status": "ok"}
+
+
+def test_a_genuine_status_callback_marks_the_delivery_delivered(
+    web: Web, sent: dict[str, int]
+) -> None:
+    sid, delivery = next(iter(sent.items()))
+    response = web.signed_post("/webhooks/twilio/status", status(sid, "delivered"))
+    assert response.status_code == 200
+    assert state_of(web, delivery) == "delivered"
+    assert events(web.app, delivery)[-1] == ("status_delivered", "delivered", None)
+
+
+@pytest.mark.parametrize("signature", ["missing", "wrong token", "tampered"])
+def test_an_unsigned_or_forged_callback_is_refused_and_changes_nothing(
+    web: Web, sent: dict[str, int], signature: str
+) -> None:
+    sid, delivery = next(iter(sent.items()))
+    before = events(web.app, delivery)
+    params = status(sid, "undelivered", ErrorCode="30007")
+    if signature == "missing":
+        response = web.client.post("/webhooks/twilio/status", data=params)
+    elif signature == "wrong token":
+        response = web.signed_post("/webhooks/twilio/status", params, token="0" * 32)
+    else:
+        url = web.server.url + "/webhooks/twilio/status"
+        good = RequestValidator(web.twilio.auth_token).compute_signature(
+            url, status(sid, "delivered")
+        )
+        response = web.client.post(
+            "/webhooks/twilio/status", data=params, headers={"X-Twilio-Signature": good}
+        )
+    assert response.status_code == 403
+    assert state_of(web, delivery) == "sent"
+    assert events(web.app, delivery) == before
+
+
+def test_out_of_order_and_repeated_callbacks_never_move_a_state_backwards(
+    web: Web, sent: dict[str, int]
+) -> None:
+    sid, delivery = next(iter(sent.items()))
+    for value in ("delivered", "delivered", "sent", "queued", "sending", "undelivered"):
+        assert web.signed_post("/webhooks/twilio/status", status(sid, value)).status_code == 200
+    assert state_of(web, delivery) == "delivered"
+    kinds = [kind for kind, _, _ in events(web.app, delivery)]
+    # one change, the duplicate is silent, the late "sent" and conflicting one are logged
+    assert kinds[-3:] == ["status_delivered", "status_ignored", "status_ignored"]
+    assert kinds.count("status_delivered") == 1
+
+
+def test_undelivered_records_the_carrier_error_code(web: Web, sent: dict[str, int]) -> None:
+    sid, delivery = next(iter(sent.items()))
+    web.signed_post("/webhooks/twilio/status", status(sid, "sent"))  # a duplicate of our state
+    web.signed_post(
+        "/webhooks/twilio/status",
+        status(sid, "undelivered", ErrorCode="30007", ErrorMessage="Carrier violation"),
+    )
+    log = next(d for d in web.app.service.delivery_log() if d.id == delivery)
+    assert (log.state, log.error_code, log.error) == ("undelivered", "30007", "Carrier violation")
+    assert events(web.app, delivery)[-1] == ("status_undelivered", "undelivered", "30007")
+
+
+def test_a_callback_for_an_unknown_message_is_acknowledged(web: Web) -> None:
+    response = web.signed_post("/webhooks/twilio/status", status("SM" + "f" * 32, "delivered"))
+    assert response.status_code == 200
+
+
+def inbound(web: Web, body: str, from_: str = SMITHS) -> tuple[int, str]:
+    params = {
+        "MessageSid": "SM" + "a" * 32,
+        "From": from_,
+        "To": web.twilio.from_number,
+        "Body": body,
+        "NumMedia": "0",
+    }
+    response = web.signed_post("/webhooks/twilio/inbound", params)
+    return response.status_code, response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "out"),
+    [
+        ("STOP", True),
+        (" stop. ", True),
+        ("Unsubscribe", True),
+        ("quit!", True),
+        ("OPTOUT", True),
+        ("Stop please", False),
+        ("see you friday", False),
+        ("HELP", False),
+    ],
+)
+def test_opt_out_keywords_opt_the_number_out(web: Web, body: str, out: bool) -> None:
+    code, _ = inbound(web, body)
+    assert code == 200
+    assert opted_out(web.app, "sms", SMITHS) is out
+
+
+def test_stop_opts_out_every_patient_with_that_phone_and_start_opts_back_in(
+    web: Web, clock: FrozenClock
+) -> None:
+    inbound(web, "STOP")
+    entries = ledger(web.app, "sms", SMITHS)
+    assert [(src, old, new) for src, old, new, _ in entries] == [
+        ("keyword", "opted_in", "opted_out")
+    ] * 2  # John and Jane: one ledger row each
+    assert len({pid for *_, pid in entries}) == 2
+    inbound(web, "STOP")  # again: nothing changes, nothing is added
+    assert len(ledger(web.app, "sms", SMITHS)) == 2
+
+    channel = RecordingSms()
+    notice_id = broadcast_sms(web.app, channel)
+    assert [m.to for m in channel.sent] == [MARIA]
+    skipped = [d for d in web.app.service.delivery_log(notice_id) if d.state == "skipped"]
+    assert "opted out" in {d.error for d in skipped}
+
+    inbound(web, "start")
+    assert not opted_out(web.app, "sms", SMITHS)
+    assert ledger(web.app, "sms", SMITHS)[-1][:3] == ("keyword", "opted_out", "opted_in")
+
+
+def test_help_answers_with_who_we_are_how_to_stop_and_a_phone(web: Web) -> None:
+    code, twiml = inbound(web, "help")
+    assert code == 200
+    assert twiml.startswith("<?xml") and "<Message>" in twiml
+    for wanted in ("COVA Spine and Pain Center", "closure alerts", "STOP", "(540) 555-0100"):
+        assert wanted in twiml
+    assert not opted_out(web.app, "sms", SMITHS)
+
+
+def test_an_unsigned_inbound_stop_is_refused(web: Web) -> None:
+    response = web.client.post(
+        "/webhooks/twilio/inbound", data={"From": SMITHS, "Body": "STOP", "To": "+15005550006"}
+    )
+    assert response.status_code == 403
+    assert not opted_out(web.app, "sms", SMITHS)
+
+
+def test_a_send_refused_with_21610_records_the_opt_out(web: Web) -> None:
+    web.twilio.opt_out(MARIA)  # Maria texted STOP to Twilio before we heard of it
+    web.app.service.create_notice(
+        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+    )
+    fire_due_broadcasts(web.app.db, web.app.clock, web.app.settings)
+    dispatcher = web.app.dispatcher()
+    try:
+        dispatcher.drain()
+    finally:
+        dispatcher.close()
+    failed = web.app.service.delivery_log(state="failed")
+    assert [d.error_code for d in failed] == ["21610"]
+    assert opted_out(web.app, "sms", MARIA)
+    assert [e[:3] for e in ledger(web.app, "sms", MARIA)] == [("21610", "opted_in", "opted_out")]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_end_to_end_twilios_own_callbacks_and_replies_reach_the_running_server(
+    database_url: str, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    with (
+        FakeTwilio(callback_delay=0.05, reorder=True, duplicate=True) as twilio,
+        served(database_url, twilio, fake_smtp, clock, unknown_sid_wait=2.0) as web,
+    ):
+        add_cova(web.app)
+        notice = web.app.service.create_notice(
+            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+        )
+        fire_due_broadcasts(web.app.db, web.app.clock, web.app.settings)
+        dispatcher = web.app.dispatcher()
+        try:
+            dispatcher.drain()
+        finally:
+            dispatcher.close()
+        twilio.flush(timeout=20)
+        callbacks = twilio.callbacks
+        assert callbacks and all(c["status"] == 200 for c in callbacks)
+        assert all(c["url"] == web.server.url + "/webhooks/twilio/status" for c in callbacks)
+        states = sorted(d.state for d in web.app.service.delivery_log(notice.id, channel="sms"))
+        assert states == ["delivered", "delivered", "skipped", "skipped"]
+
+        reply = twilio.inbound(
+            SMITHS, twilio.from_number, "Stop", url=web.server.url + "/webhooks/twilio/inbound"
+        )
+        assert reply["status"] == 200
+        assert opted_out(web.app, "sms", SMITHS)
+        help_reply = twilio.inbound(
+            MARIA, twilio.from_number, "INFO", url=web.server.url + "/webhooks/twilio/inbound"
+        )
+        assert "COVA Spine and Pain Center" in help_reply["response_body"]
