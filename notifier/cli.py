@@ -557,8 +557,15 @@ def user_create(ctx: click.Context, email: str, role: str) -> None:
     help="Exit once nothing is scheduled or waiting to be sent (demos, tests).",
 )
 @click.option("--no-http", is_flag=True, help="Do not start the HTTP service.")
+@click.option(
+    "--role",
+    type=click.Choice(["all", "scheduler", "worker"]),
+    default="all",
+    show_default=True,
+    help="scheduler: fire due broadcasts; worker: send; all: both. Run any number of each.",
+)
 @click.pass_context
-def serve(ctx: click.Context, until_idle: bool, no_http: bool) -> None:
+def serve(ctx: click.Context, until_idle: bool, no_http: bool, role: str) -> None:
     """Run the service: fire due broadcasts, send their messages, answer HTTP (webhooks, API)."""
     from notifier import jobs  # the scheduler is only needed here
 
@@ -576,8 +583,8 @@ def serve(ctx: click.Context, until_idle: bool, no_http: bool) -> None:
             log.info("%s channel enabled", name)
         else:
             log.warning("%s", status.reason)
-    dispatcher = app.dispatcher()
-    scheduler = jobs.configure(app, dispatcher)
+    dispatcher = app.dispatcher() if role in ("all", "worker") else None
+    scheduler = jobs.configure(app, dispatcher, role)
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: Any) -> None:
@@ -593,16 +600,21 @@ def serve(ctx: click.Context, until_idle: bool, no_http: bool) -> None:
         http = HttpServer(app, settings.http_host, settings.http_port)
         http.start()
     scheduler.start()
-    log.info("notifier serving", extra={"worker": dispatcher.worker_id})
+    log.info(
+        "notifier serving",
+        extra={"role": role, "worker": dispatcher.worker_id if dispatcher else None},
+    )
     try:
         while not stop.wait(settings.poll_interval_seconds):
             if until_idle and _idle(app):
                 log.info("nothing scheduled or waiting: exiting (--until-idle)")
                 break
     finally:
-        dispatcher.stop()
+        if dispatcher is not None:
+            dispatcher.stop()
         scheduler.shutdown(wait=True)
-        dispatcher.close()
+        if dispatcher is not None:
+            dispatcher.close()
         if http is not None:
             http.stop()
         log.info("notifier stopped")

@@ -62,8 +62,18 @@ def dispatch() -> None:
     finish_broadcasts(app.db, app.clock)
 
 
-def configure(app: App, dispatcher: Dispatcher) -> BackgroundScheduler:
-    """Build the scheduler with both jobs; the caller starts and stops it."""
+ROLES = ("all", "scheduler", "worker")
+
+
+def configure(app: App, dispatcher: Dispatcher | None, role: str = "all") -> BackgroundScheduler:
+    """Build the scheduler with the jobs of ``role``; the caller starts and stops it.
+
+    ``scheduler`` fires due broadcasts (fan-out), ``worker`` sends, ``all`` does both. Any number
+    of either may run against one database: firing is a conditional UPDATE that exactly one
+    process wins, and deliveries are claimed with ``FOR UPDATE SKIP LOCKED``.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
     scheduler = BackgroundScheduler(timezone="UTC")
     with _runtime_lock:
         _runtime.update(app=app, dispatcher=dispatcher, scheduler=scheduler)
@@ -74,8 +84,14 @@ def configure(app: App, dispatcher: Dispatcher) -> BackgroundScheduler:
         "max_instances": 1,
         "misfire_grace_time": None,
     }
-    scheduler.add_job(fire_broadcasts, "interval", seconds=interval, id="fire_broadcasts", **common)
-    scheduler.add_job(dispatch, "interval", seconds=interval, id="dispatch", **common)
+    if role in ("all", "scheduler"):
+        scheduler.add_job(
+            fire_broadcasts, "interval", seconds=interval, id="fire_broadcasts", **common
+        )
+    if role in ("all", "worker"):
+        if dispatcher is None:
+            raise ValueError("a worker needs a dispatcher")
+        scheduler.add_job(dispatch, "interval", seconds=interval, id="dispatch", **common)
     return scheduler
 
 
@@ -84,7 +100,9 @@ def _app() -> App:
 
 
 def _dispatcher() -> Dispatcher:
-    return _runtime["dispatcher"]  # type: ignore[return-value]
+    dispatcher = _runtime["dispatcher"]
+    assert isinstance(dispatcher, Dispatcher), "dispatch runs only in the worker role"
+    return dispatcher
 
 
 def _scheduler() -> BackgroundScheduler:

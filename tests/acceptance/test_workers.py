@@ -1,5 +1,6 @@
-"""Several `notifier serve` processes on one PostgreSQL: one dies mid-broadcast, every message is
-still sent exactly once, finished by the survivors (claims are exclusive, leases expire)."""
+"""Several `notifier serve` processes on one PostgreSQL, split by role: two schedulers fire the
+broadcast exactly once, three workers send it, one worker dies mid-broadcast, and every message
+is still sent exactly once, finished by the survivors (claims are exclusive, leases expire)."""
 
 from __future__ import annotations
 
@@ -82,10 +83,18 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
     )
 
+    schedulers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "notifier.cli", "serve", "--role", "scheduler", "--no-http"],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
     logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(WORKERS)]  # noqa: SIM115
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "notifier.cli", "serve"],
+            [sys.executable, "-m", "notifier.cli", "serve", "--role", "worker"],
             env=env | {"NOTIFIER_HTTP_PORT": str(free_port())},
             stderr=logs[i],
         )
@@ -108,10 +117,10 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
             assert time.monotonic() < deadline, f"survivors did not finish: {states}"
             time.sleep(0.5)
     finally:
-        for worker in workers:
+        for worker in workers + schedulers:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
-        for worker in workers:
+        for worker in workers + schedulers:
             try:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -120,6 +129,8 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
             log.close()
         app.close()
 
+    assert len(app.service.delivery_log(notice.id)) == RECIPIENTS  # fanned out once, by one
+    assert all(s.returncode == 0 for s in schedulers)
     creates = control.received_creates()
     per_number = Counter(record["form"]["To"][0] for record in creates)
     assert len(per_number) == RECIPIENTS, "a message was lost"
