@@ -1,0 +1,129 @@
+"""Dispatch throughput with 1, 2 and 4 `notifier serve --role worker` processes on PostgreSQL.
+
+    python -m bench.workers_pg [--recipients 6000] [--workers 1 2 4] [--url postgresql://...]
+
+For each worker count: a fresh schema, the Twilio-compatible server in its own process answering
+in 50–200 ms, one `--role scheduler` process and N `--role worker` processes (each
+NOTIFIER_DISPATCH_CONCURRENCY=32, no rate limit). The rate is measured at the server, from its
+first to its last create; double sends are counted there too. Writes bench/results/workers_pg.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+
+import psycopg
+
+from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
+from notifier.bootstrap import build_app
+from notifier.clock import FrozenClock
+from notifier.importer import import_patients
+from notifier.sandbox.twilio_control import FakeTwilioProcess
+from notifier.settings import load_settings
+
+
+def patients_csv(count: int) -> str:
+    rows = [
+        "external_id,first_name,last_name,phone,email,language,location,sms_consent,email_consent"
+    ]
+    rows += [
+        f"w{i},Pat,Ient,+1540{230 + i // 10000:03d}{i % 10000:04d},,en,cova,yes,no"
+        for i in range(count)
+    ]
+    return "\n".join(rows) + "\n"
+
+
+def run(url: str, recipients: int, workers: int) -> dict[str, float]:
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sa_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    sa_url += ("&" if "?" in sa_url else "?") + f"options=-csearch_path%3D{schema}"
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        with FakeTwilioProcess("--latency-ms", "50", "200", "--seed", "3") as twilio:
+            info = twilio.info
+            app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
+            app.service.add_location(
+                "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+            )
+            import_patients(app.db, app.clock, io.StringIO(patients_csv(recipients)))
+            app.close()
+            env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+            env.update(
+                NOTIFIER_DATABASE_URL=sa_url,
+                NOTIFIER_CONFIG_FILE="/nonexistent.toml",
+                NOTIFIER_TWILIO_ACCOUNT_SID=info["account_sid"],
+                NOTIFIER_TWILIO_AUTH_TOKEN=info["auth_token"],
+                NOTIFIER_TWILIO_FROM_NUMBER=info["from_number"],
+                NOTIFIER_TWILIO_API_BASE_URL=info["base_url"],
+                NOTIFIER_NOW=NOW.isoformat(),
+                NOTIFIER_POLL_INTERVAL_SECONDS="0.2",
+                NOTIFIER_SMS_RATE_PER_SECOND="100000",
+                NOTIFIER_DISPATCH_CONCURRENCY="32",
+                NOTIFIER_LOG_LEVEL="WARNING",
+                NO_PROXY="127.0.0.1,localhost",
+            )
+            command = [sys.executable, "-m", "notifier.cli", "serve", "--no-http"]
+            processes = [
+                subprocess.Popen([*command, "--role", "worker"], env=env) for _ in range(workers)
+            ]
+            time.sleep(3)  # let the workers start before the broadcast is queued
+            app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
+            app.service.create_notice(
+                "cova", "2025-02-19 12:30", "2025-02-21 00:00", "snow", channels="sms"
+            )
+            app.close()
+            processes.append(subprocess.Popen([*command, "--role", "scheduler"], env=env))
+            control = twilio.control
+            deadline = time.monotonic() + 600
+            while control.request_count()["creates"] < recipients:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the workers did not finish in 10 minutes")
+                time.sleep(0.5)
+            creates = control.received_creates()
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    times = sorted(record["time"] for record in creates)
+    per_number = Counter(record["form"]["To"][0] for record in creates)
+    return {
+        "workers": workers,
+        "recipients": recipients,
+        "messages_per_s": (len(times) - 1) / (times[-1] - times[0]),
+        "double_sends": sum(n - 1 for n in per_number.values()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=DEFAULT_URL)
+    parser.add_argument("--recipients", type=int, default=6000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    args = parser.parse_args()
+    rows = [run(args.url, args.recipients, n) for n in args.workers]
+    print(f"{'workers':>7} {'recipients':>10} {'messages/s':>10} {'double sends':>12}")
+    for r in rows:
+        print(
+            f"{int(r['workers']):>7} {int(r['recipients']):>10} {r['messages_per_s']:>10.1f} "
+            f"{int(r['double_sends']):>12}"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "workers_pg.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
