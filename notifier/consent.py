@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from notifier import store
 from notifier.clock import Clock
 from notifier.contacts import mask_address
-from notifier.models import ConsentEvent
+from notifier.models import ConsentEvent, Patient
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,36 @@ class Source(StrEnum):
     PROVIDER_21610 = "21610"  # Twilio refused a send: the number had opted out with Twilio
     UNSUBSCRIBE_LINK = "unsubscribe_link"  # the email's one-click or confirmed unsubscribe
     API = "api"
+    IMPORT = "import"  # the clinic's patient CSV (sms_consent / email_consent columns)
+
+
+CONSENT_GRANTED = "consent_granted"
+CONSENT_WITHHELD = "consent_withheld"
+_CONSENT_COLUMNS = {"sms": ("sms_consent", "phone"), "email": ("email_consent", "email")}
+
+
+def record_imported_consent(
+    s: Session, patient: Patient, before: dict[str, object] | None, now: datetime
+) -> None:
+    """Ledger entries for the consent an import grants or withdraws (a new patient's consent
+    counts as granted). Called after the row is applied; ``before`` is the old values or None."""
+    for channel, (consent_column, address_column) in _CONSENT_COLUMNS.items():
+        new = bool(getattr(patient, consent_column))
+        old = bool(before[consent_column]) if before is not None else False
+        address = getattr(patient, address_column)
+        if old == new or address is None or (before is None and not new):
+            continue
+        _ledger(
+            s,
+            channel,
+            str(address),
+            Source.IMPORT,
+            now,
+            CONSENT_GRANTED if old else CONSENT_WITHHELD,
+            CONSENT_GRANTED if new else CONSENT_WITHHELD,
+            patient.id,
+            "patient CSV import",
+        )
 
 
 def classify(body: str) -> Keyword | None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from notifier import store
+from notifier import consent, store
 from notifier.clock import Clock
 from notifier.contacts import normalize_email, normalize_phone
 from notifier.db import Database
@@ -162,13 +162,24 @@ def _upsert(
     rows = list(chunk)
     with db.session() as s:
         existing = store.patients_by_external_ids(s, [str(v["external_id"]) for _, v in rows])
+        applied: list[tuple[Patient, dict[str, object] | None]] = []
         for _, values in rows:
             patient = existing.get(str(values["external_id"]))
             if patient is None:
-                s.add(Patient(**values, created_at=now, updated_at=now))
+                patient = Patient(**values, created_at=now, updated_at=now)
+                s.add(patient)
+                applied.append((patient, None))
                 report.created += 1
             else:
+                before = {
+                    "sms_consent": patient.sms_consent,
+                    "email_consent": patient.email_consent,
+                }
                 for name, value in values.items():
                     setattr(patient, name, value)
                 patient.updated_at = now
+                applied.append((patient, before))
                 report.updated += 1
+        s.flush()  # ids for the ledger
+        for patient, before in applied:
+            consent.record_imported_consent(s, patient, before, now)

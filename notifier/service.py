@@ -522,9 +522,10 @@ class NotifierService:
         message: str | None = None,
         send_at: str = "now",
         channels: str = "sms,email",
+        change: str = NoticeChange.ORIGINAL.value,
     ) -> Preview:
         """What ``create_notice`` with these fields would send, checked the same way; stores
-        nothing."""
+        nothing. ``change="update"`` words it as an update of an earlier notice."""
         now = self.clock.now()
         with self.db.session() as s:
             location = store.location_by_slug(s, location_slug)
@@ -556,6 +557,7 @@ class NotifierService:
                 ends_at=closure.ends,
                 reason=reason.strip() or "…",
                 message=message.strip() if message and message.strip() else None,
+                change=NoticeChange(change).value,
                 status=NoticeStatus.ACTIVE.value,
                 version=1,
             )

@@ -184,49 +184,59 @@ def fan_out(
         )
         message_kind = case((any_affected == 1, MESSAGE_APPOINTMENT), else_=None)
     capped = _capped(channel, address, now, sms_weekly_cap)
+    # Group once, computing each per-address fact once (PostgreSQL would otherwise evaluate the
+    # opt-out and cap subqueries again for every CASE branch that names them).
+    grouped = (
+        select(
+            address.label("address"),
+            patient.label("patient_id"),
+            consenting.label("consenting"),
+            exists().where(OptOut.channel == channel, OptOut.address == address).label("opted"),
+            capped.label("capped"),
+            message_kind.label("message_kind"),
+        )
+        .where(Patient.location_id == notice.location_id, address.is_not(None))
+        .group_by(address)
+    )
+    if audience is Audience.AFFECTED:
+        grouped = grouped.having(any_affected == 1)
+    g = grouped.subquery("g")
     if disabled_reason:
         state: ColumnElement[str] = literal(DeliveryState.SKIPPED.value, String)
         reason: ColumnElement[str | None] = literal(disabled_reason, String)
     else:
         # An opt-out (STOP, unsubscribe link, Twilio 21610) overrides the imported consent.
-        opted_out = exists().where(OptOut.channel == channel, OptOut.address == address)
         cap_reason = (
             f"weekly SMS cap reached: {sms_weekly_cap} texts to this number in the last 7 days "
             "(NOTIFIER_SMS_WEEKLY_CAP)"
         )
         state = case(
-            (opted_out, DeliveryState.SKIPPED.value),
-            (and_(consenting == 1, capped), DeliveryState.SKIPPED.value),
-            (consenting == 1, DeliveryState.PENDING.value),
+            (g.c.opted, DeliveryState.SKIPPED.value),
+            (and_(g.c.consenting == 1, g.c.capped), DeliveryState.SKIPPED.value),
+            (g.c.consenting == 1, DeliveryState.PENDING.value),
             else_=DeliveryState.SKIPPED.value,
         )
         reason = case(
-            (opted_out, "opted out"),
-            (and_(consenting == 1, capped), cap_reason),
-            (consenting == 1, None),
+            (g.c.opted, "opted out"),
+            (and_(g.c.consenting == 1, g.c.capped), cap_reason),
+            (g.c.consenting == 1, None),
             else_=f"no {label} consent",
         )
     at = literal(now, UTCDateTime())
-    rows = (
-        select(
-            literal(broadcast.id, Integer),
-            literal(channel, String),
-            address,
-            patient,
-            state,
-            literal(0, Integer),
-            at,
-            literal(False, Boolean),
-            reason,
-            at,
-            at,
-            message_kind,
-        )
-        .where(Patient.location_id == broadcast.notice.location_id, address.is_not(None))
-        .group_by(address)
+    rows = select(
+        literal(broadcast.id, Integer),
+        literal(channel, String),
+        g.c.address,
+        g.c.patient_id,
+        state,
+        literal(0, Integer),
+        at,
+        literal(False, Boolean),
+        reason,
+        at,
+        at,
+        g.c.message_kind,
     )
-    if audience is Audience.AFFECTED:
-        rows = rows.having(any_affected == 1)
     inserted = s.execute(insert(Delivery).from_select(_FAN_OUT_COLUMNS, rows)).rowcount  # type: ignore[attr-defined]
     _queued_events(s, broadcast.id, channel, now)
     return int(inserted)
@@ -626,45 +636,7 @@ class Outcome:
 
 def record(s: Session, delivery_id: int, worker: str, outcome: Outcome, now: datetime) -> bool:
     """Store an attempt's outcome, only if this worker still holds the delivery."""
-    values: dict[str, object] = {
-        "state": outcome.state.value,
-        "attempts": outcome.attempts,
-        "lease_until": None,
-        "claimed_by": None,
-        "needs_reconcile": outcome.needs_reconcile,
-        "error_code": outcome.code,
-        "error_message": outcome.detail,
-        "updated_at": now,
-    }
-    if outcome.provider_id is not None:
-        values["provider_id"] = outcome.provider_id
-        values["sent_at"] = now
-    if outcome.segments is not None:
-        values["segments"] = outcome.segments
-    if outcome.next_attempt_at is not None:
-        values["next_attempt_at"] = outcome.next_attempt_at
-    result = s.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == delivery_id,
-            Delivery.state == DeliveryState.SENDING,
-            Delivery.claimed_by == worker,
-        )
-        .values(**values)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    add_event(
-        s,
-        delivery_id,
-        now,
-        outcome.event,
-        outcome.state,
-        attempt=outcome.attempts,
-        code=outcome.code,
-        detail=outcome.detail or outcome.provider_id,
-    )
-    return True
+    return record_many(s, worker, [(delivery_id, outcome)], now)[0]
 
 
 def set_states(
@@ -994,13 +966,16 @@ def record_many(
     """``record`` for a batch in three statements (group commit): only deliveries this worker
     still holds are updated; returns, per outcome, whether it was stored."""
     ids = [delivery_id for delivery_id, _ in outcomes]
+    # Locked until commit (PostgreSQL), so no other worker can recover these rows in between.
     held = set(
         s.scalars(
-            select(Delivery.id).where(
+            select(Delivery.id)
+            .where(
                 Delivery.id.in_(ids),
                 Delivery.state == DeliveryState.SENDING,
                 Delivery.claimed_by == worker,
             )
+            .with_for_update()
         )
     )
     rows: list[dict[str, object]] = []

@@ -1,9 +1,10 @@
 """The web console for clinic managers and ops: server-rendered pages under ``/console``.
 
-Sign in, list notices per location, create one with a live preview, cancel it, watch its
-deliveries, export them, read each one's history, import patients and list them. A thin layer
-over the same use cases as the CLI (``NotifierService``, ``import_patients``, ``Accounts``);
-templates live in ``templates/web/``, apart from the message templates.
+Sign in, list notices per location, create one with a live preview, update it (a new version)
+or cancel it (optionally telling those already told), watch its deliveries, export them, read
+each one's history, import patients and list them. A thin layer over the same use cases as the
+CLI (``NotifierService``, ``import_patients``, ``Accounts``); templates live in
+``templates/web/``, apart from the message templates.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -55,7 +56,7 @@ FIELD_RULES = tuple(
         (r"^(the )?send time", "send_at"),
         (r"^no location", "location"),
         (r"^start ", "starts"),
-        (r"^(end |the closure end)", "ends"),
+        (r"^(end |the closure end|the updated closure)", "ends"),
         (r"^give a reason", "reason"),
         (r"^the custom message", "message"),
         (r"^channels? ", "channels"),
@@ -263,7 +264,7 @@ def notices(
         if group is None:
             continue
         starts, ends = datetime.fromisoformat(view.starts), datetime.fromisoformat(view.ends)
-        if view.status == NoticeStatus.CANCELLED or ends <= now:
+        if view.status != NoticeStatus.ACTIVE or ends <= now:  # cancelled or replaced
             group.past.append(view)
         elif starts <= now:
             group.active.append(view)
@@ -282,7 +283,7 @@ def notices(
     )
 
 
-def _form_defaults(app: App) -> dict[str, str]:
+def _form_defaults() -> dict[str, str]:
     return {
         "location": "",
         "kind": "",
@@ -298,7 +299,7 @@ def _form_defaults(app: App) -> dict[str, str]:
 @router.get("/notices/new")
 def new_notice(request: Request, app: Application, session: Session, user: Manager) -> Response:
     locations = app.service.list_locations()
-    values = _form_defaults(app)
+    values = _form_defaults()
     if len(locations) == 1:
         values["location"] = locations[0].slug
     return _new_page(request, app, session, values, ["sms", "email"], {}, None)
@@ -404,11 +405,12 @@ async def preview_fragment(
 ) -> Response:
     """The live preview: what these fields would send, or what is wrong with them."""
     draft = await _notice_form(request)
+    change = "update" if (await request.form()).get("change") == "update" else "original"
     errors = draft.missing()
     preview = None
     if not errors:
         try:
-            preview = app.service.preview_draft(**draft.call_arguments())
+            preview = app.service.preview_draft(**draft.call_arguments(), change=change)
         except ValidationError as exc:
             errors = {field_of(str(exc)): str(exc)}
     html = (
@@ -533,18 +535,52 @@ def notice_page(
     error_code: str = "",
     q: str = "",
     created: int = 0,
+    updated: int = 0,
 ) -> Response:
     view = _notice_or_404(app, notice_id)
     if view is None:
         return _not_found(request, app, session, f"There is no notice {notice_id}.")
-    filters = LogFilter(state, channel, error_code, q)
-    rows = _log(app, notice_id, filters)
-    all_rows = app.service.delivery_log(notice_id)
+    return _notice_page(
+        request,
+        app,
+        session,
+        view,
+        LogFilter(state, channel, error_code, q),
+        created=bool(created),
+        updated=bool(updated),
+    )
+
+
+def _notice_page(
+    request: Request,
+    app: App,
+    session: ConsoleSession,
+    view: NoticeView,
+    filters: LogFilter,
+    status: int = 200,
+    update: NoticeForm | None = None,
+    errors: dict[str, str] | None = None,
+    preview: Any = None,
+    created: bool = False,
+    updated: bool = False,
+) -> HTMLResponse:
+    rows = _log(app, view.id, filters)
+    all_rows = app.service.delivery_log(view.id)
+    chain = _chain(app, view)
+    updatable = (
+        session.user is not None
+        and session.user.can_manage
+        and view.status == NoticeStatus.ACTIVE
+        and datetime.fromisoformat(view.ends) > app.clock.now()
+    )
+    told = updatable and _reached(app, [v for v in chain if v.version <= view.version])
+    form = update or NoticeForm(_update_defaults(view), _channels_of(view))
     return _page(
         request,
         app,
         session,
         "notice.html",
+        status=status,
         notice=view,
         summary=_summary(app, view),
         rows=rows[:TABLE_ROWS],
@@ -553,7 +589,105 @@ def notice_page(
         states=[s.value for s in DeliveryState],
         error_codes=sorted({r.error_code for r in all_rows if r.error_code}),
         tz=_zone_of(app, view.location),
-        created=bool(created),
+        created=created,
+        updated=updated,
+        chain=chain,
+        supersedes=next((v for v in chain if v.id == view.supersedes_id), None),
+        superseded_by=next((v for v in chain if v.supersedes_id == view.id), None),
+        updatable=updatable,
+        told=told,
+        values=form.values,
+        channels=form.channels,
+        errors=errors or {},
+        preview=preview,
+    )
+
+
+def _chain(app: App, view: NoticeView) -> list[NoticeView]:
+    """Every version of this notice, oldest first."""
+    root = view.root_id or view.id
+    return sorted(
+        (v for v in app.service.list_notices(view.location) if (v.root_id or v.id) == root),
+        key=lambda v: v.version,
+    )
+
+
+def _reached(app: App, versions: Sequence[NoticeView]) -> bool:
+    """Whether any of these versions reached anyone (an update then goes only to them)."""
+    done = (DeliveryState.SENT, DeliveryState.DELIVERED)
+    return any(
+        states.get(state, 0) > 0
+        for v in versions
+        for states in app.service.summary(v.id).values()
+        for state in done
+    )
+
+
+def _channels_of(view: NoticeView) -> list[str]:
+    names: list[str] = []
+    for broadcast in view.broadcasts:
+        names.extend(cast(list[str], broadcast["channels"]))
+    return list(dict.fromkeys(names))
+
+
+def _update_defaults(view: NoticeView) -> dict[str, str]:
+    """The update form, filled in with the notice as it stands (times in its location's zone)."""
+    return _form_defaults() | {
+        "location": view.location,
+        "starts": view.starts[:16],
+        "ends": view.ends[:16],
+        "reason": view.reason,
+        "message": view.message or "",
+    }
+
+
+@router.post("/notices/{notice_id}/update", dependencies=[CsrfChecked])
+async def update_notice(
+    request: Request, app: Application, session: Session, user: Manager, notice_id: int
+) -> Response:
+    """A new version of the notice: new times, reason or wording (``update_notice``).
+
+    Only what differs from the notice as it stands is passed on, so a notice of several
+    intervals keeps them unless its times are changed here.
+    """
+    view = _notice_or_404(app, notice_id)
+    if view is None:
+        return _not_found(request, app, session, f"There is no notice {notice_id}.")
+    posted = await _notice_form(request)
+    current = _update_defaults(view)
+    # The location, channels and send time are the notice's own: an update cannot change them.
+    values = posted.values | {"location": view.location, "kind": "", "send_mode": "now"}
+    draft = NoticeForm(values, _channels_of(view))
+    errors = draft.missing()
+    preview = None
+    if not errors:
+        try:
+            if (await request.form()).get("action") == "preview":
+                preview = app.service.preview_draft(**draft.call_arguments(), change="update")
+            else:
+                times = {"starts": values["starts"], "ends": values["ends"]}
+                moved = any(
+                    values[k].replace("T", " ") != current[k].replace("T", " ") for k in times
+                )
+                new = app.service.update_notice(
+                    notice_id,
+                    **(times if moved else {}),
+                    reason=values["reason"],
+                    message=values["message"] or None,
+                )
+                return _redirect(f"/console/notices/{new.id}?updated=1", request, app, session)
+        except ValidationError as exc:
+            errors = {field_of(str(exc)): str(exc)}
+    return _notice_page(
+        request,
+        app,
+        session,
+        view,
+        LogFilter(),
+        status=422 if errors else 200,
+        update=draft,
+        errors=errors,
+        preview=preview,
     )
 
 
@@ -599,17 +733,23 @@ def deliveries_csv(
 
 @router.post("/notices/{notice_id}/cancel", dependencies=[CsrfChecked])
 def cancel(
-    request: Request, app: Application, session: Session, user: Manager, notice_id: int
+    request: Request,
+    app: Application,
+    session: Session,
+    user: Manager,
+    notice_id: int,
+    notify: Annotated[str, Form()] = "",
 ) -> Response:
+    """Cancel; with ``notify``, those already told hear "open after all" (a new version)."""
     try:
-        app.service.cancel_notice(notice_id)
+        view = app.service.cancel_notice(notice_id, notify=bool(notify))
     except NotFoundError:
         return _not_found(request, app, session, f"There is no notice {notice_id}.")
     except ValidationError as exc:
         return _page(
             request, app, session, "error.html", status=409, title="Not cancelled", message=exc
         )
-    return _redirect(f"/console/notices/{notice_id}", request, app, session)
+    return _redirect(f"/console/notices/{view.id}", request, app, session)
 
 
 @router.get("/deliveries/{delivery_id}")

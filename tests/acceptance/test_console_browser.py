@@ -254,6 +254,17 @@ def test_a_manager_sends_the_reference_closure_and_watches_it_delivered(
     expect(page.locator(".sms-text")).to_contain_text("a burst pipe")
     page.get_by_role("button", name="Queue notice").click()
     expect(page.get_by_role("status")).to_have_text("Notice queued.")
+    # Updated before anything went out: the new version simply replaces it.
+    page.get_by_text("Update this notice").click()
+    expect(page.get_by_label("Closed from")).to_have_value("2025-02-24T08:00")
+    page.get_by_label("Reason").fill("a burst pipe and flooding")
+    expect(page.locator(".sms-text")).to_contain_text("a burst pipe and flooding")
+    shot(page, "notice-update")
+    page.get_by_role("button", name="Replace notice").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "Update queued as notice 3, replacing notice 2."
+    )
+    expect(page.locator("#supersedes-link")).to_have_text("notice 2")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Cancel notice").click()
     expect(page.locator("#notice-status")).to_have_text("cancelled")

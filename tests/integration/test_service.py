@@ -185,3 +185,21 @@ def test_cancelling_a_scheduled_notice_means_it_never_fans_out(
 def test_unknown_notice_is_a_clear_error(app: App) -> None:
     with pytest.raises(NotFoundError, match="no notice with id 999"):
         app.service.preview(999)
+
+
+def test_consent_granted_or_withdrawn_by_an_import_is_in_the_ledger(app: App, cova: str) -> None:
+    from notifier.models import ConsentEvent
+
+    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    changed = PATIENTS_CSV.replace(
+        "p1,Maria,Lopez,540-555-0111,maria@example.org,en,cova,yes,yes",
+        "p1,Maria,Lopez,540-555-0111,maria@example.org,en,cova,no,yes",
+    )
+    import_patients(app.db, app.clock, io.StringIO(changed))
+    with app.db.session() as s:
+        events = s.scalars(select(ConsentEvent).order_by(ConsentEvent.id)).all()
+        ledger = [(e.channel, e.address, e.source, e.old, e.new) for e in events]
+    # First import: every consent given (p1, p2, p3 SMS; p1, p3, p4 email); p5 gave none.
+    assert len([e for e in ledger if e[3] == "consent_withheld"]) == 6
+    assert ledger[-1] == ("sms", "+15405550111", "import", "consent_granted", "consent_withheld")
+    assert len(ledger) == 7  # the unchanged email consent of p1 is not recorded again

@@ -1,5 +1,6 @@
 """The web console over real HTTP (uvicorn on loopback), on SQLite and PostgreSQL: sign-in,
-CSRF, roles, the live preview, field errors, cancel, the delivery log, CSV, patients."""
+CSRF, roles, the live preview, field errors, update, cancel (with or without telling those
+already told), the delivery log, CSV, patients."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from notifier import store
 from notifier.accounts import Accounts
 from notifier.clock import FrozenClock
+from notifier.dispatcher import Dispatcher
 from notifier.fanout import fire_due_broadcasts
 from notifier.sandbox.smtp_server import FakeSmtp
 from notifier.sandbox.twilio_server import FakeTwilio
@@ -373,3 +375,182 @@ def test_unknown_ids_get_a_page_not_a_stack_trace(manager: httpx.Client) -> None
     for path in ("/console/notices/999", "/console/deliveries/999", "/console/notices?location=x"):
         page = manager.get(path)
         assert page.status_code == 404 and "Not found" in page.text, path
+
+
+# --- updates and "open after all" ---------------------------------------------------------
+
+
+def create(manager: httpx.Client, **changes: object) -> int:
+    answer = manager.post("/console/notices", data=REFERENCE | changes | {"csrf": token(manager)})
+    assert answer.status_code == 303, answer.text
+    return int(answer.headers["location"].split("/")[-1].split("?")[0])
+
+
+def send_texts_only(web: Web) -> set[str]:
+    """Fire due broadcasts and send only the texts (emails stay queued); the texted addresses."""
+    channel = RecordingSms()
+    fire_due_broadcasts(web.app.db, web.app.clock, web.app.settings)
+    Dispatcher(
+        web.app.db, {"sms": channel}, web.app.renderer, web.app.clock, web.app.settings, "w1"
+    ).drain()  # type: ignore[arg-type]
+    return {m.to for m in channel.sent}
+
+
+def queued_for(web: Web, notice_id: int) -> list[tuple[str, str]]:
+    """(channel, masked address) of every delivery the notice's broadcast queued, once fired."""
+    fire_due_broadcasts(web.app.db, web.app.clock, web.app.settings)
+    return sorted((d.channel, d.address) for d in web.app.service.delivery_log(notice_id))
+
+
+def update_form(manager: httpx.Client, notice_id: int, **changes: str) -> dict[str, object]:
+    page = manager.get(f"/console/notices/{notice_id}")
+    assert "Update this notice" in page.text
+    prefilled = dict(
+        re.findall(
+            r'id="(starts|ends)" name="\w+" type="datetime-local" value="([^"]*)"', page.text
+        )
+    )
+    return {
+        "csrf": csrf_of(page),
+        "starts": prefilled["starts"],
+        "ends": prefilled["ends"],
+        "reason": "inclement weather",
+        "message": "",
+        "action": "send",
+    } | changes
+
+
+def test_a_manager_updates_a_scheduled_notice_and_sees_the_version_chain(
+    web: Web, manager: httpx.Client
+) -> None:
+    original = create(manager, send_mode="at", send_at="2025-02-19T07:00")
+    form = update_form(manager, original, ends="2025-02-20T12:00")
+    assert form["starts"] == "2025-02-19T12:30" and form["ends"] == "2025-02-20T12:00"
+    page = manager.get(f"/console/notices/{original}").text
+    assert 'value="2025-02-21T00:00"' in page  # prefilled in the location's zone
+    assert "Replace notice" in page  # nothing went out yet
+
+    answer = manager.post(f"/console/notices/{original}/update", data=form)
+    assert answer.status_code == 303
+    new = int(answer.headers["location"].split("/")[-1].split("?")[0])
+    assert answer.headers["location"] == f"/console/notices/{new}?updated=1"
+    view = web.app.service.notice(new)
+    assert (view.version, view.supersedes_id, view.change) == (2, original, "original")
+    assert view.ends.startswith("2025-02-20T12:00")
+    assert view.broadcasts[0]["send_at"] == "2025-02-19T07:00:00-05:00"  # the old send time
+    assert web.app.service.notice(original).status == "superseded"
+
+    newer = manager.get(answer.headers["location"]).text
+    assert "Update queued" in newer
+    assert f'href="/console/notices/{original}" id="supersedes-link"' in newer
+    older = manager.get(f"/console/notices/{original}").text
+    assert f'href="/console/notices/{new}" id="superseded-by-link"' in older
+    assert "Update this notice" not in older and "Cancel notice" not in older
+
+
+def test_an_update_after_a_partial_send_goes_only_to_those_already_told(
+    web: Web, manager: httpx.Client
+) -> None:
+    original = create(manager)
+    texted = send_texts_only(web)
+    assert texted and all(a.startswith("+1") for a in texted)
+    form = update_form(manager, original, reason="ice")
+    page = manager.get(f"/console/notices/{original}").text
+    assert "Send update" in page and 'name="change" value="update"' in page
+    preview = manager.post(
+        "/console/notices/preview",
+        data=REFERENCE | {"reason": "ice", "change": "update"},
+        headers={"X-CSRF-Token": str(form["csrf"])},
+    )
+    assert "UPDATE: Due to ice" in preview.text
+
+    answer = manager.post(f"/console/notices/{original}/update", data=form)
+    assert answer.status_code == 303
+    new = int(answer.headers["location"].split("/")[-1].split("?")[0])
+    assert web.app.service.notice(new).change == "update"
+    prior = sorted(
+        (d.channel, d.address) for d in web.app.service.delivery_log(original, state="sent")
+    )
+    assert queued_for(web, new) == prior  # the texted phones only; no email went out
+    assert {d.channel for d in web.app.service.delivery_log(new)} == {"sms"}
+    withdrawn = web.app.service.delivery_log(original, channel="email", state="cancelled")
+    assert withdrawn and {d.error for d in withdrawn} == {f"superseded by notice {new}"}
+
+
+def test_cancel_with_notify_tells_only_those_already_told(web: Web, manager: httpx.Client) -> None:
+    original = create(manager)
+    send_texts_only(web)
+    page = manager.get(f"/console/notices/{original}")
+    assert "Tell patients who were already notified that we are open after all" in page.text
+    answer = manager.post(
+        f"/console/notices/{original}/cancel", data={"csrf": csrf_of(page), "notify": "1"}
+    )
+    assert answer.status_code == 303
+    follow_up = int(answer.headers["location"].split("/")[-1])
+    assert follow_up != original
+    assert web.app.service.notice(original).status == "cancelled"
+    assert web.app.service.notice(follow_up).change == "cancellation"
+    prior = sorted(
+        (d.channel, d.address) for d in web.app.service.delivery_log(original, state="sent")
+    )
+    assert queued_for(web, follow_up) == prior
+    assert web.app.service.delivery_log(original, channel="email", state="pending") == []
+    chain = manager.get(f"/console/notices/{follow_up}").text
+    assert "open after all" in chain and 'id="supersedes-link"' in chain
+
+
+def test_cancel_without_notify_tells_nobody(web: Web, manager: httpx.Client) -> None:
+    original = create(manager)
+    send_texts_only(web)
+    page = manager.get(f"/console/notices/{original}")
+    answer = manager.post(f"/console/notices/{original}/cancel", data={"csrf": csrf_of(page)})
+    assert answer.headers["location"] == f"/console/notices/{original}"
+    assert [v.id for v in web.app.service.list_notices()] == [original]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"ends": "2025-02-19T10:00"}, "ends", "the end must be later than the start"),
+        ({"reason": " "}, "reason", "give a reason"),
+        ({"starts": ""}, "starts", "give the date and time the closure starts"),
+        ({"ends": "2025-02-18T10:00", "starts": "2025-02-18T09:00"}, "ends", "already over"),
+    ],
+)
+def test_update_errors_appear_next_to_their_field_and_store_nothing(
+    web: Web, manager: httpx.Client, change: dict[str, str], field: str, words: str
+) -> None:
+    original = create(manager, send_mode="at", send_at="2025-02-19T07:00")
+    page = manager.post(
+        f"/console/notices/{original}/update", data=update_form(manager, original, **change)
+    )
+    assert page.status_code == 422
+    assert words in error_for(page, field)
+    assert '<details id="update" class="update" open>' in page.text
+    assert [v.id for v in web.app.service.list_notices()] == [original]
+    assert web.app.service.notice(original).status == "active"
+
+
+def test_updating_needs_a_manager_and_the_csrf_token(web: Web, manager: httpx.Client) -> None:
+    original = create(manager, send_mode="at", send_at="2025-02-19T07:00")
+    form = update_form(manager, original, reason="ice")
+    assert (
+        manager.post(f"/console/notices/{original}/update", data=form | {"csrf": ""}).status_code
+        == 403
+    )
+    viewer = sign_in(web, "viewer@cova.example")
+    try:
+        page = viewer.get(f"/console/notices/{original}")
+        assert "Update this notice" not in page.text and "open after all" not in page.text
+        answer = viewer.post(
+            f"/console/notices/{original}/update", data=form | {"csrf": csrf_of(page)}
+        )
+        assert answer.status_code == 403
+        refused = viewer.post(
+            f"/console/notices/{original}/cancel", data={"csrf": csrf_of(page), "notify": "1"}
+        )
+        assert refused.status_code == 403
+    finally:
+        viewer.close()
+    assert [v.id for v in web.app.service.list_notices()] == [original]
+    assert web.app.service.notice(original).reason == "inclement weather"

@@ -1,4 +1,4 @@
-// Notifier console: the live preview and the self-refreshing delivery summary. Plain JS; every
+// Notifier console: the live preview (new notice and update forms) and the self-refreshing delivery summary. Plain JS; every
 // page works without it (the form has a Preview button, the summary a page reload).
 "use strict";
 
@@ -58,7 +58,10 @@ function livePreview(form) {
       }
     });
   }
-  refresh();
+  // The update form sits in a closed <details> on the notice page: preview once it is opened.
+  const details = form.closest("details");
+  if (details && !details.open) details.addEventListener("toggle", () => { if (details.open) refresh(); }, { once: true });
+  else refresh();
 }
 
 // The delivery table and broadcast facts, re-read from this page's own URL (filters kept).
