@@ -392,7 +392,7 @@ def send_texts_only(web: Web) -> set[str]:
     fire_due_broadcasts(web.app.db, web.app.clock, web.app.settings)
     Dispatcher(
         web.app.db, {"sms": channel}, web.app.renderer, web.app.clock, web.app.settings, "w1"
-    ).drain()  # type: ignore[arg-type]
+    ).drain()
     return {m.to for m in channel.sent}
 
 
@@ -554,3 +554,24 @@ def test_updating_needs_a_manager_and_the_csrf_token(web: Web, manager: httpx.Cl
         viewer.close()
     assert [v.id for v in web.app.service.list_notices()] == [original]
     assert web.app.service.notice(original).reason == "inclement weather"
+
+
+def test_an_update_that_keeps_the_times_keeps_every_interval(
+    web: Web, manager: httpx.Client
+) -> None:
+    original = web.app.service.create_notice(
+        "cova",
+        None,
+        None,
+        "inclement weather",
+        send_at="2025-02-19 07:00",
+        intervals=["2025-02-19 12:30/2025-02-19 17:00", "2025-02-20 08:00/2025-02-20 12:00"],
+    ).id
+    page = manager.get(f"/console/notices/{original}")
+    assert "This closure has 2 separate intervals" in page.text
+    answer = manager.post(
+        f"/console/notices/{original}/update", data=update_form(manager, original, reason="ice")
+    )
+    assert answer.status_code == 303
+    new = web.app.service.notice(int(answer.headers["location"].split("/")[-1].split("?")[0]))
+    assert new.reason == "ice" and len(new.intervals) == 2

@@ -119,8 +119,10 @@ def opted_out(app: App, channel: str, address: str) -> bool:
 
 
 def ledger(app: App, channel: str, address: str) -> list[tuple[str, str, str, int | None]]:
+    """Opt-out/opt-in entries (the consent granted by the patient import is tested on its own)."""
     with app.db.session() as s:
         return [
             (e.source, e.old, e.new, e.patient_id)
             for e in store.consent_events(s, channel, address)
+            if e.source != "import"
         ]
