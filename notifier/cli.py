@@ -167,15 +167,7 @@ def patients_import(ctx: click.Context, file: Path) -> None:
     app = _app(ctx)
     with file.open(newline="", encoding="utf-8-sig") as stream:
         report = import_patients(app.db, app.clock, stream, app.settings.default_region)
-    for error in report.errors:
-        who = f" ({error.external_id})" if error.external_id else ""
-        click.echo(f"{file.name}:{error.line}{who}: {error.reason}", err=True)
-    click.echo(
-        f"imported {report.imported} patients ({report.created} new, {report.updated} updated), "
-        f"{len(report.errors)} rows rejected"
-    )
-    if report.errors:
-        sys.exit(4)
+    _report_import(file, report, "patients")
 
 
 # --- notices ----------------------------------------------------------------------------------
@@ -429,19 +421,21 @@ def appointments_import(ctx: click.Context, file: Path) -> None:
     app = _app(ctx)
     with file.open(newline="", encoding="utf-8-sig") as stream:
         report = import_appointments(app.db, app.clock, stream)
-    _report_rejected(file, report)
-    click.echo(
-        f"imported {report.imported} appointments ({report.created} new, "
-        f"{report.updated} updated), {len(report.errors)} rows rejected"
-    )
-    if report.errors:
-        sys.exit(4)
+    _report_import(file, report, "appointments")
 
 
-def _report_rejected(file: Path, report: Any) -> None:
+def _report_import(file: Path, report: Any, noun: str) -> None:
+    """Each rejected row as ``file:line (id): reason`` on stderr, the counts on stdout; exit 4
+    when any row was rejected, so scripts can tell."""
     for error in report.errors:
         who = f" ({error.external_id})" if error.external_id else ""
         click.echo(f"{file.name}:{error.line}{who}: {error.reason}", err=True)
+    click.echo(
+        f"imported {report.imported} {noun} ({report.created} new, {report.updated} updated), "
+        f"{len(report.errors)} rows rejected"
+    )
+    if report.errors:
+        sys.exit(4)
 
 
 # --- deliveries -------------------------------------------------------------------------------

@@ -307,18 +307,9 @@ class NotifierService:
             location = store.location_by_slug(s, location_slug)
             if location is None:
                 raise NotFoundError(f"no location {location_slug!r}: add it first")
-            tz = zone(location.timezone)
             closure = _closure_from_input(location, starts, ends, intervals)
             audience = _audience(audience)
-            if closure.ends <= now:
-                raise ValidationError(
-                    f"the closure ended at {closure.local(closure.ends):%Y-%m-%d %H:%M}; "
-                    "there is nothing left to tell patients"
-                )
-            send_instant = (
-                now if send_at.strip().lower() == "now" else parse_local(send_at, tz, "send time")
-            )
-            check_send_time(send_instant, closure, now)
+            send_instant = _check_timing(closure, send_at, now)
             notice_kind = NoticeKind(kind) if kind else closure.inferred_kind()
             if not reason.strip():
                 raise ValidationError("give a reason (e.g. 'inclement weather')")
@@ -531,22 +522,8 @@ class NotifierService:
             location = store.location_by_slug(s, location_slug)
             if location is None:
                 raise NotFoundError(f"no location {location_slug!r}: add it first")
-            tz = zone(location.timezone)
-            closure = Closure(
-                parse_local(starts, tz, "start"),
-                parse_local(ends, tz, "end"),
-                tz,
-                BusinessHours.from_json(location.business_hours),
-            )
-            if closure.ends <= now:
-                raise ValidationError(
-                    f"the closure ended at {closure.local(closure.ends):%Y-%m-%d %H:%M}; "
-                    "there is nothing left to tell patients"
-                )
-            send_instant = (
-                now if send_at.strip().lower() == "now" else parse_local(send_at, tz, "send time")
-            )
-            check_send_time(send_instant, closure, now)
+            closure = _closure_from_input(location, starts, ends, ())
+            _check_timing(closure, send_at, now)
             if kind and kind not in {k.value for k in NoticeKind}:
                 raise ValidationError(f"kind {kind!r} is not one of closure, early-close, ...")
             channel_names = parse_channels(channels)
@@ -840,6 +817,20 @@ def _closure_from_input(
     if not parsed:
         raise ValidationError("give the closure's start and end, or one or more intervals")
     return Closure.of(parsed, tz, hours)
+
+
+def _check_timing(closure: Closure, send_at: str, now: datetime) -> datetime:
+    """The send instant for ``send_at`` ('now' or a local time), checked against the closure."""
+    if closure.ends <= now:
+        raise ValidationError(
+            f"the closure ended at {closure.local(closure.ends):%Y-%m-%d %H:%M}; "
+            "there is nothing left to tell patients"
+        )
+    send_instant = (
+        now if send_at.strip().lower() == "now" else parse_local(send_at, closure.tz, "send time")
+    )
+    check_send_time(send_instant, closure, now)
+    return send_instant
 
 
 def _audience(value: str) -> str:

@@ -397,38 +397,23 @@ def finish_broadcasts(s: Session, now: datetime) -> int:
 
 def cancel_notice(s: Session, notice_id: int, now: datetime) -> tuple[int, int]:
     """Cancel a notice, its waiting broadcasts and unsent deliveries: (broadcasts, deliveries)."""
-    s.execute(
-        update(Notice)
-        .where(Notice.id == notice_id)
-        .values(status=NoticeStatus.CANCELLED.value, updated_at=now)
-    )
-    broadcasts = s.execute(
-        update(Broadcast)
-        .where(Broadcast.notice_id == notice_id, Broadcast.status == BroadcastStatus.SCHEDULED)
-        .values(
-            status=BroadcastStatus.CANCELLED.value,
-            status_reason="notice cancelled",
-            finished_at=now,
-        )
-    ).rowcount  # type: ignore[attr-defined]
-    waiting = select(Delivery.id).where(
-        Delivery.broadcast_id.in_(select(Broadcast.id).where(Broadcast.notice_id == notice_id)),
-        Delivery.state == DeliveryState.PENDING,
-    )
-    ids = list(s.scalars(waiting))
-    if ids:
-        set_states(s, ids, DeliveryState.CANCELLED, now, "cancelled", "notice cancelled")
-    return int(broadcasts), len(ids)
+    return _withdraw(s, notice_id, NoticeStatus.CANCELLED, "cancelled", "notice cancelled", now)
 
 
 def supersede_notice(s: Session, notice_id: int, by_id: int, now: datetime) -> tuple[int, int]:
     """Withdraw what has not gone out of a notice a newer version replaces, in the caller's
     transaction: waiting broadcasts are cancelled, pending deliveries withdrawn."""
     reason = f"superseded by notice {by_id}"
+    return _withdraw(s, notice_id, NoticeStatus.SUPERSEDED, "withdrawn", reason, now)
+
+
+def _withdraw(
+    s: Session, notice_id: int, status: NoticeStatus, event: str, reason: str, now: datetime
+) -> tuple[int, int]:
+    """Set the notice's status, cancel its waiting broadcasts and its pending deliveries (each
+    with an event naming ``reason``): (broadcasts, deliveries)."""
     s.execute(
-        update(Notice)
-        .where(Notice.id == notice_id)
-        .values(status=NoticeStatus.SUPERSEDED.value, updated_at=now)
+        update(Notice).where(Notice.id == notice_id).values(status=status.value, updated_at=now)
     )
     broadcasts = s.execute(
         update(Broadcast)
@@ -441,7 +426,7 @@ def supersede_notice(s: Session, notice_id: int, by_id: int, now: datetime) -> t
     )
     ids = list(s.scalars(waiting))
     if ids:
-        set_states(s, ids, DeliveryState.CANCELLED, now, "withdrawn", reason)
+        set_states(s, ids, DeliveryState.CANCELLED, now, event, reason)
     return int(broadcasts), len(ids)
 
 
