@@ -212,6 +212,11 @@ def notice() -> None:
 )
 @click.option("--channels", default="sms,email", show_default=True)
 @click.option(
+    "--reminder-at",
+    default=None,
+    help="Send the same message again at 'YYYY-MM-DD HH:MM' (e.g. the morning of the closure).",
+)
+@click.option(
     "--urgent/--not-urgent",
     default=None,
     help="Texts ignore quiet hours. Default: urgent when the closure starts on the day of sending.",
@@ -230,10 +235,11 @@ def notice_create(
     message: str | None,
     send_at: str,
     channels: str,
+    reminder_at: str | None,
     urgent: bool | None,
     as_json: bool,
 ) -> None:
-    """Queue a closure notice and its broadcast."""
+    """Queue a closure notice and its broadcast (and a reminder)."""
     service = _app(ctx).service
     view = service.create_notice(
         location_slug,
@@ -247,6 +253,7 @@ def notice_create(
         urgent,
         intervals=intervals,
         audience=audience,
+        reminder_at=reminder_at,
     )
     if as_json:
         _emit_json(_as_dict(view))

@@ -297,10 +297,12 @@ class NotifierService:
         *,
         intervals: Sequence[str] = (),
         audience: str = Audience.EVERYONE.value,
+        reminder_at: str | None = None,
     ) -> NoticeView:
         """Validate everything, render every message once, then store notice and broadcast.
 
-        The closure is ``starts``–``ends``, or one or more ``intervals`` ("START/END").
+        The closure is ``starts``–``ends``, or one or more ``intervals`` ("START/END"). A
+        ``reminder_at`` adds a second broadcast of the same message to the same audience.
         """
         now = self.clock.now()
         with self.db.session() as s:
@@ -310,6 +312,7 @@ class NotifierService:
             closure = _closure_from_input(location, starts, ends, intervals)
             audience = _audience(audience)
             send_instant = _check_timing(closure, send_at, now)
+            reminder = _reminder_instant(reminder_at, closure, send_instant, now)
             notice_kind = NoticeKind(kind) if kind else closure.inferred_kind()
             if not reason.strip():
                 raise ValidationError("give a reason (e.g. 'inclement weather')")
@@ -334,16 +337,19 @@ class NotifierService:
             # Templates fail here, before anything is stored, never first at send time.
             self._render_all(s, notice, location, channel_names)
             s.add(notice)
-            s.add(
-                Broadcast(
-                    notice=notice,
-                    send_at=send_instant,
-                    channels=",".join(channel_names),
-                    urgent=urgent,
-                    status=BroadcastStatus.SCHEDULED.value,
-                    created_at=now,
+            for instant in (send_instant, reminder):
+                if instant is None:
+                    continue
+                s.add(
+                    Broadcast(
+                        notice=notice,
+                        send_at=instant,
+                        channels=",".join(channel_names),
+                        urgent=urgent,
+                        status=BroadcastStatus.SCHEDULED.value,
+                        created_at=now,
+                    )
                 )
-            )
             s.flush()
             log.info(
                 "notice created",
@@ -514,6 +520,7 @@ class NotifierService:
         send_at: str = "now",
         channels: str = "sms,email",
         change: str = NoticeChange.ORIGINAL.value,
+        reminder_at: str | None = None,
     ) -> Preview:
         """What ``create_notice`` with these fields would send, checked the same way; stores
         nothing. ``change="update"`` words it as an update of an earlier notice."""
@@ -523,7 +530,7 @@ class NotifierService:
             if location is None:
                 raise NotFoundError(f"no location {location_slug!r}: add it first")
             closure = _closure_from_input(location, starts, ends, ())
-            _check_timing(closure, send_at, now)
+            _reminder_instant(reminder_at, closure, _check_timing(closure, send_at, now), now)
             if kind and kind not in {k.value for k in NoticeKind}:
                 raise ValidationError(f"kind {kind!r} is not one of closure, early-close, ...")
             channel_names = parse_channels(channels)
@@ -831,6 +838,25 @@ def _check_timing(closure: Closure, send_at: str, now: datetime) -> datetime:
     )
     check_send_time(send_instant, closure, now)
     return send_instant
+
+
+def _reminder_instant(
+    reminder_at: str | None, closure: Closure, send_instant: datetime, now: datetime
+) -> datetime | None:
+    """A reminder goes out after the first send and, like it, before the closure is over."""
+    if reminder_at is None or not reminder_at.strip():
+        return None
+    reminder = parse_local(reminder_at, closure.tz, "the reminder time")
+    if reminder <= send_instant:
+        raise ValidationError(
+            f"the reminder time {closure.local(reminder):%Y-%m-%d %H:%M} must be after the send "
+            f"time ({closure.local(send_instant):%Y-%m-%d %H:%M})"
+        )
+    try:
+        check_send_time(reminder, closure, now)
+    except ValidationError as exc:
+        raise ValidationError(f"the reminder: {exc}") from None
+    return reminder
 
 
 def _audience(value: str) -> str:

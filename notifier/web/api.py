@@ -78,11 +78,14 @@ class NoticeIn(BaseModel):
     message: str | None = Field(default=None, max_length=1600)
     send_at: str = Field(default="now", max_length=40)
     channels: list[Channel] = Field(default=["sms", "email"], min_length=1)
+    reminder_at: str | None = Field(
+        default=None, max_length=40, description="send the same message again at this time"
+    )
     urgent: bool | None = Field(
         default=None, description="null: urgent when the closure starts on the day of sending"
     )
 
-    _clean = field_validator("starts", "ends", "reason", "message", "send_at")(_text)
+    _clean = field_validator("starts", "ends", "reason", "message", "send_at", "reminder_at")(_text)
 
 
 class OptOutIn(BaseModel):
@@ -111,6 +114,7 @@ def create_notice(body: NoticeIn, app: Application) -> NoticeView:
         body.send_at,
         ",".join(body.channels),
         body.urgent,
+        reminder_at=body.reminder_at,
     )
 
 

@@ -48,11 +48,22 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 Application = Annotated[App, Depends(get_app)]
 
 STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
-FIELDS = ("location", "kind", "starts", "ends", "reason", "message", "channels", "send_at")
+FIELDS = (
+    "location",
+    "kind",
+    "starts",
+    "ends",
+    "reason",
+    "message",
+    "channels",
+    "send_at",
+    "reminder_at",
+)
 # Service errors name what they are about in their first words (see domain and service).
 FIELD_RULES = tuple(
     (re.compile(pattern), name)
     for pattern, name in (
+        (r"^the reminder", "reminder_at"),
         (r"^(the )?send time", "send_at"),
         (r"^no location", "location"),
         (r"^start ", "starts"),
@@ -293,6 +304,7 @@ def _form_defaults() -> dict[str, str]:
         "message": "",
         "send_mode": "now",
         "send_at": "",
+        "reminder_at": "",
     }
 
 
@@ -374,6 +386,7 @@ class NoticeForm:
             "message": self.values["message"] or None,
             "send_at": self.send_at,
             "channels": ",".join(self.channels),
+            "reminder_at": self.values.get("reminder_at") or None,
         }
 
 

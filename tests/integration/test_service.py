@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,35 @@ def test_consent_granted_or_withdrawn_by_an_import_is_in_the_ledger(app: App, co
     assert len([e for e in ledger if e[3] == "consent_withheld"]) == 6
     assert ledger[-1] == ("sms", "+15405550111", "import", "consent_granted", "consent_withheld")
     assert len(ledger) == 7  # the unchanged email consent of p1 is not recorded again
+
+
+def test_a_reminder_sends_the_same_message_again_to_the_same_audience(
+    app: App, cova: str, clock: FrozenClock
+) -> None:
+    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    notice_id = create_reference(app, reminder_at="2025-02-19 07:30")
+    broadcasts = app.service.notice(notice_id).broadcasts
+    assert [str(b["send_at"])[:16] for b in broadcasts] == ["2025-02-18T18:00", "2025-02-19T07:30"]
+    assert fire_due_broadcasts(app.db, app.clock, app.settings) == 1
+    clock.set(datetime.fromisoformat("2025-02-19T07:30:00-05:00"))
+    assert fire_due_broadcasts(app.db, app.clock, app.settings) == 1
+    log = app.service.delivery_log(notice_id)
+    first = {(d.channel, d.address, d.state) for d in log if d.broadcast_id == broadcasts[0]["id"]}
+    second = {(d.channel, d.address, d.state) for d in log if d.broadcast_id == broadcasts[1]["id"]}
+    assert first == second and len(first) == 8
+
+
+@pytest.mark.parametrize(
+    ("reminder", "error"),
+    [
+        ("2025-02-18 17:00", "the reminder time 2025-02-18 17:00 must be after the send time"),
+        ("2025-02-21 09:00", "the reminder: the send time 2025-02-21 09:00 is after the closure"),
+        ("soon", "the reminder time 'soon' is not a date and time"),
+    ],
+)
+def test_an_impossible_reminder_is_refused_and_stores_nothing(
+    app: App, cova: str, reminder: str, error: str
+) -> None:
+    with pytest.raises(ValidationError, match=error):
+        create_reference(app, reminder_at=reminder)
+    assert count(app, Notice) == 0

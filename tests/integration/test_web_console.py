@@ -180,6 +180,7 @@ def test_the_preview_stores_nothing_and_names_the_field_at_fault(
         ({"send_mode": "at", "send_at": "2025-02-17T09:00"}, "send_at", "is in the past"),
         ({"channels": []}, "channels", "choose at least one channel"),
         ({"location": ""}, "location", "choose the location"),
+        ({"reminder_at": "2025-02-18T17:00"}, "reminder_at", "must be after the send time"),
     ],
 )
 def test_create_errors_appear_next_to_their_field_and_keep_the_input(
@@ -242,6 +243,17 @@ def test_the_csv_export_follows_the_filters_and_masks_addresses(
         )
     )
     assert len(everything) == 4 and all("*" in r["address"] for r in everything)
+
+
+def test_a_manager_adds_a_reminder_broadcast(web: Web, manager: httpx.Client) -> None:
+    form = REFERENCE | {"reminder_at": "2025-02-19T07:30", "csrf": token(manager)}
+    created = manager.post("/console/notices", data=form)
+    assert created.status_code == 303
+    notice_id = int(created.headers["location"].split("/")[-1].split("?")[0])
+    broadcasts = web.app.service.notice(notice_id).broadcasts
+    assert [str(b["send_at"])[11:16] for b in broadcasts] == ["18:00", "07:30"]
+    page = manager.get(f"/console/notices/{notice_id}").text
+    assert page.count("Broadcast ") >= 2
 
 
 def test_a_manager_cancels_a_scheduled_notice(web: Web, manager: httpx.Client) -> None:
