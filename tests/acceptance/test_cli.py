@@ -13,7 +13,7 @@ import pytest
 
 from notifier.sandbox.smtp_server import FakeSmtp
 from notifier.sandbox.twilio_server import FakeTwilio
-from tests.conftest import PATIENTS_CSV
+from tests.conftest import PATIENTS_CSV, service_env
 
 NOTIFIER = [sys.executable, "-m", "notifier.cli"]
 
@@ -22,24 +22,7 @@ NOTIFIER = [sys.executable, "-m", "notifier.cli"]
 def env(
     database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, tmp_path: Path
 ) -> dict[str, str]:
-    values = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    values.update(
-        NOTIFIER_DATABASE_URL=database_url,
-        NOTIFIER_CONFIG_FILE=str(tmp_path / "absent.toml"),
-        NOTIFIER_TWILIO_ACCOUNT_SID=fake_twilio.account_sid,
-        NOTIFIER_TWILIO_AUTH_TOKEN=fake_twilio.auth_token,
-        NOTIFIER_TWILIO_FROM_NUMBER=fake_twilio.from_number,
-        NOTIFIER_TWILIO_API_BASE_URL=fake_twilio.base_url,
-        NOTIFIER_SMTP_HOST=fake_smtp.host,
-        NOTIFIER_SMTP_PORT=str(fake_smtp.port),
-        NOTIFIER_SMTP_STARTTLS="false",
-        NOTIFIER_EMAIL_FROM="closures@cova.example",
-        NOTIFIER_NOW="2025-02-18T18:00:00-05:00",
-        NOTIFIER_POLL_INTERVAL_SECONDS="0.2",
-        NOTIFIER_HTTP_PORT="0",  # the HTTP service on a free port
-        NO_PROXY="127.0.0.1,localhost",
-    )
-    return values
+    return service_env(tmp_path, database_url, fake_twilio.info(), (fake_smtp.host, fake_smtp.port))
 
 
 def notifier(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import email
 import json
-import os
 import random
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from notifier.sandbox.twilio_control import FakeTwilioProcess
+from tests.conftest import service_env
 from tests.patients import patients_csv
 
 NOTIFIER = [sys.executable, "-m", "notifier.cli"]
@@ -63,33 +63,19 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def service_env(
-    twilio: FakeTwilioProcess, smtp: dict[str, object], tmp_path: Path
-) -> dict[str, str]:
-    info = twilio.info
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    env.update(
-        NOTIFIER_DATABASE_URL=f"sqlite:///{tmp_path / 'crash.db'}",
-        NOTIFIER_CONFIG_FILE=str(tmp_path / "absent.toml"),
-        NOTIFIER_TWILIO_ACCOUNT_SID=info["account_sid"],
-        NOTIFIER_TWILIO_AUTH_TOKEN=info["auth_token"],
-        NOTIFIER_TWILIO_FROM_NUMBER=info["from_number"],
-        NOTIFIER_TWILIO_API_BASE_URL=info["base_url"],
-        NOTIFIER_SMTP_HOST=str(smtp["host"]),
-        NOTIFIER_SMTP_PORT=str(smtp["port"]),
-        NOTIFIER_SMTP_STARTTLS="false",
-        NOTIFIER_EMAIL_FROM="closures@cova.example",
-        NOTIFIER_NOW=START.isoformat(),
-        NOTIFIER_POLL_INTERVAL_SECONDS="0.2",
-        NOTIFIER_HTTP_PORT="0",  # the HTTP service on a free port
-        NOTIFIER_SMS_RATE_PER_SECOND="600",  # 2 segments each: 300 texts a second
-        NOTIFIER_EMAIL_RATE_PER_SECOND="300",
-        NOTIFIER_LEASE_SECONDS="2",
-        NOTIFIER_DISPATCH_CONCURRENCY=str(CONCURRENCY),
-        NOTIFIER_LOG_LEVEL="WARNING",
-        NO_PROXY="127.0.0.1,localhost",
+def crash_env(twilio: FakeTwilioProcess, smtp: dict[str, object], tmp_path: Path) -> dict[str, str]:
+    return service_env(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'crash.db'}",
+        twilio.info,
+        (str(smtp["host"]), int(str(smtp["port"]))),
+        NOW=START.isoformat(),
+        SMS_RATE_PER_SECOND="600",  # 2 segments each: 300 texts a second
+        EMAIL_RATE_PER_SECOND="300",
+        LEASE_SECONDS="2",
+        DISPATCH_CONCURRENCY=str(CONCURRENCY),
+        LOG_LEVEL="WARNING",
     )
-    return env
 
 
 def queue_broadcast(env: dict[str, str], tmp_path: Path) -> None:
@@ -119,7 +105,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_sends_no_text_twice(
     twilio: FakeTwilioProcess, maildir: tuple[Path, dict[str, object]], tmp_path: Path
 ) -> None:
     directory, smtp = maildir
-    env = service_env(twilio, smtp, tmp_path)
+    env = crash_env(twilio, smtp, tmp_path)
     queue_broadcast(env, tmp_path)
     rng = random.Random(20250219)
     began = time.monotonic()
@@ -175,7 +161,7 @@ def test_sigterm_finishes_in_flight_sends_and_releases_the_rest(
     twilio: FakeTwilioProcess, maildir: tuple[Path, dict[str, object]], tmp_path: Path
 ) -> None:
     _, smtp = maildir
-    env = service_env(twilio, smtp, tmp_path) | {
+    env = crash_env(twilio, smtp, tmp_path) | {
         "NOTIFIER_SMS_RATE_PER_SECOND": "40",  # slow: most deliveries wait, claimed, for tokens
         "NOTIFIER_EMAIL_RATE_PER_SECOND": "20",
     }

@@ -5,7 +5,6 @@ is still sent exactly once, finished by the survivors (claims are exclusive, lea
 from __future__ import annotations
 
 import io
-import os
 import random
 import signal
 import subprocess
@@ -22,7 +21,7 @@ from notifier.clock import FrozenClock
 from notifier.importer import import_patients
 from notifier.sandbox.twilio_control import FakeTwilioProcess
 from notifier.settings import load_settings
-from tests.conftest import EVENING_BEFORE
+from tests.conftest import EVENING_BEFORE, service_env
 
 RECIPIENTS = 3000
 WORKERS = 3
@@ -56,22 +55,13 @@ def twilio_process() -> Iterator[FakeTwilioProcess]:
 def test_three_workers_one_killed_every_message_sent_exactly_once(
     postgres_url: str, twilio_process: FakeTwilioProcess, tmp_path: Path
 ) -> None:
-    info = twilio_process.info
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    env.update(
-        NOTIFIER_DATABASE_URL=postgres_url,
-        NOTIFIER_CONFIG_FILE=str(tmp_path / "absent.toml"),
-        NOTIFIER_TWILIO_ACCOUNT_SID=info["account_sid"],
-        NOTIFIER_TWILIO_AUTH_TOKEN=info["auth_token"],
-        NOTIFIER_TWILIO_FROM_NUMBER=info["from_number"],
-        NOTIFIER_TWILIO_API_BASE_URL=info["base_url"],
-        NOTIFIER_NOW=EVENING_BEFORE.isoformat(),
-        NOTIFIER_POLL_INTERVAL_SECONDS="0.2",
-        NOTIFIER_HTTP_PORT="0",  # the HTTP service on a free port
-        NOTIFIER_SMS_RATE_PER_SECOND="2000",
-        NOTIFIER_DISPATCH_CONCURRENCY="8",
-        NOTIFIER_LEASE_SECONDS="4",
-        NO_PROXY="127.0.0.1,localhost",
+    env = service_env(
+        tmp_path,
+        postgres_url,
+        twilio_process.info,
+        SMS_RATE_PER_SECOND="2000",
+        DISPATCH_CONCURRENCY="8",
+        LEASE_SECONDS="4",
     )
     settings = load_settings(database_url=postgres_url)
     app = build_app(settings, clock=FrozenClock(EVENING_BEFORE))
