@@ -21,6 +21,7 @@ from notifier.bootstrap import App, build_app
 from notifier.errors import ConfigurationError, NotifierError, ValidationError
 from notifier.importer import import_patients
 from notifier.logs import configure_logging
+from notifier.service import DELIVERY_CSV_COLUMNS
 from notifier.settings import load_settings
 
 log = logging.getLogger("notifier")
@@ -447,23 +448,6 @@ def _report_import(file: Path, report: Any, noun: str) -> None:
 
 # --- deliveries -------------------------------------------------------------------------------
 
-DELIVERY_COLUMNS = (
-    "id",
-    "notice_id",
-    "notice_version",
-    "supersedes_id",
-    "channel",
-    "address",
-    "state",
-    "attempts",
-    "provider_id",
-    "error_code",
-    "error",
-    "segments",
-    "sent_at",
-    "updated_at",
-)
-
 
 @main.group("deliveries", invoke_without_command=True)
 @click.option("--notice", "notice_id", type=int, default=None)
@@ -479,7 +463,7 @@ def deliveries(ctx: click.Context, notice_id: int | None, state: str | None, fmt
         _emit_json(rows)
     elif fmt == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=DELIVERY_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(out, fieldnames=DELIVERY_CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
         click.echo(out.getvalue(), nl=False)

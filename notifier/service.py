@@ -38,6 +38,25 @@ from notifier.settings import Settings
 log = logging.getLogger(__name__)
 
 
+DELIVERY_CSV_COLUMNS = (
+    "id",
+    "notice_id",
+    "notice_version",
+    "supersedes_id",
+    "channel",
+    "address",
+    "state",
+    "attempts",
+    "provider_id",
+    "error_code",
+    "error",
+    "segments",
+    "sent_at",
+    "updated_at",
+)
+"""The delivery log's CSV columns, the same from the CLI and the console."""
+
+
 # --- views returned to the CLI / API ------------------------------------------------------
 
 

@@ -587,6 +587,11 @@ def recover_lease(s: Session, delivery_id: int, now: datetime) -> bool:
 
 def release(s: Session, ids: Sequence[int], worker: str, now: datetime) -> int:
     """Give claimed-but-unsent deliveries back (graceful shutdown)."""
+    return _hand_back(s, ids, worker, now)
+
+
+def _hand_back(s: Session, ids: Sequence[int], worker: str, now: datetime, **values: object) -> int:
+    """Claimed deliveries this worker still holds become pending again, no attempt counted."""
     result = s.execute(
         update(Delivery)
         .where(
@@ -599,6 +604,7 @@ def release(s: Session, ids: Sequence[int], worker: str, now: datetime) -> int:
             lease_until=None,
             claimed_by=None,
             updated_at=now,
+            **values,
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -888,22 +894,7 @@ def defer(
     detail: str,
 ) -> bool:
     """Hand a claimed delivery back, due again at ``until`` (no attempt is counted)."""
-    result = s.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == delivery_id,
-            Delivery.state == DeliveryState.SENDING,
-            Delivery.claimed_by == worker,
-        )
-        .values(
-            state=DeliveryState.PENDING.value,
-            next_attempt_at=until,
-            lease_until=None,
-            claimed_by=None,
-            updated_at=now,
-        )
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if _hand_back(s, [delivery_id], worker, now, next_attempt_at=until) != 1:
         return False
     add_event(s, delivery_id, now, event, DeliveryState.PENDING, detail=detail)
     return True

@@ -30,7 +30,7 @@ from notifier.domain import DeliveryState, NoticeStatus, zone
 from notifier.errors import NotFoundError, ValidationError
 from notifier.importer import import_patients
 from notifier.rendering import default_templates_dir
-from notifier.service import DeliveryView, NoticeView
+from notifier.service import DELIVERY_CSV_COLUMNS, DeliveryView, NoticeView
 from notifier.web.console_auth import (
     ConsoleSession,
     CsrfChecked,
@@ -84,20 +84,6 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("failed", (DeliveryState.FAILED, DeliveryState.UNDELIVERED)),
     ("skipped", (DeliveryState.SKIPPED,)),
     ("stopped", (DeliveryState.CANCELLED, DeliveryState.EXPIRED)),
-)
-CSV_COLUMNS = (
-    "id",
-    "notice_id",
-    "channel",
-    "address",
-    "state",
-    "attempts",
-    "provider_id",
-    "error_code",
-    "error",
-    "segments",
-    "sent_at",
-    "updated_at",
 )
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -730,7 +716,7 @@ def deliveries_csv(
     if _notice_or_404(app, notice_id) is None:
         return Response(status_code=404)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=DELIVERY_CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in _log(app, notice_id, LogFilter(state, channel, error_code, q)):
         writer.writerow(vars(row))
