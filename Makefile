@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint setup clean bench
 
-$(STAMP): pyproject.toml
+# The sandbox (local Twilio-compatible and SMTP servers) is a second distribution in sandbox/:
+# the demo, the tests and the benchmarks need it; the runtime install and the image do not.
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -e ./sandbox
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -19,13 +21,13 @@ demo: $(STAMP)
 	$(BIN)/notifier demo
 
 test: $(STAMP)
-	$(BIN)/ruff check notifier tests bench
-	$(BIN)/ruff format --check notifier tests bench
+	$(BIN)/ruff check notifier tests bench sandbox
+	$(BIN)/ruff format --check notifier tests bench sandbox
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check notifier tests bench
-	$(BIN)/ruff format --check notifier tests bench
+	$(BIN)/ruff check notifier tests bench sandbox
+	$(BIN)/ruff format --check notifier tests bench sandbox
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

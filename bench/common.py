@@ -16,8 +16,8 @@ from sqlalchemy import insert, update
 from notifier.bootstrap import App, build_app
 from notifier.clock import Clock, SystemClock
 from notifier.models import Broadcast, Patient
-from notifier.sandbox.twilio_control import FakeTwilioProcess
 from notifier.settings import load_settings
+from notifier_sandbox.twilio_control import FakeTwilioProcess
 
 SHORT = "Closed today for snow. Reopens tomorrow 8 AM."  # one GSM-7 segment with the prefix
 

@@ -13,7 +13,7 @@ from twilio.rest import Client
 from bench.common import add_patients, bench_app, create_times, max_in_window, queue_notice
 from notifier.channels.sms import SmsChannel
 from notifier.fanout import fire_due_broadcasts
-from notifier.sandbox.twilio_control import FakeTwilioProcess
+from notifier_sandbox.twilio_control import FakeTwilioProcess
 
 
 def _count_since(twilio: FakeTwilioProcess) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.common import add_patients, bench_app, queue_notice
 from notifier import jobs
-from notifier.sandbox.twilio_control import FakeTwilioProcess
+from notifier_sandbox.twilio_control import FakeTwilioProcess
 
 
 def scheduling_lag(twilio: FakeTwilioProcess, broadcasts: int, spacing: float) -> dict[str, Any]:

@@ -27,8 +27,8 @@ from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
 from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
 from notifier.importer import import_patients
-from notifier.sandbox.twilio_control import FakeTwilioProcess
 from notifier.settings import load_settings
+from notifier_sandbox.twilio_control import FakeTwilioProcess
 
 
 def patients_csv(count: int) -> str:

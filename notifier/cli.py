@@ -634,7 +634,13 @@ def token_create(ctx: click.Context, name: str) -> None:
 )
 def demo(workdir: Path) -> None:
     """Run the reference closure end to end against local Twilio and SMTP servers."""
-    from notifier.demo import run_demo
+    try:
+        from notifier_sandbox.demo import run_demo
+    except ImportError:
+        raise ConfigurationError(
+            "the demo runs against the local servers of the sandbox package, which is not "
+            "installed: `pip install -e ./sandbox` (`make demo` does it)"
+        ) from None
 
     configure_logging("WARNING")
     run_demo(workdir)

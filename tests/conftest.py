@@ -15,9 +15,9 @@ import pytest
 
 from notifier.bootstrap import App, build_app
 from notifier.clock import FrozenClock
-from notifier.sandbox.smtp_server import FakeSmtp
-from notifier.sandbox.twilio_server import FakeTwilio
 from notifier.settings import Settings, load_settings
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
 
 NEW_YORK = ZoneInfo("America/New_York")
 # The evening before the reference closure: the storm is forecast, the clinic decides.

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from notifier.sandbox.smtp_server import FakeSmtp
-from notifier.sandbox.twilio_server import FakeTwilio
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
 from tests.conftest import PATIENTS_CSV, service_env
 
 NOTIFIER = [sys.executable, "-m", "notifier.cli"]

@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from notifier.sandbox.twilio_server import FakeTwilio
+from notifier_sandbox.twilio_server import FakeTwilio
 from tests.acceptance.test_cli import env, notifier  # noqa: F401  (the env fixture)
 from tests.conftest import PATIENTS_CSV
 

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from notifier.sandbox.smtp_server import FakeSmtp
-from notifier.sandbox.twilio_server import FakeTwilio
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
 from tests.conftest import IN_CI, PATIENTS_CSV, service_env
 
 pytestmark = pytest.mark.slow

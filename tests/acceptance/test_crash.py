@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from notifier.sandbox.twilio_control import FakeTwilioProcess
+from notifier_sandbox.twilio_control import FakeTwilioProcess
 from tests.conftest import service_env
 from tests.patients import patients_csv
 
@@ -39,7 +39,7 @@ def twilio() -> object:
 def maildir(tmp_path: Path) -> object:
     directory = tmp_path / "mail"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "notifier.sandbox.smtp_server", "--maildir", str(directory)],
+        [sys.executable, "-m", "notifier_sandbox.smtp_server", "--maildir", str(directory)],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from notifier.sandbox.twilio_server import FakeTwilio
+from notifier_sandbox.twilio_server import FakeTwilio
 
 NOTIFIER = [sys.executable, "-m", "notifier.cli"]
 SECRET = "acceptance-secret-0123456789"

@@ -19,8 +19,8 @@ import pytest
 from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
 from notifier.importer import import_patients
-from notifier.sandbox.twilio_control import FakeTwilioProcess
 from notifier.settings import load_settings
+from notifier_sandbox.twilio_control import FakeTwilioProcess
 from tests.conftest import EVENING_BEFORE, service_env
 
 RECIPIENTS = 3000

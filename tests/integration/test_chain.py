@@ -18,8 +18,8 @@ from notifier.dispatcher import Dispatcher
 from notifier.fanout import fire_due_broadcasts
 from notifier.importer import import_patients
 from notifier.models import Delivery
-from notifier.sandbox.smtp_server import FakeSmtp
-from notifier.sandbox.twilio_server import FakeTwilio
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
 from tests.conftest import NEW_YORK, PATIENTS_CSV, peer_settings
 from tests.integration.test_dispatcher import ScriptedChannel
 

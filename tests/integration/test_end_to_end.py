@@ -9,8 +9,8 @@ from email.message import EmailMessage
 from notifier.bootstrap import App
 from notifier.fanout import finish_broadcasts, fire_due_broadcasts
 from notifier.importer import import_patients
-from notifier.sandbox.smtp_server import FakeSmtp
-from notifier.sandbox.twilio_server import FakeTwilio
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
 from tests.conftest import PATIENTS_CSV
 
 

@@ -17,8 +17,8 @@ from notifier.bootstrap import App, build_app
 from notifier.clock import FrozenClock
 from notifier.fanout import finish_broadcasts, fire_due_broadcasts
 from notifier.importer import import_patients
-from notifier.sandbox.smtp_server import DROP, FakeSmtp
-from notifier.sandbox.twilio_server import FakeTwilio
+from notifier_sandbox.smtp_server import DROP, FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
 from tests.conftest import peer_settings
 from tests.patients import email, patients_csv, phone
 

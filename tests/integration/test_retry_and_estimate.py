@@ -16,7 +16,7 @@ from notifier.cli import main
 from notifier.clock import FrozenClock
 from notifier.fanout import fire_due_broadcasts
 from notifier.importer import import_patients
-from notifier.sandbox.twilio_server import FakeTwilio
+from notifier_sandbox.twilio_server import FakeTwilio
 from tests.patients import patients_csv, phone
 
 

@@ -10,9 +10,9 @@ import pytest
 from notifier.clock import FrozenClock
 from notifier.fanout import fire_due_broadcasts
 from notifier.models import ApiToken
-from notifier.sandbox.smtp_server import FakeSmtp
-from notifier.sandbox.twilio_server import FakeTwilio
 from notifier.tokens import create_token
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
 from tests.integration.web_support import RecordingSms, Web, add_cova, broadcast_sms, served
 
 NOTICE = {

@@ -17,8 +17,8 @@ from notifier.accounts import Accounts
 from notifier.clock import FrozenClock
 from notifier.dispatcher import Dispatcher
 from notifier.fanout import fire_due_broadcasts
-from notifier.sandbox.smtp_server import FakeSmtp
-from notifier.sandbox.twilio_server import FakeTwilio
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
 from tests.integration.web_support import RecordingSms, Web, add_cova, broadcast_sms, served
 
 PASSWORD = "correct horse battery"

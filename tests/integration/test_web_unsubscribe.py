@@ -9,9 +9,9 @@ import pytest
 
 from notifier.clock import FrozenClock
 from notifier.fanout import fire_due_broadcasts
-from notifier.sandbox.smtp_server import FakeSmtp
-from notifier.sandbox.twilio_server import FakeTwilio
 from notifier.unsubscribe import Subscriber, UnsubscribeTokens
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
 from tests.integration.web_support import SECRET, Web, add_cova, ledger, opted_out, served
 
 MARIA = "maria@example.org"

@@ -9,8 +9,8 @@ from twilio.request_validator import RequestValidator
 
 from notifier.clock import FrozenClock
 from notifier.fanout import fire_due_broadcasts
-from notifier.sandbox.smtp_server import FakeSmtp
-from notifier.sandbox.twilio_server import FakeTwilio
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
 from tests.integration.web_support import (
     RecordingSms,
     Web,

@@ -19,9 +19,9 @@ from notifier.clock import FrozenClock
 from notifier.dispatcher import Dispatcher
 from notifier.fanout import fire_due_broadcasts
 from notifier.importer import import_patients
-from notifier.sandbox.smtp_server import FakeSmtp
-from notifier.sandbox.twilio_server import FakeTwilio
 from notifier.web.server import HttpServer
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
 from tests.conftest import PATIENTS_CSV, peer_settings
 
 SECRET = "test-secret-key-0123456789abcdef"

@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from notifier.sandbox import twilio_control
-from notifier.sandbox.twilio_api import FORM, JSON_CT, MESSAGES_RE
-from notifier.sandbox.twilio_support import (
+from notifier_sandbox import twilio_control
+from notifier_sandbox.twilio_api import FORM, JSON_CT, MESSAGES_RE
+from notifier_sandbox.twilio_support import (
     ERROR_MESSAGES,
     STATUS_DEFAULT_CODES,
     ApiError,

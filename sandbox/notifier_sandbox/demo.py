@@ -1,6 +1,6 @@
 """``notifier demo``: the reference closure, end to end, with nothing but this machine.
 
-It starts a local Twilio-compatible server and a local SMTP server (``notifier.sandbox``), points
+It starts a local Twilio-compatible server and a local SMTP server (``notifier_sandbox``), points
 the real channels at them, and runs the real service: APScheduler fires the broadcast, the
 dispatcher sends through the official twilio SDK and smtplib, and the delivery log records it.
 The clock is set to the evening before the closure (2025-02-18 18:00 New York).
@@ -18,9 +18,9 @@ from notifier import jobs, store
 from notifier.bootstrap import build_app
 from notifier.contacts import mask_address
 from notifier.importer import import_patients
-from notifier.sandbox.smtp_server import FakeSmtp
-from notifier.sandbox.twilio_server import FakeTwilio
 from notifier.settings import load_settings
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
 
 EVENING_BEFORE = "2025-02-18T18:00:00-05:00"
 DEMO_PATIENTS = """\

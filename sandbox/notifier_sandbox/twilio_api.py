@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from notifier.sandbox.twilio_support import (
+from notifier_sandbox.twilio_support import (
     API_VERSION,
     AUTO_REPLIES,
     DEFAULT_FATE_CODES,

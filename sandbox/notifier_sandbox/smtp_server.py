@@ -7,7 +7,7 @@ self-signed certificate made by the ``openssl`` CLI.
 
 Standalone, for subprocess/crash tests::
 
-    python -m notifier.sandbox.smtp_server --port 2525 --maildir /tmp/mail
+    python -m notifier_sandbox.smtp_server --port 2525 --maildir /tmp/mail
     # prints {"host": "127.0.0.1", "port": 2525} on one line, then serves until SIGTERM/SIGINT;
     # every accepted message is written atomically to /tmp/mail/000001.eml, 000002.eml, ...
 """

@@ -235,14 +235,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeTwilioProcess:
-    """Run ``python -m notifier.sandbox.twilio_server`` as a subprocess (context manager).
+    """Run ``python -m notifier_sandbox.twilio_server`` as a subprocess (context manager).
 
     ``info`` is the JSON line it printed (base_url, account_sid, auth_token, from_number, …)
     and ``control`` a ``RemoteFakeTwilio`` for it.
     """
 
     def __init__(self, *args: str, python: str = sys.executable, startup_timeout: float = 15.0):
-        self.argv = [python, "-m", "notifier.sandbox.twilio_server", *args]
+        self.argv = [python, "-m", "notifier_sandbox.twilio_server", *args]
         if "--port" not in args:
             self.argv += ["--port", "0"]
         self.startup_timeout = startup_timeout

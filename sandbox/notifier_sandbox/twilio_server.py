@@ -9,7 +9,7 @@ Spec: /work/shared/twilio/twilio_and_smtp_facts.md §8.  Usage::
 
 Standalone (for tests driving another process; control plane in ``twilio_control.py``)::
 
-    python -m notifier.sandbox.twilio_server --port 8765 \
+    python -m notifier_sandbox.twilio_server --port 8765 \
         [--latency-ms 50 200] [--callback-delay 0.05]
 
 Files: this one (state, config, test controls, CLI); ``twilio_api.py`` (REST behaviour, status
@@ -32,9 +32,9 @@ from typing import Any
 
 from twilio.request_validator import RequestValidator
 
-from notifier.sandbox.twilio_api import MessagesApi, _Meta
-from notifier.sandbox.twilio_http import FakeHandler, FakeHTTPServer
-from notifier.sandbox.twilio_support import CallbackDispatcher, StatusEngine, Tracker
+from notifier_sandbox.twilio_api import MessagesApi, _Meta
+from notifier_sandbox.twilio_http import FakeHandler, FakeHTTPServer
+from notifier_sandbox.twilio_support import CallbackDispatcher, StatusEngine, Tracker
 
 __all__ = ["FakeTwilio", "main"]
 _REGEX_KEYS = ("path_regex", "query_regex", "body_regex")
@@ -310,7 +310,7 @@ class FakeTwilio(MessagesApi):
 # ---------------------------------------------------------------------- standalone
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m notifier.sandbox.twilio_server", description=__doc__
+        prog="python -m notifier_sandbox.twilio_server", description=__doc__
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 = ephemeral (see printed base_url)")

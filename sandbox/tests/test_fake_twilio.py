@@ -15,8 +15,8 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from notifier.sandbox.twilio_control import FakeTwilioProcess
-from notifier.sandbox.twilio_server import FakeTwilio
+from notifier_sandbox.twilio_control import FakeTwilioProcess
+from notifier_sandbox.twilio_server import FakeTwilio
 
 TO = "+15551230001"
 OTHER = "+15551230002"

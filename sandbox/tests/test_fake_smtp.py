@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from notifier.sandbox.smtp_server import DROP, DROP_AFTER_ACCEPT, FakeSmtp
+from notifier_sandbox.smtp_server import DROP, DROP_AFTER_ACCEPT, FakeSmtp
 
 ROOT = Path(__file__).resolve().parents[2]
 BUSY = "421 4.7.0 Too busy, closing"
@@ -278,7 +278,7 @@ def test_maildir_writes_one_file_per_accepted_message(tmp_path: Path) -> None:
 
 def test_standalone_process_with_maildir(tmp_path: Path) -> None:
     maildir = tmp_path / "mail"
-    command = [sys.executable, "-m", "notifier.sandbox.smtp_server", "--port", "0"]
+    command = [sys.executable, "-m", "notifier_sandbox.smtp_server", "--port", "0"]
     with subprocess.Popen(
         [*command, "--maildir", str(maildir)],
         cwd=ROOT,
