@@ -11,7 +11,7 @@ COPY templates ./templates
 COPY config ./config
 RUN pip install . && useradd --create-home --uid 10001 notifier && mkdir -p /app/var \
     && chown notifier /app/var
-USER notifier
+USER 10001
 
 # Migrations run at start; SQLite lives in /app/var unless NOTIFIER_DATABASE_URL says otherwise.
 VOLUME ["/app/var"]

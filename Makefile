@@ -20,14 +20,15 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/notifier demo
 
-test: $(STAMP)
-	$(BIN)/ruff check notifier tests bench sandbox
-	$(BIN)/ruff format --check notifier tests bench sandbox
+test: lint
 	$(BIN)/python -m pytest
 
+# Gates: style, strict types for notifier/ (migrations aside), and the layering contracts.
 lint: $(STAMP)
 	$(BIN)/ruff check notifier tests bench sandbox
 	$(BIN)/ruff format --check notifier tests bench sandbox
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

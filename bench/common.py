@@ -15,8 +15,8 @@ from sqlalchemy import insert, update
 
 from notifier.bootstrap import App, build_app
 from notifier.clock import Clock, SystemClock
-from notifier.models import Broadcast, Patient
 from notifier.settings import load_settings
+from notifier.storage.models import Broadcast, Patient
 from notifier_sandbox.twilio_control import FakeTwilioProcess
 
 SHORT = "Closed today for snow. Reopens tomorrow 8 AM."  # one GSM-7 segment with the prefix
@@ -50,7 +50,7 @@ def bench_app(
             }
         app = build_app(load_settings(**(values | settings)), clock=clock or SystemClock())
         try:
-            app.service.add_location(
+            app.locations.save(
                 "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
             )
             yield app
@@ -86,7 +86,7 @@ def queue_notice(
     app: App, message: str = SHORT, send_at: datetime | None = None, location: str = "cova"
 ) -> int:
     """A notice for the whole location whose closure lasts two days from now; SMS only."""
-    notice = app.service.create_notice(
+    notice = app.notices.create(
         location,
         _local(app, 1),
         _local(app, 2),

@@ -12,7 +12,6 @@ from twilio.rest import Client
 
 from bench.common import add_patients, bench_app, create_times, max_in_window, queue_notice
 from notifier.channels.sms import SmsChannel
-from notifier.fanout import fire_due_broadcasts
 from notifier_sandbox.twilio_control import FakeTwilioProcess
 
 
@@ -34,7 +33,7 @@ def dispatch_at_rate(
     ) as app:
         add_patients(app, count)
         queue_notice(app)
-        fire_due_broadcasts(app.db, app.clock, app.settings)
+        app.fanout.fire_due()
         dispatcher = app.dispatcher()
         started = time.monotonic()
         try:
@@ -78,7 +77,7 @@ def unlimited(twilio: FakeTwilioProcess, count: int, concurrency: int) -> dict[s
     ) as app:
         add_patients(app, count)
         queue_notice(app)
-        fire_due_broadcasts(app.db, app.clock, app.settings)
+        app.fanout.fire_due()
         dispatcher = app.dispatcher()
         started = time.monotonic()
         try:

@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import text
 
 from bench.common import add_patients, bench_app, queue_notice
-from notifier import store
-from notifier.fanout import fire_due_broadcasts
+from notifier.storage import queue
 
 
 def fan_out(count: int) -> dict[str, Any]:
@@ -18,7 +17,7 @@ def fan_out(count: int) -> dict[str, Any]:
         add_patients(app, count)
         queue_notice(app)
         started = time.perf_counter()
-        fired = fire_due_broadcasts(app.db, app.clock, app.settings)
+        fired = app.fanout.fire_due()
         seconds = time.perf_counter() - started
         with app.db.session() as s:
             rows = s.scalar(text("SELECT count(*) FROM deliveries"))
@@ -53,7 +52,7 @@ def _claim_plan_and_time(app: Any) -> tuple[list[str], float]:
         plan = [str(r[-1]) for r in rows]
     started = time.perf_counter()
     with app.db.session() as s:
-        ids = store.claim(s, "bench", ["sms"], now, now + timedelta(seconds=60), 100)
+        ids = queue.claim(s, "bench", ["sms"], now, now + timedelta(seconds=60), 100)
     elapsed = (time.perf_counter() - started) * 1000
     assert len(ids) == 100
     return plan, elapsed

@@ -1,15 +1,14 @@
 """Scheduling lag: from a broadcast's due time to its first request at the provider, through the
-real APScheduler jobs (``notifier.jobs``) with the default 1 s poll interval."""
+real service (``notifier.runtime.Runtime``: the APScheduler jobs) with the default 1 s poll."""
 
 from __future__ import annotations
 
 import statistics
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.common import add_patients, bench_app, queue_notice
-from notifier import jobs
+from notifier.runtime import Runtime
 from notifier_sandbox.twilio_control import FakeTwilioProcess
 
 
@@ -20,20 +19,12 @@ def scheduling_lag(twilio: FakeTwilioProcess, broadcasts: int, spacing: float) -
         # One location each: a second notice for the same closure would supersede the first.
         for k, (body, send_at) in enumerate(due.items()):
             slug = f"lag{k}"
-            app.service.add_location(slug, f"Clinic {k}", "America/New_York", "Mon-Fri 08:00-17:00")
+            app.locations.save(slug, f"Clinic {k}", "America/New_York", "Mon-Fri 08:00-17:00")
             add_patients(app, 3, start=3 * k, location_id=k + 2)
             queue_notice(app, message=body, send_at=send_at, location=slug)
-        dispatcher = app.dispatcher()
-        scheduler = jobs.configure(app, dispatcher)
-        scheduler.start()
-        try:
-            deadline = max(due.values()) + timedelta(seconds=5)
-            while datetime.now(UTC) < deadline:
-                time.sleep(0.2)
-        finally:
-            dispatcher.stop()
-            scheduler.shutdown(wait=True)
-            dispatcher.close()
+        with Runtime(app) as runtime:
+            wait = max(due.values()) + timedelta(seconds=5) - datetime.now(UTC)
+            runtime.run(timeout=wait.total_seconds())
     firsts: dict[str, float] = {}
     for record in twilio.control.call("GET", "requests?kind=create"):
         body = record["form"].get("Body", [""])[0]

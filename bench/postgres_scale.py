@@ -4,7 +4,7 @@
 
 Each size runs in a fresh child process (so its peak RSS is its own) on a fresh schema:
 patients are generated inside PostgreSQL (not measured), then the service's own fan-out
-(`fanout.fire_due_broadcasts`: one INSERT … SELECT plus the queued events) is timed, then
+(`Fanout.fire_due`: one INSERT … SELECT plus the queued events) is timed, then
 claims are timed at batch sizes 1 and 100 for a few seconds each. Prints a table and writes
 bench/results/postgres_scale.json.
 """
@@ -38,11 +38,10 @@ def peak_rss_mib() -> float:
 
 def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
     """Runs in the child process."""
-    from notifier import store
     from notifier.bootstrap import build_app
     from notifier.clock import FrozenClock
-    from notifier.fanout import fire_due_broadcasts
     from notifier.settings import load_settings
+    from notifier.storage import queue
 
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(url, autocommit=True) as conn:
@@ -61,7 +60,7 @@ def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
             twilio_api_base_url="http://127.0.0.1:9",
         )
         app = build_app(settings, clock=clock)
-        app.service.add_location(
+        app.locations.save(
             "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
         )
         with psycopg.connect(url, autocommit=True) as conn:
@@ -78,11 +77,11 @@ def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
             )
             conn.execute("ANALYZE patients")
         rss_before = peak_rss_mib()
-        app.service.create_notice(
+        app.notices.create(
             "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
         )
         started = time.perf_counter()
-        fire_due_broadcasts(app.db, app.clock, app.settings)
+        app.fanout.fire_due()
         result["fanout_seconds"] = time.perf_counter() - started
         result["rss_before_fanout_mib"] = rss_before
         result["peak_rss_mib"] = peak_rss_mib()
@@ -98,7 +97,7 @@ def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
                 with app.db.session() as s:
                     now = clock.now()
                     claimed += len(
-                        store.claim(s, "bench", ["sms"], now, now + timedelta(minutes=5), batch)
+                        queue.claim(s, "bench", ["sms"], now, now + timedelta(minutes=5), batch)
                     )
             result[f"claim_batch_{batch}_rows_per_s"] = claimed / (time.perf_counter() - started)
         with app.db.engine.connect() as conn:

@@ -26,7 +26,6 @@ import psycopg
 from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
 from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
-from notifier.importer import import_patients
 from notifier.settings import load_settings
 from notifier_sandbox.twilio_control import FakeTwilioProcess
 
@@ -53,10 +52,10 @@ def run(url: str, recipients: int, workers: int) -> dict[str, float]:
         with FakeTwilioProcess("--latency-ms", "50", "200", "--seed", "3") as twilio:
             info = twilio.info
             app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
-            app.service.add_location(
+            app.locations.save(
                 "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
             )
-            import_patients(app.db, app.clock, io.StringIO(patients_csv(recipients)))
+            app.patients.import_patients(io.StringIO(patients_csv(recipients)))
             app.close()
             env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
             env.update(
@@ -79,7 +78,7 @@ def run(url: str, recipients: int, workers: int) -> dict[str, float]:
             ]
             time.sleep(3)  # let the workers start before the broadcast is queued
             app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
-            app.service.create_notice(
+            app.notices.create(
                 "cova", "2025-02-19 12:30", "2025-02-21 00:00", "snow", channels="sms"
             )
             app.close()

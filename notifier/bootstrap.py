@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from notifier.channels import Channel, build_channels
+from notifier import channels as registry
+from notifier.channels import Channel
 from notifier.clock import Clock, ShiftedClock, SystemClock
-from notifier.db import Database
-from notifier.dispatcher import Dispatcher
-from notifier.rendering import Renderer
-from notifier.service import NotifierService
+from notifier.delivery.dispatcher import Dispatcher
+from notifier.delivery.fanout import Fanout
+from notifier.delivery.workers import Workers
+from notifier.rendering.messages import Messages
+from notifier.rendering.renderer import Renderer
 from notifier.settings import Settings
+from notifier.storage.engine import Database
+from notifier.usecases import Deps
+from notifier.usecases.accounts import Accounts
+from notifier.usecases.consent import Consent
+from notifier.usecases.deliveries import Deliveries
+from notifier.usecases.health import Health
+from notifier.usecases.locations import Locations
+from notifier.usecases.notices import Notices
+from notifier.usecases.patients import Patients
+from notifier.usecases.previews import Previews
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +35,29 @@ class App:
     db: Database
     clock: Clock
     renderer: Renderer
-    service: NotifierService
+    deps: Deps
+    locations: Locations
+    notices: Notices
+    previews: Previews
+    deliveries: Deliveries
+    patients: Patients
+    consent: Consent
+    accounts: Accounts
+    health: Health
+    fanout: Fanout
 
-    def dispatcher(self, channels: dict[str, Channel] | None = None) -> Dispatcher:
-        return Dispatcher(
-            self.db,
-            channels if channels is not None else build_channels(self.settings),
-            self.renderer,
-            self.clock,
-            self.settings,
-        )
+    def dispatcher(
+        self, channels: Mapping[str, Channel] | None = None, worker_id: str | None = None
+    ) -> Dispatcher:
+        """The sender, through ``channels`` (default: every enabled channel's real client)."""
+        built = channels if channels is not None else registry.build_channels(self.settings)
+        return Dispatcher(self.deps, built, worker_id)
+
+    def workers(
+        self, worker_id: str, role: str, held: Callable[[], Sequence[int]] = list
+    ) -> Workers:
+        """Heartbeats for the process ``worker_id``, extending the leases of ``held``."""
+        return Workers(self.db, self.clock, self.settings, worker_id, role, held)
 
     def close(self) -> None:
         self.db.dispose()
@@ -40,9 +66,26 @@ class App:
 def build_app(settings: Settings, clock: Clock | None = None, migrate: bool = True) -> App:
     if clock is None:
         clock = ShiftedClock(settings.now) if settings.now else SystemClock()
+    statuses = registry.statuses(settings)  # a half-configured channel fails now, not later
     db = Database(settings.database_url, pool_size=settings.dispatch_concurrency + 4)
     if migrate:
         db.upgrade()
     renderer = Renderer(settings.templates_dir)
-    service = NotifierService(db, renderer, clock, settings)
-    return App(settings, db, clock, renderer, service)
+    deps = Deps(db, clock, settings, Messages(renderer), registry.specs(), statuses)
+    previews = Previews(deps)
+    return App(
+        settings=settings,
+        db=db,
+        clock=clock,
+        renderer=renderer,
+        deps=deps,
+        locations=Locations(deps),
+        notices=Notices(deps, previews),
+        previews=previews,
+        deliveries=Deliveries(deps),
+        patients=Patients(deps),
+        consent=Consent(deps),
+        accounts=Accounts(deps),
+        health=Health(deps),
+        fanout=Fanout(deps, previews),
+    )

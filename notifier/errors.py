@@ -2,13 +2,16 @@
 
     NotifierError
     ├── ConfigurationError      a setting is missing or malformed (names the variable)
-    ├── ValidationError         bad input from a person: a closure, an address, a CSV row
+    ├── ValidationError         bad input from a person: a closure, an address, a CSV row;
+    │   │                       ``field`` names the input it is about (forms put it there)
     │   └── NotFoundError       an id or slug that does not exist
     ├── TemplateError           a template that does not compile or render
     └── ChannelError            a provider refused or failed a send (see channels.base)
 
 The message of each is written for the person who has to fix the problem.
 """
+
+from __future__ import annotations
 
 
 class NotifierError(Exception):
@@ -21,6 +24,16 @@ class ConfigurationError(NotifierError):
 
 class ValidationError(NotifierError):
     """Input that breaks a rule; the message says which rule and which value."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def about(self, field: str) -> ValidationError:
+        """The same error, said to be about ``field`` unless it already names one."""
+        if self.field is None:
+            self.field = field
+        return self
 
 
 class NotFoundError(ValidationError):

@@ -7,12 +7,11 @@ file named by ``NOTIFIER_CONFIG_FILE`` (default ``config/notifier.toml``, option
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -21,19 +20,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from notifier.domain.quiet_hours import QuietHours
 from notifier.errors import ConfigurationError, ValidationError
-from notifier.quiet_hours import QuietHours
 
 ENV_PREFIX = "NOTIFIER_"
 DEFAULT_CONFIG_FILE = Path("config/notifier.toml")
-
-
-@dataclass(frozen=True)
-class ChannelStatus:
-    """Whether a channel can send, and if not, why (shown at start and in previews)."""
-
-    enabled: bool
-    reason: str = ""
 
 
 class Settings(BaseSettings):
@@ -82,7 +73,12 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=5, ge=1, le=100)
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: float = Field(default=600.0, gt=0)
+    # A claimed delivery's lease; a live worker extends it every heartbeat while it works on it.
     lease_seconds: float = Field(default=120.0, gt=0)
+    # Every process beats this often; one silent for worker_timeout_seconds is dead and any live
+    # process hands its claimed deliveries back (checked with the provider before resending).
+    heartbeat_seconds: float = Field(default=2.0, gt=0, le=60)
+    worker_timeout_seconds: float = Field(default=10.0, gt=0)
     # Twilio queues at most ~10 h of a sender's traffic; longer broadcasts get a warning.
     sms_queue_window_seconds: float = Field(default=36000.0, gt=0)
 
@@ -107,6 +103,20 @@ class Settings(BaseSettings):
             dotenv_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=config_file),
         )
+
+    @model_validator(mode="after")
+    def _timeouts_span_heartbeats(self) -> Settings:
+        """A worker that missed one beat is not dead, and a lease outlives a missed beat."""
+        for name, value in (
+            ("WORKER_TIMEOUT_SECONDS", self.worker_timeout_seconds),
+            ("LEASE_SECONDS", self.lease_seconds),
+        ):
+            if value < 2 * self.heartbeat_seconds:
+                raise ValueError(
+                    f"{ENV_PREFIX}{name} must be at least twice {ENV_PREFIX}HEARTBEAT_SECONDS "
+                    f"({value:g} < 2 × {self.heartbeat_seconds:g})"
+                )
+        return self
 
     @field_validator("now")
     @classmethod
@@ -138,35 +148,6 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
 
-    def sms_status(self) -> ChannelStatus:
-        return _group_status(
-            "SMS",
-            {
-                "TWILIO_ACCOUNT_SID": self.twilio_account_sid,
-                "TWILIO_AUTH_TOKEN": self.twilio_auth_token,
-                "TWILIO_FROM_NUMBER": self.twilio_from_number,
-            },
-        )
-
-    def email_status(self) -> ChannelStatus:
-        return _group_status("email", {"SMTP_HOST": self.smtp_host, "EMAIL_FROM": self.email_from})
-
-    def channel_statuses(self) -> dict[str, ChannelStatus]:
-        return {"sms": self.sms_status(), "email": self.email_status()}
-
-
-def _group_status(label: str, required: dict[str, Any]) -> ChannelStatus:
-    """All set: enabled. None set: disabled, with the reason. Some set: a configuration error."""
-    missing = [ENV_PREFIX + name for name, value in required.items() if not value]
-    if not missing:
-        return ChannelStatus(True)
-    if len(missing) == len(required):
-        return ChannelStatus(False, f"{label} disabled: {', '.join(missing)} not set")
-    raise ConfigurationError(
-        f"{label} is half configured: set {', '.join(missing)} "
-        f"(or unset the other {label} settings to disable it)"
-    )
-
 
 def load_settings(**overrides: Any) -> Settings:
     """Build and check the settings, turning pydantic's errors into one readable message."""
@@ -176,7 +157,8 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"])
-            problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
+            problems.append(
+                f"{ENV_PREFIX}{field.upper()}: {error['msg']}" if field else error["msg"]
+            )
         raise ConfigurationError("invalid settings:\n  " + "\n  ".join(problems)) from None
-    settings.channel_statuses()  # half-configured channels fail now, not at the first send
     return settings

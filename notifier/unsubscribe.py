@@ -55,7 +55,9 @@ def tokens(settings: Settings) -> UnsubscribeTokens | None:
     return UnsubscribeTokens(settings.secret_key.get_secret_value())
 
 
-def unsubscribe_headers(settings: Settings, patient_id: int, address: str) -> dict[str, str]:
+def unsubscribe_headers(
+    settings: Settings, channel: str, patient_id: int, address: str
+) -> dict[str, str]:
     """List-Unsubscribe (https + mailto) and List-Unsubscribe-Post for one closure email.
 
     Empty when the links cannot work (no NOTIFIER_SECRET_KEY or NOTIFIER_PUBLIC_BASE_URL).
@@ -63,7 +65,7 @@ def unsubscribe_headers(settings: Settings, patient_id: int, address: str) -> di
     signer = tokens(settings)
     if signer is None or not settings.public_base_url:
         return {}
-    token = signer.make(Subscriber(patient_id, "email", address))
+    token = signer.make(Subscriber(patient_id, channel, address))
     links = [f"<{settings.public_base_url}/unsubscribe/{token}>"]
     mailbox = settings.unsubscribe_mailto or settings.email_from
     if mailbox:

@@ -1,26 +1,87 @@
-"""Channel registry: adding a channel is one module here plus one line below."""
+"""Channel registry: adding a channel is one module here plus one line below.
+
+Everything else (fan-out, rendering, quiet hours, the weekly cap, consent, status reports, the
+API's and the console's channel lists) reads the channel's ``spec``; nothing outside this
+package branches on a channel's name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 
-from notifier.channels.base import Channel, ChannelError, OutgoingMessage, SendResult
+from notifier.channels.base import (
+    Channel,
+    ChannelError,
+    ChannelFactory,
+    ChannelStatus,
+    OutgoingMessage,
+    SendResult,
+)
 from notifier.channels.email import EmailChannel
 from notifier.channels.sms import SmsChannel
-from notifier.settings import Settings
-
-ChannelFactory = Callable[[Settings], Channel]
+from notifier.domain.channels import ChannelSpec
+from notifier.errors import ConfigurationError
+from notifier.settings import ENV_PREFIX, Settings
 
 CHANNELS: dict[str, ChannelFactory] = {
-    "sms": SmsChannel,
-    "email": EmailChannel,
+    SmsChannel.spec.name: SmsChannel,
+    EmailChannel.spec.name: EmailChannel,
 }
+
+
+def specs() -> dict[str, ChannelSpec]:
+    """Every registered channel's spec, by name, in registry order."""
+    return {name: factory.spec for name, factory in CHANNELS.items()}
+
+
+def status(spec: ChannelSpec, settings: Settings) -> ChannelStatus:
+    """All required settings set: enabled. None set: disabled, with the reason. Some set: a
+    configuration error naming what is missing."""
+    missing = [
+        ENV_PREFIX + name.upper() for name in spec.required_settings if not getattr(settings, name)
+    ]
+    if not missing:
+        return ChannelStatus(True)
+    if len(missing) == len(spec.required_settings):
+        return ChannelStatus(False, f"{spec.label} disabled: {', '.join(missing)} not set")
+    raise ConfigurationError(
+        f"{spec.label} is half configured: set {', '.join(missing)} "
+        f"(or unset the other {spec.label} settings to disable it)"
+    )
+
+
+def statuses(settings: Settings) -> dict[str, ChannelStatus]:
+    return {name: status(spec, settings) for name, spec in specs().items()}
 
 
 def build_channels(settings: Settings) -> dict[str, Channel]:
     """Instantiate every channel whose settings are complete."""
-    statuses = settings.channel_statuses()
-    return {name: factory(settings) for name, factory in CHANNELS.items() if statuses[name].enabled}
+    enabled = statuses(settings)
+    return {name: factory(settings) for name, factory in CHANNELS.items() if enabled[name].enabled}
 
 
-__all__ = ["CHANNELS", "Channel", "ChannelError", "OutgoingMessage", "SendResult", "build_channels"]
+def rate(spec: ChannelSpec, settings: Settings) -> float:
+    """The channel's configured rate: units (segments or messages) per second."""
+    value = getattr(settings, spec.rate_setting)
+    return float(value)
+
+
+def rates(settings: Settings, names: Mapping[str, ChannelSpec] | None = None) -> dict[str, float]:
+    return {name: rate(spec, settings) for name, spec in (names or specs()).items()}
+
+
+__all__ = [
+    "CHANNELS",
+    "Channel",
+    "ChannelError",
+    "ChannelFactory",
+    "ChannelStatus",
+    "OutgoingMessage",
+    "SendResult",
+    "build_channels",
+    "rate",
+    "rates",
+    "specs",
+    "status",
+    "statuses",
+]

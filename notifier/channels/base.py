@@ -1,17 +1,28 @@
 """The one small contract every channel implements.
 
-A channel turns an ``OutgoingMessage`` into a provider request. It classifies failures (it alone
-knows the provider's codes) by raising ``ChannelError``; the dispatcher decides what to do next
-and records it.
+A channel declares what it is (``spec``: its address field, consent column, message format, rate
+setting, the provider's report statuses) and turns an ``OutgoingMessage`` into a provider
+request. It classifies failures (it alone knows the provider's codes) by raising
+``ChannelError``; the dispatcher decides what to do next and records it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Protocol
 
+from notifier.domain.channels import ChannelSpec
 from notifier.errors import NotifierError
+from notifier.settings import Settings
+
+
+@dataclass(frozen=True)
+class ChannelStatus:
+    """Whether a channel can send, and if not, why (shown at start and in previews)."""
+
+    enabled: bool
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -21,7 +32,7 @@ class OutgoingMessage:
     text: str
     subject: str | None = None
     html: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    patient_id: int | None = None  # for links that act for this patient (unsubscribe)
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,7 @@ class ChannelError(NotifierError):
 
 
 class Channel(Protocol):
-    name: ClassVar[str]
+    spec: ClassVar[ChannelSpec]
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Hand the message to the provider; raise ``ChannelError`` on failure."""
@@ -63,3 +74,12 @@ class Channel(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class ChannelFactory(Protocol):
+    """A channel class: its spec, and a constructor from the settings."""
+
+    @property
+    def spec(self) -> ChannelSpec: ...
+
+    def __call__(self, settings: Settings) -> Channel: ...

@@ -12,11 +12,15 @@ from email.utils import formatdate
 from typing import ClassVar
 
 from notifier.channels.base import ChannelError, OutgoingMessage, SendResult
+from notifier.domain.channels import AddressField, ChannelSpec, MessageFormat
 from notifier.settings import Settings
+from notifier.unsubscribe import unsubscribe_headers
 
 
 class EmailChannel:
-    name: ClassVar[str] = "email"
+    spec: ClassVar[ChannelSpec] = ChannelSpec(
+        "email", "email", AddressField.EMAIL, MessageFormat.EMAIL, ("smtp_host", "email_from")
+    )
 
     def __init__(self, settings: Settings) -> None:
         assert settings.smtp_host is not None and settings.email_from is not None
@@ -36,8 +40,11 @@ class EmailChannel:
         email["Subject"] = message.subject or ""
         email["Date"] = formatdate(localtime=False)
         email["Message-ID"] = self.message_id(message.delivery_id)
-        for name, value in message.headers.items():
-            email[name] = value
+        if message.patient_id is not None:  # RFC 8058 one-click unsubscribe
+            for name, value in unsubscribe_headers(
+                self.settings, self.spec.name, message.patient_id, message.to
+            ).items():
+                email[name] = value
         email.set_content(message.text)
         if message.html:
             email.add_alternative(message.html, subtype="html")

@@ -14,6 +14,8 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from notifier.channels.base import ChannelError, OutgoingMessage, SendResult
+from notifier.domain.channels import AddressField, ChannelSpec, MessageFormat
+from notifier.domain.deliveries import DeliveryState
 from notifier.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,23 @@ class _HeaderKeepingHttpClient(TwilioHttpClient):
 
 
 class SmsChannel:
-    name: ClassVar[str] = "sms"
+    spec: ClassVar[ChannelSpec] = ChannelSpec(
+        "sms",
+        "SMS",
+        AddressField.PHONE,
+        MessageFormat.TEXT,
+        required_settings=("twilio_account_sid", "twilio_auth_token", "twilio_from_number"),
+        weekly_cap=True,
+        quiet_hours=True,
+        # Twilio's MessageStatus in status callbacks; queued, sending, accepted change nothing.
+        reports={
+            "sent": DeliveryState.SENT,
+            "delivered": DeliveryState.DELIVERED,
+            "undelivered": DeliveryState.UNDELIVERED,
+            "failed": DeliveryState.FAILED,
+        },
+        opt_out_codes=frozenset({"21610"}),  # the number texted STOP to Twilio
+    )
 
     def __init__(self, settings: Settings, pool_size: int | None = None) -> None:
         assert settings.twilio_auth_token is not None and settings.twilio_from_number is not None

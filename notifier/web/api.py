@@ -1,4 +1,4 @@
-"""The JSON API under /api/v1: a thin layer over ``NotifierService`` with bearer tokens.
+"""The JSON API under /api/v1: a thin layer over the use cases, with bearer tokens.
 
 Errors: 401 without or with a bad token, 404 for unknown ids, 422 for invalid input (the same
 messages the CLI prints).
@@ -6,24 +6,28 @@ messages the CLI prints).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator
 
-from notifier import consent, tokens
 from notifier.bootstrap import App
-from notifier.contacts import mask_address, normalize_email, normalize_phone
-from notifier.domain import DeliveryState
-from notifier.service import DeliveryView, NoticeView, Preview
-from notifier.web.deps import get_app
+from notifier.channels import specs
+from notifier.domain.consent import Source
+from notifier.domain.contacts import mask_address, normalize_address
+from notifier.domain.deliveries import DeliveryState
+from notifier.domain.notices import NoticeKind
+from notifier.usecases.locations import Reworded
+from notifier.usecases.views import DeliveryView, LocationView, NoticeView, Preview
+from notifier.web.deps import Application
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `notifier token create`")
-Channel = Literal["sms", "email"]
+# The registered channels, as an enum in the schema (no channel is named here).
+ChannelName = StrEnum("ChannelName", {name: name for name in specs()})  # type: ignore[misc]
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
-Application = Annotated[App, Depends(get_app)]
 
 
 def require_token(
@@ -34,7 +38,7 @@ def require_token(
     app: App = request.app.state.app
     name = None
     if credentials is not None and credentials.scheme.lower() == "bearer":
-        name = tokens.token_name(app.db, credentials.credentials)
+        name = app.accounts.token_name(credentials.credentials)
     if name is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -74,10 +78,12 @@ class NoticeIn(BaseModel):
     starts: str = Field(max_length=40, examples=["2025-02-19 12:30"])
     ends: str = Field(max_length=40, examples=["2025-02-21 00:00"])
     reason: str = Field(max_length=500, examples=["inclement weather"])
-    kind: Literal["closure", "early-close", "delayed-open"] | None = None
+    kind: NoticeKind | None = None
     message: str | None = Field(default=None, max_length=1600)
     send_at: str = Field(default="now", max_length=40)
-    channels: list[Channel] = Field(default=["sms", "email"], min_length=1)
+    channels: list[ChannelName] | None = Field(
+        default=None, min_length=1, description="default: every channel"
+    )
     reminder_at: str | None = Field(
         default=None, max_length=40, description="send the same message again at this time"
     )
@@ -89,65 +95,105 @@ class NoticeIn(BaseModel):
 
 
 class OptOutIn(BaseModel):
-    channel: Channel
+    channel: ChannelName
     address: str = Field(min_length=1, max_length=254)
 
     _clean = field_validator("address")(_text)
 
 
 class OptOutOut(BaseModel):
-    channel: Channel
+    channel: ChannelName
     address: str  # masked
     changed: bool
+
+
+class LocationIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    timezone: str = Field(min_length=1, max_length=64, examples=["America/New_York"])
+    hours: str = Field(default="Mon-Fri 08:00-17:00", max_length=500)
+    phone: str | None = Field(default=None, max_length=40)
+    language: str = Field(default="en", max_length=8)
+
+    _clean = field_validator("name", "timezone", "hours", "phone", "language")(_text)
+
+
+class RewordedOut(BaseModel):
+    notice_id: int
+    starts: str
+    ends: str
+    before: str
+    stored: str
+    with_new_settings: str | None
+    problem: str | None
+    advice: str
+
+    @classmethod
+    def of(cls, reworded: Reworded) -> RewordedOut:
+        return cls(**vars(reworded), advice=reworded.advice)
+
+
+class LocationOut(BaseModel):
+    location: LocationView
+    created: bool
+    reworded: list[RewordedOut] = Field(
+        description="queued notices these settings would word differently: they keep their "
+        "stored words; `advice` says how to re-word or cancel them"
+    )
 
 
 @router.post("/notices", status_code=201, response_model=NoticeView)
 def create_notice(body: NoticeIn, app: Application) -> NoticeView:
     """Create a notice and its broadcast (times in the location's zone)."""
-    return app.service.create_notice(
+    return app.notices.create(
         body.location,
         body.starts,
         body.ends,
         body.reason,
-        body.kind,
+        body.kind.value if body.kind else None,
         body.message,
         body.send_at,
-        ",".join(body.channels),
+        ",".join(body.channels) if body.channels else None,
         body.urgent,
         reminder_at=body.reminder_at,
-    )
+    ).notice
 
 
 @router.get("/notices", response_model=list[NoticeView])
 def list_notices(
     app: Application, location: Annotated[Slug | None, Query()] = None
 ) -> list[NoticeView]:
-    return app.service.list_notices(location)
+    return app.notices.all(location)
 
 
 @router.get("/notices/{notice_id}", response_model=NoticeView)
 def show_notice(notice_id: Id, app: Application) -> NoticeView:
-    return app.service.notice(notice_id)
+    return app.notices.get(notice_id)
 
 
 @router.post("/notices/{notice_id}/cancel", response_model=NoticeView)
 def cancel_notice(notice_id: Id, app: Application) -> NoticeView:
     """Cancel: nothing more of this notice is sent."""
-    return app.service.cancel_notice(notice_id)
+    return app.notices.cancel(notice_id)
+
+
+@router.post("/notices/{notice_id}/retry", response_model=dict[str, int])
+def retry_notice(notice_id: Id, app: Application) -> dict[str, int]:
+    """Schedule again the broadcasts whose fan-out failed (after the cause was fixed)."""
+    return {"broadcasts": app.notices.retry(notice_id)}
 
 
 @router.get("/notices/{notice_id}/preview", response_model=Preview)
 def preview_notice(
-    notice_id: Id, app: Application, channel: Annotated[Channel | None, Query()] = None
+    notice_id: Id, app: Application, channel: Annotated[ChannelName | None, Query()] = None
 ) -> Preview:
     """Exactly what patients will receive."""
-    return app.service.preview(notice_id, channel)
+    return app.previews.of_notice(notice_id, channel.value if channel else None)
 
 
 @router.get("/notices/{notice_id}/summary", response_model=dict[str, dict[str, int]])
 def notice_summary(notice_id: Id, app: Application) -> dict[str, dict[str, int]]:
     """Delivery counts by channel and state."""
-    return app.service.summary(notice_id)
+    return app.deliveries.summary(notice_id)
 
 
 @router.get("/deliveries", response_model=list[DeliveryView])
@@ -155,37 +201,51 @@ def list_deliveries(
     app: Application,
     notice: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     state: Annotated[DeliveryState | None, Query()] = None,
-    channel: Annotated[Channel | None, Query()] = None,
+    channel: Annotated[ChannelName | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[DeliveryView]:
     """The delivery log (addresses masked), oldest first."""
-    return app.service.delivery_log(notice, state.value if state else None, channel, limit, offset)
+    return app.deliveries.log(
+        notice, state.value if state else None, channel.value if channel else None, limit, offset
+    )
 
 
 @router.post("/opt-outs", response_model=OptOutOut)
 def add_opt_out(body: OptOutIn, app: Application) -> OptOutOut:
     """Record an opt-out received another way (a call, a letter, a mailto unsubscribe)."""
     address = _address(app, body.channel, body.address)
-    with app.db.session() as s:
-        changed = consent.opt_out(s, body.channel, address, consent.Source.API, app.clock.now())
-    return OptOutOut(channel=body.channel, address=_mask(address), changed=changed)
+    changed = app.consent.opt_out(body.channel.value, address, Source.API)
+    return OptOutOut(channel=body.channel, address=mask_address(address), changed=changed)
 
 
 @router.post("/opt-outs/remove", response_model=OptOutOut)
 def remove_opt_out(body: OptOutIn, app: Application) -> OptOutOut:
     """Lift an opt-out (the patient asked to receive closure messages again)."""
     address = _address(app, body.channel, body.address)
-    with app.db.session() as s:
-        changed = consent.opt_in(s, body.channel, address, consent.Source.API, app.clock.now())
-    return OptOutOut(channel=body.channel, address=_mask(address), changed=changed)
+    changed = app.consent.opt_in(body.channel.value, address, Source.API)
+    return OptOutOut(channel=body.channel, address=mask_address(address), changed=changed)
 
 
-def _address(app: App, channel: str, address: str) -> str:
-    if channel == "sms":
-        return normalize_phone(address, app.settings.default_region)
-    return normalize_email(address)
+@router.get("/locations", response_model=list[LocationView])
+def list_locations(app: Application) -> list[LocationView]:
+    return app.locations.all()
 
 
-def _mask(address: str) -> str:
-    return mask_address(address)
+@router.put("/locations/{slug}", response_model=LocationOut)
+def save_location(slug: Slug, body: LocationIn, app: Application) -> LocationOut:
+    """Add or change a location. Queued notices keep their words; those the new zone or hours
+    would word differently are listed with what to do."""
+    saved = app.locations.save(
+        slug, body.name, body.timezone, body.hours, body.phone, body.language
+    )
+    return LocationOut(
+        location=saved.location,
+        created=saved.created,
+        reworded=[RewordedOut.of(r) for r in saved.reworded],
+    )
+
+
+def _address(app: App, channel: ChannelName, address: str) -> str:
+    spec = app.deps.spec(channel.value)
+    return normalize_address(spec.address, address, app.settings.default_region)

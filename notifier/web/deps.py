@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from notifier.bootstrap import App
 
@@ -10,3 +12,6 @@ from notifier.bootstrap import App
 def get_app(request: Request) -> App:
     app: App = request.app.state.app
     return app
+
+
+Application = Annotated[App, Depends(get_app)]

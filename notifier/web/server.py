@@ -14,7 +14,7 @@ import uvicorn
 
 from notifier.bootstrap import App
 from notifier.errors import ConfigurationError
-from notifier.web import create_app
+from notifier.web.app import create_app
 
 log = logging.getLogger(__name__)
 

@@ -7,20 +7,18 @@ GET never unsubscribes. ``POST /unsubscribe/{token}`` (the mail client's one-cli
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse
 
-from notifier import consent
-from notifier.bootstrap import App
-from notifier.contacts import mask_address
-from notifier.unsubscribe import Subscriber, tokens
-from notifier.web.deps import get_app
+from notifier.domain.contacts import mask_address
+from notifier.unsubscribe import Subscriber
+from notifier.web.deps import Application
 
 router = APIRouter(prefix="/unsubscribe", tags=["unsubscribe"])
-Application = Annotated[App, Depends(get_app)]
 Token = Annotated[str, Path(max_length=2000)]
 
 _PAGE = """<!doctype html>
@@ -28,16 +26,13 @@ _PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body style="font-family: sans-serif; max-width: 36em; margin: 3em auto;">
 <h1>{title}</h1>{body}</body></html>"""
-_NOT_FOUND = {404: {"description": "the link is not genuine", "content": {"text/html": {}}}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "the link is not genuine", "content": {"text/html": {}}}
+}
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(title=escape(title), body=body), status_code=status)
-
-
-def _subscriber(app: App, token: str) -> Subscriber | None:
-    signer = tokens(app.settings)
-    return signer.read(token) if signer is not None else None
 
 
 def _invalid() -> HTMLResponse:
@@ -48,38 +43,34 @@ def _invalid() -> HTMLResponse:
     )
 
 
+def _answer(subscriber: Subscriber | None, title: str, body: Callable[[str], str]) -> HTMLResponse:
+    """The page for a genuine link (``body`` of the masked, escaped address), or "not
+    recognised"."""
+    if subscriber is None:
+        return _invalid()
+    return _page(title, body(escape(mask_address(subscriber.address))))
+
+
 @router.get("/{token}", response_class=HTMLResponse, responses=_NOT_FOUND)
 def confirm_page(token: Token, app: Application) -> HTMLResponse:
     """A confirmation page; changes nothing."""
-    subscriber = _subscriber(app, token)
-    if subscriber is None:
-        return _invalid()
-    return _page(
+    return _answer(
+        app.consent.subscriber(token),
         "Unsubscribe from closure emails?",
-        f"<p>Stop closure emails to {escape(mask_address(subscriber.address))}?</p>"
-        f'<form method="post" action="/unsubscribe/{escape(token)}">'
-        '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-        '<button type="submit">Unsubscribe</button></form>',
+        lambda address: (
+            f"<p>Stop closure emails to {address}?</p>"
+            f'<form method="post" action="/unsubscribe/{escape(token)}">'
+            '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            '<button type="submit">Unsubscribe</button></form>'
+        ),
     )
 
 
 @router.post("/{token}", response_class=HTMLResponse, responses=_NOT_FOUND)
 def unsubscribe_now(token: Token, app: Application) -> HTMLResponse:
     """Opt the address out at once (RFC 8058 one-click POST)."""
-    subscriber = _subscriber(app, token)
-    if subscriber is None:
-        return _invalid()
-    with app.db.session() as s:
-        consent.opt_out(
-            s,
-            subscriber.channel,
-            subscriber.address,
-            consent.Source.UNSUBSCRIBE_LINK,
-            app.clock.now(),
-            patient_id=subscriber.patient_id,
-        )
-    return _page(
+    return _answer(
+        app.consent.unsubscribe(token),
         "You are unsubscribed",
-        f"<p>We will not send closure emails to {escape(mask_address(subscriber.address))} "
-        "any more.</p>",
+        lambda address: f"<p>We will not send closure emails to {address} any more.</p>",
     )

@@ -12,10 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
 
-from notifier import replies
 from notifier.bootstrap import App
-from notifier.web.deps import get_app
+from notifier.channels.sms import SmsChannel
+from notifier.web.deps import Application
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
@@ -50,7 +51,7 @@ async def signed_form(request: Request) -> FormData:
 
 
 SignedForm = Annotated[FormData, Depends(signed_form)]
-Application = Annotated[App, Depends(get_app)]
+SMS = SmsChannel.spec.name  # Twilio's webhooks speak of the SMS channel
 
 
 def _field(form: FormData, name: str) -> str:
@@ -68,9 +69,8 @@ def status_callback(form: SignedForm, app: Application, request: Request) -> Res
     sid = _field(form, "MessageSid") or _field(form, "SmsSid")
     status = _field(form, "MessageStatus") or _field(form, "SmsStatus")
     if sid and status:
-        replies.apply_status(
-            app.db,
-            app.clock,
+        app.consent.report(
+            SMS,
             sid,
             status,
             _field(form, "ErrorCode") or None,
@@ -90,5 +90,8 @@ def status_callback(form: SignedForm, app: Application, request: Request) -> Res
 )
 def inbound(form: SignedForm, app: Application) -> Response:
     """An SMS from a patient: STOP/START keywords change consent, HELP/INFO answers."""
-    result = replies.handle_inbound(app.db, app.clock, _field(form, "From"), _field(form, "Body"))
-    return Response(result.twiml, media_type="application/xml")
+    reply = app.consent.reply(SMS, _field(form, "From"), _field(form, "Body"))
+    twiml = MessagingResponse()
+    if reply.answer is not None:
+        twiml.message(reply.answer)
+    return Response(str(twiml), media_type="application/xml")

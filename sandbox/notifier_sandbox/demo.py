@@ -9,15 +9,13 @@ The clock is set to the evening before the closure (2025-02-18 18:00 New York).
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import click
 
-from notifier import jobs, store
 from notifier.bootstrap import build_app
-from notifier.contacts import mask_address
-from notifier.importer import import_patients
+from notifier.domain.contacts import mask_address
+from notifier.runtime import run_until_idle
 from notifier.settings import load_settings
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
@@ -60,46 +58,34 @@ def run_demo(workdir: Path, timeout: float = 60.0) -> None:
             f"{smtp.host}:{smtp.port}   database: {database}"
         )
         say(f"Pretending it is {EVENING_BEFORE} (the evening before the storm).\n")
-        app.service.add_location(
+        app.locations.save(
             "cova",
             "COVA Spine and Pain Center",
             "America/New_York",
             "Mon-Fri 08:00-17:00",
             "540-555-0100",
         )
-        report = import_patients(app.db, app.clock, io.StringIO(DEMO_PATIENTS))
+        report = app.patients.import_patients(io.StringIO(DEMO_PATIENTS))
         say(
             f"$ notifier patients import patients.csv\n  imported {report.imported}, "
             f"rejected {len(report.errors)}:"
         )
         for error in report.errors:
             say(f"  line {error.line} ({error.external_id}): {error.reason}")
-        notice = app.service.create_notice(
+        created = app.notices.create(
             "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
         )
+        notice = created.notice
         say(
             f"\n$ notifier notice create --location cova --starts '2025-02-19 12:30' "
             f"--ends '2025-02-21 00:00' --reason 'inclement weather'\n  notice {notice.id} "
             f"queued, send now"
         )
-        preview = app.service.preview(notice.id)
-        for sms in preview.sms:
+        for sms in created.preview.messages["sms"]:
             say(f"\nSMS preview ({sms.segments} segments, {sms.encoding}):\n  {sms.text}")
 
-        dispatcher = app.dispatcher()
-        scheduler = jobs.configure(app, dispatcher)
-        scheduler.start()
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                time.sleep(0.2)
-                with app.db.session() as s:
-                    if not store.scheduled_broadcasts_exist(s) and not store.has_open_deliveries(s):
-                        break
-        finally:
-            dispatcher.stop()
-            scheduler.shutdown(wait=True)
-            dispatcher.close()
+        # The real service: scheduler, dispatcher and heartbeat, until nothing is left to do.
+        run_until_idle(app, timeout=timeout)
 
         say("\nWhat the local Twilio server received:")
         for request in twilio.received_creates():
@@ -111,12 +97,12 @@ def run_demo(workdir: Path, timeout: float = 60.0) -> None:
         for message in smtp.messages:
             say(f"  email to {mask_address(message.rcpt_tos[0])}: {message.message['Subject']}")
         say("\n$ notifier deliveries --notice 1")
-        for d in app.service.delivery_log(notice.id):
+        for d in app.deliveries.log(notice.id):
             say(
                 f"  {d.id:>3} {d.channel:<5} {d.address:<22} {d.state:<8} attempts={d.attempts}"
                 f" {d.provider_id or d.error or ''}"
             )
-        sent = sum(1 for d in app.service.delivery_log(notice.id) if d.state == "sent")
+        sent = sum(1 for d in app.deliveries.log(notice.id) if d.state == "sent")
         app.close()
         if sent == 0:
             raise click.ClickException("the demo sent nothing: see the log above")

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.conftest import PATIENTS_CSV, service_env
-
-NOTIFIER = [sys.executable, "-m", "notifier.cli"]
+from tests.support.patients import PATIENTS_CSV
+from tests.support.processes import run_notifier, service_env
 
 
 @pytest.fixture
@@ -25,22 +22,11 @@ def env(
     return service_env(tmp_path, database_url, fake_twilio.info(), (fake_smtp.host, fake_smtp.port))
 
 
-def notifier(
-    env: dict[str, str], *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [*NOTIFIER, *args], env=env, capture_output=True, text=True, timeout=120
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"notifier {' '.join(args)} failed:\n{result.stderr}")
-    return result
-
-
 def test_the_whole_story_from_the_command_line(
     env: dict[str, str], fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, tmp_path: Path
 ) -> None:
-    notifier(env, "db", "upgrade")
-    notifier(
+    run_notifier(env, "db", "upgrade")
+    run_notifier(
         env,
         "location",
         "add",
@@ -55,11 +41,11 @@ def test_the_whole_story_from_the_command_line(
     )
     csv_file = tmp_path / "patients.csv"
     csv_file.write_text(PATIENTS_CSV + "bad1,Bad,Row,555-01,,en,cova,yes,no\n")
-    imported = notifier(env, "patients", "import", str(csv_file), check=False)
+    imported = run_notifier(env, "patients", "import", str(csv_file), check=False)
     assert imported.returncode == 4  # some rows rejected: scripts can tell
     assert "imported 5 patients" in imported.stdout
     assert "patients.csv:7 (bad1): phone" in imported.stderr
-    created = notifier(
+    created = run_notifier(
         env,
         "notice",
         "create",
@@ -74,17 +60,17 @@ def test_the_whole_story_from_the_command_line(
         "--json",
     )
     notice = json.loads(created.stdout)
-    preview = notifier(env, "notice", "preview", str(notice["id"]), "--channel", "sms")
+    preview = run_notifier(env, "notice", "preview", str(notice["id"]), "--channel", "sms")
     assert "2 segment(s), GSM-7" in preview.stdout
 
-    served = notifier(env, "serve", "--until-idle")
+    served = run_notifier(env, "serve", "--until-idle")
     assert "nothing scheduled or waiting" in served.stderr
     assert "540" not in served.stderr.replace("(540) 555-0100", "")  # no unmasked numbers
 
     assert len(fake_twilio.received_creates()) == 2
     assert len(fake_smtp.messages) == 3
     log = json.loads(
-        notifier(env, "deliveries", "--notice", str(notice["id"]), "--format", "json").stdout
+        run_notifier(env, "deliveries", "--notice", str(notice["id"]), "--format", "json").stdout
     )
     assert len(log) == 8
     for row in log:
@@ -92,15 +78,15 @@ def test_the_whole_story_from_the_command_line(
         assert "*" in row["address"]
     assert sorted(r["state"] for r in log) == ["sent"] * 5 + ["skipped"] * 3
     assert all(r["provider_id"] for r in log if r["state"] == "sent")
-    csv_out = notifier(env, "deliveries", "--format", "csv", "--status", "sent").stdout
+    csv_out = run_notifier(env, "deliveries", "--format", "csv", "--status", "sent").stdout
     assert csv_out.count("\n") == 6
 
 
 def test_errors_are_one_clear_line_and_a_nonzero_status(env: dict[str, str]) -> None:
-    notifier(
+    run_notifier(
         env, "location", "add", "--slug", "cova", "--name", "COVA", "--timezone", "America/New_York"
     )
-    result = notifier(
+    result = run_notifier(
         env,
         "notice",
         "create",
@@ -117,14 +103,14 @@ def test_errors_are_one_clear_line_and_a_nonzero_status(env: dict[str, str]) -> 
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: the closure ends (2025-02-19 10:00)")
     assert "Traceback" not in result.stderr
-    bad_zone = notifier(
+    bad_zone = run_notifier(
         env, "location", "add", "--slug", "x", "--name", "X", "--timezone", "Mars/Base", check=False
     )
     assert bad_zone.returncode == 2 and "unknown time zone 'Mars/Base'" in bad_zone.stderr
 
 
 def test_a_bad_setting_stops_the_service_naming_the_variable(env: dict[str, str]) -> None:
-    result = notifier(env | {"NOTIFIER_SMTP_PORT": "lots"}, "serve", check=False)
+    result = run_notifier(env | {"NOTIFIER_SMTP_PORT": "lots"}, "serve", check=False)
     assert result.returncode == 3
     assert "NOTIFIER_SMTP_PORT" in result.stderr
 
@@ -132,13 +118,7 @@ def test_a_bad_setting_stops_the_service_naming_the_variable(env: dict[str, str]
 def test_the_readme_demo_runs_on_defaults_with_no_credentials(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     env["NOTIFIER_CONFIG_FILE"] = str(tmp_path / "absent.toml")
-    result = subprocess.run(
-        [*NOTIFIER, "demo", "--workdir", str(tmp_path / "demo")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_notifier(env, "demo", "--workdir", str(tmp_path / "demo"), check=False)
     assert result.returncode == 0, result.stderr
     assert "line 7 (1006): phone" in result.stdout
     assert "closing early Wednesday, 2/19/2025 at 12:30 PM" in result.stdout

@@ -9,8 +9,9 @@ import json
 from pathlib import Path
 
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.acceptance.test_cli import env, notifier  # noqa: F401  (the env fixture)
-from tests.conftest import PATIENTS_CSV
+from tests.acceptance.test_cli import env  # noqa: F401  (the env fixture)
+from tests.support.patients import PATIENTS_CSV
+from tests.support.processes import run_notifier
 
 APPOINTMENTS = """\
 external_id,patient_external_id,location,starts_at,duration_minutes,provider,status
@@ -29,32 +30,33 @@ def test_appointments_intervals_audience_update_and_cancel_from_the_command_line
     fake_twilio: FakeTwilio,
     tmp_path: Path,
 ) -> None:
-    notifier(env, "location", "add", "--slug", "cova", "--name", "COVA Spine and Pain Center",
-             "--timezone", "America/New_York", "--phone", "540-555-0100")  # fmt: skip
+    run_notifier(env, "location", "add", "--slug", "cova", "--name", "COVA Spine and Pain Center",
+                 "--timezone", "America/New_York", "--phone", "540-555-0100")  # fmt: skip
     (tmp_path / "patients.csv").write_text(PATIENTS_CSV)
-    notifier(env, "patients", "import", str(tmp_path / "patients.csv"))
+    run_notifier(env, "patients", "import", str(tmp_path / "patients.csv"))
     (tmp_path / "appointments.csv").write_text(APPOINTMENTS)
-    imported = notifier(env, "appointments", "import", str(tmp_path / "appointments.csv"),
-                        check=False)  # fmt: skip
+    imported = run_notifier(env, "appointments", "import", str(tmp_path / "appointments.csv"),
+                            check=False)  # fmt: skip
     assert imported.returncode == 4
     assert "imported 2 appointments" in imported.stdout
     assert "appointments.csv:4 (a9): patient 'ghost' not found" in imported.stderr
 
-    created = notifier(env, "notice", "create", "--location", "cova", "--reason", "an ice storm",
-                       "--interval", "2025-02-19 12:30/2025-02-19 17:00",
-                       "--interval", "2025-02-20 08:00/2025-02-20 12:00",
-                       "--audience", "both", "--channels", "sms", "--json")  # fmt: skip
+    created = run_notifier(env, "notice", "create", "--location", "cova",
+                           "--reason", "an ice storm",
+                           "--interval", "2025-02-19 12:30/2025-02-19 17:00",
+                           "--interval", "2025-02-20 08:00/2025-02-20 12:00",
+                           "--audience", "both", "--channels", "sms", "--json")  # fmt: skip
     notice = json.loads(created.stdout)
     assert notice["audience"] == "both" and len(notice["intervals"]) == 2
-    affected = notifier(env, "notice", "affected", str(notice["id"]), "--format", "csv").stdout
+    affected = run_notifier(env, "notice", "affected", str(notice["id"]), "--format", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(affected)))
     assert [(r["appointment"], r["starts"], r["provider"]) for r in rows] == [
         ("a1", "2025-02-20T10:30:00-05:00", "Dr. Patel")
     ]
-    preview = notifier(env, "notice", "preview", str(notice["id"])).stdout
+    preview = run_notifier(env, "notice", "preview", str(notice["id"])).stdout
     assert "longest SMS any patient gets [en, appointment]" in preview
 
-    notifier(env, "serve", "--until-idle", "--no-http")
+    run_notifier(env, "serve", "--until-idle", "--no-http")
     first = texts(fake_twilio)
     assert [to for to, _ in first] == ["+15405550111", "+15405550112"]
     assert (
@@ -63,14 +65,14 @@ def test_appointments_intervals_audience_update_and_cancel_from_the_command_line
     )
     assert "opening late Thursday, 2/20/2025 at 12:00 PM" in first[1][1]
 
-    updated = notifier(env, "notice", "update", str(notice["id"]), "--interval",
-                       "2025-02-19 12:30/2025-02-19 17:00", "--json")  # fmt: skip
+    updated = run_notifier(env, "notice", "update", str(notice["id"]), "--interval",
+                           "2025-02-19 12:30/2025-02-19 17:00", "--json")  # fmt: skip
     update = json.loads(updated.stdout)
     assert (update["version"], update["supersedes_id"]) == (2, notice["id"])
-    notifier(env, "serve", "--until-idle", "--no-http")
-    cancelled = notifier(env, "notice", "cancel", str(update["id"]), "--notify").stdout
+    run_notifier(env, "serve", "--until-idle", "--no-http")
+    cancelled = run_notifier(env, "notice", "cancel", str(update["id"]), "--notify").stdout
     assert f"notice {update['id']} cancelled" in cancelled
-    notifier(env, "serve", "--until-idle", "--no-http")
+    run_notifier(env, "serve", "--until-idle", "--no-http")
 
     bodies = [m["body"] for m in fake_twilio.messages.values()]
     assert len(bodies) == 6  # two numbers × (original, update, open after all)
@@ -78,7 +80,7 @@ def test_appointments_intervals_audience_update_and_cancel_from_the_command_line
     assert (
         sum(b.startswith("Good news: COVA Spine and Pain Center will be open") for b in bodies) == 2
     )
-    log = json.loads(notifier(env, "deliveries", "--format", "json").stdout)
+    log = json.loads(run_notifier(env, "deliveries", "--format", "json").stdout)
     chain = sorted({(r["notice_id"], r["notice_version"], r["supersedes_id"]) for r in log})
     assert chain == [
         (notice["id"], 1, None),

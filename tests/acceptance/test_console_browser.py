@@ -9,9 +9,7 @@ import csv
 import io
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +20,12 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.conftest import IN_CI, PATIENTS_CSV, service_env
+from tests.conftest import IN_CI
+from tests.support.patients import PATIENTS_CSV
+from tests.support.processes import NOTIFIER, free_port, run_notifier, service_env
 
 pytestmark = pytest.mark.slow
 
-NOTIFIER = [sys.executable, "-m", "notifier.cli"]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -47,12 +46,6 @@ new PerformanceObserver((list) => {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def env(
     database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, tmp_path: Path
@@ -70,18 +63,10 @@ def env(
     )
 
 
-def notifier(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        [*NOTIFIER, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, f"notifier {' '.join(args)} failed:\n{result.stderr}"
-    return result.stdout
-
-
 @pytest.fixture
 def console(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """``notifier serve`` with its HTTP service up; the console's base URL."""
-    notifier(
+    run_notifier(
         env,
         "location",
         "add",
@@ -94,10 +79,10 @@ def console(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         "--phone",
         "540-555-0100",
     )
-    created = notifier(
+    created = run_notifier(
         env, "user", "create", "--email", EMAIL, "--role", "manager", stdin=PASSWORD + "\n"
     )
-    assert f"{EMAIL} (manager)" in created
+    assert f"{EMAIL} (manager)" in created.stdout
     base = env["NOTIFIER_PUBLIC_BASE_URL"]
     log = (tmp_path / "serve.log").open("w")
     serve = subprocess.Popen(

@@ -2,44 +2,31 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-NOTIFIER = [sys.executable, "-m", "notifier.cli"]
-
-
-def create(
-    env: dict[str, str], email: str, role: str, password: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*NOTIFIER, "user", "create", "--email", email, "--role", role],
-        env=env,
-        input=password + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.support.processes import run_notifier, service_env
 
 
 def test_users_are_created_once_with_a_long_enough_password(
     database_url: str, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    env |= {"NOTIFIER_DATABASE_URL": database_url, "NOTIFIER_CONFIG_FILE": str(tmp_path / "x")}
-    made = create(env, "Ops@Cova.example", "manager", "a long passphrase")
+    env = service_env(tmp_path, database_url)
+    made = run_notifier(env, "user", "create", "--email", "Ops@Cova.example", "--role", "manager",
+                        stdin="a long passphrase\n", check=False)  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert made.stdout.strip() == "user 1 created: Ops@cova.example (manager)"
     assert "a long passphrase" not in made.stdout + made.stderr
 
-    again = create(env, "ops@cova.example", "viewer", "another passphrase")
+    again = run_notifier(env, "user", "create", "--email", "ops@cova.example", "--role", "viewer",
+                         stdin="another passphrase\n", check=False)  # fmt: skip
     assert again.returncode == 2
     assert again.stderr.strip() == "error: a user o***@cova.example already exists"
 
-    short = create(env, "desk@cova.example", "viewer", "short")
+    short = run_notifier(env, "user", "create", "--email", "desk@cova.example", "--role", "viewer",
+                         stdin="short\n", check=False)  # fmt: skip
     assert short.returncode == 2
     assert "at least 10 characters" in short.stderr
 
-    role = create(env, "desk@cova.example", "admin", "a long passphrase")
+    role = run_notifier(env, "user", "create", "--email", "desk@cova.example", "--role", "admin",
+                        stdin="a long passphrase\n", check=False)  # fmt: skip
     assert role.returncode == 2 and "'admin' is not one of" in role.stderr

@@ -8,7 +8,6 @@ import io
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,30 +17,14 @@ import pytest
 
 from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
-from notifier.importer import import_patients
 from notifier.settings import load_settings
 from notifier_sandbox.twilio_control import FakeTwilioProcess
-from tests.conftest import EVENING_BEFORE, service_env
+from tests.support.patients import patients_csv
+from tests.support.peers import EVENING_BEFORE
+from tests.support.processes import NOTIFIER, free_port, service_env
 
 RECIPIENTS = 3000
 WORKERS = 3
-
-
-def patients_csv(count: int) -> str:
-    header = "external_id,first_name,last_name,phone,email,language,location,sms_consent,"
-    rows = [header + "email_consent"]
-    for i in range(count):
-        phone = f"+1540{230 + i // 10000:03d}{i % 10000:04d}"
-        rows.append(f"w{i},Pat,Ient{i},{phone},,en,cova,yes,no")
-    return "\n".join(rows) + "\n"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -65,17 +48,17 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
     )
     settings = load_settings(database_url=postgres_url)
     app = build_app(settings, clock=FrozenClock(EVENING_BEFORE))
-    app.service.add_location(
+    app.locations.save(
         "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
     )
-    import_patients(app.db, app.clock, io.StringIO(patients_csv(RECIPIENTS)))
-    notice = app.service.create_notice(
+    app.patients.import_patients(io.StringIO(patients_csv(RECIPIENTS, with_email=False)))
+    notice = app.notices.create(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
-    )
+    ).notice
 
     schedulers = [
         subprocess.Popen(
-            [sys.executable, "-m", "notifier.cli", "serve", "--role", "scheduler", "--no-http"],
+            [*NOTIFIER, "serve", "--role", "scheduler", "--no-http"],
             env=env,
             stderr=subprocess.DEVNULL,
         )
@@ -84,7 +67,7 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
     logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(WORKERS)]  # noqa: SIM115
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "notifier.cli", "serve", "--role", "worker"],
+            [*NOTIFIER, "serve", "--role", "worker"],
             env=env | {"NOTIFIER_HTTP_PORT": str(free_port())},
             stderr=logs[i],
         )
@@ -101,7 +84,7 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
         victim.wait(timeout=10)
         deadline = time.monotonic() + 120
         while True:
-            states = Counter(d.state for d in app.service.delivery_log(notice.id))
+            states = Counter(d.state for d in app.deliveries.log(notice.id))
             if set(states) == {"sent"}:
                 break
             assert time.monotonic() < deadline, f"survivors did not finish: {states}"
@@ -119,7 +102,7 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
             log.close()
         app.close()
 
-    assert len(app.service.delivery_log(notice.id)) == RECIPIENTS  # fanned out once, by one
+    assert len(app.deliveries.log(notice.id)) == RECIPIENTS  # fanned out once, by one
     assert all(s.returncode == 0 for s in schedulers)
     creates = control.received_creates()
     per_number = Counter(record["form"]["To"][0] for record in creates)

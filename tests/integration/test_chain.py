@@ -10,39 +10,24 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from notifier.appointments import import_appointments
 from notifier.bootstrap import App, build_app
-from notifier.channels.base import ChannelError, OutgoingMessage, SendResult
+from notifier.channels.email import EmailChannel
 from notifier.clock import FrozenClock
-from notifier.dispatcher import Dispatcher
-from notifier.fanout import fire_due_broadcasts
-from notifier.importer import import_patients
-from notifier.models import Delivery
+from notifier.storage.models import Delivery
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.conftest import NEW_YORK, PATIENTS_CSV, peer_settings
-from tests.integration.test_dispatcher import ScriptedChannel
+from tests.support.channels import FakeChannel, refusing
+from tests.support.patients import PATIENTS_CSV
+from tests.support.peers import NEW_YORK, peer_settings
 
 MARIA = "+15405550111"
 SHARED = "+15405550112"  # John and Jane Smith
 
 
-def send_all(app: App, sms: ScriptedChannel, email: ScriptedChannel | None = None) -> None:
-    fire_due_broadcasts(app.db, app.clock, app.settings)
+def send_all(app: App, sms: FakeChannel, email: FakeChannel | None = None) -> None:
+    app.fanout.fire_due()
     channels = {"sms": sms} | ({"email": email} if email else {})
-    Dispatcher(app.db, channels, app.renderer, app.clock, app.settings, "w1").drain()  # type: ignore[arg-type]
-
-
-def sms_channel(refuse: str | None = None) -> ScriptedChannel:
-    """Accepts every text, except to ``refuse`` (a permanent failure, as for a landline)."""
-
-    def script(message: OutgoingMessage, n: int) -> SendResult | ChannelError:
-        if message.to == refuse:
-            return ChannelError("not a mobile number", code="21614", permanent=True)
-        return SendResult(f"SM{message.delivery_id:032d}", 2)
-
-    channel = ScriptedChannel(script)
-    return channel
+    app.dispatcher(channels, "w1").drain()  # type: ignore[arg-type]
 
 
 def reference(app: App, **changes: object) -> int:
@@ -52,19 +37,19 @@ def reference(app: App, **changes: object) -> int:
         "ends": "2025-02-21 00:00",
         "reason": "inclement weather",
     } | changes
-    return app.service.create_notice(**values).id  # type: ignore[arg-type]
+    return app.notices.create(**values).id  # type: ignore[arg-type]
 
 
 def by_state(app: App, notice_id: int) -> dict[tuple[str, str], int]:
     counts: dict[tuple[str, str], int] = {}
-    for d in app.service.delivery_log(notice_id):
+    for d in app.deliveries.log(notice_id):
         counts[(d.channel, d.state)] = counts.get((d.channel, d.state), 0) + 1
     return counts
 
 
 @pytest.fixture
 def patients(app: App, cova: str) -> None:
-    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
 
 
 # --- the update chain ---------------------------------------------------------------------
@@ -74,30 +59,28 @@ def test_an_update_reaches_only_prior_recipients_and_withdraws_unsent_copies(
     app: App, patients: None
 ) -> None:
     original = reference(app)
-    first = sms_channel(refuse=MARIA)
+    first = refusing(MARIA)
     send_all(app, first)  # texts go out (Maria's fails); emails are still waiting
     assert by_state(app, original)[("email", "pending")] == 3
 
-    update = app.service.update_notice(original, ends="2025-02-20 12:00", reason="ice")
+    update = app.notices.update(original, ends="2025-02-20 12:00", reason="ice")
 
     assert (update.version, update.supersedes_id, update.root_id) == (2, original, original)
     assert update.change == "update"
     withdrawn = [
-        d
-        for d in app.service.delivery_log(original)
-        if d.channel == "email" and d.state != "skipped"
+        d for d in app.deliveries.log(original) if d.channel == "email" and d.state != "skipped"
     ]
     assert {d.state for d in withdrawn} == {"cancelled"}
     assert {d.error for d in withdrawn} == {f"superseded by notice {update.id}"}
-    assert app.service.notice(original).status == "superseded"
+    assert app.notices.get(original).status == "superseded"
 
-    second = sms_channel()
+    second = FakeChannel()
     send_all(app, second)
     assert [m.to for m in second.sent] == [SHARED]  # the only address the original reached
     assert second.sent[0].text.startswith("UPDATE: Due to ice, COVA Spine and Pain Center")
     assert "opening late Thursday, 2/20/2025 at 12:00 PM" in second.sent[0].text
     assert "closing early Wednesday, 2/19/2025 at 12:30 PM" in second.sent[0].text
-    log = app.service.delivery_log(update.id)
+    log = app.deliveries.log(update.id)
     assert [(d.channel, d.notice_version, d.supersedes_id) for d in log] == [("sms", 2, original)]
     # Nobody got two copies of one version, and the unsent emails never went out.
     assert len(first.sent) == 2 and len(second.sent) == 1
@@ -107,13 +90,13 @@ def test_an_update_of_an_update_reaches_everyone_any_version_reached(
     app: App, patients: None
 ) -> None:
     original = reference(app, channels="sms")
-    send_all(app, sms_channel(refuse=MARIA))
-    v2 = app.service.update_notice(original, reason="ice")
-    send_all(app, sms_channel())
+    send_all(app, refusing(MARIA))
+    v2 = app.notices.update(original, reason="ice")
+    send_all(app, FakeChannel())
     with pytest.raises(Exception, match=f"replaced by notice {v2.id}"):
-        app.service.update_notice(original, reason="snow")
-    v3 = app.service.update_notice(v2.id, reason="snow and ice")
-    third = sms_channel()
+        app.notices.update(original, reason="snow")
+    v3 = app.notices.update(v2.id, reason="snow and ice")
+    third = FakeChannel()
     send_all(app, third)
     assert (v3.version, v3.root_id, v3.supersedes_id) == (3, original, v2.id)
     assert [m.to for m in third.sent] == [SHARED]
@@ -123,11 +106,11 @@ def test_an_update_before_anything_went_out_simply_replaces_the_notice(
     app: App, patients: None, clock: FrozenClock
 ) -> None:
     original = reference(app, send_at="2025-02-19 07:00", channels="sms")
-    update = app.service.update_notice(original, starts="2025-02-19 10:00", ends="2025-02-20 00:00")
+    update = app.notices.update(original, starts="2025-02-19 10:00", ends="2025-02-20 00:00")
     assert update.change == "original"  # nobody was told: the new version is the first word
-    assert update.broadcasts[0]["send_at"] == "2025-02-19T07:00:00-05:00"
+    assert update.broadcasts[0].send_at == "2025-02-19T07:00:00-05:00"
     clock.set(datetime(2025, 2, 19, 8, 0, tzinfo=NEW_YORK))
-    channel = sms_channel()
+    channel = FakeChannel()
     send_all(app, channel)
     assert sorted(m.to for m in channel.sent) == [MARIA, SHARED]
     assert all(m.text.startswith("Due to inclement weather") for m in channel.sent)
@@ -138,15 +121,15 @@ def test_cancel_with_notify_tells_only_those_who_heard_we_are_open_after_all(
     app: App, patients: None
 ) -> None:
     original = reference(app)
-    send_all(app, sms_channel(refuse=MARIA))
-    view = app.service.cancel_notice(original, notify=True)
+    send_all(app, refusing(MARIA))
+    view = app.notices.cancel(original, notify=True)
     assert (view.change, view.supersedes_id, view.version) == ("cancellation", original, 2)
-    assert app.service.notice(original).status == "cancelled"
-    emails = app.service.delivery_log(original)
+    assert app.notices.get(original).status == "cancelled"
+    emails = app.deliveries.log(original)
     assert {d.state for d in emails if d.channel == "email" and d.state != "skipped"} == {
         "cancelled"
     }
-    channel = sms_channel()
+    channel = FakeChannel()
     send_all(app, channel)
     assert [m.to for m in channel.sent] == [SHARED]
     assert channel.sent[0].text.startswith(
@@ -157,9 +140,9 @@ def test_cancel_with_notify_tells_only_those_who_heard_we_are_open_after_all(
 
 def test_cancel_with_notify_when_nobody_was_told_sends_nothing(app: App, patients: None) -> None:
     original = reference(app, send_at="2025-02-19 07:00")
-    view = app.service.cancel_notice(original, notify=True)
+    view = app.notices.cancel(original, notify=True)
     assert (view.id, view.status) == (original, "cancelled")
-    channel = sms_channel()
+    channel = FakeChannel()
     send_all(app, channel)
     assert channel.sent == []
 
@@ -174,10 +157,10 @@ def capped_app(
     built = build_app(
         peer_settings(database_url, fake_twilio, fake_smtp, sms_weekly_cap=2), clock=clock
     )
-    built.service.add_location(
+    built.locations.save(
         "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
     )
-    import_patients(built.db, built.clock, io.StringIO(PATIENTS_CSV))
+    built.patients.import_patients(io.StringIO(PATIENTS_CSV))
     yield built
     built.close()
 
@@ -188,19 +171,19 @@ def test_texts_beyond_the_weekly_cap_are_skipped_with_the_reason(
     app = capped_app
     days = ("2025-02-19", "2025-02-20", "2025-02-21")
     notices = [reference(app, starts=f"{d} 08:00", ends=f"{d} 10:00") for d in days]
-    send_all(app, sms_channel())
-    third = [d for d in app.service.delivery_log(notices[2]) if d.channel == "sms"]
+    send_all(app, FakeChannel())
+    third = [d for d in app.deliveries.log(notices[2]) if d.channel == "sms"]
     assert {d.state for d in third} == {"skipped"}
     reasons = sorted(d.error or "" for d in third)
     assert reasons[0].startswith("no SMS consent")  # Ana and Tom: not texted anyway
     assert sum("weekly SMS cap reached: 2 texts" in r for r in reasons) == 2
-    emails = [d for d in app.service.delivery_log(notices[2]) if d.channel == "email"]
+    emails = [d for d in app.deliveries.log(notices[2]) if d.channel == "email"]
     assert sorted(d.state for d in emails) == ["pending", "pending", "pending", "skipped"]
     # email is never capped (Tom has no consent)
 
     # A correction to people already told is not capped.
-    update = app.service.update_notice(notices[1], reason="ice")
-    channel = sms_channel()
+    update = app.notices.update(notices[1], reason="ice")
+    channel = FakeChannel()
     send_all(app, channel)
     assert sorted(m.to for m in channel.sent) == [MARIA, SHARED]
     assert by_state(app, update.id)[("sms", "sent")] == 2
@@ -208,7 +191,7 @@ def test_texts_beyond_the_weekly_cap_are_skipped_with_the_reason(
     # A week later the window has rolled on.
     clock.advance(8 * 86400)
     later = reference(app, starts="2025-03-03 08:00", ends="2025-03-03 10:00", channels="sms")
-    send_all(app, sms_channel())
+    send_all(app, FakeChannel())
     assert by_state(app, later) == {("sms", "sent"): 2, ("sms", "skipped"): 2}  # no consent
 
 
@@ -226,7 +209,7 @@ a4,p4,cova,2025-02-19 16:00,45,Dr. Patel,cancelled
 
 @pytest.fixture
 def appointments(app: App, patients: None) -> None:
-    report = import_appointments(app.db, app.clock, io.StringIO(APPOINTMENTS_CSV))
+    report = app.patients.import_appointments(io.StringIO(APPOINTMENTS_CSV))
     assert (report.created, report.errors) == (4, [])
 
 
@@ -241,7 +224,7 @@ def test_bad_appointment_rows_are_reported_by_line_and_good_rows_land(
         "b5,p1,cova,2025-02-20 11:00,30,Dr. Patel,maybe\n"
         "a1,p1,cova,2025-02-20 11:00,30,Dr. Patel,scheduled\n"
     )
-    report = import_appointments(app.db, app.clock, io.StringIO(csv_text))
+    report = app.patients.import_appointments(io.StringIO(csv_text))
     assert report.created == 4
     reasons = {e.line: e.reason for e in report.errors}
     assert sorted(reasons) == [6, 7, 8, 9, 10, 11]
@@ -257,7 +240,7 @@ def test_affected_lists_only_appointments_overlapping_the_closure(
     app: App, appointments: None
 ) -> None:
     notice = reference(app)
-    rows = app.service.affected(notice)
+    rows = app.notices.affected(notice)
     assert [(r.appointment, r.patient, r.starts, r.provider) for r in rows] == [
         ("a1", "p1", "2025-02-20T10:30:00-05:00", "Dr. Patel")
     ]
@@ -267,7 +250,7 @@ def test_audience_both_names_the_appointment_for_the_affected_and_tells_the_rest
     app: App, appointments: None
 ) -> None:
     notice = reference(app, audience="both")
-    channel = sms_channel()
+    channel = FakeChannel()
     send_all(app, channel)
     bodies = {m.to: m.text for m in channel.sent}
     assert sorted(bodies) == [MARIA, SHARED]
@@ -286,19 +269,19 @@ def test_audience_both_names_the_appointment_for_the_affected_and_tells_the_rest
             ).all()
         )
     assert (kinds[MARIA], kinds[SHARED]) == ("appointment", None)
-    preview = app.service.preview(notice, "sms")
-    assert preview.longest_sms is not None
-    assert preview.longest_sms.template == "appointment"
-    assert preview.longest_sms.text == bodies[MARIA]
-    assert preview.longest_sms.segments == 3
+    preview = app.previews.of_notice(notice, "sms")
+    assert preview.longest.get("sms") is not None
+    assert preview.longest.get("sms").template == "appointment"
+    assert preview.longest.get("sms").text == bodies[MARIA]
+    assert preview.longest.get("sms").segments == 3
 
 
 def test_audience_affected_tells_only_patients_with_an_affected_appointment(
     app: App, appointments: None
 ) -> None:
     reference(app, audience="affected")
-    channel = sms_channel()
-    email = ScriptedChannel()
+    channel = FakeChannel()
+    email = FakeChannel(spec=EmailChannel.spec)
     send_all(app, channel, email)
     assert [m.to for m in channel.sent] == [MARIA]
     assert [m.to for m in email.sent] == ["maria@example.org"]
@@ -315,9 +298,9 @@ def test_a_spanish_speaking_patient_gets_her_appointment_in_spanish(
         "p1,Maria,Lopez,540-555-0111,maria@example.org,en",
         "p1,María,Lopez,540-555-0111,maria@example.org,es",
     )
-    import_patients(app.db, app.clock, io.StringIO(spanish))
+    app.patients.import_patients(io.StringIO(spanish))
     reference(app, audience="affected", reason="el mal tiempo", channels="sms")
-    channel = sms_channel()
+    channel = FakeChannel()
     send_all(app, channel)
     assert channel.sent[0].text.endswith(
         "María, su cita del jueves 20 de febrero de 2025 a las 10:30 a. m. con Dr. Patel queda "
@@ -329,13 +312,13 @@ def test_a_spanish_speaking_patient_gets_her_appointment_in_spanish(
 def test_a_notice_with_several_intervals_matches_appointments_in_any_of_them(
     app: App, appointments: None
 ) -> None:
-    notice = app.service.create_notice(
+    notice = app.notices.create(
         "cova",
         None,
         None,
         "a power cut",
         intervals=["2025-02-19 12:30/2025-02-19 17:00", "2025-02-21 08:00/2025-02-21 09:15"],
         audience="affected",
-    )
+    ).notice
     assert len(notice.intervals) == 2
-    assert [r.appointment for r in app.service.affected(notice.id)] == ["a3"]
+    assert [r.appointment for r in app.notices.affected(notice.id)] == ["a3"]

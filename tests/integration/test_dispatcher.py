@@ -5,75 +5,46 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import ClassVar
 
 import pytest
 
-from notifier import store
 from notifier.bootstrap import App
 from notifier.channels.base import ChannelError, OutgoingMessage, SendResult
 from notifier.clock import FrozenClock
-from notifier.dispatcher import Dispatcher
-from notifier.fanout import fire_due_broadcasts
-from notifier.importer import import_patients
-from tests.conftest import PATIENTS_CSV
+from notifier.delivery.dispatcher import Dispatcher
+from notifier.storage import queue, reports
+from tests.support.channels import FakeChannel
+from tests.support.patients import PATIENTS_CSV
 
 Script = Callable[[OutgoingMessage, int], SendResult | ChannelError]
-
-
-class ScriptedChannel:
-    """Records every send; ``script(message, call_number)`` decides each outcome."""
-
-    name: ClassVar[str] = "sms"
-
-    def __init__(self, script: Script | None = None) -> None:
-        self.script = script or (lambda m, n: SendResult(f"SM{m.delivery_id:032d}", 2))
-        self.sent: list[OutgoingMessage] = []
-        self.accepted: dict[int, SendResult] = {}
-        self.reconcile_checks: list[int] = []
-
-    def send(self, message: OutgoingMessage) -> SendResult:
-        self.sent.append(message)
-        outcome = self.script(message, len(self.sent))
-        if isinstance(outcome, ChannelError):
-            raise outcome
-        self.accepted[message.delivery_id] = outcome
-        return outcome
-
-    def find_sent(self, message: OutgoingMessage, since: datetime) -> SendResult | None:
-        self.reconcile_checks.append(message.delivery_id)
-        return self.accepted.get(message.delivery_id)
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
 def queued(app: App, cova: str) -> int:
     """The reference notice fanned out: two SMS deliveries pending (email not dispatched here)."""
-    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
-    notice = app.service.create_notice(
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    notice = app.notices.create(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
-    )
-    fire_due_broadcasts(app.db, app.clock, app.settings)
+    ).notice
+    app.fanout.fire_due()
     return notice.id
 
 
-def dispatcher(app: App, channel: ScriptedChannel, worker: str = "w1") -> Dispatcher:
-    return Dispatcher(app.db, {"sms": channel}, app.renderer, app.clock, app.settings, worker)
+def dispatcher(app: App, channel: FakeChannel, worker: str = "w1") -> Dispatcher:
+    return app.dispatcher({"sms": channel}, worker)
 
 
 def states(app: App, notice_id: int) -> list[str]:
-    return sorted(d.state for d in app.service.delivery_log(notice_id) if d.state != "skipped")
+    return sorted(d.state for d in app.deliveries.log(notice_id) if d.state != "skipped")
 
 
 def test_every_pending_delivery_is_sent_once_with_its_provider_id(app: App, queued: int) -> None:
-    channel = ScriptedChannel()
+    channel = FakeChannel()
     assert dispatcher(app, channel).drain() == 2
     assert states(app, queued) == ["sent", "sent"]
     assert sorted(m.to for m in channel.sent) == ["+15405550111", "+15405550112"]
     assert all("closing early Wednesday, 2/19/2025 at 12:30 PM" in m.text for m in channel.sent)
-    log = app.service.delivery_log(queued, "sent")
+    log = app.deliveries.log(queued, "sent")
     assert {d.provider_id for d in log} == {r.provider_id for r in channel.accepted.values()}
     assert all(d.attempts == 1 and d.segments == 2 for d in log)
     assert dispatcher(app, channel).drain() == 0  # nothing is sent twice
@@ -82,7 +53,7 @@ def test_every_pending_delivery_is_sent_once_with_its_provider_id(app: App, queu
 def test_permanent_failures_are_failed_with_the_providers_reason_and_not_retried(
     app: App, queued: int, clock: FrozenClock
 ) -> None:
-    channel = ScriptedChannel(
+    channel = FakeChannel(
         lambda m, n: ChannelError(
             "Twilio refused (21211): invalid To", code="21211", permanent=True
         )
@@ -91,7 +62,7 @@ def test_permanent_failures_are_failed_with_the_providers_reason_and_not_retried
     clock.advance(3600)
     dispatcher(app, channel).drain()
     assert len(channel.sent) == 2
-    failed = app.service.delivery_log(queued, "failed")
+    failed = app.deliveries.log(queued, "failed")
     assert [(d.error_code, d.attempts) for d in failed] == [("21211", 1), ("21211", 1)]
     assert all("invalid To" in (d.error or "") for d in failed)
 
@@ -99,7 +70,7 @@ def test_permanent_failures_are_failed_with_the_providers_reason_and_not_retried
 def test_transient_failures_retry_with_backoff_and_every_attempt_is_logged(
     app: App, queued: int, clock: FrozenClock
 ) -> None:
-    channel = ScriptedChannel(
+    channel = FakeChannel(
         lambda m, n: (
             ChannelError("Twilio HTTP 429", code="20429", retry_after=30)
             if n <= 2
@@ -115,18 +86,18 @@ def test_transient_failures_retry_with_backoff_and_every_attempt_is_logged(
     d.drain()
     assert states(app, queued) == ["sent", "sent"]
     with app.db.session() as s:
-        ids = [x.id for x in store.delivery_log(s, queued, "sent")]
-        kinds = [(e.kind, e.code) for e in store.events_for(s, ids[:1])]
+        ids = [x.id for x in reports.delivery_log(s, reports.LogQuery(queued, "sent"))]
+        kinds = [(e.kind, e.code) for e in reports.events_for(s, ids[:1])]
     assert kinds == [("queued", None), ("retry_scheduled", "20429"), ("sent", None)]
 
 
 def test_retries_stop_at_the_configured_limit(app: App, queued: int, clock: FrozenClock) -> None:
-    channel = ScriptedChannel(lambda m, n: ChannelError("SMTP 451 try later", code="451"))
+    channel = FakeChannel(lambda m, n: ChannelError("SMTP 451 try later", code="451"))
     d = dispatcher(app, channel)
     for _ in range(app.settings.max_attempts + 2):
         d.drain()
         clock.advance(app.settings.retry_max_seconds)
-    failed = app.service.delivery_log(queued, "failed")
+    failed = app.deliveries.log(queued, "failed")
     assert len(failed) == 2
     assert all(f.attempts == app.settings.max_attempts for f in failed)
     assert all("gave up after 5 attempts" in (f.error or "") for f in failed)
@@ -136,9 +107,9 @@ def test_no_retry_is_scheduled_after_the_closure_has_ended(
     app: App, queued: int, clock: FrozenClock
 ) -> None:
     clock.set(datetime.fromisoformat("2025-02-20T23:59:59.600-05:00"))
-    channel = ScriptedChannel(lambda m, n: ChannelError("HTTP 503", code="503"))
+    channel = FakeChannel(lambda m, n: ChannelError("HTTP 503", code="503"))
     dispatcher(app, channel).drain()
-    expired = app.service.delivery_log(queued, "expired")
+    expired = app.deliveries.log(queued, "expired")
     assert len(expired) == 2
     assert all("closure ends before the next retry" in (e.error or "") for e in expired)
 
@@ -147,7 +118,7 @@ def test_a_closure_that_ended_while_queued_expires_instead_of_sending(
     app: App, queued: int, clock: FrozenClock
 ) -> None:
     clock.advance(4 * 24 * 3600)
-    channel = ScriptedChannel()
+    channel = FakeChannel()
     dispatcher(app, channel).drain()
     assert channel.sent == []
     assert states(app, queued) == ["expired", "expired"]
@@ -156,21 +127,22 @@ def test_a_closure_that_ended_while_queued_expires_instead_of_sending(
 def test_a_worker_that_died_mid_send_is_reconciled_not_resent(
     app: App, queued: int, clock: FrozenClock
 ) -> None:
-    channel = ScriptedChannel()
+    channel = FakeChannel()
     # Worker "dead" claims both, hands one to the provider, then dies before recording anything.
     now = clock.now()
     with app.db.session() as s:
-        ids = store.claim(s, "dead", ["sms"], now, now + timedelta(seconds=60), 10)
+        ids = queue.claim(s, "dead", ["sms"], now, now + timedelta(seconds=60), 10)
     with app.db.session() as s:
-        first = store.deliveries_with_context(s, ids)[0]
+        first = queue.deliveries_with_context(s, ids)[0]
         channel.send(OutgoingMessage(first.id, first.address, "text"))
     clock.advance(61)
+    app.workers("survivor", "worker").tick()  # beats, then takes over what the dead one held
     dispatcher(app, channel, "survivor").drain()
     assert sorted(channel.reconcile_checks) == sorted(ids)
     assert len(channel.sent) == 2  # one by the dead worker, one resend of the one it never sent
     assert states(app, queued) == ["sent", "sent"]
     with app.db.session() as s:
-        events = [e.kind for e in store.events_for(s, [first.id])]
+        events = [e.kind for e in reports.events_for(s, [first.id])]
     assert events == ["queued", "lease_expired", "reconciled"]
 
 
@@ -186,26 +158,26 @@ def test_an_ambiguous_failure_is_checked_with_the_provider_before_resending(
             return ChannelError("Twilio did not answer in time", code="timeout", ambiguous=True)
         return SendResult("SHOULD-NOT-HAPPEN")
 
-    channel = ScriptedChannel(script)
+    channel = FakeChannel(script)
     d = dispatcher(app, channel)
     d.drain()
     clock.advance(app.settings.retry_max_seconds)
     d.drain()
     assert len(channel.sent) == 2
-    sent = app.service.delivery_log(queued, "sent")
+    sent = app.deliveries.log(queued, "sent")
     assert all(x.provider_id and x.provider_id.startswith("SM0") for x in sent)
 
 
 def test_a_cancelled_notice_sends_nothing_more(app: App, queued: int) -> None:
-    app.service.cancel_notice(queued)
-    channel = ScriptedChannel()
+    app.notices.cancel(queued)
+    channel = FakeChannel()
     dispatcher(app, channel).drain()
     assert channel.sent == []
     assert states(app, queued) == ["cancelled", "cancelled"]
 
 
 def test_two_dispatchers_never_send_the_same_delivery(app: App, queued: int) -> None:
-    channel = ScriptedChannel()
+    channel = FakeChannel()
     first, second = dispatcher(app, channel, "a"), dispatcher(app, channel, "b")
     first.drain()
     second.drain()

@@ -7,31 +7,29 @@ import io
 from email.message import EmailMessage
 
 from notifier.bootstrap import App
-from notifier.fanout import finish_broadcasts, fire_due_broadcasts
-from notifier.importer import import_patients
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.conftest import PATIENTS_CSV
+from tests.support.patients import PATIENTS_CSV
 
 
 def run_service_once(app: App) -> None:
     """What the scheduler's jobs do on one tick."""
-    fire_due_broadcasts(app.db, app.clock, app.settings)
+    app.fanout.fire_due()
     dispatcher = app.dispatcher()
     try:
         dispatcher.drain()
     finally:
         dispatcher.close()
-    finish_broadcasts(app.db, app.clock)
+    app.fanout.finish()
 
 
 def test_reference_closure_reaches_each_consenting_patient_exactly_once(
     app: App, cova: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp
 ) -> None:
-    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
-    notice = app.service.create_notice(
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    notice = app.notices.create(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
-    )
+    ).notice
     run_service_once(app)
     run_service_once(app)  # a second tick sends nothing more
 
@@ -59,20 +57,20 @@ def test_reference_closure_reaches_each_consenting_patient_exactly_once(
     assert "Dear Maria" in plain.get_content()
     assert "closed all day Thursday, 2/20/2025" in html.get_content()
 
-    log = app.service.delivery_log(notice.id)
+    log = app.deliveries.log(notice.id)
     sent = [d for d in log if d.state == "sent"]
     assert len(sent) == 5
     sids = {m for m in fake_twilio.messages}
     assert {d.provider_id for d in sent if d.channel == "sms"} <= sids
     assert all(d.attempts == 1 for d in sent)
     assert all("*" in d.address for d in log)  # masked in the log
-    assert app.service.notice(notice.id).broadcasts[0]["status"] == "done"
+    assert app.notices.get(notice.id).broadcasts[0].status == "done"
 
 
 def test_provider_errors_are_classified_and_recorded(
     app: App, cova: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp
 ) -> None:
-    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
     fake_twilio.fault(
         match={"to": "+15405550111"},
         times=None,
@@ -86,11 +84,11 @@ def test_provider_errors_are_classified_and_recorded(
     fake_smtp.fault(
         match={"rcpt_regex": "ana@"}, stage="rcpt", reply="550 5.1.1 User unknown", times=None
     )
-    notice = app.service.create_notice(
+    notice = app.notices.create(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
-    )
+    ).notice
     run_service_once(app)
-    by_address = {(d.channel, d.address): d for d in app.service.delivery_log(notice.id)}
+    by_address = {(d.channel, d.address): d for d in app.deliveries.log(notice.id)}
     invalid = by_address[("sms", "+1******0111")]
     assert (invalid.state, invalid.error_code) == ("failed", "21211")
     assert "Invalid 'To' Phone Number" in (invalid.error or "")
@@ -100,6 +98,6 @@ def test_provider_errors_are_classified_and_recorded(
     assert (refused.state, refused.error_code) == ("failed", "550")
     app.clock.advance(5)  # type: ignore[attr-defined]
     run_service_once(app)
-    throttled = next(d for d in app.service.delivery_log(notice.id) if d.id == throttled.id)
+    throttled = next(d for d in app.deliveries.log(notice.id) if d.id == throttled.id)
     assert (throttled.state, throttled.attempts) == ("sent", 2)
     assert len(fake_twilio.received_creates()) == 1

@@ -12,15 +12,13 @@ from datetime import timedelta
 
 import pytest
 
-from notifier import store
 from notifier.bootstrap import App, build_app
 from notifier.clock import FrozenClock
-from notifier.fanout import finish_broadcasts, fire_due_broadcasts
-from notifier.importer import import_patients
+from notifier.storage import queue, reports
 from notifier_sandbox.smtp_server import DROP, FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.conftest import peer_settings
-from tests.patients import email, patients_csv, phone
+from tests.support.patients import email, patients_csv, phone
+from tests.support.peers import peer_settings
 
 
 @pytest.fixture
@@ -38,7 +36,7 @@ def fault_app(
         max_attempts=6,
     )
     built = build_app(settings, clock=clock)
-    built.service.add_location(
+    built.locations.save(
         "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
     )
     yield built
@@ -46,11 +44,11 @@ def fault_app(
 
 
 def broadcast(app: App, patients: int, channels: str = "sms,email") -> int:
-    import_patients(app.db, app.clock, io.StringIO(patients_csv(patients)))
-    notice = app.service.create_notice(
+    app.patients.import_patients(io.StringIO(patients_csv(patients)))
+    notice = app.notices.create(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels=channels
-    )
-    fire_due_broadcasts(app.db, app.clock, app.settings)
+    ).notice
+    app.fanout.fire_due()
     return notice.id
 
 
@@ -72,9 +70,9 @@ def drain_until_final(app: App, fake: FakeTwilio, clock: FrozenClock, rounds: in
         finally:
             dispatcher.close()
         settle(fake)
-        finish_broadcasts(app.db, clock)
+        app.fanout.finish()
         with app.db.session() as s:
-            if not store.has_open_deliveries(s):
+            if not queue.has_open_deliveries(s):
                 return tick
         clock.advance(app.settings.retry_max_seconds)
     raise AssertionError("deliveries still open")
@@ -82,7 +80,7 @@ def drain_until_final(app: App, fake: FakeTwilio, clock: FrozenClock, rounds: in
 
 def by_address(app: App, notice_id: int) -> dict[str, object]:
     with app.db.session() as s:
-        return {d.address: d for d in store.delivery_log(s, notice_id)}
+        return {d.address: d for d in reports.delivery_log(s, reports.LogQuery(notice_id))}
 
 
 def test_transient_twilio_faults_end_in_exactly_one_message_each(
@@ -111,8 +109,8 @@ def test_transient_twilio_faults_end_in_exactly_one_message_each(
     sids = set(fake_twilio.messages)
     assert {d.provider_id for d in log.values()} <= sids  # type: ignore[attr-defined]
     with fault_app.db.session() as s:
-        ids = {d.address: d.id for d in store.delivery_log(s, notice_id)}
-        events = {a: [(e.kind, e.code) for e in store.events_for(s, [i])] for a, i in ids.items()}
+        ids = {d.address: d.id for d in reports.delivery_log(s, reports.LogQuery(notice_id))}
+        events = {a: [(e.kind, e.code) for e in reports.events_for(s, [i])] for a, i in ids.items()}
     masked = {i: a for i in range(10) for a in ids if a.endswith(phone(i)[-4:])}
     assert events[masked[1]][1:] == [
         ("retry_scheduled", "20503"),
@@ -170,7 +168,7 @@ def test_permanent_failures_fail_with_the_providers_reason_and_are_not_retried(
     with fault_app.db.session() as s:
         failed = {
             (d.channel, d.error_code, d.attempts): d.error_message
-            for d in store.delivery_log(s, notice_id, "failed")
+            for d in reports.delivery_log(s, reports.LogQuery(notice_id, "failed"))
         }
     assert set(failed) == {("sms", "21211", 1), ("sms", "21610", 1), ("email", "550", 1)}
     assert "Invalid 'To' Phone Number" in (failed[("sms", "21211", 1)] or "")
@@ -211,7 +209,7 @@ def test_the_sms_rate_limit_holds_at_the_server(
         peer_settings(database_url, fake_twilio, None, sms_rate_per_second=rate), clock=clock
     )
     try:
-        app.service.add_location("cova", "COVA", "America/New_York", "Mon-Fri 08:00-17:00")
+        app.locations.save("cova", "COVA", "America/New_York", "Mon-Fri 08:00-17:00")
         broadcast(app, 60, channels="sms")
         dispatcher = app.dispatcher()
         dispatcher.drain()

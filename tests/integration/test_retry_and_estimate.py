@@ -10,19 +10,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from notifier import store
 from notifier.bootstrap import App
 from notifier.cli import main
 from notifier.clock import FrozenClock
-from notifier.fanout import fire_due_broadcasts
-from notifier.importer import import_patients
+from notifier.storage import reports
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.patients import patients_csv, phone
+from tests.support.patients import patients_csv, phone
 
 
 def notice(app: App, patients: int, channels: str = "sms") -> int:
-    import_patients(app.db, app.clock, io.StringIO(patients_csv(patients)))
-    return app.service.create_notice(
+    app.patients.import_patients(io.StringIO(patients_csv(patients)))
+    return app.notices.create(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels=channels
     ).id
 
@@ -41,20 +39,22 @@ def test_failed_deliveries_are_requeued_on_request_keeping_their_attempts(
     rule = {"status": 400, "code": 21211, "message": "Invalid 'To' Phone Number"}
     fake_twilio.fault(match={"to": phone(0)}, times=1, response=rule)
     notice_id = notice(app, 2)
-    fire_due_broadcasts(app.db, app.clock, app.settings)
+    app.fanout.fire_due()
     send(app)
-    assert [d.state for d in app.service.delivery_log(notice_id, "failed")] == ["failed"]
+    assert [d.state for d in app.deliveries.log(notice_id, "failed")] == ["failed"]
 
-    assert app.service.retry_failed(notice_id) == 1
+    assert app.deliveries.retry_failed(notice_id) == 1
     send(app)
-    log = app.service.delivery_log(notice_id)
+    log = app.deliveries.log(notice_id)
     assert sorted((d.state, d.attempts) for d in log) == [("sent", 1), ("sent", 2)]
     assert len(fake_twilio.received_creates()) == 2
     with app.db.session() as s:
-        retried = [d.id for d in store.delivery_log(s, notice_id) if d.attempts == 2]
-        kinds = [e.kind for e in store.events_for(s, retried)]
+        retried = [
+            d.id for d in reports.delivery_log(s, reports.LogQuery(notice_id)) if d.attempts == 2
+        ]
+        kinds = [e.kind for e in reports.events_for(s, retried)]
     assert kinds == ["queued", "failed", "retry_requested", "sent"]
-    assert app.service.retry_failed(notice_id) == 0  # nothing failed any more
+    assert app.deliveries.retry_failed(notice_id) == 0  # nothing failed any more
 
 
 def test_no_retry_for_a_cancelled_notice_or_an_ended_closure(
@@ -62,16 +62,16 @@ def test_no_retry_for_a_cancelled_notice_or_an_ended_closure(
 ) -> None:
     fake_twilio.fault(match=None, times=None, response={"status": 400, "code": 21211})
     cancelled = notice(app, 1)
-    fire_due_broadcasts(app.db, app.clock, app.settings)
+    app.fanout.fire_due()
     send(app)
-    app.service.cancel_notice(cancelled)
-    assert app.service.retry_failed(cancelled) == 0
-    ended = app.service.create_notice("cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice").id
-    fire_due_broadcasts(app.db, app.clock, app.settings)
+    app.notices.cancel(cancelled)
+    assert app.deliveries.retry_failed(cancelled) == 0
+    ended = app.notices.create("cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice").id
+    app.fanout.fire_due()
     send(app)
     clock.advance(3 * 24 * 3600)
-    assert app.service.retry_failed() == 0
-    assert {d.state for d in app.service.delivery_log(ended) if d.channel == "sms"} == {"failed"}
+    assert app.deliveries.retry_failed() == 0
+    assert {d.state for d in app.deliveries.log(ended) if d.channel == "sms"} == {"failed"}
 
 
 @pytest.mark.parametrize(("patients", "rate", "warned"), [(50, 10.0, False), (50, 0.002, True)])
@@ -80,14 +80,14 @@ def test_the_preview_estimates_the_sending_time_and_warns_past_the_queue_window(
 ) -> None:
     app.settings.sms_rate_per_second = rate
     notice_id = notice(app, patients, channels="sms,email")
-    preview = app.service.preview(notice_id)
-    segments = preview.sms[0].segments
+    preview = app.previews.of_notice(notice_id)
+    segments = preview.messages["sms"][0].segments
     assert preview.estimated_seconds["sms"] == pytest.approx(patients * segments / rate, rel=0.01)
     assert preview.estimated_seconds["email"] == pytest.approx(patients / 10.0)
     window_warnings = [w for w in preview.warnings if "queues" in w]
     assert bool(window_warnings) is warned
-    with caplog.at_level(logging.WARNING, logger="notifier.fanout"):
-        fire_due_broadcasts(app.db, app.clock, app.settings, app.renderer)
+    with caplog.at_level(logging.WARNING, logger="notifier.delivery.fanout"):
+        app.fanout.fire_due()
     assert any(r.__dict__.get("action") == "broadcast_too_long" for r in caplog.records) is warned
 
 
@@ -96,7 +96,7 @@ def test_the_cli_requeues_failed_deliveries_and_the_log_still_prints(
 ) -> None:
     fake_twilio.fault(match={"to": phone(0)}, times=1, response={"status": 400, "code": 21211})
     notice_id = notice(app, 2)
-    fire_due_broadcasts(app.db, app.clock, app.settings)
+    app.fanout.fire_due()
     send(app)
     env = {
         "NOTIFIER_DATABASE_URL": database_url,

@@ -10,14 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from notifier.bootstrap import App
+from notifier.bootstrap import App, build_app
 from notifier.clock import FrozenClock
 from notifier.errors import NotFoundError, TemplateError, ValidationError
-from notifier.fanout import fire_due_broadcasts
-from notifier.importer import import_patients
-from notifier.models import Delivery, DeliveryEvent, Notice, Patient
-from notifier.rendering import Renderer, default_templates_dir
-from tests.conftest import PATIENTS_CSV
+from notifier.rendering.renderer import default_templates_dir
+from notifier.storage.models import Delivery, DeliveryEvent, Notice, Patient
+from tests.support.patients import PATIENTS_CSV
 
 
 def count(app: App, model: type) -> int:
@@ -32,7 +30,7 @@ def create_reference(app: App, **changes: str) -> int:
         "ends": "2025-02-21 00:00",
         "reason": "inclement weather",
     } | changes
-    return app.service.create_notice(**values).id  # type: ignore[arg-type]
+    return app.notices.create(**values).id  # type: ignore[arg-type]
 
 
 def test_bad_csv_rows_are_reported_by_line_and_good_rows_still_land(app: App, cova: str) -> None:
@@ -45,7 +43,7 @@ def test_bad_csv_rows_are_reported_by_line_and_good_rows_still_land(app: App, co
         "p1,Maria,Again,540-555-0111,,en,cova,yes,no\n"
         "b5,Too,Many,540-555-0193,,en,cova,yes,no,extra\n"
     )
-    report = import_patients(app.db, app.clock, io.StringIO(csv_text))
+    report = app.patients.import_patients(io.StringIO(csv_text))
     assert report.created == 5
     reasons = {e.line: e.reason for e in report.errors}
     assert sorted(reasons) == [7, 8, 9, 10, 11, 12, 13]
@@ -64,17 +62,17 @@ def test_bad_csv_rows_are_reported_by_line_and_good_rows_still_land(app: App, co
 
 def test_a_csv_with_a_wrong_header_imports_nothing(app: App, cova: str) -> None:
     with pytest.raises(ValidationError, match="lacks column"):
-        import_patients(app.db, app.clock, io.StringIO("id,name\n1,x\n"))
+        app.patients.import_patients(io.StringIO("id,name\n1,x\n"))
     assert count(app, Patient) == 0
 
 
 def test_reimport_updates_by_external_id(app: App, cova: str) -> None:
-    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
     changed = PATIENTS_CSV.replace(
         "p5,Tom,Reed,540-555-0115,tom@example.org,en,cova,no,no",
         "p5,Tom,Reed,540-555-0115,tom@example.org,en,cova,yes,no",
     )
-    report = import_patients(app.db, app.clock, io.StringIO(changed))
+    report = app.patients.import_patients(io.StringIO(changed))
     assert (report.created, report.updated) == (0, 5)
     with app.db.session() as s:
         tom = s.scalar(select(Patient).where(Patient.external_id == "p5"))
@@ -100,7 +98,7 @@ def test_impossible_closures_are_refused_and_store_nothing(
     with pytest.raises(ValidationError, match=error):
         create_reference(app, **changes)
     assert count(app, Notice) == 1
-    assert app.service.notice(good).status == "active"
+    assert app.notices.get(good).status == "active"
 
 
 def test_a_broken_template_is_reported_at_creation_and_stores_nothing(
@@ -109,18 +107,28 @@ def test_a_broken_template_is_reported_at_creation_and_stores_nothing(
     templates = tmp_path / "broken"
     shutil.copytree(default_templates_dir(), templates)
     (templates / "sms" / "closure.en.txt.j2").write_text("{{ location.nmae }}")
-    app.service.renderer = Renderer(templates)
-    with pytest.raises(TemplateError, match="nmae"):
-        create_reference(app)
+    broken = build_app(app.settings.model_copy(update={"templates_dir": templates}), app.clock)
+    try:
+        with pytest.raises(TemplateError, match="nmae"):
+            create_reference(broken)
+    finally:
+        broken.close()
     assert count(app, Notice) == 0
 
 
 def test_preview_shows_segments_encoding_and_disabled_channels(app: App, cova: str) -> None:
     notice_id = create_reference(app)
-    app.service.settings = app.settings.model_copy(update={"smtp_host": None, "email_from": None})
-    preview = app.service.preview(notice_id)
-    assert preview.sms[0].segments == 2 and preview.sms[0].encoding == "GSM-7"
-    assert "12:30 PM" in preview.sms[0].text
+    no_email = build_app(
+        app.settings.model_copy(update={"smtp_host": None, "email_from": None}), app.clock
+    )
+    try:
+        preview = no_email.previews.of_notice(notice_id)
+    finally:
+        no_email.close()
+    assert (
+        preview.messages["sms"][0].segments == 2 and preview.messages["sms"][0].encoding == "GSM-7"
+    )
+    assert "12:30 PM" in preview.messages["sms"][0].text
     assert preview.channels["email"].startswith("email disabled")
     assert any("NOTIFIER_SMTP_HOST" in w for w in preview.warnings)
 
@@ -128,20 +136,20 @@ def test_preview_shows_segments_encoding_and_disabled_channels(app: App, cova: s
 def test_fan_out_gives_one_delivery_per_address_and_records_why_others_were_skipped(
     app: App, cova: str
 ) -> None:
-    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
     notice_id = create_reference(app)
-    assert fire_due_broadcasts(app.db, app.clock, app.settings) == 1
-    assert fire_due_broadcasts(app.db, app.clock, app.settings) == 0  # exactly once
-    rows = {(d.channel, d.state) for d in app.service.delivery_log(notice_id)}
+    assert app.fanout.fire_due() == 1
+    assert app.fanout.fire_due() == 0  # exactly once
+    rows = {(d.channel, d.state) for d in app.deliveries.log(notice_id)}
     by_channel: dict[str, list[str]] = {}
-    for d in app.service.delivery_log(notice_id):
+    for d in app.deliveries.log(notice_id):
         by_channel.setdefault(d.channel, []).append(d.state)
     # Phones: 0111 (p1), 0112 (p2+p3 shared, one text), 0114 (no consent), 0115 (no consent).
     assert sorted(by_channel["sms"]) == ["pending", "pending", "skipped", "skipped"]
     # Emails: maria, jane, ana consent; tom does not.
     assert sorted(by_channel["email"]) == ["pending", "pending", "pending", "skipped"]
     assert ("sms", "skipped") in rows
-    skipped = app.service.delivery_log(notice_id, "skipped")
+    skipped = app.deliveries.log(notice_id, "skipped")
     assert {d.error for d in skipped} == {"no SMS consent", "no email consent"}
     assert count(app, DeliveryEvent) == count(app, Delivery) == 8
 
@@ -149,54 +157,54 @@ def test_fan_out_gives_one_delivery_per_address_and_records_why_others_were_skip
 def test_a_broadcast_due_after_its_closure_ended_expires_with_a_reason(
     app: App, cova: str, clock: FrozenClock
 ) -> None:
-    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
     notice_id = create_reference(app, send_at="2025-02-19 07:00")
     clock.advance(3 * 24 * 3600)  # the service was down until after the closure
-    fire_due_broadcasts(app.db, app.clock, app.settings)
-    broadcast = app.service.notice(notice_id).broadcasts[0]
-    assert broadcast["status"] == "expired"
-    assert "before the broadcast could go out" in str(broadcast["status_reason"])
+    app.fanout.fire_due()
+    broadcast = app.notices.get(notice_id).broadcasts[0]
+    assert broadcast.status == "expired"
+    assert "before the broadcast could go out" in str(broadcast.status_reason)
     assert count(app, Delivery) == 0
 
 
 def test_cancelling_withdraws_waiting_deliveries(app: App, cova: str) -> None:
-    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
     notice_id = create_reference(app)
-    fire_due_broadcasts(app.db, app.clock, app.settings)
-    view = app.service.cancel_notice(notice_id)
+    app.fanout.fire_due()
+    view = app.notices.cancel(notice_id)
     assert view.status == "cancelled"
-    states = {d.state for d in app.service.delivery_log(notice_id)}
+    states = {d.state for d in app.deliveries.log(notice_id)}
     assert states == {"cancelled", "skipped"}
     with pytest.raises(ValidationError, match="already cancelled"):
-        app.service.cancel_notice(notice_id)
+        app.notices.cancel(notice_id)
 
 
 def test_cancelling_a_scheduled_notice_means_it_never_fans_out(
     app: App, cova: str, clock: FrozenClock
 ) -> None:
-    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
     notice_id = create_reference(app, send_at="2025-02-19 07:00")
-    app.service.cancel_notice(notice_id)
+    app.notices.cancel(notice_id)
     clock.advance(14 * 3600)
-    assert fire_due_broadcasts(app.db, app.clock, app.settings) == 0
-    assert app.service.notice(notice_id).broadcasts[0]["status"] == "cancelled"
+    assert app.fanout.fire_due() == 0
+    assert app.notices.get(notice_id).broadcasts[0].status == "cancelled"
     assert count(app, Delivery) == 0
 
 
 def test_unknown_notice_is_a_clear_error(app: App) -> None:
     with pytest.raises(NotFoundError, match="no notice with id 999"):
-        app.service.preview(999)
+        app.previews.of_notice(999)
 
 
 def test_consent_granted_or_withdrawn_by_an_import_is_in_the_ledger(app: App, cova: str) -> None:
-    from notifier.models import ConsentEvent
+    from notifier.storage.models import ConsentEvent
 
-    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
     changed = PATIENTS_CSV.replace(
         "p1,Maria,Lopez,540-555-0111,maria@example.org,en,cova,yes,yes",
         "p1,Maria,Lopez,540-555-0111,maria@example.org,en,cova,no,yes",
     )
-    import_patients(app.db, app.clock, io.StringIO(changed))
+    app.patients.import_patients(io.StringIO(changed))
     with app.db.session() as s:
         events = s.scalars(select(ConsentEvent).order_by(ConsentEvent.id)).all()
         ledger = [(e.channel, e.address, e.source, e.old, e.new) for e in events]
@@ -209,16 +217,16 @@ def test_consent_granted_or_withdrawn_by_an_import_is_in_the_ledger(app: App, co
 def test_a_reminder_sends_the_same_message_again_to_the_same_audience(
     app: App, cova: str, clock: FrozenClock
 ) -> None:
-    import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
     notice_id = create_reference(app, reminder_at="2025-02-19 07:30")
-    broadcasts = app.service.notice(notice_id).broadcasts
-    assert [str(b["send_at"])[:16] for b in broadcasts] == ["2025-02-18T18:00", "2025-02-19T07:30"]
-    assert fire_due_broadcasts(app.db, app.clock, app.settings) == 1
+    broadcasts = app.notices.get(notice_id).broadcasts
+    assert [str(b.send_at)[:16] for b in broadcasts] == ["2025-02-18T18:00", "2025-02-19T07:30"]
+    assert app.fanout.fire_due() == 1
     clock.set(datetime.fromisoformat("2025-02-19T07:30:00-05:00"))
-    assert fire_due_broadcasts(app.db, app.clock, app.settings) == 1
-    log = app.service.delivery_log(notice_id)
-    first = {(d.channel, d.address, d.state) for d in log if d.broadcast_id == broadcasts[0]["id"]}
-    second = {(d.channel, d.address, d.state) for d in log if d.broadcast_id == broadcasts[1]["id"]}
+    assert app.fanout.fire_due() == 1
+    log = app.deliveries.log(notice_id)
+    first = {(d.channel, d.address, d.state) for d in log if d.broadcast_id == broadcasts[0].id}
+    second = {(d.channel, d.address, d.state) for d in log if d.broadcast_id == broadcasts[1].id}
     assert first == second and len(first) == 8
 
 

@@ -9,11 +9,9 @@ from zoneinfo import ZoneInfo
 import time_machine
 
 from notifier.bootstrap import App
-from notifier.fanout import fire_due_broadcasts
-from notifier.importer import import_patients
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.conftest import PATIENTS_CSV
+from tests.support.patients import PATIENTS_CSV
 
 
 def test_the_reference_story_passes_late_at_night_years_later(
@@ -22,17 +20,17 @@ def test_the_reference_story_passes_late_at_night_years_later(
     late = datetime(2031, 12, 31, 22, 30, tzinfo=ZoneInfo("America/New_York"))
     with time_machine.travel(late, tick=True):
         assert datetime.now().year == 2031  # the wall clock really moved
-        import_patients(app.db, app.clock, io.StringIO(PATIENTS_CSV))
-        notice = app.service.create_notice(
+        app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+        notice = app.notices.create(
             "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
-        )
-        fire_due_broadcasts(app.db, app.clock, app.settings)
+        ).notice
+        app.fanout.fire_due()
         dispatcher = app.dispatcher()
         try:
             dispatcher.drain()
         finally:
             dispatcher.close()
-    states = sorted(d.state for d in app.service.delivery_log(notice.id))
+    states = sorted(d.state for d in app.deliveries.log(notice.id))
     assert states == ["sent"] * 5 + ["skipped"] * 3
     assert len(fake_twilio.received_creates()) == 2
     assert len(fake_smtp.messages) == 3

@@ -8,12 +8,11 @@ import httpx
 import pytest
 
 from notifier.clock import FrozenClock
-from notifier.fanout import fire_due_broadcasts
-from notifier.models import ApiToken
-from notifier.tokens import create_token
+from notifier.storage.models import ApiToken
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.integration.web_support import RecordingSms, Web, add_cova, broadcast_sms, served
+from tests.support.channels import FakeChannel
+from tests.support.web import Web, add_cova, broadcast_sms, served
 
 NOTICE = {
     "location": "cova",
@@ -35,7 +34,7 @@ def web(
 
 @pytest.fixture
 def api(web: Web) -> httpx.Client:
-    token = create_token(web.app.db, web.app.clock, "clinic website")
+    token = web.app.accounts.create_token("clinic website")
     web.client.headers["Authorization"] = f"Bearer {token}"
     return web.client
 
@@ -51,11 +50,11 @@ def test_the_api_refuses_requests_without_a_valid_token(
         response = web.client.request(method, path, headers=headers, json=NOTICE)
         assert response.status_code == 401, (method, path, response.text)
         assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert web.app.service.list_notices() == []
+    assert web.app.notices.all() == []
 
 
 def test_tokens_are_stored_only_as_a_digest(web: Web) -> None:
-    token = create_token(web.app.db, web.app.clock, "phones")
+    token = web.app.accounts.create_token("phones")
     with web.app.db.session() as s:
         stored = s.query(ApiToken).one()
         assert stored.name == "phones" and token not in stored.token_sha256
@@ -75,9 +74,12 @@ def test_the_notice_life_cycle(api: httpx.Client, web: Web) -> None:
 
     preview = api.get(f"/api/v1/notices/{notice['id']}/preview", params={"channel": "sms"})
     assert preview.status_code == 200
-    assert "closing early Wednesday, 2/19/2025 at 12:30 PM" in preview.json()["sms"][0]["text"]
+    assert (
+        "closing early Wednesday, 2/19/2025 at 12:30 PM"
+        in preview.json()["messages"]["sms"][0]["text"]
+    )
 
-    fire_due_broadcasts(web.app.db, web.app.clock, web.app.settings)
+    web.app.fanout.fire_due()
     summary = api.get(f"/api/v1/notices/{notice['id']}/summary").json()
     assert summary == {"sms": {"pending": 2, "skipped": 2}, "email": {"pending": 3, "skipped": 1}}
 
@@ -92,7 +94,7 @@ def test_the_notice_life_cycle(api: httpx.Client, web: Web) -> None:
 def test_deliveries_can_be_filtered_by_notice_state_and_channel(
     api: httpx.Client, web: Web
 ) -> None:
-    notice_id = broadcast_sms(web.app, RecordingSms())
+    notice_id = broadcast_sms(web.app, FakeChannel())
     every = api.get("/api/v1/deliveries", params={"notice": notice_id}).json()
     assert len(every) == 4 and all("*" in d["address"] for d in every)
     sent = api.get("/api/v1/deliveries", params={"state": "sent", "channel": "sms"}).json()
@@ -121,7 +123,7 @@ def test_opt_outs_can_be_recorded_and_lifted_through_the_api(api: httpx.Client, 
     added = api.post("/api/v1/opt-outs", json=body).json()
     assert added == {"channel": "sms", "address": "+1******0111", "changed": True}
     assert api.post("/api/v1/opt-outs", json=body).json()["changed"] is False
-    channel = RecordingSms()
+    channel = FakeChannel()
     broadcast_sms(web.app, channel)
     assert [m.to for m in channel.sent] == ["+15405550112"]
     assert api.post("/api/v1/opt-outs/remove", json=body).json()["changed"] is True

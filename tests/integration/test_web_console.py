@@ -12,14 +12,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from notifier import store
-from notifier.accounts import Accounts
 from notifier.clock import FrozenClock
-from notifier.dispatcher import Dispatcher
-from notifier.fanout import fire_due_broadcasts
+from notifier.storage import accounts as account_rows
+from notifier.storage import consent as consent_rows
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.integration.web_support import RecordingSms, Web, add_cova, broadcast_sms, served
+from tests.support.channels import FakeChannel
+from tests.support.web import Web, add_cova, broadcast_sms, served
 
 PASSWORD = "correct horse battery"
 REFERENCE = {
@@ -44,7 +43,7 @@ def web(
 ) -> Iterator[Web]:
     with served(database_url, fake_twilio, fake_smtp, clock) as w:
         add_cova(w.app)
-        accounts = Accounts(w.app.db, w.app.clock)
+        accounts = w.app.accounts
         accounts.create_user("manager@cova.example", "manager", PASSWORD)
         accounts.create_user("viewer@cova.example", "viewer", PASSWORD)
         yield w
@@ -117,7 +116,7 @@ def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(web: We
 
 def test_passwords_are_stored_only_as_argon2_hashes(web: Web) -> None:
     with web.app.db.session() as s:
-        user = store.user_by_email(s, "manager@cova.example")
+        user = account_rows.user_by_email(s, "manager@cova.example")
         assert user is not None
         assert user.password_hash.startswith("$argon2id$")
         assert PASSWORD not in user.password_hash
@@ -131,7 +130,7 @@ def test_every_form_needs_the_sessions_csrf_token(web: Web, manager: httpx.Clien
         manager.post("/console/notices", data=REFERENCE | {"csrf": other_token}).status_code == 403
     )
     assert manager.post("/console/logout").status_code == 403
-    assert web.app.service.list_notices() == []
+    assert web.app.notices.all() == []
 
 
 def test_a_tampered_session_cookie_signs_nobody_in(web: Web, manager: httpx.Client) -> None:
@@ -166,7 +165,7 @@ def test_the_preview_stores_nothing_and_names_the_field_at_fault(
     )
     assert 'data-field="ends"' in answer.text
     assert "the end must be later than the start" in answer.text
-    assert web.app.service.list_notices() == []
+    assert web.app.notices.all() == []
 
 
 @pytest.mark.parametrize(
@@ -192,7 +191,7 @@ def test_create_errors_appear_next_to_their_field_and_keep_the_input(
     assert words in error_for(page, field)
     assert f'id="{field}"' not in page.text or 'aria-invalid="true"' in page.text
     assert "inclement weather" in page.text or change.get("reason")  # typed values survive
-    assert web.app.service.list_notices() == []
+    assert web.app.notices.all() == []
 
 
 def test_a_manager_queues_a_notice_and_sees_its_log_summary_and_history(
@@ -207,7 +206,7 @@ def test_a_manager_queues_a_notice_and_sees_its_log_summary_and_history(
 
     dispatcher = web.app.dispatcher()
     try:
-        fire_due_broadcasts(web.app.db, web.app.clock, web.app.settings)
+        web.app.fanout.fire_due()
         dispatcher.drain()
     finally:
         dispatcher.close()
@@ -229,7 +228,7 @@ def test_a_manager_queues_a_notice_and_sees_its_log_summary_and_history(
 def test_the_csv_export_follows_the_filters_and_masks_addresses(
     web: Web, manager: httpx.Client
 ) -> None:
-    notice_id = broadcast_sms(web.app, RecordingSms())
+    notice_id = broadcast_sms(web.app, FakeChannel())
     answer = manager.get(
         f"/console/notices/{notice_id}/deliveries.csv", params={"state": "sent", "q": "0111"}
     )
@@ -250,8 +249,8 @@ def test_a_manager_adds_a_reminder_broadcast(web: Web, manager: httpx.Client) ->
     created = manager.post("/console/notices", data=form)
     assert created.status_code == 303
     notice_id = int(created.headers["location"].split("/")[-1].split("?")[0])
-    broadcasts = web.app.service.notice(notice_id).broadcasts
-    assert [str(b["send_at"])[11:16] for b in broadcasts] == ["18:00", "07:30"]
+    broadcasts = web.app.notices.get(notice_id).broadcasts
+    assert [str(b.send_at)[11:16] for b in broadcasts] == ["18:00", "07:30"]
     page = manager.get(f"/console/notices/{notice_id}").text
     assert page.count("Broadcast ") >= 2
 
@@ -264,7 +263,7 @@ def test_a_manager_cancels_a_scheduled_notice(web: Web, manager: httpx.Client) -
     page = manager.get(f"/console/notices/{notice_id}")
     cancelled = manager.post(f"/console/notices/{notice_id}/cancel", data={"csrf": csrf_of(page)})
     assert cancelled.status_code == 303
-    assert web.app.service.notice(notice_id).status == "cancelled"
+    assert web.app.notices.get(notice_id).status == "cancelled"
     again = manager.get(f"/console/notices/{notice_id}").text
     assert "Cancel notice" not in again and 'data-sending="false"' in again
     listing = manager.get("/console/notices").text
@@ -273,7 +272,7 @@ def test_a_manager_cancels_a_scheduled_notice(web: Web, manager: httpx.Client) -
 
 
 def test_a_viewer_reads_the_log_but_cannot_change_anything(web: Web) -> None:
-    notice_id = broadcast_sms(web.app, RecordingSms())
+    notice_id = broadcast_sms(web.app, FakeChannel())
     viewer = sign_in(web, "viewer@cova.example")
     try:
         page = viewer.get(f"/console/notices/{notice_id}")
@@ -287,7 +286,7 @@ def test_a_viewer_reads_the_log_but_cannot_change_anything(web: Web) -> None:
         assert viewer.get("/console/patients/import").status_code == 403
     finally:
         viewer.close()
-    assert web.app.service.notice(notice_id).status != "cancelled"
+    assert web.app.notices.get(notice_id).status != "cancelled"
 
 
 def test_the_import_page_reports_each_bad_row_and_imports_the_good_ones(
@@ -319,7 +318,7 @@ def test_the_patients_list_shows_consent_with_masked_addresses(
     web: Web, manager: httpx.Client
 ) -> None:
     with web.app.db.session() as s:
-        store.add_opt_out(s, "sms", "+15405550111", "keyword", web.app.clock.now())
+        consent_rows.add_opt_out(s, "sms", "+15405550111", "keyword", web.app.clock.now())
     page = manager.get("/console/patients", params={"location": "cova"}).text
     assert "(5)" in page
     row = re.search(r"<td class=\"mono\">p1</td>.*?</tr>", page, re.S)
@@ -380,7 +379,7 @@ def test_the_preview_button_works_without_javascript(web: Web, manager: httpx.Cl
     assert page.status_code == 200
     assert "closing early Wednesday, 2/19/2025 at 12:30 PM" in page.text
     assert 'value="inclement weather"' in page.text
-    assert web.app.service.list_notices() == []
+    assert web.app.notices.all() == []
 
 
 def test_unknown_ids_get_a_page_not_a_stack_trace(manager: httpx.Client) -> None:
@@ -400,18 +399,16 @@ def create(manager: httpx.Client, **changes: object) -> int:
 
 def send_texts_only(web: Web) -> set[str]:
     """Fire due broadcasts and send only the texts (emails stay queued); the texted addresses."""
-    channel = RecordingSms()
-    fire_due_broadcasts(web.app.db, web.app.clock, web.app.settings)
-    Dispatcher(
-        web.app.db, {"sms": channel}, web.app.renderer, web.app.clock, web.app.settings, "w1"
-    ).drain()
+    channel = FakeChannel()
+    web.app.fanout.fire_due()
+    web.app.dispatcher({"sms": channel}, "w1").drain()
     return {m.to for m in channel.sent}
 
 
 def queued_for(web: Web, notice_id: int) -> list[tuple[str, str]]:
     """(channel, masked address) of every delivery the notice's broadcast queued, once fired."""
-    fire_due_broadcasts(web.app.db, web.app.clock, web.app.settings)
-    return sorted((d.channel, d.address) for d in web.app.service.delivery_log(notice_id))
+    web.app.fanout.fire_due()
+    return sorted((d.channel, d.address) for d in web.app.deliveries.log(notice_id))
 
 
 def update_form(manager: httpx.Client, notice_id: int, **changes: str) -> dict[str, object]:
@@ -446,11 +443,11 @@ def test_a_manager_updates_a_scheduled_notice_and_sees_the_version_chain(
     assert answer.status_code == 303
     new = int(answer.headers["location"].split("/")[-1].split("?")[0])
     assert answer.headers["location"] == f"/console/notices/{new}?updated=1"
-    view = web.app.service.notice(new)
+    view = web.app.notices.get(new)
     assert (view.version, view.supersedes_id, view.change) == (2, original, "original")
     assert view.ends.startswith("2025-02-20T12:00")
-    assert view.broadcasts[0]["send_at"] == "2025-02-19T07:00:00-05:00"  # the old send time
-    assert web.app.service.notice(original).status == "superseded"
+    assert view.broadcasts[0].send_at == "2025-02-19T07:00:00-05:00"  # the old send time
+    assert web.app.notices.get(original).status == "superseded"
 
     newer = manager.get(answer.headers["location"]).text
     assert "Update queued" in newer
@@ -479,13 +476,11 @@ def test_an_update_after_a_partial_send_goes_only_to_those_already_told(
     answer = manager.post(f"/console/notices/{original}/update", data=form)
     assert answer.status_code == 303
     new = int(answer.headers["location"].split("/")[-1].split("?")[0])
-    assert web.app.service.notice(new).change == "update"
-    prior = sorted(
-        (d.channel, d.address) for d in web.app.service.delivery_log(original, state="sent")
-    )
+    assert web.app.notices.get(new).change == "update"
+    prior = sorted((d.channel, d.address) for d in web.app.deliveries.log(original, state="sent"))
     assert queued_for(web, new) == prior  # the texted phones only; no email went out
-    assert {d.channel for d in web.app.service.delivery_log(new)} == {"sms"}
-    withdrawn = web.app.service.delivery_log(original, channel="email", state="cancelled")
+    assert {d.channel for d in web.app.deliveries.log(new)} == {"sms"}
+    withdrawn = web.app.deliveries.log(original, channel="email", state="cancelled")
     assert withdrawn and {d.error for d in withdrawn} == {f"superseded by notice {new}"}
 
 
@@ -500,13 +495,11 @@ def test_cancel_with_notify_tells_only_those_already_told(web: Web, manager: htt
     assert answer.status_code == 303
     follow_up = int(answer.headers["location"].split("/")[-1])
     assert follow_up != original
-    assert web.app.service.notice(original).status == "cancelled"
-    assert web.app.service.notice(follow_up).change == "cancellation"
-    prior = sorted(
-        (d.channel, d.address) for d in web.app.service.delivery_log(original, state="sent")
-    )
+    assert web.app.notices.get(original).status == "cancelled"
+    assert web.app.notices.get(follow_up).change == "cancellation"
+    prior = sorted((d.channel, d.address) for d in web.app.deliveries.log(original, state="sent"))
     assert queued_for(web, follow_up) == prior
-    assert web.app.service.delivery_log(original, channel="email", state="pending") == []
+    assert web.app.deliveries.log(original, channel="email", state="pending") == []
     chain = manager.get(f"/console/notices/{follow_up}").text
     assert "open after all" in chain and 'id="supersedes-link"' in chain
 
@@ -517,7 +510,7 @@ def test_cancel_without_notify_tells_nobody(web: Web, manager: httpx.Client) -> 
     page = manager.get(f"/console/notices/{original}")
     answer = manager.post(f"/console/notices/{original}/cancel", data={"csrf": csrf_of(page)})
     assert answer.headers["location"] == f"/console/notices/{original}"
-    assert [v.id for v in web.app.service.list_notices()] == [original]
+    assert [v.id for v in web.app.notices.all()] == [original]
 
 
 @pytest.mark.parametrize(
@@ -539,8 +532,8 @@ def test_update_errors_appear_next_to_their_field_and_store_nothing(
     assert page.status_code == 422
     assert words in error_for(page, field)
     assert '<details id="update" class="update" open>' in page.text
-    assert [v.id for v in web.app.service.list_notices()] == [original]
-    assert web.app.service.notice(original).status == "active"
+    assert [v.id for v in web.app.notices.all()] == [original]
+    assert web.app.notices.get(original).status == "active"
 
 
 def test_updating_needs_a_manager_and_the_csrf_token(web: Web, manager: httpx.Client) -> None:
@@ -564,14 +557,14 @@ def test_updating_needs_a_manager_and_the_csrf_token(web: Web, manager: httpx.Cl
         assert refused.status_code == 403
     finally:
         viewer.close()
-    assert [v.id for v in web.app.service.list_notices()] == [original]
-    assert web.app.service.notice(original).reason == "inclement weather"
+    assert [v.id for v in web.app.notices.all()] == [original]
+    assert web.app.notices.get(original).reason == "inclement weather"
 
 
 def test_an_update_that_keeps_the_times_keeps_every_interval(
     web: Web, manager: httpx.Client
 ) -> None:
-    original = web.app.service.create_notice(
+    original = web.app.notices.create(
         "cova",
         None,
         None,
@@ -585,5 +578,5 @@ def test_an_update_that_keeps_the_times_keeps_every_interval(
         f"/console/notices/{original}/update", data=update_form(manager, original, reason="ice")
     )
     assert answer.status_code == 303
-    new = web.app.service.notice(int(answer.headers["location"].split("/")[-1].split("?")[0]))
+    new = web.app.notices.get(int(answer.headers["location"].split("/")[-1].split("?")[0]))
     assert new.reason == "ice" and len(new.intervals) == 2

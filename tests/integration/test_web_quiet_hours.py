@@ -6,13 +6,13 @@ from datetime import datetime
 
 import pytest
 
-from notifier import store
 from notifier.bootstrap import App
 from notifier.clock import FrozenClock
-from notifier.dispatcher import Dispatcher
-from notifier.fanout import fire_due_broadcasts
-from tests.conftest import NEW_YORK
-from tests.integration.web_support import RecordingSms, add_cova, broadcast_sms, events
+from notifier.storage import queue
+from tests.support.channels import FakeChannel
+from tests.support.peers import NEW_YORK
+from tests.support.records import events
+from tests.support.web import add_cova, broadcast_sms
 
 
 @pytest.fixture
@@ -25,13 +25,13 @@ def night(app: App, clock: FrozenClock) -> App:
 def test_a_text_at_22_00_is_deferred_to_08_00_local_then_sent(
     night: App, clock: FrozenClock
 ) -> None:
-    channel = RecordingSms()
+    channel = FakeChannel()
     notice_id = broadcast_sms(night, channel)
     assert channel.sent == []
-    pending = night.service.delivery_log(notice_id, "pending")
+    pending = night.deliveries.log(notice_id, "pending")
     assert len(pending) == 2
     with night.db.session() as s:
-        rows = [store.deliveries_with_context(s, [d.id])[0] for d in pending]
+        rows = [queue.deliveries_with_context(s, [d.id])[0] for d in pending]
         assert {r.next_attempt_at.astimezone(NEW_YORK) for r in rows} == {
             datetime(2025, 2, 19, 8, 0, tzinfo=NEW_YORK)
         }
@@ -39,13 +39,13 @@ def test_a_text_at_22_00_is_deferred_to_08_00_local_then_sent(
     assert events(night, pending[0].id)[-1][:2] == ("deferred_quiet_hours", "pending")
 
     clock.set(datetime(2025, 2, 19, 7, 59, tzinfo=NEW_YORK))
-    broadcast_again = RecordingSms()
-    Dispatcher(night.db, {"sms": broadcast_again}, night.renderer, clock, night.settings).drain()
+    broadcast_again = FakeChannel()
+    night.dispatcher({"sms": broadcast_again}).drain()
     assert broadcast_again.sent == []
     clock.set(datetime(2025, 2, 19, 8, 0, tzinfo=NEW_YORK))
-    Dispatcher(night.db, {"sms": broadcast_again}, night.renderer, clock, night.settings).drain()
+    night.dispatcher({"sms": broadcast_again}).drain()
     assert len(broadcast_again.sent) == 2
-    assert sorted(d.state for d in night.service.delivery_log(notice_id, channel="sms")) == [
+    assert sorted(d.state for d in night.deliveries.log(notice_id, channel="sms")) == [
         "sent",
         "sent",
         "skipped",
@@ -54,47 +54,47 @@ def test_a_text_at_22_00_is_deferred_to_08_00_local_then_sent(
 
 
 def test_an_urgent_broadcast_is_sent_at_night(night: App) -> None:
-    channel = RecordingSms()
+    channel = FakeChannel()
     broadcast_sms(night, channel, urgent=True)
     assert len(channel.sent) == 2
 
 
 def test_a_same_day_closure_is_urgent_by_default(night: App, clock: FrozenClock) -> None:
     clock.set(datetime(2025, 2, 19, 6, 30, tzinfo=NEW_YORK))
-    channel = RecordingSms()
+    channel = FakeChannel()
     broadcast_sms(night, channel)
     assert len(channel.sent) == 2
 
 
 def test_not_urgent_wins_over_the_same_day_default(night: App, clock: FrozenClock) -> None:
     clock.set(datetime(2025, 2, 19, 6, 30, tzinfo=NEW_YORK))
-    channel = RecordingSms()
+    channel = FakeChannel()
     notice_id = broadcast_sms(night, channel, urgent=False)
     assert channel.sent == []
-    assert len(night.service.delivery_log(notice_id, "pending")) == 2
+    assert len(night.deliveries.log(notice_id, "pending")) == 2
 
 
 def test_a_closure_over_before_the_window_opens_expires(night: App) -> None:
-    night.service.add_location(
+    night.locations.save(
         "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 06:00-17:00"
     )
-    channel = RecordingSms()
+    channel = FakeChannel()
     notice_id = broadcast_sms(
         night, channel, starts="2025-02-19 06:00", ends="2025-02-19 07:30", urgent=False
     )
     assert channel.sent == []
-    expired = night.service.delivery_log(notice_id, "expired")
+    expired = night.deliveries.log(notice_id, "expired")
     assert len(expired) == 2 and all("quiet hours" in (d.error or "") for d in expired)
 
 
 def test_email_is_not_held_by_quiet_hours(night: App) -> None:
-    notice = night.service.create_notice(
+    notice = night.notices.create(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="email"
     )
-    fire_due_broadcasts(night.db, night.clock, night.settings)
+    night.fanout.fire_due()
     dispatcher = night.dispatcher()
     try:
         dispatcher.drain()
     finally:
         dispatcher.close()
-    assert len(night.service.delivery_log(notice.id, "sent")) == 3
+    assert len(night.deliveries.log(notice.id, "sent")) == 3

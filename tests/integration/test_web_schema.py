@@ -17,10 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from notifier.clock import FrozenClock
-from notifier.tokens import create_token
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.integration.web_support import Web, add_cova, served
+from tests.support.web import Web, add_cova, served
 
 EXAMPLES = 25
 
@@ -31,12 +30,12 @@ def web(
 ) -> Iterator[Web]:
     with served(database_url, fake_twilio, fake_smtp, clock) as w:
         add_cova(w.app)
-        w.app.service.create_notice("cova", "2025-02-19 12:30", "2025-02-21 00:00", "storm")
+        w.app.notices.create("cova", "2025-02-19 12:30", "2025-02-21 00:00", "storm")
         yield w
 
 
 def test_no_generated_request_makes_the_server_fail(web: Web) -> None:
-    token = create_token(web.app.db, web.app.clock, "schemathesis")
+    token = web.app.accounts.create_token("schemathesis")
     schema = schemathesis.openapi.from_url(web.server.url + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 12

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from notifier.clock import FrozenClock
-from notifier.fanout import fire_due_broadcasts
 from notifier.unsubscribe import Subscriber, UnsubscribeTokens
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.integration.web_support import SECRET, Web, add_cova, ledger, opted_out, served
+from tests.support.records import ledger, opted_out
+from tests.support.web import SECRET, Web, add_cova, served
 
 MARIA = "maria@example.org"
 
@@ -27,10 +27,10 @@ def web(
 
 
 def email_broadcast(web: Web) -> int:
-    notice = web.app.service.create_notice(
+    notice = web.app.notices.create(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="email"
     )
-    fire_due_broadcasts(web.app.db, web.app.clock, web.app.settings)
+    web.app.fanout.fire_due()
     dispatcher = web.app.dispatcher()
     try:
         dispatcher.drain()
@@ -89,7 +89,7 @@ def test_the_round_trip_get_shows_a_page_post_opts_out_the_next_broadcast_skips(
     before = len(fake_smtp.received_for(MARIA))
     second = email_broadcast(web)
     assert len(fake_smtp.received_for(MARIA)) == before
-    skipped = {d.error for d in web.app.service.delivery_log(second) if d.state == "skipped"}
+    skipped = {d.error for d in web.app.deliveries.log(second) if d.state == "skipped"}
     assert "opted out" in skipped
 
 

@@ -8,19 +8,11 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from notifier.clock import FrozenClock
-from notifier.fanout import fire_due_broadcasts
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.integration.web_support import (
-    RecordingSms,
-    Web,
-    add_cova,
-    broadcast_sms,
-    events,
-    ledger,
-    opted_out,
-    served,
-)
+from tests.support.channels import FakeChannel
+from tests.support.records import events, ledger, opted_out
+from tests.support.web import Web, add_cova, broadcast_sms, served
 
 MARIA = "+15405550111"
 SMITHS = "+15405550112"  # John and Jane share it
@@ -38,9 +30,9 @@ def web(
 @pytest.fixture
 def sent(web: Web) -> dict[str, int]:
     """The reference notice sent by SMS: MessageSid → delivery id."""
-    channel = RecordingSms()
+    channel = FakeChannel()
     notice_id = broadcast_sms(web.app, channel)
-    log = web.app.service.delivery_log(notice_id, "sent")
+    log = web.app.deliveries.log(notice_id, "sent")
     assert len(log) == 2
     return {d.provider_id: d.id for d in log if d.provider_id}
 
@@ -50,7 +42,7 @@ def status(sid: str, value: str, **extra: str) -> dict[str, str]:
 
 
 def state_of(web: Web, delivery_id: int) -> str:
-    return next(d.state for d in web.app.service.delivery_log() if d.id == delivery_id)
+    return next(d.state for d in web.app.deliveries.log() if d.id == delivery_id)
 
 
 def test_health_and_readiness(web: Web) -> None:
@@ -112,7 +104,7 @@ def test_undelivered_records_the_carrier_error_code(web: Web, sent: dict[str, in
         "/webhooks/twilio/status",
         status(sid, "undelivered", ErrorCode="30007", ErrorMessage="Carrier violation"),
     )
-    log = next(d for d in web.app.service.delivery_log() if d.id == delivery)
+    log = next(d for d in web.app.deliveries.log() if d.id == delivery)
     assert (log.state, log.error_code, log.error) == ("undelivered", "30007", "Carrier violation")
     assert events(web.app, delivery)[-1] == ("status_undelivered", "undelivered", "30007")
 
@@ -165,10 +157,10 @@ def test_stop_opts_out_every_patient_with_that_phone_and_start_opts_back_in(
     inbound(web, "STOP")  # again: nothing changes, nothing is added
     assert len(ledger(web.app, "sms", SMITHS)) == 2
 
-    channel = RecordingSms()
+    channel = FakeChannel()
     notice_id = broadcast_sms(web.app, channel)
     assert [m.to for m in channel.sent] == [MARIA]
-    skipped = [d for d in web.app.service.delivery_log(notice_id) if d.state == "skipped"]
+    skipped = [d for d in web.app.deliveries.log(notice_id) if d.state == "skipped"]
     assert "opted out" in {d.error for d in skipped}
 
     inbound(web, "start")
@@ -195,16 +187,16 @@ def test_an_unsigned_inbound_stop_is_refused(web: Web) -> None:
 
 def test_a_send_refused_with_21610_records_the_opt_out(web: Web) -> None:
     web.twilio.opt_out(MARIA)  # Maria texted STOP to Twilio before we heard of it
-    web.app.service.create_notice(
+    web.app.notices.create(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
     )
-    fire_due_broadcasts(web.app.db, web.app.clock, web.app.settings)
+    web.app.fanout.fire_due()
     dispatcher = web.app.dispatcher()
     try:
         dispatcher.drain()
     finally:
         dispatcher.close()
-    failed = web.app.service.delivery_log(state="failed")
+    failed = web.app.deliveries.log(state="failed")
     assert [d.error_code for d in failed] == ["21610"]
     assert opted_out(web.app, "sms", MARIA)
     assert [e[:3] for e in ledger(web.app, "sms", MARIA)] == [("21610", "opted_in", "opted_out")]
@@ -219,10 +211,10 @@ def test_end_to_end_twilios_own_callbacks_and_replies_reach_the_running_server(
         served(database_url, twilio, fake_smtp, clock, unknown_sid_wait=2.0) as web,
     ):
         add_cova(web.app)
-        notice = web.app.service.create_notice(
+        notice = web.app.notices.create(
             "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
         )
-        fire_due_broadcasts(web.app.db, web.app.clock, web.app.settings)
+        web.app.fanout.fire_due()
         dispatcher = web.app.dispatcher()
         try:
             dispatcher.drain()
@@ -232,7 +224,7 @@ def test_end_to_end_twilios_own_callbacks_and_replies_reach_the_running_server(
         callbacks = twilio.callbacks
         assert callbacks and all(c["status"] == 200 for c in callbacks)
         assert all(c["url"] == web.server.url + "/webhooks/twilio/status" for c in callbacks)
-        states = sorted(d.state for d in web.app.service.delivery_log(notice.id, channel="sms"))
+        states = sorted(d.state for d in web.app.deliveries.log(notice.id, channel="sms"))
         assert states == ["delivered", "delivered", "skipped", "skipped"]
 
         reply = twilio.inbound(

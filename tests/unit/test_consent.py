@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifier.consent import Keyword, classify
+from notifier.domain.consent import Keyword, classify
 from notifier.unsubscribe import Subscriber, UnsubscribeTokens
 
 

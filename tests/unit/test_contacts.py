@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifier.contacts import (
+from notifier.domain.contacts import (
     display_phone,
     mask_email,
     mask_phone,

@@ -6,26 +6,27 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from notifier.domain import (
+from notifier.domain.channels import parse_channels
+from notifier.domain.closures import (
     BusinessHours,
     Closure,
-    NoticeKind,
     SegmentKind,
-    check_send_time,
     localize,
-    parse_channels,
     parse_local,
-    retry_delay,
     zone,
 )
+from notifier.domain.deliveries import retry_delay
+from notifier.domain.notices import NoticeKind, check_send_time, infer_kind
 from notifier.errors import ValidationError
 
 NY = zone("America/New_York")
 WEEKDAYS = BusinessHours.parse("Mon-Fri 08:00-17:00")
+CHANNELS = ("sms", "email")
 
 
 def closure(starts: str, ends: str, hours: BusinessHours = WEEKDAYS) -> Closure:
-    return Closure(parse_local(starts, NY, "start"), parse_local(ends, NY, "end"), NY, hours)
+    interval = (parse_local(starts, NY, "start"), parse_local(ends, NY, "end"))
+    return Closure.checked([interval], NY, hours)
 
 
 def test_the_reference_closure_is_an_early_close_then_a_full_day() -> None:
@@ -37,7 +38,7 @@ def test_the_reference_closure_is_an_early_close_then_a_full_day() -> None:
     ]
     assert segments[0].starts.strftime("%H:%M") == "12:30"
     assert c.reopens() == datetime(2025, 2, 21, 8, 0, tzinfo=NY)
-    assert c.inferred_kind() is NoticeKind.CLOSURE
+    assert infer_kind(c) is NoticeKind.CLOSURE
 
 
 @pytest.mark.parametrize(
@@ -56,7 +57,7 @@ def test_segments_follow_business_hours(
 ) -> None:
     c = closure(starts, ends)
     assert [s.kind for s in c.segments()] == kinds
-    assert c.inferred_kind() is inferred
+    assert infer_kind(c) is inferred
 
 
 def test_weekend_only_closure_is_refused_because_nobody_would_notice() -> None:
@@ -117,9 +118,9 @@ def test_business_hours_round_trip_through_json() -> None:
 
 
 def test_channels_are_checked() -> None:
-    assert parse_channels("sms, email,sms") == ("sms", "email")
+    assert parse_channels("sms, email,sms", CHANNELS) == ("sms", "email")
     with pytest.raises(ValidationError, match="fax"):
-        parse_channels("sms,fax")
+        parse_channels("sms,fax", CHANNELS)
 
 
 def test_retry_delay_grows_exponentially_is_capped_and_honours_retry_after() -> None:
@@ -130,7 +131,7 @@ def test_retry_delay_grows_exponentially_is_capped_and_honours_retry_after() -> 
 
 
 def test_unknown_or_unsupported_languages_fall_back_to_the_location_default() -> None:
-    from notifier.service import resolve_language
+    from notifier.rendering.messages import resolve_language
 
     assert resolve_language("es", "en", ["en", "es"]) == "es"
     assert resolve_language("ES", "en", ["en", "es"]) == "es"

@@ -6,7 +6,7 @@ from datetime import UTC, timedelta
 
 import pytest
 
-from notifier.domain import (
+from notifier.domain.closures import (
     BusinessHours,
     Closure,
     affects,
@@ -17,14 +17,14 @@ from notifier.domain import (
     zone,
 )
 from notifier.errors import ValidationError
-from notifier.rendering import AppointmentInfo, MessageContext, Renderer
+from notifier.rendering.renderer import AppointmentInfo, MessageContext, Renderer
 
 NY = zone("America/New_York")
 HOURS = BusinessHours.parse("Mon-Fri 08:00-17:00")
 
 
 def closure(*intervals: str) -> Closure:
-    return Closure.of([parse_interval(text, NY) for text in intervals], NY, HOURS)
+    return Closure.checked([parse_interval(text, NY) for text in intervals], NY, HOURS)
 
 
 def sentence(c: Closure, language: str = "en") -> str:
@@ -126,7 +126,7 @@ def test_an_interval_needs_a_slash() -> None:
 def test_the_envelope_spans_all_intervals_and_survives_json() -> None:
     c = closure("2025-02-20 08:00/2025-02-20 10:00", "2025-02-19 12:30/2025-02-19 17:00")
     assert c.local(c.starts).hour == 12 and c.local(c.ends).hour == 10
-    again = Closure.of(intervals_from_json(intervals_to_json(c.intervals)), NY, HOURS)
+    again = Closure.checked(intervals_from_json(intervals_to_json(c.intervals)), NY, HOURS)
     assert again.intervals == c.intervals
 
 

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from notifier.domain.quiet_hours import QuietHours, deferral, is_urgent
 from notifier.errors import ValidationError
-from notifier.quiet_hours import QuietHours, deferral, is_urgent
 
 NY = ZoneInfo("America/New_York")
 NIGHT = QuietHours.parse("21:00-08:00")

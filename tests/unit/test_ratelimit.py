@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from notifier.ratelimit import TokenBucket
+from notifier.delivery.ratelimit import TokenBucket
 
 
 class ManualTime:

@@ -7,18 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from notifier.domain import BusinessHours, Closure, parse_local, zone
+from notifier.domain.closures import BusinessHours, Closure, parse_local, zone
 from notifier.errors import TemplateError
-from notifier.rendering import MessageContext, Renderer, default_templates_dir
+from notifier.rendering.renderer import MessageContext, Renderer, default_templates_dir
 
 NY = zone("America/New_York")
 
 
 def reference_context(**changes: object) -> MessageContext:
     """The COVA notice from structured fields: closes 12:30 Wed 2/19, reopens Fri 2/21."""
-    c = Closure(
-        parse_local("2025-02-19 12:30", NY, "start"),
-        parse_local("2025-02-21 00:00", NY, "end"),
+    c = Closure.checked(
+        [
+            (
+                parse_local("2025-02-19 12:30", NY, "start"),
+                parse_local("2025-02-21 00:00", NY, "end"),
+            )
+        ],
         NY,
         BusinessHours.parse("Mon-Fri 08:00-17:00"),
     )

@@ -7,7 +7,7 @@ import random
 import pytest
 import smsutil
 
-from notifier.segments import count_segments, normalize_sms_text, split_segments
+from notifier.domain.segments import count_segments, normalize_sms_text, split_segments
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # man ZWJ woman ZWJ girl: 8 UTF-16 units
 THUMB_MEDIUM = "\U0001f44d\U0001f3fd"  # thumbs up + skin tone modifier: one grapheme, 4 units

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from notifier import channels
 from notifier.errors import ConfigurationError
 from notifier.settings import load_settings
 
@@ -9,7 +10,7 @@ from notifier.settings import load_settings
 def test_defaults_need_no_credentials_and_disable_channels_with_a_reason() -> None:
     settings = load_settings()
     assert settings.database_url.startswith("sqlite:///var/")
-    statuses = settings.channel_statuses()
+    statuses = channels.statuses(settings)
     assert not statuses["sms"].enabled
     assert "NOTIFIER_TWILIO_ACCOUNT_SID" in statuses["sms"].reason
     assert "NOTIFIER_SMTP_HOST" in statuses["email"].reason
@@ -26,6 +27,15 @@ def test_a_half_configured_channel_names_what_is_missing(
 ) -> None:
     monkeypatch.setenv("NOTIFIER_TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
     with pytest.raises(ConfigurationError, match="NOTIFIER_TWILIO_AUTH_TOKEN"):
+        channels.statuses(load_settings())
+
+
+def test_a_worker_timeout_shorter_than_two_heartbeats_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NOTIFIER_HEARTBEAT_SECONDS", "5")
+    monkeypatch.setenv("NOTIFIER_WORKER_TIMEOUT_SECONDS", "6")
+    with pytest.raises(ConfigurationError, match="NOTIFIER_WORKER_TIMEOUT_SECONDS"):
         load_settings()
 
 

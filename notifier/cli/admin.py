@@ -1,0 +1,75 @@
+"""Setting up: the database schema, the settings check, console users and API tokens."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from notifier import channels
+from notifier.cli.root import app_of, main
+from notifier.settings import load_settings
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply migrations (also done automatically at every start)."""
+    app_of(ctx)
+    click.echo("database is up to date")
+
+
+@main.command("config")
+def config_check() -> None:
+    """Check the settings and show which channels are enabled (secrets are never printed)."""
+    settings = load_settings()
+    for name, status in channels.statuses(settings).items():
+        click.echo(f"{name}: {'enabled' if status.enabled else status.reason}")
+    click.echo(f"database: {settings.database_url.split('@')[-1]}")
+    http = f"{settings.http_host}:{settings.http_port}" if settings.http_enabled else "disabled"
+    click.echo(f"http: {http}; public URL: {settings.public_base_url or 'not set'}")
+    signing = "set" if settings.secret_key else "not set (no unsubscribe links)"
+    click.echo(f"secret key: {signing}; quiet hours: {settings.quiet_hours}")
+
+
+@main.group()
+def user() -> None:
+    """Web console users."""
+
+
+@user.command("create")
+@click.option("--email", required=True, help="The address the user signs in with.")
+@click.option(
+    "--role",
+    type=click.Choice(["manager", "viewer"]),
+    required=True,
+    help="manager: create and cancel notices, import patients; viewer: read-only.",
+)
+@click.pass_context
+def user_create(ctx: click.Context, email: str, role: str) -> None:
+    """Add a console user. The password is prompted for, or read from stdin when piped."""
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    view = app_of(ctx).accounts.create_user(email, role, password)
+    click.echo(f"user {view.id} created: {view.email} ({view.role})")
+
+
+@main.group()
+def token() -> None:
+    """Bearer tokens for the JSON API (/api/v1)."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what uses it, e.g. 'clinic website'.")
+@click.pass_context
+def token_create(ctx: click.Context, name: str) -> None:
+    """Create a token and print it once (only its SHA-256 is stored)."""
+    click.echo(app_of(ctx).accounts.create_token(name))
+    click.echo("store it now: it cannot be shown again", err=True)

@@ -1,0 +1,36 @@
+"""The delivery log, and re-queueing failed deliveries."""
+
+from __future__ import annotations
+
+import click
+
+from notifier.cli.output import as_dict, emit_rows
+from notifier.cli.root import app_of, main
+from notifier.usecases.views import DELIVERY_CSV_COLUMNS
+
+# The table leaves out what only a spreadsheet has room for.
+TABLE_COLUMNS = tuple(
+    c for c in DELIVERY_CSV_COLUMNS if c not in {"error_code", "segments", "sent_at", "updated_at"}
+)
+
+
+@main.group("deliveries", invoke_without_command=True)
+@click.option("--notice", "notice_id", type=int, default=None)
+@click.option("--status", "state", default=None, help="pending, sent, delivered, failed, ...")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.pass_context
+def deliveries(ctx: click.Context, notice_id: int | None, state: str | None, fmt: str) -> None:
+    """The delivery log: every message, its state, attempts and errors (addresses masked)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = [as_dict(v) for v in app_of(ctx).deliveries.log(notice_id, state)]
+    emit_rows(fmt, rows, DELIVERY_CSV_COLUMNS if fmt == "csv" else TABLE_COLUMNS)
+
+
+@deliveries.command("retry")
+@click.option("--notice", "notice_id", type=int, default=None, help="Only this notice's.")
+@click.pass_context
+def deliveries_retry(ctx: click.Context, notice_id: int | None) -> None:
+    """Re-queue failed deliveries (never for a cancelled notice or an ended closure)."""
+    count = app_of(ctx).deliveries.retry_failed(notice_id)
+    click.echo(f"{count} failed deliveries re-queued")

@@ -1,0 +1,224 @@
+"""Closure notices: create, preview, list, update, cancel, retry, and the appointments a
+closure affects."""
+
+from __future__ import annotations
+
+import click
+
+from notifier.bootstrap import App
+from notifier.cli.output import as_dict, emit_json, emit_rows, print_preview
+from notifier.cli.root import app_of, main
+from notifier.usecases.views import Preview
+
+AFFECTED_COLUMNS = (
+    "appointment",
+    "patient",
+    "first_name",
+    "last_name",
+    "starts",
+    "ends",
+    "provider",
+    "status",
+)
+
+
+def _preview(app: App, preview: Preview) -> None:
+    print_preview(preview, {name: spec.label for name, spec in app.deps.channels.items()})
+
+
+@main.group()
+def notice() -> None:
+    """Closure notices: create, preview, list, update, cancel, retry."""
+
+
+@notice.command("create")
+@click.option("--location", "location_slug", required=True)
+@click.option("--starts", default=None, help="'YYYY-MM-DD HH:MM' in the location's zone.")
+@click.option("--ends", default=None, help="'YYYY-MM-DD HH:MM' in the location's zone.")
+@click.option(
+    "--interval",
+    "intervals",
+    multiple=True,
+    help="A closed interval 'YYYY-MM-DD HH:MM/YYYY-MM-DD HH:MM'; repeat for several.",
+)
+@click.option(
+    "--audience",
+    type=click.Choice(["everyone", "affected", "both"]),
+    default="everyone",
+    show_default=True,
+    help="everyone: the general notice to all; affected: only patients with an appointment "
+    "inside the closure, naming it; both: affected patients theirs, everyone else the general.",
+)
+@click.option("--reason", required=True, help="e.g. 'inclement weather'.")
+@click.option(
+    "--kind",
+    type=click.Choice(["closure", "early-close", "delayed-open"]),
+    default=None,
+    help="Defaults to what the times and business hours say.",
+)
+@click.option("--message", default=None, help="Custom wording instead of the generated text.")
+@click.option(
+    "--send-at",
+    default="now",
+    show_default=True,
+    help="'now' or 'YYYY-MM-DD HH:MM' in the location's zone.",
+)
+@click.option("--channels", default=None, help="e.g. 'sms,email' (default: every channel).")
+@click.option(
+    "--reminder-at",
+    default=None,
+    help="Send the same message again at 'YYYY-MM-DD HH:MM' (e.g. the morning of the closure).",
+)
+@click.option(
+    "--urgent/--not-urgent",
+    default=None,
+    help="Texts ignore quiet hours. Default: urgent when the closure starts on the day of sending.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the created notice as JSON.")
+@click.pass_context
+def notice_create(
+    ctx: click.Context,
+    location_slug: str,
+    starts: str | None,
+    ends: str | None,
+    intervals: tuple[str, ...],
+    audience: str,
+    reason: str,
+    kind: str | None,
+    message: str | None,
+    send_at: str,
+    channels: str | None,
+    reminder_at: str | None,
+    urgent: bool | None,
+    as_json: bool,
+) -> None:
+    """Queue a closure notice and its broadcast (and a reminder)."""
+    app = app_of(ctx)
+    created = app.notices.create(
+        location_slug,
+        starts,
+        ends,
+        reason,
+        kind,
+        message,
+        send_at,
+        channels,
+        urgent,
+        intervals=intervals,
+        audience=audience,
+        reminder_at=reminder_at,
+    )
+    view = created.notice
+    if as_json:
+        emit_json(as_dict(view))
+        return
+    click.echo(f"notice {view.id} ({view.kind}) at {view.location}: {view.starts} → {view.ends}")
+    for b in view.broadcasts:
+        click.echo(f"  broadcast {b.id}: {','.join(b.channels)} at {b.send_at}")
+    _preview(app, created.preview)
+
+
+@notice.command("preview")
+@click.argument("notice_id", type=int)
+@click.option("--channel", default=None, help="Only this channel's messages.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def notice_preview(ctx: click.Context, notice_id: int, channel: str | None, as_json: bool) -> None:
+    """Show exactly what patients will receive."""
+    app = app_of(ctx)
+    preview = app.previews.of_notice(notice_id, channel)
+    if as_json:
+        emit_json(as_dict(preview))
+    else:
+        _preview(app, preview)
+
+
+@notice.command("list")
+@click.option("--location", "location_slug", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def notice_list(ctx: click.Context, location_slug: str | None, as_json: bool) -> None:
+    """List notices (a broadcast that failed is shown under its notice, with the reason)."""
+    views = app_of(ctx).notices.all(location_slug)
+    if as_json:
+        emit_json([as_dict(v) for v in views])
+        return
+    for v in views:
+        click.echo(f"{v.id}\t{v.location}\t{v.kind}\t{v.status}\t{v.starts} → {v.ends}\t{v.reason}")
+        for b in v.broadcasts:
+            if b.status == "failed":
+                click.echo(f"  broadcast {b.id} failed: {b.status_reason}")
+
+
+@notice.command("cancel")
+@click.argument("notice_id", type=int)
+@click.option(
+    "--notify",
+    is_flag=True,
+    help="Tell the patients it already reached that the clinic is open after all.",
+)
+@click.pass_context
+def notice_cancel(ctx: click.Context, notice_id: int, notify: bool) -> None:
+    """Cancel a notice: nothing more of it is sent."""
+    view = app_of(ctx).notices.cancel(notice_id, notify=notify)
+    if view.id != notice_id:
+        click.echo(
+            f"notice {notice_id} cancelled; notice {view.id} (version {view.version}) tells "
+            "the patients it reached that the clinic is open after all"
+        )
+    else:
+        click.echo(f"notice {view.id} cancelled")
+
+
+@notice.command("retry")
+@click.argument("notice_id", type=int)
+@click.pass_context
+def notice_retry(ctx: click.Context, notice_id: int) -> None:
+    """Schedule again the broadcasts of a notice whose fan-out failed (after fixing the cause)."""
+    count = app_of(ctx).notices.retry(notice_id)
+    click.echo(f"{count} failed broadcast(s) of notice {notice_id} scheduled again")
+
+
+@notice.command("update")
+@click.argument("notice_id", type=int)
+@click.option("--starts", default=None, help="New start, 'YYYY-MM-DD HH:MM'.")
+@click.option("--ends", default=None, help="New end, 'YYYY-MM-DD HH:MM'.")
+@click.option("--interval", "intervals", multiple=True, help="New interval(s) 'START/END'.")
+@click.option("--reason", default=None)
+@click.option("--message", default=None, help="New custom wording.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def notice_update(
+    ctx: click.Context,
+    notice_id: int,
+    starts: str | None,
+    ends: str | None,
+    intervals: tuple[str, ...],
+    reason: str | None,
+    message: str | None,
+    as_json: bool,
+) -> None:
+    """New times or wording: a new version, worded with the location's hours as they are now;
+    unsent copies of the old one are withdrawn and only patients the old one reached are told."""
+    app = app_of(ctx)
+    view = app.notices.update(
+        notice_id, starts=starts, ends=ends, intervals=intervals, reason=reason, message=message
+    )
+    if as_json:
+        emit_json(as_dict(view))
+        return
+    click.echo(
+        f"notice {view.id} (version {view.version}, supersedes {view.supersedes_id}, "
+        f"{view.change}): {view.starts} → {view.ends}"
+    )
+    _preview(app, app.previews.of_notice(view.id))
+
+
+@notice.command("affected")
+@click.argument("notice_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.pass_context
+def notice_affected(ctx: click.Context, notice_id: int, fmt: str) -> None:
+    """Appointments inside the closure, for the front desk to reschedule."""
+    rows = [as_dict(v) for v in app_of(ctx).notices.affected(notice_id)]
+    emit_rows(fmt, rows, AFFECTED_COLUMNS)

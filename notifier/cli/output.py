@@ -1,0 +1,94 @@
+"""How the CLI prints: JSON, aligned tables, CSV, import reports, previews."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from notifier.domain.estimates import duration
+from notifier.usecases.csv_import import ImportReport
+from notifier.usecases.views import Preview
+
+
+def as_dict(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+
+
+def emit_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    click.echo(out.getvalue(), nl=False)
+
+
+def emit_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    cells = [[str(row.get(c) if row.get(c) is not None else "-") for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+
+
+def emit_rows(fmt: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """``rows`` as JSON, CSV or a table (``columns`` for the last two)."""
+    if fmt == "json":
+        emit_json(list(rows))
+    elif fmt == "csv":
+        emit_csv(rows, columns)
+    else:
+        emit_table(rows, columns)
+
+
+def report_import(file: Path, report: ImportReport, noun: str) -> None:
+    """Each rejected row as ``file:line (id): reason`` on stderr, the counts on stdout; exit 4
+    when any row was rejected, so scripts can tell."""
+    for error in report.errors:
+        who = f" ({error.external_id})" if error.external_id else ""
+        click.echo(f"{file.name}:{error.line}{who}: {error.reason}", err=True)
+    click.echo(
+        f"imported {report.imported} {noun} ({report.created} new, {report.updated} updated), "
+        f"{len(report.errors)} rows rejected"
+    )
+    if report.errors:
+        sys.exit(4)
+
+
+def print_preview(preview: Preview, labels: Mapping[str, str]) -> None:
+    for warning in preview.warnings:
+        click.echo(f"warning: {warning}")
+    for channel, seconds in preview.estimated_seconds.items():
+        click.echo(f"estimated sending time, {channel}: {duration(seconds)}")
+    for channel, messages in preview.messages.items():
+        label = labels.get(channel, channel)
+        for m in messages:
+            if m.subject is not None:
+                click.echo(f"\n--- {label} [{m.language}, {m.template}] Subject: {m.subject}")
+            else:
+                click.echo(
+                    f"\n--- {label} [{m.language}, {m.template}] {m.characters} characters, "
+                    f"{m.segments} segment(s), {m.encoding}"
+                )
+            click.echo(m.text)
+        longest = preview.longest.get(channel)
+        if longest is not None:
+            click.echo(
+                f"\n--- longest {label} any patient gets [{longest.language}, "
+                f"{longest.template}]: {longest.characters} characters, {longest.segments} "
+                f"segment(s), {longest.encoding}"
+            )
+            click.echo(longest.text)

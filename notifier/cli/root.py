@@ -1,0 +1,50 @@
+"""The ``notifier`` command group: a thin layer over the use cases; every error is one clear
+line on stderr and an exit status (2 bad input, 3 bad configuration, 4 rows rejected)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from notifier.bootstrap import App, build_app
+from notifier.errors import ConfigurationError, NotifierError, ValidationError
+from notifier.logs import configure_logging
+from notifier.settings import load_settings
+
+
+class NotifierGroup(click.Group):
+    """Turns Notifier's own errors into one line on stderr and a non-zero exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as exc:
+            click.echo(f"configuration error: {exc}", err=True)
+            sys.exit(3)
+        except ValidationError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except NotifierError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=NotifierGroup)
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Notifier: closure notices for clinics, sent by SMS and email."""
+    ctx.ensure_object(dict)
+    configure_logging("WARNING")
+
+
+def app_of(ctx: click.Context) -> App:
+    """The app, built once per command from the settings (migrations applied)."""
+    root = ctx.find_root()
+    app: App | None = root.obj.get("app")
+    if app is None:
+        app = build_app(load_settings())
+        root.obj["app"] = app
+        root.call_on_close(app.close)
+    return app

@@ -1,0 +1,84 @@
+"""Running the service, and the demo."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from notifier import channels
+from notifier.cli.root import app_of, main
+from notifier.errors import ConfigurationError
+from notifier.logs import configure_logging
+from notifier.runtime import Runtime
+from notifier.settings import load_settings
+
+log = logging.getLogger("notifier")
+
+
+@main.command("serve")
+@click.option(
+    "--until-idle",
+    is_flag=True,
+    help="Exit once nothing is scheduled or waiting to be sent (demos, tests).",
+)
+@click.option("--no-http", is_flag=True, help="Do not start the HTTP service.")
+@click.option(
+    "--role",
+    type=click.Choice(["all", "scheduler", "worker"]),
+    default="all",
+    show_default=True,
+    help="scheduler: fire due broadcasts; worker: send; all: both. Run any number of each.",
+)
+@click.pass_context
+def serve(ctx: click.Context, until_idle: bool, no_http: bool, role: str) -> None:
+    """Run the service: fire due broadcasts, send their messages, answer HTTP (webhooks, API)."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    http_on = settings.http_enabled and not no_http
+    if http_on and settings.public_base_url and settings.secret_key is None:
+        raise ConfigurationError(
+            "NOTIFIER_SECRET_KEY must be set when NOTIFIER_PUBLIC_BASE_URL is (it signs the "
+            "unsubscribe links); e.g. `openssl rand -hex 32`"
+        )
+    app = app_of(ctx)
+    for name, status in channels.statuses(settings).items():
+        if status.enabled:
+            log.info("%s channel enabled", name)
+        else:
+            log.warning("%s", status.reason)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: finishing in-flight sends", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    with Runtime(app, role, http=http_on) as runtime:
+        runtime.run(stop, until_idle=until_idle)
+
+
+@main.command("demo")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/demo"),
+    show_default=True,
+)
+def demo(workdir: Path) -> None:
+    """Run the reference closure end to end against local Twilio and SMTP servers."""
+    try:
+        from notifier_sandbox.demo import run_demo
+    except ImportError:
+        raise ConfigurationError(
+            "the demo runs against the local servers of the sandbox package, which is not "
+            "installed: `pip install -e ./sandbox` (`make demo` does it)"
+        ) from None
+
+    configure_logging("WARNING")
+    run_demo(workdir)

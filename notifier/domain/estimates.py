@@ -1,0 +1,33 @@
+"""How long a broadcast takes at the configured rates, and when that is too long."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def seconds(units: float, rate_per_second: float) -> float:
+    return round(units / rate_per_second, 1)
+
+
+def too_long(
+    estimate: Mapping[str, float], window_seconds: float, rate_settings: Mapping[str, str]
+) -> list[str]:
+    """Warn when a channel needs longer than the provider will queue (Twilio: ~10 hours)."""
+    warnings = []
+    for channel, needed in estimate.items():
+        if needed > window_seconds:
+            warnings.append(
+                f"{channel}: sending to everyone takes about {needed / 3600:.1f} h at the "
+                f"configured rate ({rate_settings[channel]}), longer than the "
+                f"{window_seconds / 3600:.0f} h the provider queues; later messages may be "
+                "dropped or arrive after the closure — use a faster sender or split the list"
+            )
+    return warnings
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

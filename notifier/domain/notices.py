@@ -1,0 +1,192 @@
+"""Notices, their broadcasts and versions: the states, who hears, which message, and when it is
+too late to tell anyone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from notifier.domain.closures import Closure, SegmentKind
+from notifier.errors import ValidationError
+
+
+class NoticeKind(StrEnum):
+    CLOSURE = "closure"
+    EARLY_CLOSE = "early-close"
+    DELAYED_OPEN = "delayed-open"
+
+
+class NoticeStatus(StrEnum):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"  # a newer version of the notice replaced it
+
+
+WITHDRAWN = (NoticeStatus.CANCELLED, NoticeStatus.SUPERSEDED)
+"""A notice in one of these states sends nothing more."""
+
+
+class NoticeChange(StrEnum):
+    """What a version in a notice's chain says about the one it supersedes."""
+
+    ORIGINAL = "original"
+    UPDATE = "update"  # new times or wording
+    CANCELLATION = "cancellation"  # "we are open after all"
+
+
+class Audience(StrEnum):
+    """Who hears about a closure."""
+
+    EVERYONE = "everyone"  # every patient at the location gets the general notice
+    AFFECTED = "affected"  # only patients with an appointment inside a closed interval
+    BOTH = "both"  # affected patients get their appointments, everyone else the general notice
+
+
+class BroadcastStatus(StrEnum):
+    SCHEDULED = "scheduled"  # waiting for its send time
+    SENDING = "sending"  # fanned out into deliveries
+    DONE = "done"  # every delivery reached a final state
+    EXPIRED = "expired"  # the closure ended before it could go out
+    CANCELLED = "cancelled"
+    FAILED = "failed"  # the fan-out hit an unexpected error (status_reason); can be retried
+
+
+class Template(StrEnum):
+    """The messages a notice can send: the general notice, a patient's own affected
+    appointments, and "open after all"."""
+
+    CLOSURE = "closure"
+    APPOINTMENT = "appointment"
+    OPEN = "open"
+
+
+ACTIVE_APPOINTMENT_STATUSES = ("scheduled", "confirmed")
+APPOINTMENT_STATUSES = ("scheduled", "confirmed", "cancelled", "completed", "no-show")
+
+
+@dataclass(frozen=True)
+class Clinic:
+    """The location as messages name it."""
+
+    name: str
+    phone: str | None  # E.164
+    default_language: str
+
+
+@dataclass(frozen=True)
+class NoticeFacts:
+    """What a stored notice says, as stored: the words and the timing come from these alone."""
+
+    id: int
+    closure: Closure
+    reason: str
+    message: str | None
+    change: NoticeChange
+    audience: Audience
+    clinic: Clinic
+
+
+# --- which message ------------------------------------------------------------------------
+
+
+def templates_for(change: NoticeChange, audience: Audience) -> list[Template]:
+    """Every message a version of a notice may send (each is rendered when it is created)."""
+    if change is NoticeChange.CANCELLATION:
+        return [Template.OPEN]
+    if audience is Audience.AFFECTED:
+        return [Template.APPOINTMENT]
+    if audience is Audience.BOTH:
+        return [Template.CLOSURE, Template.APPOINTMENT]
+    return [Template.CLOSURE]
+
+
+def template_for(change: NoticeChange, names_appointments: bool) -> Template:
+    """The message one delivery carries: "open after all", the patient's own appointments, or
+    the general notice."""
+    if change is NoticeChange.CANCELLATION:
+        return Template.OPEN
+    return Template.APPOINTMENT if names_appointments else Template.CLOSURE
+
+
+def infer_kind(closure: Closure) -> NoticeKind:
+    kinds = closure.kinds()
+    if kinds == {SegmentKind.EARLY_CLOSE}:
+        return NoticeKind.EARLY_CLOSE
+    if kinds == {SegmentKind.LATE_OPEN}:
+        return NoticeKind.DELAYED_OPEN
+    return NoticeKind.CLOSURE
+
+
+def parse_kind(value: str | None, closure: Closure) -> NoticeKind:
+    if not value:
+        return infer_kind(closure)
+    try:
+        return NoticeKind(value)
+    except ValueError:
+        raise ValidationError(
+            f"kind {value!r} is not one of {', '.join(k.value for k in NoticeKind)}", "kind"
+        ) from None
+
+
+def parse_audience(value: str) -> Audience:
+    try:
+        return Audience(value.strip().lower())
+    except ValueError:
+        raise ValidationError(
+            f"audience {value!r} not understood: use {', '.join(a.value for a in Audience)}",
+            "audience",
+        ) from None
+
+
+def check_wording(reason: str | None, message: str | None) -> None:
+    """A reason is required; custom wording, when given, must say something."""
+    if reason is not None and not reason.strip():
+        raise ValidationError("give a reason (e.g. 'inclement weather')", "reason")
+    if message is not None and not message.strip():
+        raise ValidationError("the custom message is empty: leave it out or write it", "message")
+
+
+# --- when ---------------------------------------------------------------------------------
+
+
+def too_late(closure_ends: datetime, at: datetime) -> bool:
+    """The one rule for "this closure is over": nothing is sent (or retried) at or after its
+    end. SQL that must agree compares ``ends_at > at`` (see storage)."""
+    return at >= closure_ends
+
+
+def check_not_over(closure: Closure, now: datetime, field: str = "ends") -> None:
+    if too_late(closure.ends, now):
+        raise ValidationError(
+            f"the closure ended at {closure.local(closure.ends):%Y-%m-%d %H:%M}; "
+            "there is nothing left to tell patients",
+            field,
+        )
+
+
+def check_send_time(
+    send_at: datetime, closure: Closure, now: datetime, field: str = "send_at"
+) -> None:
+    """A broadcast must go out before the closure is over, and not in the past."""
+    if too_late(closure.ends, send_at):
+        raise ValidationError(
+            f"the send time {closure.local(send_at):%Y-%m-%d %H:%M} is after the closure ends "
+            f"({closure.local(closure.ends):%Y-%m-%d %H:%M}); patients would be told too late",
+            field,
+        )
+    if send_at < now - timedelta(minutes=1):
+        raise ValidationError(
+            f"the send time {closure.local(send_at):%Y-%m-%d %H:%M} is in the past "
+            f"(now is {closure.local(now):%Y-%m-%d %H:%M}); use 'now' to send at once",
+            field,
+        )
+
+
+def channels_of(broadcast_channels: Sequence[str]) -> tuple[str, ...]:
+    """The distinct channels of a notice's broadcasts (each a comma-separated list), in order."""
+    names: list[str] = []
+    for listed in broadcast_channels:
+        names.extend(name for name in listed.split(",") if name)
+    return tuple(dict.fromkeys(names))

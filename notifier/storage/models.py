@@ -1,0 +1,285 @@
+"""Tables. The database is the one source of truth for what must be sent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC and always returns aware UTC datetimes, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime reached the database; times must be aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        instant = datetime.fromisoformat(value) if isinstance(value, str) else value  # raw SQLite
+        if not isinstance(instant, datetime):
+            raise TypeError(f"a time column held {type(value).__name__}")
+        return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Location(Base):
+    __tablename__ = "locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    business_hours: Mapped[dict[str, list[str]]] = mapped_column(JSON)
+    default_language: Mapped[str] = mapped_column(String(8), default="en")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    __table_args__ = (
+        Index("ix_patients_location_phone", "location_id", "phone"),
+        Index("ix_patients_location_email", "location_id", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    email_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    location: Mapped[Location] = relationship()
+
+
+class Notice(Base):
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # What the notice was judged against, kept with it: the closed intervals as
+    # [[start, end], ...] in UTC ISO form (starts_at/ends_at are their envelope), the location's
+    # zone and business hours at the time. The words come from these, never from the location's
+    # current settings: a stored notice is a fact.
+    intervals: Mapped[list[list[str]]] = mapped_column(JSON)
+    timezone: Mapped[str] = mapped_column(String(64))
+    business_hours: Mapped[dict[str, list[str]]] = mapped_column(JSON)
+    audience: Mapped[str] = mapped_column(String(20), default="everyone", server_default="everyone")
+    change: Mapped[str] = mapped_column(String(20), default="original", server_default="original")
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"), index=True)
+    root_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    location: Mapped[Location] = relationship()
+    broadcasts: Mapped[list[Broadcast]] = relationship(
+        back_populates="notice", order_by="Broadcast.id"
+    )
+
+
+class Broadcast(Base):
+    __tablename__ = "broadcasts"
+    __table_args__ = (Index("ix_broadcasts_status_send_at", "status", "send_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id"), index=True)
+    send_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    channels: Mapped[str] = mapped_column(String(100))  # comma-separated channel names
+    # True/False as chosen; None: urgent when the closure starts on the local day of the send.
+    urgent: Mapped[bool | None] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(20))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    fanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    notice: Mapped[Notice] = relationship(back_populates="broadcasts")
+
+
+class Delivery(Base):
+    """One message to one address over one channel for one broadcast."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "channel", "address"),
+        # Serves the claim query: WHERE state = 'pending' AND next_attempt_at <= now ORDER BY ...
+        Index("ix_deliveries_claim", "state", "next_attempt_at", "id"),
+        # Serves the weekly SMS cap: texts to one address in the last seven days.
+        Index("ix_deliveries_cap", "channel", "address", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"))
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(254))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    needs_reconcile: Mapped[bool] = mapped_column(Boolean, default=False)
+    provider_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    segments: Mapped[int | None] = mapped_column(Integer)
+    # Which message: None for the general notice, "appointment" for the patient's own
+    # affected appointments.
+    message_kind: Mapped[str | None] = mapped_column(String(20))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    broadcast: Mapped[Broadcast] = relationship()
+    patient: Mapped[Patient] = relationship()
+
+
+class Appointment(Base):
+    """A patient's visit, imported from the practice's schedule, to tell who a closure hits."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (Index("ix_appointments_location_starts", "location_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    provider: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    patient: Mapped[Patient] = relationship()
+
+
+class DeliveryEvent(Base):
+    """Append-only: every state change, attempt and error of a delivery."""
+
+    __tablename__ = "delivery_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    code: Mapped[str | None] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class OptOut(Base):
+    """An address that asked not to be contacted on a channel (STOP, unsubscribe, 21610...)."""
+
+    __tablename__ = "opt_outs"
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(254))
+    source: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsentEvent(Base):
+    """Append-only consent ledger: who, when, how, which channel, old → new."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_channel_address", "channel", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(254))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    source: Mapped[str] = mapped_column(String(40))  # keyword, 21610, unsubscribe_link, api...
+    old: Mapped[str] = mapped_column(String(20))  # opted_in / opted_out
+    new: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiToken(Base):
+    """A bearer token for /api/v1; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class User(Base):
+    """A console user: a clinic manager (notices) or a viewer (read-only logs)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, with its parameters
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Worker(Base):
+    """A running ``notifier serve`` process. It beats every NOTIFIER_HEARTBEAT_SECONDS; one
+    that stops beating is dead, and any live process hands its claimed deliveries back."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # host:pid:random
+    role: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,244 @@
+"""Notices, their versions and their broadcasts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session, joinedload
+
+from notifier.domain.closures import BusinessHours, Closure, Interval, intervals_from_json, zone
+from notifier.domain.deliveries import REACHED_STATES, DeliveryState
+from notifier.domain.notices import (
+    ACTIVE_APPOINTMENT_STATUSES,
+    WITHDRAWN,
+    Audience,
+    BroadcastStatus,
+    Clinic,
+    NoticeChange,
+    NoticeFacts,
+    NoticeStatus,
+)
+from notifier.storage.models import Appointment, Broadcast, Delivery, Notice
+from notifier.storage.queue import set_states
+from notifier.storage.rows import changed
+
+
+def notice(s: Session, notice_id: int) -> Notice | None:
+    return s.get(Notice, notice_id, options=[joinedload(Notice.location)])
+
+
+def notices(s: Session, location_id: int | None = None) -> Sequence[Notice]:
+    query = select(Notice).options(joinedload(Notice.location)).order_by(Notice.starts_at)
+    if location_id is not None:
+        query = query.where(Notice.location_id == location_id)
+    return s.scalars(query).all()
+
+
+def closure_of(notice: Notice) -> Closure:
+    """The closure as stored with the notice: its intervals, zone and business hours then."""
+    return Closure(
+        intervals_from_json(notice.intervals),
+        zone(notice.timezone),
+        BusinessHours.from_json(notice.business_hours),
+    )
+
+
+def facts(notice: Notice) -> NoticeFacts:
+    """What a stored notice says, for its words and timing (nothing is re-checked)."""
+    location = notice.location
+    return NoticeFacts(
+        id=notice.id,
+        closure=closure_of(notice),
+        reason=notice.reason,
+        message=notice.message,
+        change=NoticeChange(notice.change),
+        audience=Audience(notice.audience),
+        clinic=Clinic(location.name, location.phone, location.default_language),
+    )
+
+
+def pending_at(s: Session, location_id: int, now: datetime) -> Sequence[Notice]:
+    """Active notices at a location whose closure is not over yet."""
+    return s.scalars(
+        select(Notice)
+        .options(joinedload(Notice.location))
+        .where(
+            Notice.location_id == location_id,
+            Notice.status == NoticeStatus.ACTIVE,
+            Notice.ends_at > now,
+        )
+        .order_by(Notice.starts_at, Notice.id)
+    ).all()
+
+
+# --- broadcasts ---------------------------------------------------------------------------
+
+
+def broadcast(s: Session, broadcast_id: int) -> Broadcast | None:
+    return s.get(
+        Broadcast,
+        broadcast_id,
+        options=[joinedload(Broadcast.notice).joinedload(Notice.location)],
+    )
+
+
+def notice_id_of_broadcast(s: Session, broadcast_id: int) -> int | None:
+    return s.scalar(select(Broadcast.notice_id).where(Broadcast.id == broadcast_id))
+
+
+def due_broadcast_ids(s: Session, now: datetime, limit: int = 100) -> list[int]:
+    query = (
+        select(Broadcast.id)
+        .where(Broadcast.status == BroadcastStatus.SCHEDULED, Broadcast.send_at <= now)
+        .order_by(Broadcast.send_at, Broadcast.id)
+        .limit(limit)
+    )
+    return list(s.scalars(query))
+
+
+def next_send_at(s: Session) -> datetime | None:
+    """When the earliest scheduled broadcast is due (served by ix_broadcasts_status_send_at)."""
+    return s.scalar(
+        select(func.min(Broadcast.send_at)).where(Broadcast.status == BroadcastStatus.SCHEDULED)
+    )
+
+
+def scheduled_broadcasts_exist(s: Session) -> bool:
+    return bool(s.scalar(select(exists().where(Broadcast.status == BroadcastStatus.SCHEDULED))))
+
+
+def transition_broadcast(
+    s: Session,
+    broadcast_id: int,
+    from_status: BroadcastStatus,
+    to_status: BroadcastStatus,
+    now: datetime,
+    reason: str | None = None,
+) -> bool:
+    """Conditional update: True for exactly one caller, however many race for it."""
+    values: dict[str, object] = {"status": to_status.value, "status_reason": reason}
+    if to_status is BroadcastStatus.SENDING:
+        values["fanned_out_at"] = now
+    elif to_status is BroadcastStatus.SCHEDULED:
+        values["finished_at"] = None
+    else:
+        values["finished_at"] = now
+    statement = (
+        update(Broadcast)
+        .where(Broadcast.id == broadcast_id, Broadcast.status == from_status.value)
+        .values(**values)
+    )
+    return changed(s, statement) == 1
+
+
+def failed_broadcast_ids(s: Session, notice_id: int) -> list[int]:
+    return list(
+        s.scalars(
+            select(Broadcast.id)
+            .where(Broadcast.notice_id == notice_id, Broadcast.status == BroadcastStatus.FAILED)
+            .order_by(Broadcast.id)
+        )
+    )
+
+
+# --- versions -----------------------------------------------------------------------------
+
+
+def chain(s: Session, root_id: int) -> Sequence[Notice]:
+    """Every version of a notice, oldest first."""
+    return s.scalars(
+        select(Notice)
+        .options(joinedload(Notice.location))
+        .where(or_(Notice.id == root_id, Notice.root_id == root_id))
+        .order_by(Notice.version, Notice.id)
+    ).all()
+
+
+def chain_reached_anyone(s: Session, root_id: int) -> bool:
+    """Whether any version of the notice has been sent to anyone yet."""
+    versions = select(Notice.id).where(or_(Notice.id == root_id, Notice.root_id == root_id))
+    reached = exists().where(
+        Delivery.broadcast_id == Broadcast.id,
+        Broadcast.notice_id.in_(versions),
+        Delivery.state.in_(REACHED_STATES),
+    )
+    return bool(s.scalar(select(reached)))
+
+
+def cancel(s: Session, notice_id: int, now: datetime) -> tuple[int, int]:
+    """Cancel a notice, its waiting broadcasts and unsent deliveries: (broadcasts, deliveries)."""
+    return _withdraw(s, notice_id, NoticeStatus.CANCELLED, "cancelled", "notice cancelled", now)
+
+
+def supersede(s: Session, notice_id: int, by_id: int, now: datetime) -> tuple[int, int]:
+    """Withdraw what has not gone out of a notice a newer version replaces, in the caller's
+    transaction: waiting broadcasts are cancelled, pending deliveries withdrawn."""
+    reason = f"superseded by notice {by_id}"
+    return _withdraw(s, notice_id, NoticeStatus.SUPERSEDED, "withdrawn", reason, now)
+
+
+def _withdraw(
+    s: Session, notice_id: int, status: NoticeStatus, event: str, reason: str, now: datetime
+) -> tuple[int, int]:
+    """Set the notice's status, cancel its waiting (or failed) broadcasts and its pending
+    deliveries, each with an event naming ``reason``: (broadcasts, deliveries)."""
+    assert status in WITHDRAWN
+    s.execute(
+        update(Notice).where(Notice.id == notice_id).values(status=status.value, updated_at=now)
+    )
+    broadcasts = changed(
+        s,
+        update(Broadcast)
+        .where(
+            Broadcast.notice_id == notice_id,
+            Broadcast.status.in_([BroadcastStatus.SCHEDULED, BroadcastStatus.FAILED]),
+        )
+        .values(status=BroadcastStatus.CANCELLED.value, status_reason=reason, finished_at=now),
+    )
+    waiting = select(Delivery.id).where(
+        Delivery.broadcast_id.in_(select(Broadcast.id).where(Broadcast.notice_id == notice_id)),
+        Delivery.state == DeliveryState.PENDING,
+    )
+    ids = list(s.scalars(waiting))
+    if ids:
+        set_states(s, ids, DeliveryState.CANCELLED, now, event, reason)
+    return broadcasts, len(ids)
+
+
+# --- appointments a closure affects -------------------------------------------------------
+
+
+def overlapping(intervals: Sequence[Interval]) -> ColumnElement[bool]:
+    """An active appointment overlapping one of ``intervals``; touching is not overlapping.
+
+    The SQL twin of ``domain.closures.affects``; tests check one against the other."""
+    return and_(
+        Appointment.status.in_(ACTIVE_APPOINTMENT_STATUSES),
+        or_(
+            *(
+                and_(Appointment.starts_at < ends, Appointment.ends_at > starts)
+                for starts, ends in intervals
+            )
+        ),
+    )
+
+
+def affected_appointments(
+    s: Session,
+    location_id: int,
+    intervals: Sequence[Interval],
+    patient_ids: Sequence[int] | None = None,
+) -> Sequence[Appointment]:
+    """Active appointments at a location overlapping one of a closure's intervals (of these
+    patients only, when given)."""
+    query = (
+        select(Appointment)
+        .options(joinedload(Appointment.patient))
+        .where(Appointment.location_id == location_id, overlapping(intervals))
+        .order_by(Appointment.starts_at, Appointment.id)
+    )
+    if patient_ids is not None:
+        query = query.where(Appointment.patient_id.in_(patient_ids))
+    return s.scalars(query).all()

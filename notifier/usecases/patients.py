@@ -1,0 +1,233 @@
+"""Patients and appointments: CSV imports with a report of every bad row (good rows still
+land), and the patients list with each channel's consent."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import TextIO
+
+from notifier.domain.channels import AddressField
+from notifier.domain.closures import parse_local, zone
+from notifier.domain.consent import consent_state
+from notifier.domain.contacts import mask_address, normalize_email, normalize_phone
+from notifier.domain.notices import APPOINTMENT_STATUSES
+from notifier.errors import ValidationError
+from notifier.storage import consent as consent_rows
+from notifier.storage import locations as location_rows
+from notifier.storage import patients as patient_rows
+from notifier.storage.models import Appointment, Location, Patient
+from notifier.usecases import UseCase
+from notifier.usecases.consent import record_imported_consent
+from notifier.usecases.csv_import import Cells, Chunk, ImportReport, Row, RowError, import_rows
+from notifier.usecases.lookups import location_id_of
+from notifier.usecases.views import PatientView
+
+PATIENT_COLUMNS = (
+    "external_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "email",
+    "language",
+    "location",
+    "sms_consent",
+    "email_consent",
+)
+APPOINTMENT_COLUMNS = (
+    "external_id",
+    "patient_external_id",
+    "location",
+    "starts_at",
+    "duration_minutes",
+    "provider",
+    "status",
+)
+_YES = {"yes", "y", "true", "t", "1"}
+_NO = {"no", "n", "false", "f", "0", ""}
+_LANGUAGE = re.compile(r"^[a-z]{2,3}([-_][a-z0-9]{2,8})*$")
+_ADDRESS_NOUN = {AddressField.PHONE: "phone number", AddressField.EMAIL: "email address"}
+
+
+class Patients(UseCase):
+    def import_patients(self, stream: TextIO) -> ImportReport:
+        """Upsert patients by ``external_id``. A wrong header imports nothing and says why."""
+        locations = self._locations()
+        return import_rows(
+            stream,
+            PATIENT_COLUMNS,
+            lambda row: self._patient(row, locations),
+            self._upsert_patients,
+        )
+
+    def import_appointments(self, stream: TextIO) -> ImportReport:
+        """Upsert appointments by ``external_id``; the patient must exist at the same location.
+        Times are in the location's zone."""
+        locations = self._locations()
+        report = import_rows(
+            stream,
+            APPOINTMENT_COLUMNS,
+            lambda row: _appointment(row, locations),
+            self._upsert_appointments,
+        )
+        report.errors.sort(key=lambda error: error.line)
+        return report
+
+    def page(
+        self, location_slug: str | None = None, limit: int = 200, offset: int = 0
+    ) -> tuple[list[PatientView], int]:
+        """One page of patients with their consent per channel (addresses masked), and the
+        total."""
+        with self.db.session() as s:
+            rows, total = patient_rows.page(s, location_id_of(s, location_slug), limit, offset)
+            addresses = [a for p in rows for a in (p.phone, p.email) if a]
+            opted_out = consent_rows.opted_out(s, addresses) if addresses else set()
+            views = [
+                PatientView(
+                    external_id=p.external_id,
+                    name=f"{p.first_name} {p.last_name}".strip(),
+                    location=p.location.slug,
+                    language=p.language,
+                    phone=mask_address(p.phone) if p.phone else None,
+                    email=mask_address(p.email) if p.email else None,
+                    consent={
+                        name: consent_state(
+                            bool(getattr(p, spec.consent_field)),
+                            (name, getattr(p, spec.address.value) or "") in opted_out,
+                        )
+                        for name, spec in self.deps.channels.items()
+                    },
+                )
+                for p in rows
+            ]
+            return views, total
+
+    def _locations(self) -> dict[str, Location]:
+        with self.db.session() as s:
+            return {loc.slug: loc for loc in location_rows.locations(s)}
+
+    def _patient(self, row: Row, locations: dict[str, Location]) -> dict[str, object]:
+        cell = Cells(row)
+        cell.required("external_id", "first_name")
+        location = cell.location(locations)
+        region = self.settings.default_region
+        addresses = {
+            AddressField.PHONE: normalize_phone(cell("phone"), region) if cell("phone") else None,
+            AddressField.EMAIL: normalize_email(cell("email")) if cell("email") else None,
+        }
+        language = cell("language").lower().replace("_", "-") or location.default_language
+        if not _LANGUAGE.match(language):
+            raise ValidationError(f"language {cell('language')!r} is not a language code like 'en'")
+        consents: dict[str, bool] = {}
+        for spec in self.deps.channels.values():
+            column = spec.consent_field
+            consents[column] = _yes_no(cell(column), column) or consents.get(column, False)
+            if consents[column] and addresses[spec.address] is None:
+                raise ValidationError(
+                    f"{column} is yes but there is no {_ADDRESS_NOUN[spec.address]}"
+                )
+        return {
+            "external_id": cell("external_id"),
+            "first_name": cell("first_name"),
+            "last_name": cell("last_name"),
+            "phone": addresses[AddressField.PHONE],
+            "email": addresses[AddressField.EMAIL],
+            "language": language.split("-")[0],
+            "location_id": location.id,
+            **consents,
+        }
+
+    def _upsert_patients(self, chunk: Chunk, report: ImportReport) -> None:
+        now = self.clock.now()
+        consent_columns = sorted({spec.consent_field for spec in self.deps.channels.values()})
+        with self.db.session() as s:
+            existing = patient_rows.patients_by_external_ids(
+                s, [str(v["external_id"]) for _, v in chunk]
+            )
+            applied: list[tuple[Patient, dict[str, bool] | None]] = []
+            for _, values in chunk:
+                patient = existing.get(str(values["external_id"]))
+                if patient is None:
+                    patient = Patient(**values, created_at=now, updated_at=now)
+                    s.add(patient)
+                    applied.append((patient, None))
+                    report.created += 1
+                else:
+                    old = {column: bool(getattr(patient, column)) for column in consent_columns}
+                    for name, value in values.items():
+                        setattr(patient, name, value)
+                    patient.updated_at = now
+                    applied.append((patient, old))
+                    report.updated += 1
+            s.flush()  # ids for the ledger
+            for patient, consent_before in applied:
+                record_imported_consent(s, dict(self.deps.channels), patient, consent_before, now)
+
+    def _upsert_appointments(self, chunk: Chunk, report: ImportReport) -> None:
+        """Store a chunk; a row whose patient is unknown (or elsewhere) is reported, not stored."""
+        now = self.clock.now()
+        with self.db.session() as s:
+            patients = patient_rows.patients_by_external_ids(
+                s, [str(v["patient_external_id"]) for _, v in chunk]
+            )
+            existing = patient_rows.appointments_by_external_ids(
+                s, [str(v["external_id"]) for _, v in chunk]
+            )
+            for line, values in chunk:
+                patient_external_id = str(values.pop("patient_external_id"))
+                patient = patients.get(patient_external_id)
+                if patient is None or patient.location_id != values["location_id"]:
+                    where = "" if patient is None else " at this location"
+                    reason = f"patient {patient_external_id!r} not found{where}"
+                    report.errors.append(RowError(line, str(values["external_id"]), reason))
+                    continue
+                appointment = existing.get(str(values["external_id"]))
+                if appointment is None:
+                    s.add(
+                        Appointment(**values, patient_id=patient.id, created_at=now, updated_at=now)
+                    )
+                    report.created += 1
+                else:
+                    for name, value in values.items():
+                        setattr(appointment, name, value)
+                    appointment.patient_id = patient.id
+                    appointment.updated_at = now
+                    report.updated += 1
+
+
+def _yes_no(value: str, column: str) -> bool:
+    lowered = value.lower()
+    if lowered in _YES:
+        return True
+    if lowered in _NO:
+        return False
+    raise ValidationError(f"{column} {value!r} is not yes/no")
+
+
+def _appointment(row: Row, locations: dict[str, Location]) -> dict[str, object]:
+    cell = Cells(row)
+    cell.required("external_id", "patient_external_id")
+    location = cell.location(locations)
+    starts = parse_local(cell("starts_at"), zone(location.timezone), "starts_at")
+    try:
+        minutes = int(cell("duration_minutes"))
+    except ValueError:
+        raise ValidationError(
+            f"duration_minutes {cell('duration_minutes')!r} is not a whole number"
+        ) from None
+    if not 0 < minutes <= 24 * 60:
+        raise ValidationError(f"duration_minutes {minutes} is not between 1 and 1440")
+    status = cell("status").lower() or "scheduled"
+    if status not in APPOINTMENT_STATUSES:
+        raise ValidationError(
+            f"status {cell('status')!r} is not one of {', '.join(APPOINTMENT_STATUSES)}"
+        )
+    return {
+        "external_id": cell("external_id"),
+        "patient_external_id": cell("patient_external_id"),
+        "location_id": location.id,
+        "starts_at": starts,
+        "ends_at": starts + timedelta(minutes=minutes),
+        "provider": cell("provider"),
+        "status": status,
+    }

@@ -1,0 +1,267 @@
+"""What use cases return to the CLI, the API and the console: plain data, addresses masked,
+times in the location's zone (ISO 8601)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from notifier.domain.closures import BusinessHours, intervals_from_json, zone
+from notifier.domain.contacts import mask_address
+from notifier.domain.notices import Audience, NoticeChange
+from notifier.rendering.renderer import Rendered
+from notifier.storage.models import Delivery, DeliveryEvent, Location, Notice
+
+DELIVERY_CSV_COLUMNS = (
+    "id",
+    "notice_id",
+    "notice_version",
+    "supersedes_id",
+    "channel",
+    "address",
+    "state",
+    "attempts",
+    "provider_id",
+    "error_code",
+    "error",
+    "segments",
+    "sent_at",
+    "updated_at",
+)
+"""The delivery log's CSV columns, the same from the CLI and the console."""
+
+
+@dataclass(frozen=True)
+class LocationView:
+    slug: str
+    name: str
+    timezone: str
+    phone: str | None
+    business_hours: str
+    default_language: str
+
+
+@dataclass(frozen=True)
+class MessagePreview:
+    channel: str
+    language: str
+    template: str
+    text: str
+    characters: int
+    segments: int | None = None  # short texts: SMS segments and encoding
+    encoding: str | None = None
+    subject: str | None = None  # emails
+    html: str | None = None
+
+    @classmethod
+    def of(cls, channel: str, language: str, template: str, rendered: Rendered) -> MessagePreview:
+        info = rendered.info
+        return cls(
+            channel=channel,
+            language=language,
+            template=template,
+            text=rendered.text,
+            characters=len(rendered.text),
+            segments=info.segments if info else None,
+            encoding=info.encoding if info else None,
+            subject=rendered.subject,
+            html=rendered.html,
+        )
+
+    def longer_than(self, other: MessagePreview | None) -> bool:
+        return other is None or (self.segments or 0, self.characters) > (
+            other.segments or 0,
+            other.characters,
+        )
+
+
+@dataclass
+class Preview:
+    notice_id: int
+    channels: dict[str, str]  # channel -> "enabled" or the reason it is disabled
+    messages: dict[str, list[MessagePreview]] = field(default_factory=dict)  # by channel
+    warnings: list[str] = field(default_factory=list)
+    # channel -> seconds the broadcast needs at the configured rate (texts count segments)
+    estimated_seconds: dict[str, float] = field(default_factory=dict)
+    # Per text channel: the message with the most segments any one patient gets (names and
+    # appointment times vary).
+    longest: dict[str, MessagePreview] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BroadcastView:
+    id: int
+    send_at: str | None
+    channels: list[str]
+    urgent: bool | None
+    status: str
+    status_reason: str | None
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    id: int
+    location: str
+    kind: str
+    status: str
+    version: int
+    starts: str  # local ISO time at the location
+    ends: str
+    reason: str
+    message: str | None
+    broadcasts: list[BroadcastView]
+    intervals: list[list[str]] = field(default_factory=list)  # local ISO [start, end] pairs
+    audience: str = Audience.EVERYONE.value
+    change: str = NoticeChange.ORIGINAL.value
+    supersedes_id: int | None = None
+    root_id: int | None = None
+    timezone: str = "UTC"  # the zone its times were given and are worded in
+
+    @property
+    def channels(self) -> list[str]:
+        return list(dict.fromkeys(c for b in self.broadcasts for c in b.channels))
+
+
+@dataclass(frozen=True)
+class Created:
+    """A stored notice, and the preview its creation rendered (nothing is rendered twice)."""
+
+    notice: NoticeView
+    preview: Preview
+
+    @property
+    def id(self) -> int:
+        return self.notice.id
+
+
+@dataclass(frozen=True)
+class AffectedAppointment:
+    appointment: str  # external ids, as the practice's schedule knows them
+    patient: str
+    first_name: str
+    last_name: str
+    starts: str  # local ISO time at the location
+    ends: str
+    provider: str
+    status: str
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    id: int
+    notice_id: int
+    notice_version: int
+    supersedes_id: int | None
+    broadcast_id: int
+    channel: str
+    address: str  # masked
+    state: str
+    attempts: int
+    provider_id: str | None
+    error_code: str | None
+    error: str | None
+    segments: int | None
+    sent_at: str | None
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class EventView:
+    at: str
+    kind: str
+    state: str
+    attempt: int
+    code: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class PatientView:
+    external_id: str
+    name: str
+    location: str
+    language: str
+    phone: str | None  # masked
+    email: str | None  # masked
+    consent: dict[str, str]  # channel -> "consented", "no consent" or "opted out"
+
+
+def local_iso(instant: datetime | None, tz_name: str) -> str | None:
+    return instant.astimezone(zone(tz_name)).isoformat() if instant else None
+
+
+def location_view(location: Location) -> LocationView:
+    return LocationView(
+        slug=location.slug,
+        name=location.name,
+        timezone=location.timezone,
+        phone=location.phone,
+        business_hours=str(BusinessHours.from_json(location.business_hours)),
+        default_language=location.default_language,
+    )
+
+
+def notice_view(notice: Notice) -> NoticeView:
+    tz = notice.timezone
+    return NoticeView(
+        id=notice.id,
+        location=notice.location.slug,
+        kind=notice.kind,
+        status=notice.status,
+        version=notice.version,
+        starts=local_iso(notice.starts_at, tz) or "",
+        ends=local_iso(notice.ends_at, tz) or "",
+        reason=notice.reason,
+        message=notice.message,
+        intervals=[
+            [local_iso(a, tz) or "", local_iso(b, tz) or ""]
+            for a, b in intervals_from_json(notice.intervals)
+        ],
+        audience=notice.audience,
+        change=notice.change,
+        supersedes_id=notice.supersedes_id,
+        root_id=notice.root_id,
+        timezone=tz,
+        broadcasts=[
+            BroadcastView(
+                id=b.id,
+                send_at=local_iso(b.send_at, tz),
+                channels=b.channels.split(","),
+                urgent=b.urgent,
+                status=b.status,
+                status_reason=b.status_reason,
+            )
+            for b in notice.broadcasts
+        ],
+    )
+
+
+def delivery_view(d: Delivery) -> DeliveryView:
+    return DeliveryView(
+        id=d.id,
+        notice_id=d.broadcast.notice_id,
+        notice_version=d.broadcast.notice.version,
+        supersedes_id=d.broadcast.notice.supersedes_id,
+        broadcast_id=d.broadcast_id,
+        channel=d.channel,
+        address=mask_address(d.address),
+        state=d.state,
+        attempts=d.attempts,
+        provider_id=d.provider_id,
+        error_code=d.error_code,
+        error=d.error_message,
+        segments=d.segments,
+        sent_at=d.sent_at.isoformat() if d.sent_at else None,
+        updated_at=d.updated_at.isoformat(),
+    )
+
+
+def event_view(e: DeliveryEvent) -> EventView:
+    return EventView(
+        at=e.at.isoformat(),
+        kind=e.kind,
+        state=e.state,
+        attempt=e.attempt,
+        code=e.code,
+        detail=e.detail,
+    )

@@ -1,0 +1,90 @@
+"""The delivery log's filters and CSV export, and one delivery's history."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from notifier.bootstrap import App
+from notifier.errors import NotFoundError
+from notifier.usecases.views import DELIVERY_CSV_COLUMNS, DeliveryView
+from notifier.web.console.auth import Session, SignedIn
+from notifier.web.console.pages import not_found, page
+from notifier.web.deps import Application
+
+router = APIRouter()
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """The delivery log's filters, from the query string (a FastAPI dependency)."""
+
+    state: str = ""
+    channel: str = ""
+    error_code: str = ""
+    q: str = ""
+
+    def apply(self, rows: Sequence[DeliveryView]) -> list[DeliveryView]:
+        needle = self.q.strip().lower()
+        return [
+            r
+            for r in rows
+            if (not self.error_code or (r.error_code or "") == self.error_code.strip())
+            and (not needle or needle in r.address.lower() or needle == str(r.id))
+        ]
+
+    def query(self) -> str:
+        return urlencode({k: v for k, v in vars(self).items() if v})
+
+
+def delivery_log(app: App, notice_id: int, filters: LogFilter) -> list[DeliveryView]:
+    rows = app.deliveries.log(notice_id, filters.state or None, filters.channel or None)
+    return filters.apply(rows)
+
+
+def deliveries_csv(rows: Sequence[DeliveryView]) -> str:
+    """The delivery log as CSV, the same columns as ``notifier deliveries --format csv``."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=DELIVERY_CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(vars(row))
+    return out.getvalue()
+
+
+Filters = Annotated[LogFilter, Depends()]
+
+
+@router.get("/notices/{notice_id}/deliveries.csv")
+def export(app: Application, user: SignedIn, notice_id: int, filters: Filters) -> Response:
+    try:
+        rows = delivery_log(app, notice_id, filters)
+    except NotFoundError:
+        return Response(status_code=404)
+    return Response(
+        deliveries_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="notice-{notice_id}-deliveries.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/deliveries/{delivery_id}")
+def delivery_page(
+    request: Request, app: Application, session: Session, user: SignedIn, delivery_id: int
+) -> Response:
+    try:
+        delivery, events = app.deliveries.history(delivery_id)
+    except NotFoundError:
+        return not_found(request, app, session, f"There is no delivery {delivery_id}.")
+    tz = app.notices.get(delivery.notice_id).timezone
+    return page(request, app, session, "delivery.html", delivery=delivery, events=events, tz=tz)

@@ -1,0 +1,105 @@
+"""Locations: the clinics, their zones and business hours. Saving new hours never changes a
+queued notice: the page lists those the change would word differently, and what to do."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from notifier.bootstrap import App
+from notifier.errors import ValidationError
+from notifier.usecases.locations import LocationSaved
+from notifier.usecases.views import LocationView
+from notifier.web.console.auth import ConsoleSession, CsrfChecked, Manager, Session, SignedIn
+from notifier.web.console.pages import not_found, page
+from notifier.web.deps import Application
+
+router = APIRouter()
+LOCATION_FIELDS = ("slug", "name", "timezone", "hours", "phone", "language")
+
+
+def _values(view: LocationView | None) -> dict[str, str]:
+    if view is None:
+        return dict.fromkeys(LOCATION_FIELDS, "") | {
+            "hours": "Mon-Fri 08:00-17:00",
+            "language": "en",
+        }
+    return {
+        "slug": view.slug,
+        "name": view.name,
+        "timezone": view.timezone,
+        "hours": view.business_hours,
+        "phone": view.phone or "",
+        "language": view.default_language,
+    }
+
+
+@router.get("/locations")
+def locations(request: Request, app: Application, session: Session, user: SignedIn) -> Response:
+    return page(request, app, session, "locations.html", locations=app.locations.all())
+
+
+@router.get("/locations/new")
+def new_location(request: Request, app: Application, session: Session, user: Manager) -> Response:
+    return _form(request, app, session, _values(None), new=True)
+
+
+@router.get("/locations/{slug}")
+def location_page(
+    request: Request, app: Application, session: Session, user: Manager, slug: str
+) -> Response:
+    found = next((loc for loc in app.locations.all() if loc.slug == slug), None)
+    if found is None:
+        return not_found(request, app, session, f"There is no location {slug!r}.")
+    return _form(request, app, session, _values(found))
+
+
+@router.post("/locations", dependencies=[CsrfChecked])
+def save_location(
+    request: Request,
+    app: Application,
+    session: Session,
+    user: Manager,
+    slug: Annotated[str, Form(max_length=64)],
+    name: Annotated[str, Form(max_length=200)],
+    timezone: Annotated[str, Form(max_length=64)],
+    hours: Annotated[str, Form(max_length=500)],
+    phone: Annotated[str, Form(max_length=40)] = "",
+    language: Annotated[str, Form(max_length=8)] = "en",
+    new: Annotated[str, Form()] = "",
+) -> Response:
+    values = dict(zip(LOCATION_FIELDS, (slug, name, timezone, hours, phone, language), strict=True))
+    try:
+        saved = app.locations.save(slug, name, timezone, hours, phone or None, language)
+    except ValidationError as exc:
+        field = exc.field if exc.field in LOCATION_FIELDS else "form"
+        errors = {field: str(exc)}
+        return _form(request, app, session, values, new=bool(new), errors=errors, status=422)
+    return _form(request, app, session, _values(saved.location), saved=saved)
+
+
+def _form(
+    request: Request,
+    app: App,
+    session: ConsoleSession,
+    values: dict[str, str],
+    *,
+    new: bool = False,
+    errors: dict[str, str] | None = None,
+    saved: LocationSaved | None = None,
+    status: int = 200,
+) -> Response:
+    """The location form; after a save, the queued notices the change words differently."""
+    return page(
+        request,
+        app,
+        session,
+        "location.html",
+        status=status,
+        values=values,
+        new=new,
+        errors=errors or {},
+        saved=saved,
+    )

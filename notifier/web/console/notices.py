@@ -1,0 +1,510 @@
+"""The notices pages: the list per location, a new notice with its live preview, a notice's
+page (facts, versions, summary bar, delivery log), its update, cancel and retry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from notifier.bootstrap import App
+from notifier.domain.closures import zone
+from notifier.domain.deliveries import DeliveryState
+from notifier.domain.notices import BroadcastStatus, NoticeStatus, too_late
+from notifier.errors import NotFoundError, ValidationError
+from notifier.usecases.views import NoticeView, Preview
+from notifier.web.console.auth import ConsoleSession, CsrfChecked, Manager, Session, SignedIn
+from notifier.web.console.deliveries import Filters, LogFilter, delivery_log
+from notifier.web.console.pages import (
+    FIELDS,
+    channel_labels,
+    fragment,
+    not_found,
+    page,
+    redirect,
+)
+from notifier.web.deps import Application
+
+router = APIRouter()
+TABLE_ROWS = 500
+# Summary buckets, in bar order: (label, states).
+BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("delivered", (DeliveryState.DELIVERED,)),
+    ("sent", (DeliveryState.SENT,)),
+    ("queued", (DeliveryState.PENDING, DeliveryState.SENDING)),
+    ("failed", (DeliveryState.FAILED, DeliveryState.UNDELIVERED)),
+    ("skipped", (DeliveryState.SKIPPED,)),
+    ("stopped", (DeliveryState.CANCELLED, DeliveryState.EXPIRED)),
+)
+
+
+# --- the list -----------------------------------------------------------------------------
+
+
+@dataclass
+class LocationNotices:
+    slug: str
+    name: str
+    timezone: str
+    upcoming: list[NoticeView]
+    active: list[NoticeView]
+    past: list[NoticeView]
+
+
+@router.get("/notices")
+def notices(
+    request: Request,
+    app: Application,
+    session: Session,
+    user: SignedIn,
+    location: str | None = None,
+) -> Response:
+    now = app.clock.now()
+    locations = app.locations.all()
+    if location and location not in {loc.slug for loc in locations}:
+        return not_found(request, app, session, f"There is no location {location!r}.")
+    groups = {
+        loc.slug: LocationNotices(loc.slug, loc.name, loc.timezone, [], [], [])
+        for loc in locations
+        if not location or loc.slug == location
+    }
+    for view in app.notices.all(location or None):
+        group = groups.get(view.location)
+        if group is None:
+            continue
+        starts, ends = datetime.fromisoformat(view.starts), datetime.fromisoformat(view.ends)
+        if view.status != NoticeStatus.ACTIVE or too_late(ends, now):  # cancelled or replaced
+            group.past.append(view)
+        elif starts <= now:
+            group.active.append(view)
+        else:
+            group.upcoming.append(view)
+    for group in groups.values():
+        group.past.reverse()  # most recent first
+    return page(
+        request,
+        app,
+        session,
+        "notices.html",
+        groups=list(groups.values()),
+        locations=locations,
+        chosen=location or "",
+    )
+
+
+# --- the form -----------------------------------------------------------------------------
+
+
+def _form_defaults() -> dict[str, str]:
+    return {
+        "location": "",
+        "kind": "",
+        "starts": "",
+        "ends": "",
+        "reason": "",
+        "message": "",
+        "send_mode": "now",
+        "send_at": "",
+        "reminder_at": "",
+    }
+
+
+@dataclass(frozen=True)
+class NoticeForm:
+    values: dict[str, str]
+    channels: list[str]
+
+    @property
+    def send_at(self) -> str:
+        return "now" if self.values["send_mode"] == "now" else self.values["send_at"]
+
+    def missing(self) -> dict[str, str]:
+        """Empty required fields, each with what to put there."""
+        errors: dict[str, str] = {}
+        if not self.values["location"]:
+            errors["location"] = "choose the location that closes"
+        if not self.values["starts"]:
+            errors["starts"] = "give the date and time the closure starts"
+        if not self.values["ends"]:
+            errors["ends"] = "give the date and time the clinic reopens (or the closure ends)"
+        if not self.values["reason"].strip():
+            errors["reason"] = "give a reason (e.g. 'inclement weather')"
+        if not self.channels:
+            errors["channels"] = "choose at least one channel"
+        if self.values["send_mode"] != "now" and not self.values["send_at"]:
+            errors["send_at"] = "give the date and time to send, or choose 'now'"
+        return errors
+
+    def call_arguments(self) -> dict[str, Any]:
+        return {
+            "location_slug": self.values["location"],
+            "starts": self.values["starts"],
+            "ends": self.values["ends"],
+            "reason": self.values["reason"],
+            "kind": self.values["kind"] or None,
+            "message": self.values["message"] or None,
+            "send_at": self.send_at,
+            "channels": ",".join(self.channels),
+            "reminder_at": self.values.get("reminder_at") or None,
+        }
+
+
+async def _notice_form(request: Request) -> NoticeForm:
+    form = await request.form()
+
+    def text(name: str) -> str:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    values = {name: text(name) for name in (*FIELDS, "send_mode") if name != "channels"}
+    values["send_mode"] = "at" if values["send_mode"] == "at" else "now"
+    channels = [c for c in form.getlist("channels") if isinstance(c, str)]
+    return NoticeForm(values, channels)
+
+
+def errors_of(error: ValidationError) -> dict[str, str]:
+    """The error, under the form field it is about (the whole form if it is about none)."""
+    return {error.field if error.field in FIELDS else "form": str(error)}
+
+
+def _now_by_location(app: App) -> dict[str, str]:
+    now = app.clock.now()
+    return {
+        loc.slug: now.astimezone(zone(loc.timezone)).strftime("%Y-%m-%d %H:%M")
+        for loc in app.locations.all()
+    }
+
+
+@router.get("/notices/new")
+def new_notice(request: Request, app: Application, session: Session, user: Manager) -> Response:
+    locations = app.locations.all()
+    values = _form_defaults()
+    if len(locations) == 1:
+        values["location"] = locations[0].slug
+    return _new_page(request, app, session, values, list(app.deps.channels), {}, None)
+
+
+def _new_page(
+    request: Request,
+    app: App,
+    session: ConsoleSession,
+    values: dict[str, str],
+    channels: Sequence[str],
+    errors: dict[str, str],
+    preview: Preview | None,
+    status: int = 200,
+) -> HTMLResponse:
+    return page(
+        request,
+        app,
+        session,
+        "notice_new.html",
+        status=status,
+        values=values,
+        channels=list(channels),
+        errors=errors,
+        preview=preview,
+        locations=app.locations.all(),
+        now=_now_by_location(app),
+    )
+
+
+@router.post("/notices/preview", dependencies=[CsrfChecked])
+async def preview_fragment(
+    request: Request, app: Application, session: Session, user: Manager
+) -> Response:
+    """The live preview: what these fields would send, or what is wrong with them."""
+    draft = await _notice_form(request)
+    change = "update" if (await request.form()).get("change") == "update" else "original"
+    errors = draft.missing()
+    preview = None
+    if not errors:
+        try:
+            preview = app.notices.draft(**draft.call_arguments(), change=change)
+        except ValidationError as exc:
+            errors = errors_of(exc)
+    return fragment(
+        "_preview.html", preview=preview, errors=errors, live=True, labels=channel_labels(app)
+    )
+
+
+@router.post("/notices", dependencies=[CsrfChecked])
+async def create_notice(
+    request: Request, app: Application, session: Session, user: Manager
+) -> Response:
+    draft = await _notice_form(request)
+    form = await request.form()
+    errors = draft.missing()
+    preview = None
+    if not errors:
+        try:
+            if form.get("action") == "preview":
+                preview = app.notices.draft(**draft.call_arguments())
+            else:
+                created = app.notices.create(**draft.call_arguments())
+                return redirect(
+                    f"/console/notices/{created.notice.id}?created=1", request, app, session
+                )
+        except ValidationError as exc:
+            errors = errors_of(exc)
+    return _new_page(
+        request,
+        app,
+        session,
+        draft.values,
+        draft.channels,
+        errors,
+        preview,
+        status=422 if errors else 200,
+    )
+
+
+# --- a notice's page ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bucket:
+    label: str
+    count: int
+    x: float  # percent
+    width: float  # percent
+
+
+@dataclass(frozen=True)
+class Summary:
+    total: int
+    buckets: list[Bucket]
+    by_channel: dict[str, dict[str, int]]
+    sending: bool  # still moving: the page keeps refreshing the summary
+
+
+def _summary(app: App, view: NoticeView) -> Summary:
+    by_channel = app.deliveries.summary(view.id)
+    counts = {label: 0 for label, _ in BUCKETS}
+    for states in by_channel.values():
+        for state, count in states.items():
+            for label, members in BUCKETS:
+                if state in members:
+                    counts[label] += count
+    total = sum(counts.values())
+    buckets, x = [], 0.0
+    for label, _ in BUCKETS:
+        width = 100.0 * counts[label] / total if total else 0.0
+        buckets.append(Bucket(label, counts[label], round(x, 3), round(width, 3)))
+        x += width
+    scheduled = any(
+        b.status in {BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING} for b in view.broadcasts
+    )
+    # Messages in "sent" still await the provider's delivery report where the channel has them.
+    awaiting_report = any(
+        states.get(DeliveryState.SENT, 0) > 0
+        for channel, states in by_channel.items()
+        if channel in app.deps.channels and app.deps.channels[channel].reports
+    )
+    sending = counts["queued"] > 0 or scheduled or awaiting_report
+    return Summary(total, buckets, by_channel, sending and view.status != NoticeStatus.CANCELLED)
+
+
+def _notice_or_none(app: App, notice_id: int) -> NoticeView | None:
+    try:
+        return app.notices.get(notice_id)
+    except NotFoundError:
+        return None
+
+
+@router.get("/notices/{notice_id}")
+def notice_page(
+    request: Request,
+    app: Application,
+    session: Session,
+    user: SignedIn,
+    notice_id: int,
+    filters: Filters,
+    created: int = 0,
+    updated: int = 0,
+) -> Response:
+    view = _notice_or_none(app, notice_id)
+    if view is None:
+        return not_found(request, app, session, f"There is no notice {notice_id}.")
+    return _notice_page(
+        request, app, session, view, filters, created=bool(created), updated=bool(updated)
+    )
+
+
+def _notice_page(
+    request: Request,
+    app: App,
+    session: ConsoleSession,
+    view: NoticeView,
+    filters: LogFilter,
+    status: int = 200,
+    update: NoticeForm | None = None,
+    errors: dict[str, str] | None = None,
+    preview: Preview | None = None,
+    created: bool = False,
+    updated: bool = False,
+) -> HTMLResponse:
+    rows = delivery_log(app, view.id, filters)
+    all_rows = app.deliveries.log(view.id)
+    chain = app.notices.chain(view.id)
+    updatable = (
+        session.user is not None
+        and session.user.can_manage
+        and view.status == NoticeStatus.ACTIVE
+        and not too_late(datetime.fromisoformat(view.ends), app.clock.now())
+    )
+    told = updatable and app.deliveries.reached_anyone(view.id)
+    form = update or NoticeForm(_update_defaults(view), view.channels)
+    return page(
+        request,
+        app,
+        session,
+        "notice.html",
+        status=status,
+        notice=view,
+        summary=_summary(app, view),
+        rows=rows[:TABLE_ROWS],
+        matched=len(rows),
+        filters=filters,
+        states=[s.value for s in DeliveryState],
+        error_codes=sorted({r.error_code for r in all_rows if r.error_code}),
+        tz=view.timezone,
+        created=created,
+        updated=updated,
+        chain=chain,
+        supersedes=next((v for v in chain if v.id == view.supersedes_id), None),
+        superseded_by=next((v for v in chain if v.supersedes_id == view.id), None),
+        updatable=updatable,
+        told=told,
+        values=form.values,
+        channels=form.channels,
+        errors=errors or {},
+        preview=preview,
+    )
+
+
+def _update_defaults(view: NoticeView) -> dict[str, str]:
+    """The update form, filled in with the notice as it stands (times in its location's zone)."""
+    return _form_defaults() | {
+        "location": view.location,
+        "starts": view.starts[:16],
+        "ends": view.ends[:16],
+        "reason": view.reason,
+        "message": view.message or "",
+    }
+
+
+@router.post("/notices/{notice_id}/update", dependencies=[CsrfChecked])
+async def update_notice(
+    request: Request, app: Application, session: Session, user: Manager, notice_id: int
+) -> Response:
+    """A new version of the notice: new times, reason or wording.
+
+    Only what differs from the notice as it stands is passed on, so a notice of several
+    intervals keeps them unless its times are changed here.
+    """
+    view = _notice_or_none(app, notice_id)
+    if view is None:
+        return not_found(request, app, session, f"There is no notice {notice_id}.")
+    posted = await _notice_form(request)
+    current = _update_defaults(view)
+    # The location, channels and send time are the notice's own: an update cannot change them.
+    values = posted.values | {"location": view.location, "kind": "", "send_mode": "now"}
+    draft = NoticeForm(values, view.channels)
+    errors = draft.missing()
+    preview = None
+    if not errors:
+        try:
+            if (await request.form()).get("action") == "preview":
+                preview = app.notices.draft(**draft.call_arguments(), change="update")
+            else:
+                times = {"starts": values["starts"], "ends": values["ends"]}
+                moved = any(
+                    values[k].replace("T", " ") != current[k].replace("T", " ") for k in times
+                )
+                new = app.notices.update(
+                    notice_id,
+                    **(times if moved else {}),
+                    reason=values["reason"],
+                    message=values["message"] or None,
+                )
+                return redirect(f"/console/notices/{new.id}?updated=1", request, app, session)
+        except ValidationError as exc:
+            errors = errors_of(exc)
+    return _notice_page(
+        request,
+        app,
+        session,
+        view,
+        LogFilter(),
+        status=422 if errors else 200,
+        update=draft,
+        errors=errors,
+        preview=preview,
+    )
+
+
+@router.get("/notices/{notice_id}/summary")
+def summary_fragment(
+    request: Request, app: Application, session: Session, user: SignedIn, notice_id: int
+) -> Response:
+    view = _notice_or_none(app, notice_id)
+    if view is None:
+        return Response(status_code=404)
+    return fragment("_summary.html", notice=view, summary=_summary(app, view))
+
+
+@router.post("/notices/{notice_id}/cancel", dependencies=[CsrfChecked])
+def cancel(
+    request: Request,
+    app: Application,
+    session: Session,
+    user: Manager,
+    notice_id: int,
+    notify: Annotated[str, Form()] = "",
+) -> Response:
+    """Cancel; with ``notify``, those already told hear "open after all" (a new version)."""
+    return _act(
+        request,
+        app,
+        session,
+        notice_id,
+        "Not cancelled",
+        lambda: app.notices.cancel(notice_id, notify=bool(notify)).id,
+    )
+
+
+@router.post("/notices/{notice_id}/retry", dependencies=[CsrfChecked])
+def retry(
+    request: Request, app: Application, session: Session, user: Manager, notice_id: int
+) -> Response:
+    """Schedule again the broadcasts of this notice whose fan-out failed."""
+
+    def retried() -> int:
+        app.notices.retry(notice_id)
+        return notice_id
+
+    return _act(request, app, session, notice_id, "Not retried", retried)
+
+
+def _act(
+    request: Request,
+    app: App,
+    session: ConsoleSession,
+    notice_id: int,
+    refused: str,
+    action: Callable[[], int],
+) -> Response:
+    """Do ``action`` to a notice, then show the notice it names; 404 for an unknown notice, 409
+    with the reason when the action is refused."""
+    try:
+        shown = action()
+    except NotFoundError:
+        return not_found(request, app, session, f"There is no notice {notice_id}.")
+    except ValidationError as exc:
+        return page(request, app, session, "error.html", status=409, title=refused, message=exc)
+    return redirect(f"/console/notices/{shown}", request, app, session)

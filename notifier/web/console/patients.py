@@ -1,0 +1,92 @@
+"""The patients list (consent per channel, addresses masked) and the CSV import."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.responses import Response
+
+from notifier.errors import NotFoundError, ValidationError
+from notifier.usecases.csv_import import ImportReport
+from notifier.web.console.auth import CsrfChecked, Manager, Session, SignedIn
+from notifier.web.console.pages import not_found, page
+from notifier.web.deps import Application
+
+router = APIRouter()
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+PAGE_SIZE = 100
+
+
+@router.get("/patients")
+def patients(
+    request: Request,
+    app: Application,
+    session: Session,
+    user: SignedIn,
+    location: str = "",
+    page_number: Annotated[int, Query(alias="page")] = 1,
+) -> Response:
+    number = max(page_number, 1)
+    try:
+        rows, total = app.patients.page(location or None, PAGE_SIZE, (number - 1) * PAGE_SIZE)
+    except NotFoundError as exc:
+        return not_found(request, app, session, str(exc))
+    return page(
+        request,
+        app,
+        session,
+        "patients.html",
+        rows=rows,
+        total=total,
+        page=number,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        locations=app.locations.all(),
+        chosen=location,
+        channels=list(app.deps.channels),
+    )
+
+
+@router.get("/patients/import")
+def import_page(request: Request, app: Application, session: Session, user: Manager) -> Response:
+    return page(request, app, session, "import.html", report=None, error=None, filename=None)
+
+
+@router.post("/patients/import", dependencies=[CsrfChecked])
+async def import_upload(
+    request: Request,
+    app: Application,
+    session: Session,
+    user: Manager,
+    file: Annotated[UploadFile, File()],
+) -> Response:
+    data = await file.read(MAX_UPLOAD_BYTES + 1)
+    filename = Path(file.filename or "patients.csv").name
+    error = None
+    report: ImportReport | None = None
+    if not data:
+        error = "choose a CSV file to import"
+    elif len(data) > MAX_UPLOAD_BYTES:
+        error = f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB: split it"
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            error = "the file is not UTF-8 text: save it as 'CSV UTF-8' and try again"
+        else:
+            try:
+                report = app.patients.import_patients(io.StringIO(text, newline=""))
+            except ValidationError as exc:
+                error = str(exc)
+    return page(
+        request,
+        app,
+        session,
+        "import.html",
+        status=422 if error else 200,
+        report=report,
+        error=error,
+        filename=filename,
+    )

@@ -1,0 +1,74 @@
+"""``notifier`` as its users run it: a separate process with its own environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support.peers import EVENING_BEFORE
+
+NOTIFIER = [sys.executable, "-m", "notifier.cli"]
+
+
+def run_notifier(
+    env: dict[str, str],
+    *args: str,
+    stdin: str | None = None,
+    check: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``notifier ARGS`` to completion; with ``check``, fail the test on a non-zero exit."""
+    result = subprocess.run(
+        [*NOTIFIER, *args], env=env, input=stdin, capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"notifier {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def service_env(
+    tmp_path: Path,
+    database_url: str,
+    twilio: dict[str, Any] | None = None,
+    smtp: tuple[str, int] | None = None,
+    **settings: str,
+) -> dict[str, str]:
+    """The environment of a ``notifier`` subprocess: the caller's environment without any
+    NOTIFIER_* of its own, the Twilio-compatible server (``FakeTwilio.info()`` or a
+    ``FakeTwilioProcess.info``), the SMTP server, the evening-before clock, a fast poll, HTTP on a
+    free port; ``settings`` (names without the prefix) override or add to that."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    values = {
+        "DATABASE_URL": database_url,
+        "CONFIG_FILE": str(tmp_path / "absent.toml"),
+        "NOW": EVENING_BEFORE.isoformat(),
+        "POLL_INTERVAL_SECONDS": "0.2",
+        "HTTP_PORT": "0",
+    }
+    if twilio is not None:
+        values |= {
+            "TWILIO_ACCOUNT_SID": twilio["account_sid"],
+            "TWILIO_AUTH_TOKEN": twilio["auth_token"],
+            "TWILIO_FROM_NUMBER": twilio["from_number"],
+            "TWILIO_API_BASE_URL": twilio["base_url"],
+        }
+    if smtp is not None:
+        values |= {
+            "SMTP_HOST": smtp[0],
+            "SMTP_PORT": str(smtp[1]),
+            "SMTP_STARTTLS": "false",
+            "EMAIL_FROM": "closures@cova.example",
+        }
+    env.update({f"NOTIFIER_{name}": value for name, value in (values | settings).items()})
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    return env

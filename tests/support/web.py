@@ -1,0 +1,84 @@
+"""The HTTP tests' harness: the real app served by uvicorn on loopback, signed requests."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+from notifier.bootstrap import App, build_app
+from notifier.clock import FrozenClock
+from notifier.web.server import HttpServer
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.channels import FakeChannel
+from tests.support.patients import PATIENTS_CSV
+from tests.support.peers import peer_settings
+
+SECRET = "test-secret-key-0123456789abcdef"
+
+
+@dataclass
+class Web:
+    app: App
+    server: HttpServer
+    client: httpx.Client
+    twilio: FakeTwilio
+
+    def signed_post(
+        self, path: str, params: dict[str, str], token: str | None = None
+    ) -> httpx.Response:
+        """POST a form as Twilio would, signed with the account's auth token (or ``token``)."""
+        url = self.server.url + path
+        signature = RequestValidator(token or self.twilio.auth_token).compute_signature(url, params)
+        return self.client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+
+
+@contextmanager
+def served(
+    database_url: str,
+    twilio: FakeTwilio,
+    smtp: FakeSmtp,
+    clock: FrozenClock,
+    unknown_sid_wait: float = 0.0,
+) -> Iterator[Web]:
+    app = build_app(peer_settings(database_url, twilio, smtp, secret_key=SECRET), clock=clock)
+    server = HttpServer(app, "127.0.0.1", 0, unknown_sid_wait=unknown_sid_wait)
+    server.start()
+    # The port is known only now; channels built after this send callbacks here.
+    app.settings.public_base_url = server.url
+    try:
+        with httpx.Client(base_url=server.url, timeout=10.0) as client:
+            yield Web(app, server, client, twilio)
+    finally:
+        server.stop()
+        app.close()
+
+
+def add_cova(app: App) -> None:
+    app.locations.save(
+        "cova",
+        "COVA Spine and Pain Center",
+        "America/New_York",
+        "Mon-Fri 08:00-17:00",
+        "540-555-0100",
+    )
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+
+
+def broadcast_sms(app: App, channel: FakeChannel, **notice: object) -> int:
+    """The reference notice by SMS, fired and dispatched through ``channel``; its id."""
+    values: dict[str, object] = {
+        "starts": "2025-02-19 12:30",
+        "ends": "2025-02-21 00:00",
+        "reason": "inclement weather",
+        "channels": "sms",
+    } | notice
+    created = app.notices.create("cova", **values)  # type: ignore[arg-type]
+    app.fanout.fire_due()
+    app.dispatcher({"sms": channel}, "w1").drain()
+    return created.id
