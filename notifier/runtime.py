@@ -102,6 +102,22 @@ class Runtime:
         self.stop()
 
 
+def run_once(
+    app: App, channels: Mapping[str, Channel] | None = None, worker_id: str | None = None
+) -> int:
+    """One tick of the service's jobs, in this thread: fire what is due, send everything due
+    now, mark finished broadcasts done; how many deliveries were handled. For a frozen clock
+    (tests, benchmarks), where the scheduler's real-time ticks do not apply."""
+    app.fanout.fire_due()
+    dispatcher = app.dispatcher(channels, worker_id)
+    try:
+        handled = dispatcher.drain()
+    finally:
+        dispatcher.close()
+    app.fanout.finish()
+    return handled
+
+
 def run_until_idle(
     app: App,
     channels: Mapping[str, Channel] | None = None,

@@ -15,7 +15,7 @@ from notifier.clock import FrozenClock
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.peers import EVENING_BEFORE, peer_settings
-from tests.support.web import Web, add_cova, served
+from tests.support.web import Web, add_cova, save_cova, served
 
 POSTGRES_URL = os.environ.get(
     "NOTIFIER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -103,14 +103,7 @@ def app(
 
 @pytest.fixture
 def cova(app: App) -> str:
-    app.locations.save(
-        "cova",
-        "COVA Spine and Pain Center",
-        "America/New_York",
-        "Mon-Fri 08:00-17:00",
-        "540-555-0100",
-    )
-    return "cova"
+    return save_cova(app)
 
 
 @pytest.fixture

@@ -6,9 +6,8 @@ committed again with the outcome after it. If the process dies in between, anoth
 takes the claim over (``delivery.workers``) and the provider is asked (``Channel.find_sent``)
 before any resend.
 
-Fault boundary: each claimed delivery is prepared (checked, rendered) on its own; one that
-breaks is failed with the reason and the rest of the batch is sent. A batch that cannot even be
-loaded is prepared again one delivery at a time, so only the broken one fails.
+Each claimed delivery is prepared (checked, rendered) inside its own fault boundary
+(``delivery.preparation``) before it is handed to a sender thread.
 """
 
 from __future__ import annotations
@@ -19,27 +18,20 @@ import random
 import secrets
 import socket
 import threading
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from notifier.channels.base import Channel, ChannelError, OutgoingMessage
+from notifier.channels.base import Channel, ChannelError
 from notifier.delivery import faults
 from notifier.delivery.outcomes import OutcomeWriter, WorkItem, failed, sent
+from notifier.delivery.preparation import Preparer
 from notifier.delivery.ratelimit import TokenBucket
 from notifier.domain.contacts import mask_address
 from notifier.domain.deliveries import DeliveryState, Outcome
-from notifier.domain.notices import WITHDRAWN, NoticeFacts, Template, template_for, too_late
-from notifier.domain.quiet_hours import QuietHours, deferral
-from notifier.errors import TemplateError
-from notifier.rendering.messages import context, resolve_language
-from notifier.storage import notices as notice_rows
 from notifier.storage import queue
-from notifier.storage.models import Appointment, Delivery
 from notifier.usecases import Deps
 from notifier.usecases.consent import on_send_outcome
 
@@ -49,16 +41,6 @@ log = logging.getLogger(__name__)
 def new_worker_id() -> str:
     """Host, process, and a random part: a restarted container reuses its pid (often 1)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-@dataclass
-class _Batch:
-    """What one claim turned into, written back in the preparing transaction."""
-
-    items: list[WorkItem]
-    finished: dict[tuple[DeliveryState, str, str], list[int]]  # (state, event, detail) → ids
-    deferred: dict[tuple[datetime, str], list[int]]  # (until, detail) → ids
-    failures: list[tuple[int, Outcome]]
 
 
 class Dispatcher:
@@ -80,7 +62,6 @@ class Dispatcher:
             name: TokenBucket(float(getattr(self.settings, channel.spec.rate_setting)))
             for name, channel in self.channels.items()
         }
-        self.quiet_hours = QuietHours.parse(self.settings.quiet_hours)
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(
             max_workers=self.settings.dispatch_concurrency, thread_name_prefix="send"
@@ -90,7 +71,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._outcomes = OutcomeWriter(self.db, self.clock, self._record)
-        self._languages: list[str] | None = None
+        self._preparer = Preparer(deps, self.channels, self.worker_id)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -189,10 +170,9 @@ class Dispatcher:
         with self._lock:
             self._held.difference_update(ids)
 
-    # --- claiming and preparing -----------------------------------------------------------
+    # --- claiming -----------------------------------------------------------------------
 
     def _claim(self, limit: int) -> list[WorkItem]:
-        self._languages = None
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
         with self.db.session() as s:
@@ -200,232 +180,10 @@ class Dispatcher:
         if not ids:
             return []
         self._hold(ids)
-        try:
-            items = self._prepare(ids, now)
-        except Exception as error:
-            if faults.is_transient(error):
-                self._hand_back(ids, now, error)
-                return []
-            log.warning(
-                "a batch of deliveries could not be prepared (%s); preparing them one by one",
-                faults.reason("preparing", error),
-                extra={"action": "batch_prepare_failed", "count": len(ids)},
-            )
-            items = []
-            for delivery_id in ids:
-                items.extend(self._prepare_one(delivery_id, now))
+        items = self._preparer.prepare(ids, now)
         prepared = {item.delivery_id for item in items}
         self._let_go([i for i in ids if i not in prepared])
         return items
-
-    def _prepare_one(self, delivery_id: int, now: datetime) -> list[WorkItem]:
-        """The fallback boundary: one delivery in its own transaction; if even that breaks, it
-        is failed with the reason (or handed back if the database is briefly away)."""
-        try:
-            return self._prepare([delivery_id], now)
-        except Exception as error:
-            if faults.is_transient(error):
-                self._hand_back([delivery_id], now, error)
-                return []
-            self._fail_unprepared(delivery_id, now, error)
-            return []
-
-    def _prepare(self, ids: Sequence[int], now: datetime) -> list[WorkItem]:
-        """Load, check and render the claimed deliveries; write back what will not be sent
-        (withdrawn, expired, held for quiet hours, or failed) in the same transaction."""
-        batch = _Batch([], defaultdict(list), defaultdict(list), [])
-        with self.db.session() as s:
-            deliveries = queue.deliveries_with_context(s, ids)
-            facts: dict[int, NoticeFacts | Exception] = {}
-            appointments = self._appointments(s, deliveries)
-            for delivery in deliveries:
-                try:
-                    self._decide(delivery, facts, appointments, now, batch)
-                except Exception as error:  # the boundary: this delivery, not the batch
-                    doing = "could not prepare the message"
-                    outcome = self._internal(delivery.id, delivery.attempts, doing, error)
-                    batch.failures.append((delivery.id, outcome))
-            self._write_back(s, batch, now)
-        return batch.items
-
-    def _appointments(
-        self, s: Session, deliveries: Sequence[Delivery]
-    ) -> dict[int, list[Appointment]]:
-        """The affected appointments of every patient whose message names them, per delivery."""
-        wanted: dict[int, list[Delivery]] = defaultdict(list)
-        for delivery in deliveries:
-            if delivery.message_kind == Template.APPOINTMENT:
-                wanted[delivery.broadcast.notice_id].append(delivery)
-        result: dict[int, list[Appointment]] = {}
-        for group in wanted.values():
-            notice = group[0].broadcast.notice
-            by_patient: dict[int, list[Appointment]] = defaultdict(list)
-            for appointment in notice_rows.affected_appointments(
-                s,
-                notice.location_id,
-                notice_rows.closure_of(notice).intervals,
-                patient_ids=[d.patient_id for d in group],
-            ):
-                by_patient[appointment.patient_id].append(appointment)
-            for delivery in group:
-                result[delivery.id] = by_patient.get(delivery.patient_id, [])
-        return result
-
-    def _decide(
-        self,
-        delivery: Delivery,
-        facts_by_notice: dict[int, NoticeFacts | Exception],
-        appointments: dict[int, list[Appointment]],
-        now: datetime,
-        batch: _Batch,
-    ) -> None:
-        notice = delivery.broadcast.notice
-        if notice.status in WITHDRAWN:
-            batch.finished[(DeliveryState.CANCELLED, "cancelled", "notice cancelled")].append(
-                delivery.id
-            )
-            return
-        facts = facts_by_notice.get(notice.id)
-        if facts is None:
-            try:
-                facts = notice_rows.facts(notice)
-            except Exception as error:  # every delivery of a broken notice fails, with why
-                facts = error
-            facts_by_notice[notice.id] = facts
-        if isinstance(facts, Exception):
-            raise facts
-        closure = facts.closure
-        if too_late(closure.ends, now):
-            key = (
-                DeliveryState.EXPIRED,
-                "expired",
-                "the closure was over before this message could be sent",
-            )
-            batch.finished[key].append(delivery.id)
-            return
-        spec = self.channels[delivery.channel].spec
-        if spec.quiet_hours:
-            wait = deferral(
-                self.quiet_hours,
-                now,
-                closure.tz,
-                delivery.broadcast.urgent,
-                closure.starts,
-                closure.ends,
-            )
-            if wait is not None:
-                local = wait.until.astimezone(closure.tz)
-                if wait.expired:
-                    detail = (
-                        f"quiet hours until {local:%Y-%m-%d %H:%M} and the closure is over by then"
-                    )
-                    batch.finished[(DeliveryState.EXPIRED, "expired", detail)].append(delivery.id)
-                else:
-                    detail = f"quiet hours: held until {local:%Y-%m-%d %H:%M} {closure.tz.key}"
-                    batch.deferred[(wait.until, detail)].append(delivery.id)
-                return
-        try:
-            batch.items.append(self._work_item(delivery, facts, appointments.get(delivery.id, [])))
-        except TemplateError as error:
-            batch.failures.append(
-                (
-                    delivery.id,
-                    Outcome(
-                        DeliveryState.FAILED,
-                        "failed",
-                        delivery.attempts,
-                        code="template",
-                        detail=str(error),
-                    ),
-                )
-            )
-
-    def _work_item(
-        self, delivery: Delivery, facts: NoticeFacts, appointments: Sequence[Appointment]
-    ) -> WorkItem:
-        """Render the delivery's message: the patient's language, name and appointments."""
-        spec = self.channels[delivery.channel].spec
-        if self._languages is None:  # a directory listing: once per claim batch
-            self._languages = self.deps.messages.languages()
-        language = resolve_language(
-            delivery.patient.language, facts.clinic.default_language, self._languages
-        )
-        # Rescheduled since the fan-out: the general notice still fits.
-        template = template_for(facts.change, bool(appointments))
-        ctx = context(
-            facts,
-            language,
-            delivery.patient.first_name,
-            [(a.starts_at, a.provider) for a in appointments],
-        )
-        rendered = self.deps.messages.render(spec.format, ctx, template)
-        return WorkItem(
-            delivery_id=delivery.id,
-            channel=delivery.channel,
-            message=OutgoingMessage(
-                delivery.id,
-                delivery.address,
-                rendered.text,
-                rendered.subject,
-                rendered.html,
-                delivery.patient_id,
-            ),
-            attempts=delivery.attempts,
-            needs_reconcile=delivery.needs_reconcile,
-            created_at=delivery.created_at,
-            closure_ends=facts.closure.ends,
-            cost=rendered.cost,
-        )
-
-    def _write_back(self, s: Session, batch: _Batch, now: datetime) -> None:
-        for (state, event, detail), ids in batch.finished.items():
-            queue.set_states(s, ids, state, now, event, detail)
-        for (until, detail), ids in batch.deferred.items():
-            queue.hand_back(
-                s,
-                ids,
-                self.worker_id,
-                now,
-                until=until,
-                event="deferred_quiet_hours",
-                detail=detail,
-            )
-        if batch.failures:
-            queue.record_many(s, self.worker_id, batch.failures, now)
-
-    def _internal(self, delivery_id: int, attempts: int, doing: str, error: Exception) -> Outcome:
-        """A delivery that broke before its provider call: failed, with why (masked), and
-        logged once."""
-        why = faults.reason(doing, error)
-        faults.log_failure(
-            log,
-            f"delivery {delivery_id} failed: {why}",
-            error,
-            action="delivery_prepare_failed",
-            delivery_id=delivery_id,
-        )
-        return Outcome(DeliveryState.FAILED, "failed", attempts, code="internal", detail=why)
-
-    def _fail_unprepared(self, delivery_id: int, now: datetime, error: Exception) -> None:
-        outcome = self._internal(delivery_id, 0, "could not load the delivery", error)
-        try:
-            with self.db.session() as s:
-                queue.record(s, delivery_id, self.worker_id, outcome, now)
-        except Exception as again:  # its lease runs out and another pass takes it over
-            faults.log_failure(log, "could not mark the delivery failed", again)
-
-    def _hand_back(self, ids: Sequence[int], now: datetime, error: Exception) -> None:
-        """The database is briefly away: give the claims back (no attempt counted)."""
-        log.warning(
-            "claimed deliveries handed back, the database is unavailable: %s",
-            faults.reason("preparing", error),
-            extra={"action": "claims_handed_back", "count": len(ids)},
-        )
-        try:
-            with self.db.session() as s:
-                queue.hand_back(s, ids, self.worker_id, now)
-        except Exception as again:  # their leases run out and they are taken over
-            faults.log_failure(log, "could not hand the claims back", again)
 
     # --- sending --------------------------------------------------------------------------
 

@@ -109,7 +109,13 @@ class Fanout:
                 )
             facts = notice_rows.facts(notice)
             enabled = [name for name in counts if self.deps.statuses[name].enabled]
-            estimate = self.previews.estimate(s, facts, notice.location_id, enabled)
+            estimate = self.previews.estimate(
+                s,
+                facts,
+                notice.location_id,
+                enabled,
+                lambda spec: fanout_rows.pending_by_language(s, broadcast_id, spec.name),
+            )
             for warning in self.previews.estimate_warnings(estimate):
                 log.warning(
                     "broadcast too long for the provider's queue: %s",

@@ -270,6 +270,21 @@ def _queued_events(s: Session, broadcast_id: int, channel: str, now: datetime) -
     )
 
 
+def pending_by_language(s: Session, broadcast_id: int, channel: str) -> dict[str, int]:
+    """The deliveries a fan-out queued to be sent, per patient language (for the estimate)."""
+    rows = s.execute(
+        select(Patient.language, func.count())
+        .join(Delivery, Delivery.patient_id == Patient.id)
+        .where(
+            Delivery.broadcast_id == broadcast_id,
+            Delivery.channel == channel,
+            Delivery.state == DeliveryState.PENDING,
+        )
+        .group_by(Patient.language)
+    )
+    return {language: int(count) for language, count in rows}
+
+
 def finish_broadcasts(s: Session, now: datetime) -> int:
     """Mark sending broadcasts whose deliveries are all final as done."""
     still_open = exists().where(

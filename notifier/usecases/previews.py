@@ -4,7 +4,7 @@ notice when it is created (a broken template stops it there), so nothing is rend
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -93,19 +93,28 @@ class Previews(UseCase):
         )
 
     def estimate(
-        self, s: Session, facts: NoticeFacts, location_id: int, channels: Sequence[str]
+        self,
+        s: Session,
+        facts: NoticeFacts,
+        location_id: int,
+        channels: Sequence[str],
+        recipients: Callable[[ChannelSpec], dict[str, int]] | None = None,
     ) -> dict[str, float]:
-        """Seconds each channel needs to send this notice to everyone who consented, at the
-        configured rate: text segments (per language, as rendered) or messages ÷ the rate.
+        """Seconds each channel needs to send this notice, at the configured rate: text
+        segments (per language, as rendered) or messages ÷ the rate. ``recipients`` counts a
+        channel's recipients per language (default: everyone at the location who consented).
         Counts, never loads, patients."""
         available = self.deps.messages.languages()
         default = facts.clinic.default_language
         template = templates_for(facts.change, facts.audience)[0]
+        count_recipients = recipients or (
+            lambda spec: patient_rows.recipient_counts(s, location_id, spec)
+        )
         result: dict[str, float] = {}
         for name in channels:
             spec = self.deps.spec(name)
             units = 0
-            for language, count in patient_rows.recipient_counts(s, location_id, spec).items():
+            for language, count in count_recipients(spec).items():
                 cost = 1
                 if spec.counts_segments:
                     lang = resolve_language(language, default, available)

@@ -9,6 +9,7 @@ from datetime import datetime
 from notifier.domain.closures import BusinessHours, intervals_from_json, zone
 from notifier.domain.contacts import mask_address
 from notifier.domain.notices import Audience, NoticeChange
+from notifier.errors import ValidationError
 from notifier.rendering.renderer import Rendered
 from notifier.storage.models import Delivery, DeliveryEvent, Location, Notice
 
@@ -190,6 +191,14 @@ def local_iso(instant: datetime | None, tz_name: str) -> str | None:
     return instant.astimezone(zone(tz_name)).isoformat() if instant else None
 
 
+def _readable_zone(name: str) -> bool:
+    try:
+        zone(name)
+    except ValidationError:
+        return False
+    return True
+
+
 def location_view(location: Location) -> LocationView:
     return LocationView(
         slug=location.slug,
@@ -202,7 +211,16 @@ def location_view(location: Location) -> LocationView:
 
 
 def notice_view(notice: Notice) -> NoticeView:
-    tz = notice.timezone
+    """A notice as stored. One whose stored zone or intervals cannot be read (a corrupted row)
+    is still shown — in UTC, with no intervals — so one bad row never stops a list."""
+    tz = notice.timezone if _readable_zone(notice.timezone) else "UTC"
+    try:
+        intervals = [
+            [local_iso(a, tz) or "", local_iso(b, tz) or ""]
+            for a, b in intervals_from_json(notice.intervals)
+        ]
+    except (TypeError, ValueError):
+        intervals = []
     return NoticeView(
         id=notice.id,
         location=notice.location.slug,
@@ -213,10 +231,7 @@ def notice_view(notice: Notice) -> NoticeView:
         ends=local_iso(notice.ends_at, tz) or "",
         reason=notice.reason,
         message=notice.message,
-        intervals=[
-            [local_iso(a, tz) or "", local_iso(b, tz) or ""]
-            for a, b in intervals_from_json(notice.intervals)
-        ],
+        intervals=intervals,
         audience=notice.audience,
         change=notice.change,
         supersedes_id=notice.supersedes_id,

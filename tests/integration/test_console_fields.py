@@ -9,7 +9,7 @@ import pytest
 
 from notifier.bootstrap import App
 from notifier.errors import ValidationError
-from notifier.web.console.notices import errors_of
+from notifier.web.console.forms import errors_of
 
 VALID: dict[str, Any] = {
     "location_slug": "cova",

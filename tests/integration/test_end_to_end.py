@@ -7,20 +7,10 @@ import io
 from email.message import EmailMessage
 
 from notifier.bootstrap import App
+from notifier.runtime import run_once
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.patients import PATIENTS_CSV
-
-
-def run_service_once(app: App) -> None:
-    """What the scheduler's jobs do on one tick."""
-    app.fanout.fire_due()
-    dispatcher = app.dispatcher()
-    try:
-        dispatcher.drain()
-    finally:
-        dispatcher.close()
-    app.fanout.finish()
 
 
 def test_reference_closure_reaches_each_consenting_patient_exactly_once(
@@ -30,8 +20,8 @@ def test_reference_closure_reaches_each_consenting_patient_exactly_once(
     notice = app.notices.create(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
     ).notice
-    run_service_once(app)
-    run_service_once(app)  # a second tick sends nothing more
+    run_once(app)
+    run_once(app)  # a second tick sends nothing more
 
     texts = fake_twilio.received_creates()
     assert sorted(r["form"]["To"][0] for r in texts) == ["+15405550111", "+15405550112"]
@@ -87,7 +77,7 @@ def test_provider_errors_are_classified_and_recorded(
     notice = app.notices.create(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
     ).notice
-    run_service_once(app)
+    run_once(app)
     by_address = {(d.channel, d.address): d for d in app.deliveries.log(notice.id)}
     invalid = by_address[("sms", "+1******0111")]
     assert (invalid.state, invalid.error_code) == ("failed", "21211")
@@ -97,7 +87,7 @@ def test_provider_errors_are_classified_and_recorded(
     refused = by_address[("email", "a***@example.org")]
     assert (refused.state, refused.error_code) == ("failed", "550")
     app.clock.advance(5)  # type: ignore[attr-defined]
-    run_service_once(app)
+    run_once(app)
     throttled = next(d for d in app.deliveries.log(notice.id) if d.id == throttled.id)
     assert (throttled.state, throttled.attempts) == ("sent", 2)
     assert len(fake_twilio.received_creates()) == 1

@@ -38,33 +38,23 @@ def texts_by_location(channel: FakeChannel) -> dict[str, int]:
     return counts
 
 
-def saturday_closure(app: App, send_at: str = "2025-02-19 09:00") -> int:
-    return app.notices.create(
-        "north",
-        "2025-02-22 09:00",
-        "2025-02-22 12:00",
-        "a burst pipe",
-        channels="sms",
-        send_at=send_at,
-    ).id
+# Per location: (starts, ends, reason). North's is a Saturday; COVA's a weekday.
+CLOSURES = {
+    "north": ("2025-02-22 09:00", "2025-02-22 12:00", "a burst pipe"),
+    "cova": ("2025-02-20 08:00", "2025-02-21 00:00", "inclement weather"),
+}
 
 
-def weekday_closure(app: App, send_at: str = "2025-02-19 09:00") -> int:
-    return app.notices.create(
-        "cova",
-        "2025-02-20 08:00",
-        "2025-02-21 00:00",
-        "inclement weather",
-        channels="sms",
-        send_at=send_at,
-    ).id
+def closure(app: App, location: str, send_at: str = "2025-02-19 09:00") -> int:
+    starts, ends, reason = CLOSURES[location]
+    return app.notices.create(location, starts, ends, reason, channels="sms", send_at=send_at).id
 
 
 def test_editing_hours_after_a_closure_was_queued_breaks_nothing(two_clinics: App) -> None:
     """The reported outage: a Saturday closure queued, then the clinic's hours edited to
     Mon–Fri. Both clinics' closures due at the same second go out in full, worded as stored."""
     app = two_clinics
-    saturday, weekday = saturday_closure(app), weekday_closure(app)
+    saturday, weekday = closure(app, "north"), closure(app, "cova")
     saved = app.locations.save("north", "North Clinic", "America/New_York", "Mon-Fri 08:00-17:00")
     [reworded] = saved.reworded
     assert reworded.notice_id == saturday and reworded.with_new_settings is None
@@ -84,7 +74,7 @@ def test_a_broken_broadcast_fails_with_its_reason_and_the_healthy_one_goes_out_i
     two_clinics: App,
 ) -> None:
     app = two_clinics
-    broken, healthy = saturday_closure(app), weekday_closure(app)
+    broken, healthy = closure(app, "north"), closure(app, "cova")
     with app.db.session() as s:  # a channel this deployment no longer has
         s.execute(update(Broadcast).where(Broadcast.notice_id == broken).values(channels="fax"))
     app.clock.advance(15 * 3600)
@@ -115,7 +105,7 @@ def test_a_notice_whose_stored_facts_are_unreadable_fails_its_own_deliveries_onl
     """Corrupted after the fan-out: its deliveries fail in the dispatcher's batch, with the
     reason; the other notice's deliveries in the same batch are sent."""
     app = two_clinics
-    broken, healthy = saturday_closure(app, "now"), weekday_closure(app, "now")
+    broken, healthy = closure(app, "north", "now"), closure(app, "cova", "now")
     assert app.fanout.fire_due() == 2
     with app.db.session() as s:
         s.execute(
@@ -130,6 +120,31 @@ def test_a_notice_whose_stored_facts_are_unreadable_fails_its_own_deliveries_onl
     assert all("could not prepare the message: ValueError" in str(d.error) for d in failed)
     assert {d.state for d in app.deliveries.log(healthy) if d.state != "skipped"} == {"sent"}
     assert [n.id for n in app.notices.all("north")] == [broken]  # still listed
+
+
+def test_the_notice_list_shows_a_notice_whose_stored_intervals_are_unreadable(
+    two_clinics: App,
+) -> None:
+    app = two_clinics
+    broken, healthy = closure(app, "north"), closure(app, "cova")
+    with app.db.session() as s:
+        s.execute(
+            update(Notice)
+            .where(Notice.id == broken)
+            .values(intervals="garbled", timezone="Mars/Olympus_Mons")
+        )
+    listed = {n.id: n for n in app.notices.all()}
+    assert set(listed) == {broken, healthy}
+    assert listed[broken].intervals == [] and listed[broken].timezone == "UTC"
+    assert listed[healthy].intervals == [["2025-02-20T08:00:00-05:00", "2025-02-21T00:00:00-05:00"]]
+    app.clock.advance(15 * 3600)
+    assert app.fanout.fire_due() == 1  # it cannot be worded: failed at once, not per patient
+    [failed] = app.notices.get(broken).broadcasts
+    assert failed.status == "failed"
+    assert "the fan-out failed: ValueError" in str(failed.status_reason)
+    channel = FakeChannel()
+    app.dispatcher({"sms": channel}).drain()
+    assert texts_by_location(channel) == {"cova": 2}
 
 
 def test_a_template_that_raises_for_one_patient_fails_that_delivery_and_sends_the_rest(
@@ -170,7 +185,7 @@ def test_a_batch_that_cannot_be_loaded_is_prepared_one_by_one(two_clinics: App) 
     """Invalid JSON in a stored notice makes the whole batch's load fail; prepared one by one,
     only that notice's deliveries fail."""
     app = two_clinics
-    broken, healthy = saturday_closure(app, "now"), weekday_closure(app, "now")
+    broken, healthy = closure(app, "north", "now"), closure(app, "cova", "now")
     app.fanout.fire_due()
     with app.db.session() as s:
         s.execute(text("UPDATE notices SET intervals = '[[oops' WHERE id = :id"), {"id": broken})

@@ -14,6 +14,7 @@ import pytest
 
 from notifier.bootstrap import App, build_app
 from notifier.clock import FrozenClock
+from notifier.runtime import run_once
 from notifier.storage import queue, reports
 from notifier_sandbox.smtp_server import DROP, FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
@@ -64,13 +65,8 @@ def settle(fake: FakeTwilio, timeout: float = 10.0) -> None:
 def drain_until_final(app: App, fake: FakeTwilio, clock: FrozenClock, rounds: int = 12) -> int:
     """Tick the service, moving the frozen clock past every retry delay; return the ticks."""
     for tick in range(1, rounds + 1):
-        dispatcher = app.dispatcher()
-        try:
-            dispatcher.drain()
-        finally:
-            dispatcher.close()
+        run_once(app)
         settle(fake)
-        app.fanout.finish()
         with app.db.session() as s:
             if not queue.has_open_deliveries(s):
                 return tick

@@ -16,11 +16,10 @@ from click.testing import CliRunner
 from notifier.bootstrap import App
 from notifier.cli import main
 from notifier.usecases.locations import LocationSaved
-from tests.support.web import Web
+from tests.support.web import PASSWORD, Web, csrf_of, sign_in
 
 SATURDAY_HOURS = "Mon-Fri 08:00-17:00; Sat 09:00-12:00"
 LATER_HOURS = "Mon-Fri 09:00-17:00"  # opens an hour later, and no Saturdays
-PASSWORD = "correct horse battery"
 COVA = {
     "name": "COVA Spine and Pain Center",
     "timezone": "America/New_York",
@@ -254,22 +253,6 @@ def test_the_api_refuses_to_save_a_location_without_a_token(web: Web) -> None:
 
 
 # --- the console ----------------------------------------------------------------------------
-
-
-def csrf_of(page: httpx.Response) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert match, page.text[:500]
-    return match.group(1)
-
-
-def sign_in(web: Web, email: str) -> httpx.Client:
-    client = httpx.Client(base_url=web.server.url, timeout=10.0)
-    token = csrf_of(client.get("/console/login"))
-    answer = client.post(
-        "/console/login", data={"email": email, "password": PASSWORD, "csrf": token}
-    )
-    assert answer.status_code == 303, answer.text
-    return client
 
 
 @pytest.fixture

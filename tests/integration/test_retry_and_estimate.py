@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from notifier.bootstrap import App
 from notifier.cli import main
 from notifier.clock import FrozenClock
+from notifier.runtime import run_once
 from notifier.storage import reports
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.patients import patients_csv, phone
@@ -25,14 +26,6 @@ def notice(app: App, patients: int, channels: str = "sms") -> int:
     ).id
 
 
-def send(app: App) -> None:
-    dispatcher = app.dispatcher()
-    try:
-        dispatcher.drain()
-    finally:
-        dispatcher.close()
-
-
 def test_failed_deliveries_are_requeued_on_request_keeping_their_attempts(
     app: App, cova: str, fake_twilio: FakeTwilio
 ) -> None:
@@ -40,11 +33,11 @@ def test_failed_deliveries_are_requeued_on_request_keeping_their_attempts(
     fake_twilio.fault(match={"to": phone(0)}, times=1, response=rule)
     notice_id = notice(app, 2)
     app.fanout.fire_due()
-    send(app)
+    run_once(app)
     assert [d.state for d in app.deliveries.log(notice_id, "failed")] == ["failed"]
 
     assert app.deliveries.retry_failed(notice_id) == 1
-    send(app)
+    run_once(app)
     log = app.deliveries.log(notice_id)
     assert sorted((d.state, d.attempts) for d in log) == [("sent", 1), ("sent", 2)]
     assert len(fake_twilio.received_creates()) == 2
@@ -63,12 +56,12 @@ def test_no_retry_for_a_cancelled_notice_or_an_ended_closure(
     fake_twilio.fault(match=None, times=None, response={"status": 400, "code": 21211})
     cancelled = notice(app, 1)
     app.fanout.fire_due()
-    send(app)
+    run_once(app)
     app.notices.cancel(cancelled)
     assert app.deliveries.retry_failed(cancelled) == 0
     ended = app.notices.create("cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice").id
     app.fanout.fire_due()
-    send(app)
+    run_once(app)
     clock.advance(3 * 24 * 3600)
     assert app.deliveries.retry_failed() == 0
     assert {d.state for d in app.deliveries.log(ended) if d.channel == "sms"} == {"failed"}
@@ -97,7 +90,7 @@ def test_the_cli_requeues_failed_deliveries_and_the_log_still_prints(
     fake_twilio.fault(match={"to": phone(0)}, times=1, response={"status": 400, "code": 21211})
     notice_id = notice(app, 2)
     app.fanout.fire_due()
-    send(app)
+    run_once(app)
     env = {
         "NOTIFIER_DATABASE_URL": database_url,
         "NOTIFIER_CONFIG_FILE": str(tmp_path / "absent.toml"),

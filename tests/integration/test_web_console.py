@@ -18,9 +18,8 @@ from notifier.storage import consent as consent_rows
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.channels import FakeChannel
-from tests.support.web import Web, add_cova, broadcast_sms, served
+from tests.support.web import PASSWORD, Web, add_cova, broadcast_sms, csrf_of, served, sign_in
 
-PASSWORD = "correct horse battery"
 REFERENCE = {
     "location": "cova",
     "starts": "2025-02-19T12:30",
@@ -49,25 +48,9 @@ def web(
         yield w
 
 
-def csrf_of(page: httpx.Response) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert match, page.text[:500]
-    return match.group(1)
-
-
-def sign_in(web: Web, email: str = "manager@cova.example") -> httpx.Client:
-    client = httpx.Client(base_url=web.server.url, timeout=10.0)
-    token = csrf_of(client.get("/console/login"))
-    answer = client.post(
-        "/console/login", data={"email": email, "password": PASSWORD, "csrf": token}
-    )
-    assert answer.status_code == 303, answer.text
-    return client
-
-
 @pytest.fixture
 def manager(web: Web) -> Iterator[httpx.Client]:
-    client = sign_in(web)
+    client = sign_in(web, "manager@cova.example")
     yield client
     client.close()
 

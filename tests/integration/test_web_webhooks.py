@@ -8,6 +8,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from notifier.clock import FrozenClock
+from notifier.runtime import run_once
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.channels import FakeChannel
@@ -190,12 +191,7 @@ def test_a_send_refused_with_21610_records_the_opt_out(web: Web) -> None:
     web.app.notices.create(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
     )
-    web.app.fanout.fire_due()
-    dispatcher = web.app.dispatcher()
-    try:
-        dispatcher.drain()
-    finally:
-        dispatcher.close()
+    run_once(web.app)
     failed = web.app.deliveries.log(state="failed")
     assert [d.error_code for d in failed] == ["21610"]
     assert opted_out(web.app, "sms", MARIA)
@@ -214,12 +210,7 @@ def test_end_to_end_twilios_own_callbacks_and_replies_reach_the_running_server(
         notice = web.app.notices.create(
             "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
         )
-        web.app.fanout.fire_due()
-        dispatcher = web.app.dispatcher()
-        try:
-            dispatcher.drain()
-        finally:
-            dispatcher.close()
+        run_once(web.app)
         twilio.flush(timeout=20)
         callbacks = twilio.callbacks
         assert callbacks and all(c["status"] == 200 for c in callbacks)

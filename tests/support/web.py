@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from tests.support.patients import PATIENTS_CSV
 from tests.support.peers import peer_settings
 
 SECRET = "test-secret-key-0123456789abcdef"
+PASSWORD = "correct horse battery"  # every console user the tests create
 
 
 @dataclass
@@ -59,7 +61,8 @@ def served(
         app.close()
 
 
-def add_cova(app: App) -> None:
+def save_cova(app: App) -> str:
+    """The reference location (Mon–Fri 08:00–17:00, New York); its slug."""
     app.locations.save(
         "cova",
         "COVA Spine and Pain Center",
@@ -67,7 +70,31 @@ def add_cova(app: App) -> None:
         "Mon-Fri 08:00-17:00",
         "540-555-0100",
     )
+    return "cova"
+
+
+def add_cova(app: App) -> None:
+    """The reference location and its five patients."""
+    save_cova(app)
     app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+
+
+def csrf_of(page: httpx.Response) -> str:
+    """The CSRF token a console page carries in its forms."""
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match, page.text[:500]
+    return match.group(1)
+
+
+def sign_in(web: Web, email: str, password: str = PASSWORD) -> httpx.Client:
+    """A client signed in to the console as ``email`` (the caller closes it)."""
+    client = httpx.Client(base_url=web.server.url, timeout=10.0)
+    token = csrf_of(client.get("/console/login"))
+    answer = client.post(
+        "/console/login", data={"email": email, "password": password, "csrf": token}
+    )
+    assert answer.status_code == 303, answer.text
+    return client
 
 
 def broadcast_sms(app: App, channel: FakeChannel, **notice: object) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
@@ -14,32 +14,24 @@ from fastapi.responses import HTMLResponse, Response
 from notifier.bootstrap import App
 from notifier.domain.closures import zone
 from notifier.domain.deliveries import DeliveryState
-from notifier.domain.notices import BroadcastStatus, NoticeStatus, too_late
+from notifier.domain.notices import NoticeStatus, too_late
 from notifier.errors import NotFoundError, ValidationError
 from notifier.usecases.views import NoticeView, Preview
 from notifier.web.console.auth import ConsoleSession, CsrfChecked, Manager, Session, SignedIn
 from notifier.web.console.deliveries import Filters, LogFilter, delivery_log
+from notifier.web.console.forms import NoticeForm, errors_of, form_defaults, notice_form
 from notifier.web.console.pages import (
-    FIELDS,
     channel_labels,
     fragment,
     not_found,
     page,
     redirect,
 )
+from notifier.web.console.summary import summary_of
 from notifier.web.deps import Application
 
 router = APIRouter()
 TABLE_ROWS = 500
-# Summary buckets, in bar order: (label, states).
-BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("delivered", (DeliveryState.DELIVERED,)),
-    ("sent", (DeliveryState.SENT,)),
-    ("queued", (DeliveryState.PENDING, DeliveryState.SENDING)),
-    ("failed", (DeliveryState.FAILED, DeliveryState.UNDELIVERED)),
-    ("skipped", (DeliveryState.SKIPPED,)),
-    ("stopped", (DeliveryState.CANCELLED, DeliveryState.EXPIRED)),
-)
 
 
 # --- the list -----------------------------------------------------------------------------
@@ -99,78 +91,6 @@ def notices(
 # --- the form -----------------------------------------------------------------------------
 
 
-def _form_defaults() -> dict[str, str]:
-    return {
-        "location": "",
-        "kind": "",
-        "starts": "",
-        "ends": "",
-        "reason": "",
-        "message": "",
-        "send_mode": "now",
-        "send_at": "",
-        "reminder_at": "",
-    }
-
-
-@dataclass(frozen=True)
-class NoticeForm:
-    values: dict[str, str]
-    channels: list[str]
-
-    @property
-    def send_at(self) -> str:
-        return "now" if self.values["send_mode"] == "now" else self.values["send_at"]
-
-    def missing(self) -> dict[str, str]:
-        """Empty required fields, each with what to put there."""
-        errors: dict[str, str] = {}
-        if not self.values["location"]:
-            errors["location"] = "choose the location that closes"
-        if not self.values["starts"]:
-            errors["starts"] = "give the date and time the closure starts"
-        if not self.values["ends"]:
-            errors["ends"] = "give the date and time the clinic reopens (or the closure ends)"
-        if not self.values["reason"].strip():
-            errors["reason"] = "give a reason (e.g. 'inclement weather')"
-        if not self.channels:
-            errors["channels"] = "choose at least one channel"
-        if self.values["send_mode"] != "now" and not self.values["send_at"]:
-            errors["send_at"] = "give the date and time to send, or choose 'now'"
-        return errors
-
-    def call_arguments(self) -> dict[str, Any]:
-        return {
-            "location_slug": self.values["location"],
-            "starts": self.values["starts"],
-            "ends": self.values["ends"],
-            "reason": self.values["reason"],
-            "kind": self.values["kind"] or None,
-            "message": self.values["message"] or None,
-            "send_at": self.send_at,
-            "channels": ",".join(self.channels),
-            "reminder_at": self.values.get("reminder_at") or None,
-        }
-
-
-async def _notice_form(request: Request) -> NoticeForm:
-    form = await request.form()
-
-    def text(name: str) -> str:
-        value = form.get(name)
-        return value.strip() if isinstance(value, str) else ""
-
-    values = {name: text(name) for name in (*FIELDS, "send_mode") if name != "channels"}
-    values["send_mode"] = "at" if values["send_mode"] == "at" else "now"
-    channels = [c for c in form.getlist("channels") if isinstance(c, str)]
-    return NoticeForm(values, channels)
-
-
-def errors_of(error: ValidationError) -> dict[str, str]:
-    """The error, under the form field it is about (the whole form if it is about none)."""
-    return {error.field if error.field in FIELDS else "form": str(error)}
-
-
 def _now_by_location(app: App) -> dict[str, str]:
     now = app.clock.now()
     return {
@@ -182,7 +102,7 @@ def _now_by_location(app: App) -> dict[str, str]:
 @router.get("/notices/new")
 def new_notice(request: Request, app: Application, session: Session, user: Manager) -> Response:
     locations = app.locations.all()
-    values = _form_defaults()
+    values = form_defaults()
     if len(locations) == 1:
         values["location"] = locations[0].slug
     return _new_page(request, app, session, values, list(app.deps.channels), {}, None)
@@ -218,7 +138,7 @@ async def preview_fragment(
     request: Request, app: Application, session: Session, user: Manager
 ) -> Response:
     """The live preview: what these fields would send, or what is wrong with them."""
-    draft = await _notice_form(request)
+    draft = await notice_form(request)
     change = "update" if (await request.form()).get("change") == "update" else "original"
     errors = draft.missing()
     preview = None
@@ -236,7 +156,7 @@ async def preview_fragment(
 async def create_notice(
     request: Request, app: Application, session: Session, user: Manager
 ) -> Response:
-    draft = await _notice_form(request)
+    draft = await notice_form(request)
     form = await request.form()
     errors = draft.missing()
     preview = None
@@ -264,49 +184,6 @@ async def create_notice(
 
 
 # --- a notice's page ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Bucket:
-    label: str
-    count: int
-    x: float  # percent
-    width: float  # percent
-
-
-@dataclass(frozen=True)
-class Summary:
-    total: int
-    buckets: list[Bucket]
-    by_channel: dict[str, dict[str, int]]
-    sending: bool  # still moving: the page keeps refreshing the summary
-
-
-def _summary(app: App, view: NoticeView) -> Summary:
-    by_channel = app.deliveries.summary(view.id)
-    counts = {label: 0 for label, _ in BUCKETS}
-    for states in by_channel.values():
-        for state, count in states.items():
-            for label, members in BUCKETS:
-                if state in members:
-                    counts[label] += count
-    total = sum(counts.values())
-    buckets, x = [], 0.0
-    for label, _ in BUCKETS:
-        width = 100.0 * counts[label] / total if total else 0.0
-        buckets.append(Bucket(label, counts[label], round(x, 3), round(width, 3)))
-        x += width
-    scheduled = any(
-        b.status in {BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING} for b in view.broadcasts
-    )
-    # Messages in "sent" still await the provider's delivery report where the channel has them.
-    awaiting_report = any(
-        states.get(DeliveryState.SENT, 0) > 0
-        for channel, states in by_channel.items()
-        if channel in app.deps.channels and app.deps.channels[channel].reports
-    )
-    sending = counts["queued"] > 0 or scheduled or awaiting_report
-    return Summary(total, buckets, by_channel, sending and view.status != NoticeStatus.CANCELLED)
 
 
 def _notice_or_none(app: App, notice_id: int) -> NoticeView | None:
@@ -366,7 +243,7 @@ def _notice_page(
         "notice.html",
         status=status,
         notice=view,
-        summary=_summary(app, view),
+        summary=summary_of(app, view),
         rows=rows[:TABLE_ROWS],
         matched=len(rows),
         filters=filters,
@@ -389,7 +266,7 @@ def _notice_page(
 
 def _update_defaults(view: NoticeView) -> dict[str, str]:
     """The update form, filled in with the notice as it stands (times in its location's zone)."""
-    return _form_defaults() | {
+    return form_defaults() | {
         "location": view.location,
         "starts": view.starts[:16],
         "ends": view.ends[:16],
@@ -410,7 +287,7 @@ async def update_notice(
     view = _notice_or_none(app, notice_id)
     if view is None:
         return not_found(request, app, session, f"There is no notice {notice_id}.")
-    posted = await _notice_form(request)
+    posted = await notice_form(request)
     current = _update_defaults(view)
     # The location, channels and send time are the notice's own: an update cannot change them.
     values = posted.values | {"location": view.location, "kind": "", "send_mode": "now"}
@@ -455,7 +332,7 @@ def summary_fragment(
     view = _notice_or_none(app, notice_id)
     if view is None:
         return Response(status_code=404)
-    return fragment("_summary.html", notice=view, summary=_summary(app, view))
+    return fragment("_summary.html", notice=view, summary=summary_of(app, view))
 
 
 @router.post("/notices/{notice_id}/cancel", dependencies=[CsrfChecked])

@@ -1,0 +1,84 @@
+"""The notice form (create and update): its fields as posted, what is missing, and where an
+error goes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from notifier.errors import ValidationError
+from notifier.web.console.pages import FIELDS
+
+
+def form_defaults() -> dict[str, str]:
+    return {
+        "location": "",
+        "kind": "",
+        "starts": "",
+        "ends": "",
+        "reason": "",
+        "message": "",
+        "send_mode": "now",
+        "send_at": "",
+        "reminder_at": "",
+    }
+
+
+@dataclass(frozen=True)
+class NoticeForm:
+    values: dict[str, str]
+    channels: list[str]
+
+    @property
+    def send_at(self) -> str:
+        return "now" if self.values["send_mode"] == "now" else self.values["send_at"]
+
+    def missing(self) -> dict[str, str]:
+        """Empty required fields, each with what to put there."""
+        errors: dict[str, str] = {}
+        if not self.values["location"]:
+            errors["location"] = "choose the location that closes"
+        if not self.values["starts"]:
+            errors["starts"] = "give the date and time the closure starts"
+        if not self.values["ends"]:
+            errors["ends"] = "give the date and time the clinic reopens (or the closure ends)"
+        if not self.values["reason"].strip():
+            errors["reason"] = "give a reason (e.g. 'inclement weather')"
+        if not self.channels:
+            errors["channels"] = "choose at least one channel"
+        if self.values["send_mode"] != "now" and not self.values["send_at"]:
+            errors["send_at"] = "give the date and time to send, or choose 'now'"
+        return errors
+
+    def call_arguments(self) -> dict[str, Any]:
+        return {
+            "location_slug": self.values["location"],
+            "starts": self.values["starts"],
+            "ends": self.values["ends"],
+            "reason": self.values["reason"],
+            "kind": self.values["kind"] or None,
+            "message": self.values["message"] or None,
+            "send_at": self.send_at,
+            "channels": ",".join(self.channels),
+            "reminder_at": self.values.get("reminder_at") or None,
+        }
+
+
+async def notice_form(request: Request) -> NoticeForm:
+    form = await request.form()
+
+    def text(name: str) -> str:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    values = {name: text(name) for name in (*FIELDS, "send_mode") if name != "channels"}
+    values["send_mode"] = "at" if values["send_mode"] == "at" else "now"
+    channels = [c for c in form.getlist("channels") if isinstance(c, str)]
+    return NoticeForm(values, channels)
+
+
+def errors_of(error: ValidationError) -> dict[str, str]:
+    """The error, under the form field it is about (the whole form if it is about none)."""
+    return {error.field if error.field in FIELDS else "form": str(error)}
