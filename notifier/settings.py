@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # Every process beats this often; one silent for worker_timeout_seconds is dead and any live
     # process hands its claimed deliveries back (checked with the provider before resending).
     heartbeat_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Before each provider request: was the notice cancelled or replaced meanwhile? Asked of the
+    # database at most this often (0: every time).
+    last_look_seconds: float = Field(default=0.25, ge=0, le=10)
     worker_timeout_seconds: float = Field(default=10.0, gt=0)
     # Twilio queues at most ~10 h of a sender's traffic; longer broadcasts get a warning.
     sms_queue_window_seconds: float = Field(default=36000.0, gt=0)

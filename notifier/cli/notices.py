@@ -70,6 +70,13 @@ def notice() -> None:
     help="Send the same message again at 'YYYY-MM-DD HH:MM' (e.g. the morning of the closure).",
 )
 @click.option(
+    "--reminder-audience",
+    type=click.Choice(["recipients", "everyone"]),
+    default="recipients",
+    show_default=True,
+    help="recipients: whom the first message reached; everyone: the audience at reminder time.",
+)
+@click.option(
     "--urgent/--not-urgent",
     default=None,
     help="Texts ignore quiet hours. Default: urgent when the closure starts on the day of sending.",
@@ -89,6 +96,7 @@ def notice_create(
     send_at: str,
     channels: str | None,
     reminder_at: str | None,
+    reminder_audience: str,
     urgent: bool | None,
     as_json: bool,
 ) -> None:
@@ -107,6 +115,7 @@ def notice_create(
         intervals=intervals,
         audience=audience,
         reminder_at=reminder_at,
+        reminder_audience=reminder_audience,
     )
     view = created.notice
     if as_json:

@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 
 from notifier.channels.base import Channel, ChannelError
 from notifier.delivery import faults
-from notifier.delivery.outcomes import OutcomeWriter, WorkItem, failed, sent
+from notifier.delivery.outcomes import OutcomeWriter, WorkItem, failed, sent, withdrawn
 from notifier.delivery.preparation import Preparer
 from notifier.delivery.ratelimit import TokenBucket
+from notifier.delivery.withdrawals import Withdrawals
 from notifier.domain.contacts import mask_address
 from notifier.domain.deliveries import DeliveryState, Outcome
 from notifier.storage import queue
@@ -72,6 +73,7 @@ class Dispatcher:
         self._done = threading.Condition(self._lock)
         self._outcomes = OutcomeWriter(self.db, self.clock, self._record)
         self._preparer = Preparer(deps, self.channels, self.worker_id)
+        self._withdrawals = Withdrawals(self.db, self.settings.last_look_seconds)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -85,14 +87,14 @@ class Dispatcher:
                 # transaction, and a stream of tiny ones was half of the dispatcher's DB time.
                 self._wait_for_completion()
                 continue
-            items = self._claim(room)
+            items = self.claim(room)
             if not items:
                 if not self._wait_for_completion(nothing_claimed=True):
                     break
                 continue
             handled += len(items)
             for item in items:
-                future = self._pool.submit(self._deliver, item)
+                future = self._pool.submit(self.deliver, item)
                 with self._lock:
                     self._in_flight.add(future)
                 future.add_done_callback(self._finished)
@@ -146,7 +148,7 @@ class Dispatcher:
             self._in_flight.discard(future)
             self._done.notify_all()
         error = future.exception()
-        if error is not None:  # _deliver records its own errors; this is a bug
+        if error is not None:  # deliver records its own errors; this is a bug
             faults.log_failure(log, "delivery task crashed", error)
 
     def _wait_for_completion(self, nothing_claimed: bool = False) -> bool:
@@ -172,7 +174,10 @@ class Dispatcher:
 
     # --- claiming -----------------------------------------------------------------------
 
-    def _claim(self, limit: int) -> list[WorkItem]:
+    def claim(self, limit: int) -> list[WorkItem]:
+        """Claim up to ``limit`` due deliveries and prepare them; those to be sent now (the
+        rest was written back: withdrawn, expired, held, failed). ``drain`` hands each to a
+        sender thread; a test may ``deliver`` them one by one."""
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
         with self.db.session() as s:
@@ -183,11 +188,15 @@ class Dispatcher:
         items = self._preparer.prepare(ids, now)
         prepared = {item.delivery_id for item in items}
         self._let_go([i for i in ids if i not in prepared])
+        for item in items:
+            self._withdrawals.track(item.notice_id)
         return items
 
     # --- sending --------------------------------------------------------------------------
 
-    def _deliver(self, item: WorkItem) -> None:
+    def deliver(self, item: WorkItem) -> None:
+        """One claimed message: the provider call (after a last look), then its outcome
+        recorded (group commit)."""
         channel = self.channels[item.channel]
         try:
             outcome = self._attempt(channel, item)
@@ -213,6 +222,7 @@ class Dispatcher:
             kept = self._outcomes.write(item, outcome)
         finally:
             self._let_go([item.delivery_id])
+            self._withdrawals.untrack(item.notice_id)
         level = logging.INFO if outcome.state != DeliveryState.FAILED else logging.WARNING
         log.log(
             level,
@@ -249,10 +259,14 @@ class Dispatcher:
                 found = channel.find_sent(item.message, since)
                 if found is not None:
                     return sent(item, found, item.attempts, "reconciled")
+            if self._withdrawals.withdrawn(item.notice_id):
+                return withdrawn(item)
             if not self.limiters[item.channel].acquire(item.cost, self.stopping):
                 return None
             if self.stopping.is_set():
                 return None
+            if self._withdrawals.withdrawn(item.notice_id):  # the last look
+                return withdrawn(item)
             result = channel.send(item.message)
         except ChannelError as error:
             return self._failure(item, error)

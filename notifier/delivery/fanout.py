@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from notifier.delivery import faults
+from notifier.domain.channels import ChannelSpec
 from notifier.domain.notices import WITHDRAWN, BroadcastStatus, too_late
 from notifier.storage import fanout as fanout_rows
 from notifier.storage import notices as notice_rows
+from notifier.storage.models import Notice
 from notifier.usecases import Deps
-from notifier.usecases.previews import Previews
+from notifier.usecases.previews import Previews, Recipients
 
 log = logging.getLogger(__name__)
 
@@ -107,33 +111,72 @@ class Fanout:
                     None if status.enabled else status.reason,
                     weekly_cap=self.deps.settings.sms_weekly_cap,
                 )
-            facts = notice_rows.facts(notice)
-            enabled = [name for name in counts if self.deps.statuses[name].enabled]
-            estimate = self.previews.estimate(
-                s,
-                facts,
-                notice.location_id,
-                enabled,
-                lambda spec: fanout_rows.pending_by_language(s, broadcast_id, spec.name),
-            )
-            for warning in self.previews.estimate_warnings(estimate):
-                log.warning(
-                    "broadcast too long for the provider's queue: %s",
-                    warning,
-                    extra={"action": "broadcast_too_long", "broadcast_id": broadcast_id},
+            notice_id, send_at = notice.id, broadcast.send_at
+        # After the commit: the estimate informs, it never decides; nothing in it may undo the
+        # fan-out.
+        estimate = self._estimate(
+            broadcast_id, [n for n in counts if self.deps.statuses[n].enabled]
+        )
+        log.info(
+            "broadcast fired",
+            extra={
+                "action": "broadcast_fired",
+                "broadcast_id": broadcast_id,
+                "notice_id": notice_id,
+                "deliveries": counts,
+                "estimated_seconds": estimate,
+                "lag_seconds": round((now - send_at).total_seconds(), 3),
+            },
+        )
+        return 1
+
+    def _estimate(self, broadcast_id: int, channels: list[str]) -> dict[str, float] | None:
+        """How long the queued deliveries take at the configured rates; warns when longer than
+        the provider queues. Logged, never raised: the broadcast is already out."""
+        try:
+            with self.db.session() as s:
+                broadcast = notice_rows.broadcast(s, broadcast_id)
+                assert broadcast is not None
+                notice = broadcast.notice
+                estimate = self.previews.estimate(
+                    s,
+                    notice_rows.facts(notice),
+                    notice.location_id,
+                    channels,
+                    lambda spec: self._queued(s, notice, broadcast_id, spec),
                 )
-            log.info(
-                "broadcast fired",
-                extra={
-                    "action": "broadcast_fired",
-                    "broadcast_id": broadcast_id,
-                    "notice_id": notice.id,
-                    "deliveries": counts,
-                    "estimated_seconds": estimate,
-                    "lag_seconds": round((now - broadcast.send_at).total_seconds(), 3),
-                },
+        except Exception as error:
+            log.warning(
+                "broadcast %s fired; its duration could not be estimated: %s",
+                broadcast_id,
+                faults.reason("estimating", error),
+                extra={"action": "estimate_failed", "broadcast_id": broadcast_id},
             )
-            return 1
+            return None
+        for warning in self.previews.estimate_warnings(estimate):
+            log.warning(
+                "broadcast too long for the provider's queue: %s",
+                warning,
+                extra={"action": "broadcast_too_long", "broadcast_id": broadcast_id},
+            )
+        return estimate.seconds
+
+    def _queued(
+        self, s: Session, notice: Notice, broadcast_id: int, spec: ChannelSpec
+    ) -> Recipients:
+        """Who the fan-out queued, with each appointment-naming patient's own appointments."""
+        names, patients = fanout_rows.queued_names(s, broadcast_id, spec.name)
+        appointments: dict[int, list[tuple[datetime, str]]] = {p.id: [] for p in patients}
+        if patients:
+            for a in notice_rows.affected_appointments(
+                s,
+                notice.location_id,
+                notice_rows.closure_of(notice).intervals,
+                patient_ids=list(appointments),
+            ):
+                appointments[a.patient_id].append((a.starts_at, a.provider))
+        own = [(p.language, p.first_name, appointments[p.id]) for p in patients]
+        return Recipients(names, own)
 
     def _failed(self, broadcast_id: int, error: Exception) -> None:
         """Mark the broadcast failed with the reason (its transaction was rolled back, so no

@@ -32,6 +32,7 @@ class WorkItem:
     """A claimed delivery with its rendered message, detached from any session."""
 
     delivery_id: int
+    notice_id: int
     channel: str
     message: OutgoingMessage
     attempts: int
@@ -48,6 +49,17 @@ def sent(item: WorkItem, result: SendResult, attempts: int, event: str) -> Outco
         attempts,
         provider_id=result.provider_id,
         segments=result.segments or item.cost,
+    )
+
+
+def withdrawn(item: WorkItem) -> Outcome:
+    """Its notice was cancelled or replaced while the message waited: not sent (a later version
+    tells this address what it needs to know)."""
+    return Outcome(
+        DeliveryState.CANCELLED,
+        "withdrawn",
+        item.attempts,
+        detail="the notice was cancelled or replaced before this message went out",
     )
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,16 @@ from notifier.channels.base import Channel, OutgoingMessage
 from notifier.delivery import faults
 from notifier.delivery.outcomes import WorkItem
 from notifier.domain.deliveries import DeliveryState, Outcome
-from notifier.domain.notices import WITHDRAWN, NoticeFacts, Template, template_for, too_late
+from notifier.domain.notices import (
+    WITHDRAWN,
+    Heard,
+    NoticeChange,
+    NoticeFacts,
+    Template,
+    telling,
+    template_for,
+    too_late,
+)
 from notifier.domain.quiet_hours import QuietHours, deferral
 from notifier.errors import TemplateError
 from notifier.rendering.messages import context, resolve_language
@@ -30,6 +39,15 @@ from notifier.storage.models import Appointment, Delivery
 from notifier.usecases import Deps
 
 log = logging.getLogger(__name__)
+
+# A later version waits for the outcome of an earlier version's message still in flight.
+WAIT_FOR_EARLIER = timedelta(seconds=5)
+WAITING = "waiting_for_earlier_version"
+WAITING_DETAIL = (
+    "an earlier version's message to this address may be at the provider: "
+    "waiting for its outcome to know whether to correct it"
+)
+NEVER_TOLD = "never told of the closure: nothing to correct"
 
 
 @dataclass
@@ -41,9 +59,9 @@ class _Batch:
     finished: dict[tuple[DeliveryState, str, str], list[int]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    deferred: dict[tuple[datetime, str], list[int]] = field(
+    deferred: dict[tuple[datetime, str, str], list[int]] = field(
         default_factory=lambda: defaultdict(list)
-    )  # (until, detail) → ids
+    )  # (until, event, detail) → ids
     failures: list[tuple[int, Outcome]] = field(default_factory=list)
 
 
@@ -95,9 +113,10 @@ class Preparer:
             deliveries = queue.deliveries_with_context(s, ids)
             facts: dict[int, NoticeFacts | Exception] = {}
             appointments = self._appointments(s, deliveries)
+            heard = self._heard(s, deliveries)
             for delivery in deliveries:
                 try:
-                    self._decide(delivery, facts, appointments, now, batch)
+                    self._decide(delivery, facts, appointments, heard, now, batch)
                 except Exception as error:  # the boundary: this delivery, not the batch
                     doing = "could not prepare the message"
                     outcome = self._internal(delivery.id, delivery.attempts, doing, error)
@@ -128,16 +147,37 @@ class Preparer:
                 result[delivery.id] = by_patient.get(delivery.patient_id, [])
         return result
 
+    def _heard(self, s: Session, deliveries: Sequence[Delivery]) -> dict[int, Heard]:
+        """For each delivery of a later version (not a reminder): what its address heard of
+        the earlier versions, in one query per notice and channel."""
+        wanted: dict[tuple[int, str], list[Delivery]] = defaultdict(list)
+        for delivery in deliveries:
+            broadcast = delivery.broadcast
+            notice = broadcast.notice
+            if (
+                notice.supersedes_id is not None
+                and broadcast.repeats_id is None
+                and notice.status not in WITHDRAWN  # only reconciled, never sent afresh
+            ):
+                wanted[(broadcast.notice_id, delivery.channel)].append(delivery)
+        result: dict[int, Heard] = {}
+        for (_, channel), group in wanted.items():
+            notice = group[0].broadcast.notice
+            by_address = notice_rows.heard(s, notice, channel, [d.address for d in group])
+            result.update({d.id: by_address[d.address] for d in group})
+        return result
+
     def _decide(
         self,
         delivery: Delivery,
         facts_by_notice: dict[int, NoticeFacts | Exception],
         appointments: dict[int, list[Appointment]],
+        heard: dict[int, Heard],
         now: datetime,
         batch: _Batch,
     ) -> None:
         notice = delivery.broadcast.notice
-        if notice.status in WITHDRAWN:
+        if notice.status in WITHDRAWN and not delivery.needs_reconcile:
             batch.finished[(DeliveryState.CANCELLED, "cancelled", "notice cancelled")].append(
                 delivery.id
             )
@@ -160,8 +200,21 @@ class Preparer:
             )
             batch.finished[key].append(delivery.id)
             return
+        if delivery.id in heard:  # rule 1: the correction, the plain latest, or nothing
+            if heard[delivery.id] is Heard.MAYBE:
+                batch.deferred[(now + WAIT_FOR_EARLIER, WAITING, WAITING_DETAIL)].append(
+                    delivery.id
+                )
+                return
+            change = telling(facts.change, heard[delivery.id])
+            if change is None:
+                batch.finished[(DeliveryState.SKIPPED, "skipped", NEVER_TOLD)].append(delivery.id)
+                return
+            facts = replace(facts, change=change)
+        elif delivery.broadcast.repeats_id is not None:
+            facts = replace(facts, change=NoticeChange.ORIGINAL)  # a reminder: plainly again
         spec = self.channels[delivery.channel].spec
-        if spec.quiet_hours:
+        if spec.quiet_hours and notice.status not in WITHDRAWN:
             wait = deferral(
                 self.quiet_hours,
                 now,
@@ -179,7 +232,7 @@ class Preparer:
                     batch.finished[(DeliveryState.EXPIRED, "expired", detail)].append(delivery.id)
                 else:
                     detail = f"quiet hours: held until {local:%Y-%m-%d %H:%M} {closure.tz.key}"
-                    batch.deferred[(wait.until, detail)].append(delivery.id)
+                    batch.deferred[(wait.until, "deferred_quiet_hours", detail)].append(delivery.id)
                 return
         try:
             batch.items.append(self._work_item(delivery, facts, appointments.get(delivery.id, [])))
@@ -218,6 +271,7 @@ class Preparer:
         rendered = self.deps.messages.render(spec.format, ctx, template)
         return WorkItem(
             delivery_id=delivery.id,
+            notice_id=facts.id,
             channel=delivery.channel,
             message=OutgoingMessage(
                 delivery.id,
@@ -237,16 +291,8 @@ class Preparer:
     def _write_back(self, s: Session, batch: _Batch, now: datetime) -> None:
         for (state, event, detail), ids in batch.finished.items():
             queue.set_states(s, ids, state, now, event, detail)
-        for (until, detail), ids in batch.deferred.items():
-            queue.hand_back(
-                s,
-                ids,
-                self.worker_id,
-                now,
-                until=until,
-                event="deferred_quiet_hours",
-                detail=detail,
-            )
+        for (until, event, detail), ids in batch.deferred.items():
+            queue.hand_back(s, ids, self.worker_id, now, until=until, event=event, detail=detail)
         if batch.failures:
             queue.record_many(s, self.worker_id, batch.failures, now)
 

@@ -26,6 +26,7 @@ class SegmentKind(StrEnum):
     EARLY_CLOSE = "early_close"
     LATE_OPEN = "late_open"
     PARTIAL = "partial"
+    OPEN = "open"  # wording only: a business day left open between closed ones
 
 
 # --- time zones and local times ------------------------------------------------------------
@@ -281,34 +282,49 @@ class Closure:
         return result
 
     def wording(self) -> list[ClosureSegment]:
-        """Segments for the words: consecutive closed business days merged into one run.
+        """Segments for the words: consecutive closed business days merged into one run, and
+        when the clinic opens on a business day left open between two closed ones.
 
         Two full days merge when no business day lies open between them (a weekend does not
-        break "closed from Thursday through Monday"; an open Tuesday does).
+        break "closed from Thursday through Monday"; an open Friday does, and is said: "open
+        Friday, 2/21/2025 at 8:00 AM").
         """
         merged: list[ClosureSegment] = []
         for segment in self.segments():
             last = merged[-1] if merged else None
+            open_between = (
+                self._first_open_day_between(last.last_day or last.day, segment.day)
+                if last is not None
+                else None
+            )
             if (
                 last is not None
+                and open_between is None
                 and last.kind is SegmentKind.FULL_DAY
                 and segment.kind is SegmentKind.FULL_DAY
-                and not self._business_day_between(last.last_day or last.day, segment.day)
             ):
                 merged[-1] = ClosureSegment(
                     SegmentKind.FULL_DAY, last.day, last.starts, segment.ends, segment.day
                 )
-            else:
-                merged.append(segment)
+                continue
+            if open_between is not None:
+                merged.append(
+                    ClosureSegment(
+                        SegmentKind.OPEN, open_between.date(), open_between, open_between
+                    )
+                )
+            merged.append(segment)
         return merged
 
-    def _business_day_between(self, first: date, last: date) -> bool:
+    def _first_open_day_between(self, first: date, last: date) -> datetime | None:
+        """When the doors open on the first business day strictly between two days, if any."""
         day = first + timedelta(days=1)
         while day < last:
-            if self.hours.window(day, self.tz) is not None:
-                return True
+            window = self.hours.window(day, self.tz)
+            if window is not None:
+                return window[0]
             day += timedelta(days=1)
-        return False
+        return None
 
     def _interval_segments(self, starts: datetime, ends: datetime) -> list[ClosureSegment]:
         result = []
@@ -330,6 +346,14 @@ class Closure:
                     )
             day += timedelta(days=1)
         return result
+
+    def reopening_to_say(self) -> datetime | None:
+        """When the doors open again, unless the words already say it: a closure that ends by
+        opening late has said its time ("opening late Thursday at 10:00 AM")."""
+        reopens = self.reopens()
+        segments = self.segments()
+        said = bool(segments) and segments[-1].kind is SegmentKind.LATE_OPEN
+        return None if said and segments[-1].ends == reopens else reopens
 
     def reopens(self) -> datetime | None:
         """When the doors open again after the last interval (local), up to three weeks ahead."""

@@ -17,17 +17,20 @@ def too_long(
     for channel, needed in estimate.items():
         if needed > window_seconds:
             warnings.append(
-                f"{channel}: sending to everyone takes about {needed / 3600:.1f} h at the "
+                f"{channel}: sending to everyone takes about {duration(needed)} at the "
                 f"configured rate ({rate_settings[channel]}), longer than the "
-                f"{window_seconds / 3600:.0f} h the provider queues; later messages may be "
+                f"{duration(window_seconds)} the provider queues; later messages may be "
                 "dropped or arrive after the closure — use a faster sender or split the list"
             )
     return warnings
 
 
 def duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
+    """``45 s``, ``12 min 5 s``, ``5.6 h``: as precise as a person needs."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
     return f"{seconds / 3600:.1f} h"

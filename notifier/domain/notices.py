@@ -44,6 +44,24 @@ class Audience(StrEnum):
     BOTH = "both"  # affected patients get their appointments, everyone else the general notice
 
 
+class ReminderAudience(StrEnum):
+    """Who a reminder goes to."""
+
+    RECIPIENTS = "recipients"  # whom the first message reached: nobody new hears of it late
+    EVERYONE = "everyone"  # the notice's audience as it is when the reminder goes out
+
+
+def parse_reminder_audience(value: str) -> ReminderAudience:
+    try:
+        return ReminderAudience(value.strip().lower())
+    except ValueError:
+        raise ValidationError(
+            f"reminder audience {value!r} not understood: use "
+            f"{', '.join(a.value for a in ReminderAudience)}",
+            "reminder_audience",
+        ) from None
+
+
 class BroadcastStatus(StrEnum):
     SCHEDULED = "scheduled"  # waiting for its send time
     SENDING = "sending"  # fanned out into deliveries
@@ -89,6 +107,26 @@ class NoticeFacts:
 
 
 # --- which message ------------------------------------------------------------------------
+
+
+class Heard(StrEnum):
+    """What an address heard of a notice's earlier versions."""
+
+    TOLD = "told"  # a message of an earlier version reached it
+    MAYBE = "maybe"  # one may be at the provider right now: wait for its outcome
+    NEVER = "never"
+
+
+def telling(version: NoticeChange, heard: Heard) -> NoticeChange | None:
+    """Rule 1, for one address and a later version of a notice: who was told an earlier version
+    gets the correction ("UPDATE: …" / "open after all"); who never was gets the latest
+    version as a plain notice — or nothing, when the latest says the closure is off. (MAYBE
+    has no answer yet: the caller waits for the earlier message's outcome.)"""
+    if heard is Heard.TOLD:
+        return version if version is NoticeChange.CANCELLATION else NoticeChange.UPDATE
+    if version is NoticeChange.CANCELLATION:
+        return None
+    return NoticeChange.ORIGINAL
 
 
 def templates_for(change: NoticeChange, audience: Audience) -> list[Template]:

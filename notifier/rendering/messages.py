@@ -29,7 +29,7 @@ def context(
         location_phone_e164=phone,
         reason=facts.reason,
         segments=closure.wording(),
-        reopens=closure.reopens(),
+        reopens=closure.reopening_to_say(),
         custom_message=facts.message,
         first_name=first_name,
         change=facts.change.value,

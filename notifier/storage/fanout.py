@@ -41,7 +41,7 @@ from notifier.storage.models import (
     Patient,
     UTCDateTime,
 )
-from notifier.storage.notices import overlapping
+from notifier.storage.notices import earlier_versions, in_flight, overlapping
 from notifier.storage.patients import address_column, consent_column
 from notifier.storage.rows import changed
 
@@ -71,16 +71,46 @@ def fan_out(
     disabled_reason: str | None,
     weekly_cap: int = 0,
 ) -> int:
-    """Create one delivery per distinct address of the location's patients for a channel.
+    """Create one delivery per address for a channel; how many rows were inserted.
+
+    - A first version goes to its audience (see ``_fan_out_audience``).
+    - A later version (update or replacement) goes to everyone an earlier version reached or
+      may have reached (in flight), then to the rest of its audience: whether each gets the
+      correction or the plain latest version is decided just before sending, once whatever of
+      an earlier version was in flight has an outcome (``storage.notices.chain_states``).
+    - "Open after all" goes only to those an earlier version reached or may have reached.
+    - A reminder goes to the recipients of the broadcast it repeats.
+    """
+    notice = broadcast.notice
+    row = _Row(broadcast.id, spec.name, now, disabled_reason)
+    if broadcast.repeats_id is not None:
+        return _fan_out_repeat(s, row, broadcast.repeats_id, spec)
+    if notice.supersedes_id is None:
+        return _fan_out_audience(s, row, notice, spec, weekly_cap)
+    root = notice.root_id or notice.supersedes_id
+    inserted = _fan_out_earlier_recipients(s, row, notice, spec, root)
+    if notice.change == NoticeChange.CANCELLATION:
+        return inserted
+    return inserted + _fan_out_audience(s, row, notice, spec, weekly_cap, root)
+
+
+def _fan_out_audience(
+    s: Session,
+    row: _Row,
+    notice: Notice,
+    spec: ChannelSpec,
+    weekly_cap: int,
+    chain_root: int | None = None,
+) -> int:
+    """One delivery per distinct address of the location's patients (the audience).
 
     Patients sharing an address get one message (to the first who consented; an affected
     patient first when the notice speaks of appointments). Addresses whose patients never
     consented are recorded as skipped, so the log shows why nothing went out. The notice's
     audience picks who is included; messages beyond ``weekly_cap`` are skipped with the reason.
+    For a later version (``chain_root``), addresses already given a delivery are left alone
+    and the cap only counts against addresses the chain never had.
     """
-    notice = broadcast.notice
-    if notice.change != NoticeChange.ORIGINAL:
-        return _fan_out_follow_up(s, broadcast, spec, now, disabled_reason)
     address, consent = address_column(spec), consent_column(spec)
     consenting = func.max(case((consent, 1), else_=0))
     audience = Audience(notice.audience)
@@ -96,7 +126,9 @@ def fan_out(
             func.min(Patient.id),
         )
         message_kind = case((any_affected == 1, Template.APPOINTMENT.value), else_=None)
-    capped = _capped(spec, address, now, weekly_cap)
+    capped = _capped(spec, address, row.now, weekly_cap)
+    if chain_root is not None:
+        capped = and_(capped, ~_in_chain(chain_root, notice.version, spec, address))
     # Group once, computing each per-address fact once (PostgreSQL would otherwise evaluate the
     # opt-out and cap subqueries again for every CASE branch that names them).
     grouped = (
@@ -124,11 +156,89 @@ def fan_out(
         (and_(g.c.consenting == 1, g.c.capped), cap_reason),
         (g.c.consenting == 1, None),
     ]
-    row = _Row(broadcast.id, spec.name, now, disabled_reason)
     columns = row.columns(
         g.c.address, g.c.patient_id, decisions, f"no {spec.label} consent", g.c.message_kind
     )
+    rows = select(*columns)
+    if chain_root is not None:
+        already = aliased(Delivery)
+        rows = rows.where(
+            ~exists().where(
+                already.broadcast_id == row.broadcast_id,
+                already.channel == spec.name,
+                already.address == g.c.address,
+            )
+        )
+    return row.insert(s, rows)
+
+
+def _fan_out_earlier_recipients(
+    s: Session, row: _Row, notice: Notice, spec: ChannelSpec, root: int
+) -> int:
+    """Everyone an earlier version reached, or may have reached (its message in flight): they
+    must hear of this one. Not capped: it corrects what they were told. Opt-outs apply."""
+    earlier = aliased(Delivery)
+    g = (
+        select(
+            earlier.address.label("address"),
+            func.min(earlier.patient_id).label("patient_id"),
+            exists()
+            .where(OptOut.channel == spec.name, OptOut.address == earlier.address)
+            .label("opted"),
+        )
+        .join(Broadcast, Broadcast.id == earlier.broadcast_id)
+        .where(
+            Broadcast.notice_id.in_(earlier_versions(root, notice.version)),
+            Broadcast.repeats_id.is_(None),
+            earlier.channel == spec.name,
+            or_(earlier.state.in_(REACHED_STATES), in_flight(earlier)),
+        )
+        .group_by(earlier.address)
+        .subquery("earlier")
+    )
+    kind: ColumnElement[str | None] = literal(None, String)
+    if Audience(notice.audience) is not Audience.EVERYONE:
+        names_appointments = exists().where(
+            Appointment.patient_id == g.c.patient_id,
+            Appointment.location_id == notice.location_id,
+            overlapping(intervals_from_json(notice.intervals)),
+        )
+        kind = case((names_appointments, Template.APPOINTMENT.value), else_=None)
+    columns = row.columns(g.c.address, g.c.patient_id, [(g.c.opted, "opted out")], None, kind)
     return row.insert(s, select(*columns))
+
+
+def _fan_out_repeat(s: Session, row: _Row, repeated: int, spec: ChannelSpec) -> int:
+    """A reminder: the same message again to whom the broadcast it repeats reached (not to
+    patients added since). Opt-outs apply."""
+    earlier = aliased(Delivery)
+    opted_out = exists().where(OptOut.channel == spec.name, OptOut.address == earlier.address)
+    columns = row.columns(
+        earlier.address.expression,
+        earlier.patient_id.expression,
+        [(opted_out, "opted out")],
+        None,
+        earlier.message_kind.expression,
+    )
+    rows = select(*columns).where(
+        earlier.broadcast_id == repeated,
+        earlier.channel == spec.name,
+        earlier.state.in_(REACHED_STATES),
+    )
+    return row.insert(s, rows)
+
+
+def _in_chain(
+    root: int, version: int, spec: ChannelSpec, address: ColumnElement[str]
+) -> ColumnElement[bool]:
+    """An earlier version of the notice had a delivery to ``address`` on this channel."""
+    earlier = aliased(Delivery)
+    return exists().where(
+        earlier.broadcast_id == Broadcast.id,
+        Broadcast.notice_id.in_(earlier_versions(root, version)),
+        earlier.channel == spec.name,
+        earlier.address == address,
+    )
 
 
 def _affected(notice: Notice) -> ColumnElement[bool]:
@@ -159,43 +269,6 @@ def _capped(
         .scalar_subquery()
     )
     return recent >= cap
-
-
-def _fan_out_follow_up(
-    s: Session, broadcast: Broadcast, spec: ChannelSpec, now: datetime, disabled_reason: str | None
-) -> int:
-    """An update or cancellation goes only to addresses an earlier version actually reached.
-
-    One ``INSERT … SELECT`` over the chain's sent/delivered deliveries on the same channel, so
-    nobody hears of a closure for the first time from its correction. Not capped: it corrects
-    what these people were already told. Opt-outs still apply.
-    """
-    notice = broadcast.notice
-    root = notice.root_id or notice.supersedes_id
-    earlier = aliased(Delivery)
-    chain = select(Notice.id).where(
-        or_(Notice.id == root, Notice.root_id == root), Notice.id != notice.id
-    )
-    opted_out = exists().where(OptOut.channel == spec.name, OptOut.address == earlier.address)
-    row = _Row(broadcast.id, spec.name, now, disabled_reason)
-    columns = row.columns(
-        earlier.address.expression,
-        func.min(earlier.patient_id),
-        [(opted_out, "opted out")],
-        None,
-        literal(None, String),
-    )
-    rows = (
-        select(*columns)
-        .join(Broadcast, Broadcast.id == earlier.broadcast_id)
-        .where(
-            Broadcast.notice_id.in_(chain),
-            earlier.channel == spec.name,
-            earlier.state.in_(REACHED_STATES),
-        )
-        .group_by(earlier.address)
-    )
-    return row.insert(s, rows)
 
 
 class _Row:
@@ -270,19 +343,28 @@ def _queued_events(s: Session, broadcast_id: int, channel: str, now: datetime) -
     )
 
 
-def pending_by_language(s: Session, broadcast_id: int, channel: str) -> dict[str, int]:
-    """The deliveries a fan-out queued to be sent, per patient language (for the estimate)."""
-    rows = s.execute(
-        select(Patient.language, func.count())
-        .join(Delivery, Delivery.patient_id == Patient.id)
-        .where(
-            Delivery.broadcast_id == broadcast_id,
-            Delivery.channel == channel,
-            Delivery.state == DeliveryState.PENDING,
-        )
-        .group_by(Patient.language)
+def queued_names(
+    s: Session, broadcast_id: int, channel: str
+) -> tuple[list[tuple[str, str, int]], list[Patient]]:
+    """What a fan-out queued to be sent, as far as length goes: (language, first name, count)
+    of the general message, and the patients whose message names their appointments."""
+    queued = and_(
+        Delivery.broadcast_id == broadcast_id,
+        Delivery.channel == channel,
+        Delivery.state == DeliveryState.PENDING,
     )
-    return {language: int(count) for language, count in rows}
+    general = s.execute(
+        select(Patient.language, Patient.first_name, func.count())
+        .join(Delivery, Delivery.patient_id == Patient.id)
+        .where(queued, Delivery.message_kind.is_(None))
+        .group_by(Patient.language, Patient.first_name)
+    )
+    own = s.scalars(
+        select(Patient)
+        .join(Delivery, Delivery.patient_id == Patient.id)
+        .where(queued, Delivery.message_kind == Template.APPOINTMENT.value)
+    )
+    return [(language, name, int(count)) for language, name, count in general], list(own)
 
 
 def finish_broadcasts(s: Session, now: datetime) -> int:

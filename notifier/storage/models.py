@@ -137,6 +137,8 @@ class Broadcast(Base):
     urgent: Mapped[bool | None] = mapped_column(Boolean)
     status: Mapped[str] = mapped_column(String(20))
     status_reason: Mapped[str | None] = mapped_column(Text)
+    # A reminder: it goes again to the recipients of this broadcast (None: to the audience).
+    repeats_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"))
     fanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from notifier.domain.closures import BusinessHours, Closure, Interval, intervals_from_json, zone
@@ -16,6 +17,7 @@ from notifier.domain.notices import (
     Audience,
     BroadcastStatus,
     Clinic,
+    Heard,
     NoticeChange,
     NoticeFacts,
     NoticeStatus,
@@ -156,13 +158,67 @@ def chain(s: Session, root_id: int) -> Sequence[Notice]:
     ).all()
 
 
+def earlier_versions(root: int, version: int) -> Select[Any]:
+    """The ids of the versions of a notice before ``version`` (not later ones: a version
+    superseded while its messages were in flight must not wait on its successor)."""
+    return select(Notice.id).where(
+        or_(Notice.id == root, Notice.root_id == root), Notice.version < version
+    )
+
+
+def in_flight(delivery: type[Delivery]) -> ColumnElement[bool]:
+    """Maybe at the provider: claimed, or taken over from a dead worker and not yet checked."""
+    return or_(
+        delivery.state == DeliveryState.SENDING,
+        and_(delivery.state == DeliveryState.PENDING, delivery.needs_reconcile),
+    )
+
+
+def heard(s: Session, notice: Notice, channel: str, addresses: Sequence[str]) -> dict[str, Heard]:
+    """What each address heard of the notice's earlier versions on a channel."""
+    if notice.supersedes_id is None or not addresses:
+        return dict.fromkeys(addresses, Heard.NEVER)
+    root = notice.root_id or notice.supersedes_id
+    rank = func.max(
+        case(
+            (Delivery.state.in_(REACHED_STATES), 2),
+            (in_flight(Delivery), 1),
+            else_=0,
+        )
+    )
+    rows = s.execute(
+        select(Delivery.address, rank)
+        .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
+        .where(
+            Broadcast.notice_id.in_(earlier_versions(root, notice.version)),
+            Delivery.channel == channel,
+            Delivery.address.in_(addresses),
+        )
+        .group_by(Delivery.address)
+    )
+    ranks = {address: int(value) for address, value in rows}
+    by_rank = {2: Heard.TOLD, 1: Heard.MAYBE, 0: Heard.NEVER}
+    return {address: by_rank[ranks.get(address, 0)] for address in addresses}
+
+
+def withdrawn_among(s: Session, notice_ids: Sequence[int]) -> set[int]:
+    """Which of these notices were cancelled or replaced (their messages must not go out)."""
+    if not notice_ids:
+        return set()
+    rows = s.scalars(
+        select(Notice.id).where(Notice.id.in_(notice_ids), Notice.status.in_(WITHDRAWN))
+    )
+    return set(rows)
+
+
 def chain_reached_anyone(s: Session, root_id: int) -> bool:
-    """Whether any version of the notice has been sent to anyone yet."""
+    """Whether any version of the notice has reached anyone, or may have: a send in flight
+    counts, since the provider may already hold it and a correction must then follow."""
     versions = select(Notice.id).where(or_(Notice.id == root_id, Notice.root_id == root_id))
     reached = exists().where(
         Delivery.broadcast_id == Broadcast.id,
         Broadcast.notice_id.in_(versions),
-        Delivery.state.in_(REACHED_STATES),
+        or_(Delivery.state.in_(REACHED_STATES), in_flight(Delivery)),
     )
     return bool(s.scalar(select(reached)))
 

@@ -59,15 +59,22 @@ def languages_at(s: Session, location_id: int) -> list[str]:
     return sorted(set(rows))
 
 
-def recipient_counts(s: Session, location_id: int, spec: ChannelSpec) -> dict[str, int]:
-    """Consenting distinct addresses per patient language for a channel: one COUNT query."""
+def recipient_names(s: Session, location_id: int, spec: ChannelSpec) -> list[tuple[str, str, int]]:
+    """Who a channel would reach at a location, as far as a message's length goes: (language,
+    first name, addresses), one consenting patient per address."""
     address = address_column(spec)
-    rows = s.execute(
-        select(Patient.language, func.count(func.distinct(address)))
+    chosen = (
+        select(func.min(Patient.id).label("id"))
         .where(Patient.location_id == location_id, address.is_not(None), consent_column(spec))
-        .group_by(Patient.language)
+        .group_by(address)
+        .subquery()
     )
-    return {language: int(count) for language, count in rows}
+    rows = s.execute(
+        select(Patient.language, Patient.first_name, func.count())
+        .join(chosen, chosen.c.id == Patient.id)
+        .group_by(Patient.language, Patient.first_name)
+    )
+    return [(language, name, int(count)) for language, name, count in rows]
 
 
 def longest_first_names(s: Session, location_id: int, spec: ChannelSpec) -> list[tuple[str, str]]:

@@ -29,11 +29,13 @@ from notifier.domain.notices import (
     NoticeFacts,
     NoticeKind,
     NoticeStatus,
+    ReminderAudience,
     check_not_over,
     check_send_time,
     check_wording,
     parse_audience,
     parse_kind,
+    parse_reminder_audience,
     too_late,
 )
 from notifier.errors import ValidationError
@@ -117,13 +119,15 @@ class Notices(UseCase):
         intervals: Sequence[str] = (),
         audience: str = Audience.EVERYONE.value,
         reminder_at: str | None = None,
+        reminder_audience: str = ReminderAudience.RECIPIENTS.value,
     ) -> Created:
         """Check everything, render every message once (that rendering is the preview), then
         store the notice, what it was judged against, and its broadcast(s).
 
         The closure is ``starts``–``ends``, or one or more ``intervals`` ("START/END"). A
-        ``reminder_at`` adds a second broadcast of the same message to the same audience.
-        ``channels`` defaults to every registered channel.
+        ``reminder_at`` adds a second broadcast of the same message: to those the first reached
+        (``reminder_audience="recipients"``, the default) or to the audience as it is then
+        (``"everyone"``). ``channels`` defaults to every registered channel.
         """
         now = self.clock.now()
         with self.db.session() as s:
@@ -131,15 +135,19 @@ class Notices(UseCase):
             send_instant = _send_instant(draft.facts.closure, send_at, now)
             reminder = _reminder_instant(reminder_at, draft.facts.closure, send_instant, now)
             notice_kind = parse_kind(kind, draft.facts.closure)
+            reminded = parse_reminder_audience(reminder_audience)
             facts = replace(draft.facts, audience=parse_audience(audience))
             names = self.previews.channel_names(channels or ",".join(self.deps.channels))
             # Templates fail here, before anything is stored, never first at send time.
             preview = self.previews.compose(s, facts, draft.location.id, names)
             notice = _notice_row(draft.location, facts, notice_kind, now)
             s.add(notice)
-            for instant in (send_instant, reminder):
-                if instant is not None:
-                    s.add(_broadcast_row(notice, instant, names, urgent, now))
+            first = _broadcast_row(notice, send_instant, names, urgent, now)
+            s.add(first)
+            if reminder is not None:
+                s.flush()
+                repeats = first.id if reminded is ReminderAudience.RECIPIENTS else None
+                s.add(_broadcast_row(notice, reminder, names, urgent, now, repeats))
             s.flush()
             preview.notice_id = notice.id
             log.info("notice created", extra={"action": "notice_created", "notice_id": notice.id})
@@ -157,6 +165,7 @@ class Notices(UseCase):
         channels: str | None = None,
         change: str = NoticeChange.ORIGINAL.value,
         reminder_at: str | None = None,
+        reminder_audience: str = ReminderAudience.RECIPIENTS.value,
     ) -> Preview:
         """What ``create`` with these fields would send, checked the same way; stores nothing.
         ``change="update"`` words it as an update of an earlier notice."""
@@ -166,6 +175,7 @@ class Notices(UseCase):
             closure = draft.facts.closure
             _reminder_instant(reminder_at, closure, _send_instant(closure, send_at, now), now)
             parse_kind(kind, closure)
+            parse_reminder_audience(reminder_audience)
             facts = replace(draft.facts, change=NoticeChange(change))
             names = self.previews.channel_names(channels or ",".join(self.deps.channels))
             return self.previews.compose(s, facts, draft.location.id, names, estimate=False)
@@ -326,7 +336,15 @@ class Notices(UseCase):
         the caller's transaction."""
         root = original.root_id or original.id
         told = notice_rows.chain_reached_anyone(s, root)
-        waiting = [b for b in original.broadcasts if b.status == BroadcastStatus.SCHEDULED]
+        # Read before the withdrawal below cancels whatever of the original still waits.
+        first, *reminders = original.broadcasts
+        first_waiting = first.status == BroadcastStatus.SCHEDULED
+        first_send_at, urgent = first.send_at, first.urgent
+        carried = [
+            (reminder.send_at, reminder.repeats_id is not None)
+            for reminder in reminders
+            if reminder.status == BroadcastStatus.SCHEDULED
+        ]
         names = self.previews.channel_names([b.channels for b in original.broadcasts])
         if not told and change is NoticeChange.CANCELLATION:
             notice_rows.cancel(s, original.id, now)  # nobody heard of it: nobody to tell
@@ -354,10 +372,16 @@ class Notices(UseCase):
             notice_rows.cancel(s, original.id, now)
         else:
             notice_rows.supersede(s, original.id, new.id, now)
-        send_at = now if told or not waiting else max(now, waiting[0].send_at)
-        urgent = original.broadcasts[0].urgent if original.broadcasts else None
-        s.add(_broadcast_row(new, send_at, names, urgent, now))
+        send_at = now if told or not first_waiting else max(now, first_send_at)
+        broadcast = _broadcast_row(new, send_at, names, urgent, now)
+        s.add(broadcast)
         s.flush()
+        if change is not NoticeChange.CANCELLATION:  # waiting reminders carry over
+            for at, to_recipients in carried:
+                if not too_late(closure.ends, at):
+                    repeats = broadcast.id if to_recipients else None
+                    s.add(_broadcast_row(new, at, names, urgent, now, repeats))
+            s.flush()
         log.info(
             "notice version created",
             extra={
@@ -457,7 +481,12 @@ def _notice_row(location: Location, facts: NoticeFacts, kind: NoticeKind, now: d
 
 
 def _broadcast_row(
-    notice: Notice, send_at: datetime, channels: Sequence[str], urgent: bool | None, now: datetime
+    notice: Notice,
+    send_at: datetime,
+    channels: Sequence[str],
+    urgent: bool | None,
+    now: datetime,
+    repeats_id: int | None = None,
 ) -> Broadcast:
     return Broadcast(
         notice=notice,
@@ -465,5 +494,6 @@ def _broadcast_row(
         channels=",".join(channels),
         urgent=urgent,
         status=BroadcastStatus.SCHEDULED.value,
+        repeats_id=repeats_id,
         created_at=now,
     )

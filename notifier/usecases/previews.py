@@ -5,18 +5,24 @@ notice when it is created (a broken template stops it there), so nothing is rend
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from notifier.domain import estimates
 from notifier.domain.channels import ChannelSpec, parse_channels
 from notifier.domain.notices import (
+    Audience,
     NoticeFacts,
     NoticeStatus,
     Template,
     channels_of,
+    template_for,
     templates_for,
 )
+from notifier.domain.segments import count_segments
+from notifier.errors import TemplateError
 from notifier.rendering.messages import context, resolve_language
 from notifier.storage import notices as notice_rows
 from notifier.storage import patients as patient_rows
@@ -24,6 +30,26 @@ from notifier.storage.models import Appointment
 from notifier.usecases import UseCase
 from notifier.usecases.lookups import require_notice
 from notifier.usecases.views import MessagePreview, Preview
+
+
+@dataclass(frozen=True)
+class Recipients:
+    """Who a channel's messages go to, as far as their length goes."""
+
+    # (language, first name, how many addresses) getting the general message
+    names: list[tuple[str, str, int]]
+    # patients whose message names their own appointments: (language, first name, appointments)
+    own: list[tuple[str, str, list[tuple[datetime, str]]]] = field(default_factory=list)
+    names_include_own: bool = False  # ``names`` counts those patients too
+
+
+@dataclass
+class Estimate:
+    """Seconds per channel at the configured rates, and the texts that could not be rendered
+    for some patients (those deliveries will fail with the reason; the rest go out)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    unrenderable: dict[str, str] = field(default_factory=dict)  # channel → the first error
 
 
 class Previews(UseCase):
@@ -76,8 +102,9 @@ class Previews(UseCase):
                     preview.longest[name] = longest
         if estimate:
             enabled = [n for n in channels if self.deps.statuses[n].enabled]
-            preview.estimated_seconds = self.estimate(s, facts, location_id, enabled)
-            preview.warnings.extend(self.estimate_warnings(preview.estimated_seconds))
+            expected = self.estimate(s, facts, location_id, enabled)
+            preview.estimated_seconds = expected.seconds
+            preview.warnings.extend(self.estimate_warnings(expected))
         return preview
 
     def languages(self, s: Session, facts: NoticeFacts, location_id: int) -> list[str]:
@@ -98,39 +125,90 @@ class Previews(UseCase):
         facts: NoticeFacts,
         location_id: int,
         channels: Sequence[str],
-        recipients: Callable[[ChannelSpec], dict[str, int]] | None = None,
-    ) -> dict[str, float]:
-        """Seconds each channel needs to send this notice, at the configured rate: text
-        segments (per language, as rendered) or messages ÷ the rate. ``recipients`` counts a
-        channel's recipients per language (default: everyone at the location who consented).
-        Counts, never loads, patients."""
-        available = self.deps.messages.languages()
-        default = facts.clinic.default_language
-        template = templates_for(facts.change, facts.audience)[0]
-        count_recipients = recipients or (
-            lambda spec: patient_rows.recipient_counts(s, location_id, spec)
-        )
-        result: dict[str, float] = {}
+        recipients: Callable[[ChannelSpec], Recipients] | None = None,
+    ) -> Estimate:
+        """Seconds each channel needs to send this notice at the configured rate: the segments
+        of each patient's own text (name and appointments change its length; names of one
+        length and alphabet cost the same, so one of each is rendered) or messages ÷ the rate.
+        ``recipients`` says who gets what (default: the location's audience as it is now)."""
+        count_recipients = recipients or (lambda spec: self._audience(s, facts, location_id, spec))
+        result = Estimate()
         for name in channels:
             spec = self.deps.spec(name)
-            units = 0
-            for language, count in count_recipients(spec).items():
-                cost = 1
-                if spec.counts_segments:
-                    lang = resolve_language(language, default, available)
-                    ctx = context(facts, lang)
-                    cost = self.deps.messages.render(spec.format, ctx, template).cost
-                units += count * cost
-            result[name] = estimates.seconds(
+            units = self._units(facts, spec, count_recipients(spec), result)
+            result.seconds[name] = estimates.seconds(
                 units, float(getattr(self.settings, spec.rate_setting))
             )
         return result
 
-    def estimate_warnings(self, estimate: dict[str, float]) -> list[str]:
-        return estimates.too_long(
-            estimate,
+    def _audience(
+        self, s: Session, facts: NoticeFacts, location_id: int, spec: ChannelSpec
+    ) -> Recipients:
+        """Who the notice's first broadcast would reach now, for the estimate."""
+        names = patient_rows.recipient_names(s, location_id, spec)
+        own: list[tuple[str, str, list[tuple[datetime, str]]]] = []
+        if Template.APPOINTMENT in templates_for(facts.change, facts.audience):
+            for appointments in self._affected_by_patient(s, facts, location_id).values():
+                patient = appointments[0].patient
+                if getattr(patient, spec.consent_field) and getattr(patient, spec.address.value):
+                    times = [(a.starts_at, a.provider) for a in appointments]
+                    own.append((patient.language, patient.first_name, times))
+        if facts.audience is Audience.AFFECTED:
+            return Recipients([], own)
+        return Recipients(names, own, names_include_own=True)
+
+    def _units(
+        self, facts: NoticeFacts, spec: ChannelSpec, recipients: Recipients, result: Estimate
+    ) -> int:
+        """Rate units (segments, or messages) to send to ``recipients``. A text that cannot
+        be rendered for a patient costs nothing (it will fail) and is noted in ``result``."""
+        if not spec.counts_segments:
+            own = 0 if recipients.names_include_own else len(recipients.own)
+            return sum(count for _, _, count in recipients.names) + own
+        available = self.deps.messages.languages()
+        default = facts.clinic.default_language
+        general = templates_for(facts.change, facts.audience)[0]
+        if general is Template.APPOINTMENT:
+            general = Template.CLOSURE
+        costs: dict[tuple[str, int, str], int] = {}
+
+        def cost(language: str, name: str, appointments: list[tuple[datetime, str]]) -> int:
+            lang = resolve_language(language, default, available)
+            template = general
+            if appointments:
+                template = template_for(facts.change, names_appointments=True)
+            ctx = context(facts, lang, name, appointments)
+            try:
+                return self.deps.messages.render(spec.format, ctx, template).cost
+            except TemplateError as error:
+                result.unrenderable.setdefault(spec.name, str(error))
+                return 0
+
+        def general_cost(language: str, name: str) -> int:
+            info = count_segments(name)
+            key = (language, info.units, info.encoding)
+            if key not in costs:
+                costs[key] = cost(language, name, [])
+            return costs[key]
+
+        units = sum(count * general_cost(lang, name) for lang, name, count in recipients.names)
+        for language, name, appointments in recipients.own:
+            units += cost(language, name, appointments)
+            if recipients.names_include_own:
+                units -= general_cost(language, name)
+        return units
+
+    def estimate_warnings(self, estimate: Estimate) -> list[str]:
+        warnings = [
+            f"the {channel} message cannot be rendered for some patients ({why}): their "
+            "deliveries will fail with that reason; fix the template, then "
+            "`notifier deliveries retry`"
+            for channel, why in estimate.unrenderable.items()
+        ]
+        return warnings + estimates.too_long(
+            estimate.seconds,
             self.settings.sms_queue_window_seconds,
-            {name: self.deps.spec(name).rate_variable for name in estimate},
+            {name: self.deps.spec(name).rate_variable for name in estimate.seconds},
         )
 
     def _longest(

@@ -97,6 +97,7 @@ class BroadcastView:
     urgent: bool | None
     status: str
     status_reason: str | None
+    repeats_id: int | None = None  # a reminder to the recipients of that broadcast
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,7 @@ def notice_view(notice: Notice) -> NoticeView:
                 urgent=b.urgent,
                 status=b.status,
                 status_reason=b.status_reason,
+                repeats_id=b.repeats_id,
             )
             for b in notice.broadcasts
         ],

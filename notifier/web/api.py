@@ -18,7 +18,7 @@ from notifier.channels import specs
 from notifier.domain.consent import Source
 from notifier.domain.contacts import mask_address, normalize_address
 from notifier.domain.deliveries import DeliveryState
-from notifier.domain.notices import NoticeKind
+from notifier.domain.notices import NoticeKind, ReminderAudience
 from notifier.usecases.locations import Reworded
 from notifier.usecases.views import DeliveryView, LocationView, NoticeView, Preview
 from notifier.web.deps import Application
@@ -86,6 +86,10 @@ class NoticeIn(BaseModel):
     )
     reminder_at: str | None = Field(
         default=None, max_length=40, description="send the same message again at this time"
+    )
+    reminder_audience: ReminderAudience = Field(
+        default=ReminderAudience.RECIPIENTS,
+        description="recipients: whom the first message reached; everyone: the audience then",
     )
     urgent: bool | None = Field(
         default=None, description="null: urgent when the closure starts on the day of sending"
@@ -155,6 +159,7 @@ def create_notice(body: NoticeIn, app: Application) -> NoticeView:
         ",".join(body.channels) if body.channels else None,
         body.urgent,
         reminder_at=body.reminder_at,
+        reminder_audience=body.reminder_audience.value,
     ).notice
 
 

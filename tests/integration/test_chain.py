@@ -55,7 +55,7 @@ def patients(app: App, cova: str) -> None:
 # --- the update chain ---------------------------------------------------------------------
 
 
-def test_an_update_reaches_only_prior_recipients_and_withdraws_unsent_copies(
+def test_an_update_corrects_those_told_and_tells_the_rest_the_latest_plainly(
     app: App, patients: None
 ) -> None:
     original = reference(app)
@@ -74,32 +74,48 @@ def test_an_update_reaches_only_prior_recipients_and_withdraws_unsent_copies(
     assert {d.error for d in withdrawn} == {f"superseded by notice {update.id}"}
     assert app.notices.get(original).status == "superseded"
 
-    second = FakeChannel()
-    send_all(app, second)
-    assert [m.to for m in second.sent] == [SHARED]  # the only address the original reached
-    assert second.sent[0].text.startswith("UPDATE: Due to ice, COVA Spine and Pain Center")
-    assert "opening late Thursday, 2/20/2025 at 12:00 PM" in second.sent[0].text
-    assert "closing early Wednesday, 2/19/2025 at 12:30 PM" in second.sent[0].text
-    log = app.deliveries.log(update.id)
-    assert [(d.channel, d.notice_version, d.supersedes_id) for d in log] == [("sms", 2, original)]
-    # Nobody got two copies of one version, and the unsent emails never went out.
-    assert len(first.sent) == 2 and len(second.sent) == 1
+    second, emails = FakeChannel(), FakeChannel(spec=EmailChannel.spec)
+    send_all(app, second, emails)
+    texts = {m.to: m.text for m in second.sent}
+    assert sorted(texts) == [MARIA, SHARED]
+    # The Smiths were told the original: the correction. Maria never was (her text failed):
+    # the latest version, plainly.
+    assert texts[SHARED].startswith("UPDATE: Due to ice, COVA Spine and Pain Center")
+    assert texts[MARIA].startswith("Due to ice, COVA Spine and Pain Center")
+    for text in texts.values():
+        assert "opening late Thursday, 2/20/2025 at 12:00 PM" in text
+        assert "closing early Wednesday, 2/19/2025 at 12:30 PM" in text
+    # Nobody had an email yet (they were withdrawn): each gets the latest version, plainly.
+    assert sorted(m.to for m in emails.sent) == [
+        "ana@example.org",
+        "jane@example.org",
+        "maria@example.org",
+    ]
+    assert all(not str(m.subject).startswith("Update") for m in emails.sent)
+    # Nobody got two copies of one version.
+    assert len(first.sent) == 2 and len(second.sent) == 2 and len(emails.sent) == 3
 
 
-def test_an_update_of_an_update_reaches_everyone_any_version_reached(
+def test_an_update_of_an_update_corrects_everyone_any_version_reached(
     app: App, patients: None
 ) -> None:
     original = reference(app, channels="sms")
-    send_all(app, refusing(MARIA))
+    send_all(app, refusing(MARIA))  # the Smiths told; Maria's text refused
     v2 = app.notices.update(original, reason="ice")
-    send_all(app, FakeChannel())
+    second = FakeChannel()
+    send_all(app, second)  # the Smiths corrected; Maria told v2 plainly
+    assert sorted((m.to, m.text.startswith("UPDATE:")) for m in second.sent) == [
+        (MARIA, False),
+        (SHARED, True),
+    ]
     with pytest.raises(Exception, match=f"replaced by notice {v2.id}"):
         app.notices.update(original, reason="snow")
     v3 = app.notices.update(v2.id, reason="snow and ice")
     third = FakeChannel()
     send_all(app, third)
     assert (v3.version, v3.root_id, v3.supersedes_id) == (3, original, v2.id)
-    assert [m.to for m in third.sent] == [SHARED]
+    assert sorted(m.to for m in third.sent) == [MARIA, SHARED]
+    assert all(m.text.startswith("UPDATE: Due to snow and ice") for m in third.sent)
 
 
 def test_an_update_before_anything_went_out_simply_replaces_the_notice(

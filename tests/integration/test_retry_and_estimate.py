@@ -11,12 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from notifier.bootstrap import App
+from notifier.channels.base import SendResult
 from notifier.cli import main
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
 from notifier.storage import reports
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.support.patients import patients_csv, phone
+from tests.support.channels import FakeChannel
+from tests.support.patients import HEADER, patients_csv, phone
 
 
 def notice(app: App, patients: int, channels: str = "sms") -> int:
@@ -82,6 +84,49 @@ def test_the_preview_estimates_the_sending_time_and_warns_past_the_queue_window(
     with caplog.at_level(logging.WARNING, logger="notifier.delivery.fanout"):
         app.fanout.fire_due()
     assert any(r.__dict__.get("action") == "broadcast_too_long" for r in caplog.records) is warned
+
+
+MIXED = f"""{HEADER}
+m1,Al,Short,{phone(1)},,en,cova,yes,no
+m2,Bartholomew-Maximilian-Alexander,Long,{phone(2)},,en,cova,yes,no
+m3,Zoë,Ucs,{phone(3)},,en,cova,yes,no
+m4,José,Ucs,{phone(4)},,es,cova,yes,no
+m5,Al,Twin,{phone(5)},,en,cova,yes,no
+"""
+"""Names that change a text's length and alphabet: a long one, ones that force UCS-2."""
+APPOINTMENT = (
+    "external_id,patient_external_id,location,starts_at,duration_minutes,provider,status\n"
+    "x1,m1,cova,2025-02-20 10:30,30,Dr. Bartholomew Featherstonehaugh-Smythe,scheduled\n"
+    "x2,m1,cova,2025-02-20 14:00,30,Dr. Patel,confirmed\n"
+)
+
+
+def test_the_estimate_counts_each_patients_own_segments(app: App, cova: str) -> None:
+    """Names and appointments change each text's segments; the estimate is what the texts
+    really cost (each delivery records the segments it was charged)."""
+    app.patients.import_patients(io.StringIO(MIXED))
+    app.patients.import_appointments(io.StringIO(APPOINTMENT))
+    created = app.notices.create(
+        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels="sms", audience="both"
+    )
+    channel = FakeChannel(lambda message, call: SendResult(f"SM{message.delivery_id:032d}"))
+    run_once(app, {"sms": channel})
+    charged = sum(d.segments or 0 for d in app.deliveries.log(created.id, "sent"))
+    assert len(channel.sent) == 5 and charged > 5 * 2  # not all alike: long, UCS-2, appointments
+    rate = app.settings.sms_rate_per_second
+    assert created.preview.estimated_seconds["sms"] == pytest.approx(charged / rate, abs=0.05)
+
+
+def test_a_short_queue_window_is_warned_about_in_minutes_and_seconds(app: App, cova: str) -> None:
+    app.settings.sms_rate_per_second = 0.05
+    app.settings.sms_queue_window_seconds = 600
+    app.patients.import_patients(io.StringIO(patients_csv(20)))
+    preview = app.notices.create(
+        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels="sms"
+    ).preview
+    [warning] = [w for w in preview.warnings if "queues" in w]
+    assert "takes about 13 min 20 s" in warning  # 20 texts × 2 segments ÷ 0.05/s = 800 s
+    assert "longer than the 10 min the provider queues" in warning
 
 
 def test_the_cli_requeues_failed_deliveries_and_the_log_still_prints(

@@ -11,11 +11,14 @@ import pytest
 from sqlalchemy import func, select
 
 from notifier.bootstrap import App, build_app
+from notifier.channels.email import EmailChannel
 from notifier.clock import FrozenClock
 from notifier.errors import NotFoundError, TemplateError, ValidationError
 from notifier.rendering.renderer import default_templates_dir
+from notifier.runtime import run_once
 from notifier.storage.models import Delivery, DeliveryEvent, Notice, Patient
-from tests.support.patients import PATIENTS_CSV
+from tests.support.channels import FakeChannel
+from tests.support.patients import HEADER, PATIENTS_CSV
 
 
 def count(app: App, model: type) -> int:
@@ -214,20 +217,38 @@ def test_consent_granted_or_withdrawn_by_an_import_is_in_the_ledger(app: App, co
     assert len(ledger) == 7  # the unchanged email consent of p1 is not recorded again
 
 
-def test_a_reminder_sends_the_same_message_again_to_the_same_audience(
-    app: App, cova: str, clock: FrozenClock
+NEW_PATIENT = f"{HEADER}\np9,Noel,New,540-555-0119,noel@example.org,en,cova,yes,yes\n"
+
+
+@pytest.mark.parametrize(
+    ("reminder_audience", "noel_reminded"), [("recipients", False), ("everyone", True)]
+)
+def test_a_reminder_repeats_the_message_to_whom_the_first_reached_unless_asked(
+    app: App, cova: str, clock: FrozenClock, reminder_audience: str, noel_reminded: bool
 ) -> None:
+    """By default a reminder goes to the first message's recipients, not to patients imported
+    since (they never heard the first); the manager may ask for the audience as it is then."""
     app.patients.import_patients(io.StringIO(PATIENTS_CSV))
-    notice_id = create_reference(app, reminder_at="2025-02-19 07:30")
+    notice_id = create_reference(
+        app, reminder_at="2025-02-19 07:30", reminder_audience=reminder_audience
+    )
     broadcasts = app.notices.get(notice_id).broadcasts
     assert [str(b.send_at)[:16] for b in broadcasts] == ["2025-02-18T18:00", "2025-02-19T07:30"]
-    assert app.fanout.fire_due() == 1
+    texts, emails = FakeChannel(), FakeChannel(spec=EmailChannel.spec)
+    run_once(app, {"sms": texts, "email": emails})
+    reached = {m.to for m in texts.sent + emails.sent}
+    assert len(reached) == 5
+    app.patients.import_patients(io.StringIO(NEW_PATIENT))  # Noel, after the first message
     clock.set(datetime.fromisoformat("2025-02-19T07:30:00-05:00"))
-    assert app.fanout.fire_due() == 1
-    log = app.deliveries.log(notice_id)
-    first = {(d.channel, d.address, d.state) for d in log if d.broadcast_id == broadcasts[0].id}
-    second = {(d.channel, d.address, d.state) for d in log if d.broadcast_id == broadcasts[1].id}
-    assert first == second and len(first) == 8
+    again_texts, again_emails = FakeChannel(), FakeChannel(spec=EmailChannel.spec)
+    run_once(app, {"sms": again_texts, "email": again_emails})
+    reminded = {m.to for m in again_texts.sent + again_emails.sent}
+    noel = {"+15405550119", "noel@example.org"}
+    assert reminded == (reached | noel if noel_reminded else reached)
+    first = {m.to: m.text for m in texts.sent + emails.sent}
+    again = {m.to: m.text for m in again_texts.sent + again_emails.sent}
+    assert all(again[to] == first[to] for to in reached)  # the same words again
+    assert (broadcasts[1].repeats_id is not None) is (reminder_audience == "recipients")
 
 
 @pytest.mark.parametrize(

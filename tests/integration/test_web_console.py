@@ -440,7 +440,7 @@ def test_a_manager_updates_a_scheduled_notice_and_sees_the_version_chain(
     assert "Update this notice" not in older and "Cancel notice" not in older
 
 
-def test_an_update_after_a_partial_send_goes_only_to_those_already_told(
+def test_an_update_after_a_partial_send_corrects_the_texted_and_tells_the_rest(
     web: Web, manager: httpx.Client
 ) -> None:
     original = create(manager)
@@ -460,11 +460,18 @@ def test_an_update_after_a_partial_send_goes_only_to_those_already_told(
     assert answer.status_code == 303
     new = int(answer.headers["location"].split("/")[-1].split("?")[0])
     assert web.app.notices.get(new).change == "update"
-    prior = sorted((d.channel, d.address) for d in web.app.deliveries.log(original, state="sent"))
-    assert queued_for(web, new) == prior  # the texted phones only; no email went out
-    assert {d.channel for d in web.app.deliveries.log(new)} == {"sms"}
+    texted_before = {d.address for d in web.app.deliveries.log(original, state="sent")}
+    queued = queued_for(web, new)
+    # The texted phones (to be corrected), and every email: none had gone out (withdrawn), so
+    # those patients get the latest version as a plain notice.
+    assert {a for c, a in queued if c == "sms"} >= texted_before
     withdrawn = web.app.deliveries.log(original, channel="email", state="cancelled")
     assert withdrawn and {d.error for d in withdrawn} == {f"superseded by notice {new}"}
+    assert {d.address for d in withdrawn} <= {a for c, a in queued if c == "email"}
+    channel = FakeChannel()
+    web.app.dispatcher({"sms": channel}, "w1").drain()
+    assert {m.to for m in channel.sent} == texted
+    assert all(m.text.startswith("UPDATE: Due to ice") for m in channel.sent)
 
 
 def test_cancel_with_notify_tells_only_those_already_told(web: Web, manager: httpx.Client) -> None:

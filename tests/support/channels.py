@@ -27,6 +27,7 @@ class FakeChannel:
         self.script = script
         self.sent: list[OutgoingMessage] = []
         self.accepted: dict[int, SendResult] = {}
+        self._accepted_in_order: list[OutgoingMessage] = []
         self.reconcile_checks: list[int] = []
 
     def send(self, message: OutgoingMessage) -> SendResult:
@@ -35,7 +36,12 @@ class FakeChannel:
         if isinstance(outcome, ChannelError):
             raise outcome
         self.accepted[message.delivery_id] = outcome
+        self._accepted_in_order.append(message)
         return outcome
+
+    def accepted_messages(self) -> list[OutgoingMessage]:
+        """What the provider took, in the order it took it."""
+        return list(self._accepted_in_order)
 
     def find_sent(self, message: OutgoingMessage, since: datetime) -> SendResult | None:
         self.reconcile_checks.append(message.delivery_id)

@@ -16,6 +16,7 @@ from notifier.domain.closures import (
     zone,
 )
 from notifier.domain.deliveries import retry_delay
+from notifier.domain.estimates import duration, too_long
 from notifier.domain.notices import NoticeKind, check_send_time, infer_kind
 from notifier.errors import ValidationError
 
@@ -143,3 +144,18 @@ def test_business_hours_print_in_the_form_they_are_parsed() -> None:
     text = "Mon-Wed 08:00-17:00; Thu 08:00-12:00; Fri 08:00-17:00; Sat 09:00-12:00"
     assert str(BusinessHours.parse(text)) == text
     assert BusinessHours.parse(str(BusinessHours.parse(text))) == BusinessHours.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [(0.4, "0 s"), (45, "45 s"), (60, "1 min"), (725, "12 min 5 s"), (20160, "5.6 h")],
+)
+def test_durations_are_said_as_precisely_as_a_person_needs(seconds: float, said: str) -> None:
+    assert duration(seconds) == said
+
+
+def test_a_broadcast_longer_than_a_short_queue_window_is_warned_in_minutes() -> None:
+    [warning] = too_long({"sms": 1500.0}, 1200.0, {"sms": "NOTIFIER_SMS_RATE_PER_SECOND"})
+    assert "takes about 25 min at the configured rate (NOTIFIER_SMS_RATE_PER_SECOND)" in warning
+    assert "longer than the 20 min the provider queues" in warning
+    assert too_long({"sms": 1200.0}, 1200.0, {"sms": "X"}) == []

@@ -34,9 +34,10 @@ def sentence(c: Closure, language: str = "en") -> str:
         location_phone=None,
         reason="",
         segments=c.wording(),
-        reopens=c.reopens(),
+        reopens=c.reopening_to_say(),
     )
-    return Renderer().render_sms(ctx).text.split(" Please be safe.")[0]
+    text = Renderer().render_sms(ctx).text
+    return text.split(" Please be safe.")[0] if language == "en" else text.split(" Cuídese.")[0]
 
 
 @pytest.mark.parametrize(
@@ -62,38 +63,87 @@ def sentence(c: Closure, language: str = "en") -> str:
         ),
         pytest.param(
             ["2025-02-20 08:00/2025-02-20 10:00"],
-            "COVA will be opening late Thursday, 2/20/2025 at 10:00 AM. "
-            "We reopen Thursday, 2/20/2025 at 10:00 AM.",
-            id="delayed open",
+            "COVA will be opening late Thursday, 2/20/2025 at 10:00 AM.",
+            id="delayed open: its time is said once",
         ),
         pytest.param(
             ["2025-02-19 20:00/2025-02-20 10:00"],
-            "COVA will be opening late Thursday, 2/20/2025 at 10:00 AM. "
-            "We reopen Thursday, 2/20/2025 at 10:00 AM.",
+            "COVA will be opening late Thursday, 2/20/2025 at 10:00 AM.",
             id="overnight: only the morning after is affected",
         ),
         pytest.param(
             ["2025-02-19 12:30/2025-02-19 17:00", "2025-02-20 08:00/2025-02-20 10:00"],
             "COVA will be closing early Wednesday, 2/19/2025 at 12:30 PM and will be opening "
-            "late Thursday, 2/20/2025 at 10:00 AM. We reopen Thursday, 2/20/2025 at 10:00 AM.",
+            "late Thursday, 2/20/2025 at 10:00 AM.",
             id="two intervals",
         ),
         pytest.param(
             ["2025-03-07 12:00/2025-03-10 10:00"],
             "COVA will be closing early Friday, 3/7/2025 at 12:00 PM and will be opening late "
-            "Monday, 3/10/2025 at 10:00 AM. We reopen Monday, 3/10/2025 at 10:00 AM.",
+            "Monday, 3/10/2025 at 10:00 AM.",
             id="DST change week: wall-clock times stay as written",
         ),
         pytest.param(
             ["2025-02-17 00:00/2025-02-18 00:00", "2025-02-19 00:00/2025-02-20 00:00"],
-            "COVA will be closed all day Monday, 2/17/2025 and will be closed all day "
-            "Wednesday, 2/19/2025. We reopen Thursday, 2/20/2025 at 8:00 AM.",
-            id="an open day between two closed days is not merged",
+            "COVA will be closed all day Monday, 2/17/2025 and will be open Tuesday, 2/18/2025 "
+            "at 8:00 AM and will be closed all day Wednesday, 2/19/2025. We reopen Thursday, "
+            "2/20/2025 at 8:00 AM.",
+            id="an open day between two closed days is said, not merged",
+        ),
+        pytest.param(
+            ["2025-02-20 00:00/2025-02-21 00:00", "2025-02-24 00:00/2025-02-25 00:00"],
+            "COVA will be closed all day Thursday, 2/20/2025 and will be open Friday, 2/21/2025 "
+            "at 8:00 AM and will be closed all day Monday, 2/24/2025. We reopen Tuesday, "
+            "2/25/2025 at 8:00 AM.",
+            id="closed Thursday and Monday: Friday is open, the weekend is not",
+        ),
+        pytest.param(
+            ["2025-02-19 12:30/2025-02-19 17:00", "2025-02-21 08:00/2025-02-21 10:00"],
+            "COVA will be closing early Wednesday, 2/19/2025 at 12:30 PM and will be open "
+            "Thursday, 2/20/2025 at 8:00 AM and will be opening late Friday, 2/21/2025 at "
+            "10:00 AM.",
+            id="an early close, an open day, a late opening",
         ),
     ],
 )
 def test_intervals_give_the_words(intervals: list[str], words: str) -> None:
     assert sentence(closure(*intervals)) == words
+
+
+@pytest.mark.parametrize(
+    ("intervals", "words"),
+    [
+        pytest.param(
+            ["2025-02-20 08:00/2025-02-20 10:00"],
+            "COVA abrirá tarde el jueves 20 de febrero de 2025 a las 10:00 a. m.",
+            id="delayed open: its time is said once",
+        ),
+        pytest.param(
+            ["2025-02-20 00:00/2025-02-21 00:00", "2025-02-24 00:00/2025-02-25 00:00"],
+            "COVA cerrará todo el día el jueves 20 de febrero de 2025 y abrirá el viernes 21 de "
+            "febrero de 2025 a las 8:00 a. m. y cerrará todo el día el lunes 24 de febrero de "
+            "2025. Reabrimos el martes 25 de febrero de 2025 a las 8:00 a. m.",
+            id="closed Thursday and Monday: Friday is open",
+        ),
+    ],
+)
+def test_intervals_give_the_spanish_words(intervals: list[str], words: str) -> None:
+    assert sentence(closure(*intervals), "es") == words
+
+
+def test_the_open_after_all_message_names_only_the_closed_days() -> None:
+    c = closure("2025-02-20 00:00/2025-02-21 00:00", "2025-02-24 00:00/2025-02-25 00:00")
+    ctx = MessageContext(
+        language="en",
+        location_name="COVA",
+        location_phone=None,
+        reason="",
+        segments=c.wording(),
+        reopens=c.reopening_to_say(),
+        change="cancellation",
+    )
+    text = Renderer().render_sms(ctx, "open").text
+    assert "announced for Thursday, 2/20/2025 and Monday, 2/24/2025 is cancelled" in text
 
 
 def test_spanish_wording_of_a_multi_day_run() -> None:

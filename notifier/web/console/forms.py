@@ -23,6 +23,7 @@ def form_defaults() -> dict[str, str]:
         "send_mode": "now",
         "send_at": "",
         "reminder_at": "",
+        "reminder_audience": "recipients",
     }
 
 
@@ -63,6 +64,7 @@ class NoticeForm:
             "send_at": self.send_at,
             "channels": ",".join(self.channels),
             "reminder_at": self.values.get("reminder_at") or None,
+            "reminder_audience": self.values.get("reminder_audience") or "recipients",
         }
 
 

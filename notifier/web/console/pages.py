@@ -38,6 +38,7 @@ FIELDS = (
     "channels",
     "send_at",
     "reminder_at",
+    "reminder_audience",
 )
 """The notice form's fields; an error about anything else is shown for the whole form."""
 
