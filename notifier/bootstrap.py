@@ -25,6 +25,7 @@ from notifier.usecases.locations import Locations
 from notifier.usecases.notices import Notices
 from notifier.usecases.patients import Patients
 from notifier.usecases.previews import Previews
+from notifier.usecases.sessions import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class App:
     patients: Patients
     consent: Consent
     accounts: Accounts
+    sessions: Sessions
     health: Health
     fanout: Fanout
 
@@ -73,6 +75,7 @@ def build_app(settings: Settings, clock: Clock | None = None, migrate: bool = Tr
     renderer = Renderer(settings.templates_dir)
     deps = Deps(db, clock, settings, Messages(renderer), registry.specs(), statuses)
     previews = Previews(deps)
+    accounts = Accounts(deps)
     return App(
         settings=settings,
         db=db,
@@ -85,7 +88,8 @@ def build_app(settings: Settings, clock: Clock | None = None, migrate: bool = Tr
         deliveries=Deliveries(deps),
         patients=Patients(deps),
         consent=Consent(deps),
-        accounts=Accounts(deps),
+        accounts=accounts,
+        sessions=Sessions(deps, accounts),
         health=Health(deps),
         fanout=Fanout(deps, previews),
     )

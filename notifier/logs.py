@@ -1,8 +1,9 @@
 """Logging: one line per event, structured fields appended as key=value, no patient data.
 
-Addresses are masked where they are logged (``contacts.mask_*``); third-party loggers that would
-print request parameters (the twilio SDK logs query strings, which hold phone numbers) are
-raised to WARNING.
+Addresses are masked where they are logged (``contacts.mask_*``; a provider's error text is
+masked when its ``ChannelError`` is made). Third-party loggers that print URLs, query strings or
+request and response data (``…/Messages.json?To=%2B1540…``) stay at WARNING whatever
+``NOTIFIER_LOG_LEVEL`` says: their DEBUG and INFO lines would carry phone numbers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,19 @@ import logging
 import sys
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
-_NOISY = ("twilio.http_client", "apscheduler.scheduler")
+_NOISY = (
+    "twilio.http_client",
+    "urllib3",
+    "requests",
+    "httpx",
+    "httpcore",
+    "aiohttp",
+    "aiosmtplib",
+    "sqlalchemy",
+    "multipart",
+    "python_multipart",
+    "apscheduler.scheduler",
+)
 
 
 class KeyValueFormatter(logging.Formatter):

@@ -6,6 +6,7 @@ file named by ``NOTIFIER_CONFIG_FILE`` (default ``config/notifier.toml``, option
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from notifier.domain.contacts import normalize_phone
 from notifier.domain.quiet_hours import QuietHours
+from notifier.domain.secret_keys import weakness
 from notifier.errors import ConfigurationError, ValidationError
 
 ENV_PREFIX = "NOTIFIER_"
@@ -54,9 +57,30 @@ class Settings(BaseSettings):
     http_enabled: bool = True
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
+    # Request bodies, refused with 413 while they are read: Twilio webhooks, console forms and
+    # the unsubscribe POST, the JSON API, CSV uploads (console and API paths ending /import).
+    http_webhook_max_bytes: int = Field(default=64 * 1024, ge=1024)
+    http_form_max_bytes: int = Field(default=64 * 1024, ge=1024)
+    http_api_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    http_upload_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Proxies (IPs or networks, comma-separated; "*" any) whose X-Forwarded-For/-Proto are
+    # believed; empty: none, the TCP peer is the client.
+    trusted_proxies: str = ""
     # Signs unsubscribe links; required by `serve` when NOTIFIER_PUBLIC_BASE_URL is set.
+    # At least 32 characters, not guessable (domain/secret_keys.py); `notifier secret generate`.
     secret_key: SecretStr | None = None
+    # Console sessions (kept in the database) end after this long without a request, and after
+    # this long in all; sign-in failures counted per (account, client IP) and per client IP.
+    console_idle_minutes: float = Field(default=30.0, gt=0)
+    console_session_hours: float = Field(default=12.0, gt=0)
+    sign_in_failures_per_account: int = Field(default=5, ge=1)
+    sign_in_failures_per_ip: int = Field(default=20, ge=1)
+    sign_in_window_minutes: float = Field(default=15.0, gt=0)
     unsubscribe_mailto: str | None = None  # default: NOTIFIER_EMAIL_FROM
+    # Who answers HELP from a number no patient has (a patient hears their clinic's name and
+    # phone): default the only location's, else "Clinic closure alerts" and no phone.
+    program_name: str | None = Field(default=None, min_length=1, max_length=60)
+    help_phone: str | None = None  # E.164 or national (NOTIFIER_DEFAULT_REGION)
     # No texts in these local hours (location's zone) unless the broadcast is urgent; "off".
     quiet_hours: str = "21:00-08:00"
     templates_dir: Path | None = None
@@ -137,12 +161,41 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None
         return value
 
+    @model_validator(mode="after")
+    def _help_phone_is_a_phone(self) -> Settings:
+        if self.help_phone is not None:
+            try:
+                self.help_phone = normalize_phone(self.help_phone, self.default_region)
+            except ValidationError as exc:
+                raise ValueError(f"{ENV_PREFIX}HELP_PHONE: {exc}") from None
+        return self
+
     @field_validator("secret_key")
     @classmethod
-    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+    def _secret_strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (problem := weakness(value.get_secret_value())):
+            raise ValueError(problem)
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        """Each entry an address or network, written as uvicorn parses it; "*" only alone."""
+        if value.strip() in ("", "*"):
+            return value.strip()
+        entries = []
+        for entry in (part.strip() for part in value.split(",")):
+            try:
+                if "/" in entry:
+                    entries.append(str(ipaddress.ip_network(entry, strict=False)))
+                else:
+                    entries.append(str(ipaddress.ip_address(entry)))
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.5,10.1.0.0/16; "
+                    "or * alone for any)"
+                ) from None
+        return ",".join(entries)
 
     @field_validator("twilio_api_base_url", "public_base_url")
     @classmethod

@@ -3,7 +3,9 @@
 A channel declares what it is (``spec``: its address field, consent column, message format, rate
 setting, the provider's report statuses) and turns an ``OutgoingMessage`` into a provider
 request. It classifies failures (it alone knows the provider's codes) by raising
-``ChannelError``; the dispatcher decides what to do next and records it.
+``ChannelError``; the dispatcher decides what to do next and records it. A provider's text
+often quotes the address back ("Invalid 'To' Phone Number: +1…"): ``ChannelError`` masks every
+phone and email in its message as it is made, so nothing downstream can store or log it raw.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime
 from typing import ClassVar, Protocol
 
 from notifier.domain.channels import ChannelSpec
+from notifier.domain.contacts import mask_text
 from notifier.errors import NotifierError
 from notifier.settings import Settings
 
@@ -43,7 +46,8 @@ class SendResult:
 
 class ChannelError(NotifierError):
     """A send failed. ``permanent``: retrying cannot help. ``ambiguous``: the provider may
-    have accepted the message anyway, so check before sending again."""
+    have accepted the message anyway, so check before sending again. The message is stored
+    with phones and emails masked."""
 
     def __init__(
         self,
@@ -54,8 +58,8 @@ class ChannelError(NotifierError):
         ambiguous: bool = False,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        self.message = mask_text(message)
+        super().__init__(self.message)
         self.code = code
         self.permanent = permanent
         self.ambiguous = ambiguous

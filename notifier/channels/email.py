@@ -1,12 +1,19 @@
-"""Email over SMTP: multipart plain text + HTML, one stable Message-ID per delivery."""
+"""Email over SMTP: multipart plain text + HTML, one stable Message-ID per delivery.
+
+The List-Unsubscribe headers go out as RFC 2369 readers parse them (``<https://…>, <mailto:…>``,
+folded only between the items): the email package would fold a long one into RFC 2047
+encoded-words, in which a strict reader (Gmail's one-click) finds no URI.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import ssl
 import threading
 from datetime import datetime
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import ClassVar
@@ -15,6 +22,11 @@ from notifier.channels.base import ChannelError, OutgoingMessage, SendResult
 from notifier.domain.channels import AddressField, ChannelSpec, MessageFormat
 from notifier.settings import Settings
 from notifier.unsubscribe import unsubscribe_headers
+
+# Headers stored with ``set_raw`` are written as given; the others fold as usual.
+_POLICY = policy.default.clone(refold_source="none")
+_ANGLE_ITEMS = re.compile(r"<[^<>]*>")
+_PRINTABLE = re.compile(r"[\x20-\x7e]+")
 
 
 class EmailChannel:
@@ -34,7 +46,7 @@ class EmailChannel:
         return f"<delivery-{delivery_id}@{self.domain}>"
 
     def build(self, message: OutgoingMessage) -> EmailMessage:
-        email = EmailMessage()
+        email = EmailMessage(policy=_POLICY)
         email["From"] = self.sender
         email["To"] = message.to
         email["Subject"] = message.subject or ""
@@ -44,7 +56,11 @@ class EmailChannel:
             for name, value in unsubscribe_headers(
                 self.settings, self.spec.name, message.patient_id, message.to
             ).items():
-                email[name] = value
+                folded = fold_between_items(name, value)
+                if folded is None:
+                    email[name] = value
+                else:
+                    email.set_raw(name, folded)
         email.set_content(message.text)
         if message.html:
             email.add_alternative(message.html, subtype="html")
@@ -133,3 +149,22 @@ def _reply_error(what: str, code: int, text: bytes | str) -> ChannelError:
     """SMTP 5xx is permanent, 4xx transient."""
     reply = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
     return ChannelError(f"{what}: {code} {reply}", code=str(code), permanent=500 <= code < 600)
+
+
+def fold_between_items(name: str, value: str, width: int = 78) -> str | None:
+    """An RFC 2369 list (``<a>, <b>``) as it is, a new line only between two items and only
+    where the line would pass ``width``; None for anything else (printable ASCII lists only)."""
+    items = _ANGLE_ITEMS.findall(value)
+    if not items or ", ".join(items) != value or not _PRINTABLE.fullmatch(value):
+        return None
+    lines = [items[0]]
+    used = len(name) + 2 + len(items[0])
+    for item in items[1:]:
+        if used + 2 + len(item) <= width:
+            lines[-1] += ", " + item
+            used += 2 + len(item)
+        else:
+            lines[-1] += ","
+            lines.append(" " + item)
+            used = len(lines[-1])
+    return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from notifier.cli import admin, deliveries, imports, locations, notices, serve
+from notifier.cli import accounts, admin, deliveries, imports, locations, notices, serve
 from notifier.cli.root import main
 
-__all__ = ["admin", "deliveries", "imports", "locations", "main", "notices", "serve"]
+__all__ = ["accounts", "admin", "deliveries", "imports", "locations", "main", "notices", "serve"]

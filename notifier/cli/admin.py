@@ -8,6 +8,7 @@ import click
 
 from notifier import channels
 from notifier.cli.root import app_of, main
+from notifier.domain.urls import mask_url_secrets
 from notifier.settings import load_settings
 
 
@@ -30,9 +31,10 @@ def config_check() -> None:
     settings = load_settings()
     for name, status in channels.statuses(settings).items():
         click.echo(f"{name}: {'enabled' if status.enabled else status.reason}")
-    click.echo(f"database: {settings.database_url.split('@')[-1]}")
+    click.echo(f"database: {mask_url_secrets(settings.database_url)}")
     http = f"{settings.http_host}:{settings.http_port}" if settings.http_enabled else "disabled"
-    click.echo(f"http: {http}; public URL: {settings.public_base_url or 'not set'}")
+    public = mask_url_secrets(settings.public_base_url) if settings.public_base_url else "not set"
+    click.echo(f"http: {http}; public URL: {public}")
     signing = "set" if settings.secret_key else "not set (no unsubscribe links)"
     click.echo(f"secret key: {signing}; quiet hours: {settings.quiet_hours}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 import click
 
@@ -13,7 +13,7 @@ from notifier.cli.output import report_import
 from notifier.cli.root import app_of, main
 from notifier.usecases.csv_import import ImportReport
 
-Importer = Callable[[App, TextIO], ImportReport]
+Importer = Callable[[App, BinaryIO], ImportReport]
 
 
 def _import_command(group: click.Group, noun: str, run: Importer, help_text: str) -> None:
@@ -25,7 +25,7 @@ def _import_command(group: click.Group, noun: str, run: Importer, help_text: str
     @click.pass_context
     def command(ctx: click.Context, file: Path) -> None:
         app = app_of(ctx)
-        with file.open(newline="", encoding="utf-8-sig") as stream:
+        with file.open("rb") as stream:  # decoded by the import, bad bytes reported by line
             report = run(app, stream)
         report_import(file, report, noun)
 

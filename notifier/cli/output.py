@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -14,6 +12,7 @@ from typing import Any
 import click
 
 from notifier.domain.estimates import duration
+from notifier.spreadsheets import csv_text
 from notifier.usecases.csv_import import ImportReport
 from notifier.usecases.views import Preview
 
@@ -29,11 +28,7 @@ def emit_json(value: Any) -> None:
 
 
 def emit_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    click.echo(out.getvalue(), nl=False)
+    click.echo(csv_text(rows, columns), nl=False)
 
 
 def emit_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
@@ -55,11 +50,10 @@ def emit_rows(fmt: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str
 
 
 def report_import(file: Path, report: ImportReport, noun: str) -> None:
-    """Each rejected row as ``file:line (id): reason`` on stderr, the counts on stdout; exit 4
-    when any row was rejected, so scripts can tell."""
+    """Each rejected row as ``file:line (id): field: reason`` on stderr, the counts on stdout;
+    exit 4 when any row was rejected, so scripts can tell."""
     for error in report.errors:
-        who = f" ({error.external_id})" if error.external_id else ""
-        click.echo(f"{file.name}:{error.line}{who}: {error.reason}", err=True)
+        click.echo(error.describe(file.name), err=True)
     click.echo(
         f"imported {report.imported} {noun} ({report.created} new, {report.updated} updated), "
         f"{len(report.errors)} rows rejected"

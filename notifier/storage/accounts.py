@@ -10,10 +10,6 @@ from sqlalchemy.orm import Session
 from notifier.storage.models import ApiToken, User
 
 
-def user(s: Session, user_id: int) -> User | None:
-    return s.get(User, user_id)
-
-
 def user_by_email(s: Session, email: str) -> User | None:
     return s.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
 
@@ -34,4 +30,26 @@ def add_api_token(s: Session, name: str, token_sha256: str, now: datetime) -> Ap
 def api_token_by_hash(s: Session, token_sha256: str) -> ApiToken | None:
     return s.scalar(
         select(ApiToken).where(ApiToken.token_sha256 == token_sha256, ApiToken.revoked_at.is_(None))
+    )
+
+
+def all_users(s: Session) -> list[User]:
+    return list(s.scalars(select(User).order_by(User.id)))
+
+
+def api_tokens(s: Session) -> list[ApiToken]:
+    return list(s.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+def api_token(s: Session, token_id: int) -> ApiToken | None:
+    return s.get(ApiToken, token_id)
+
+
+def live_tokens_named(s: Session, name: str) -> list[ApiToken]:
+    return list(
+        s.scalars(
+            select(ApiToken)
+            .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
+            .order_by(ApiToken.id)
+        )
     )

@@ -1,4 +1,5 @@
-"""Opt-outs and the append-only consent ledger."""
+"""Opt-outs, the append-only consent ledger, patients' texts seen, and the addresses an
+unsubscribe link may name."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from notifier.domain.channels import ChannelSpec
 from notifier.domain.deliveries import DeliveryState
-from notifier.storage.models import ConsentEvent, Delivery, OptOut
+from notifier.storage.models import ConsentEvent, Delivery, InboundMessage, OptOut, Patient
 from notifier.storage.queue import set_states
 from notifier.storage.rows import changed
 
@@ -62,3 +65,32 @@ def skip_pending_to(s: Session, channel: str, address: str, now: datetime, reaso
     if ids:
         set_states(s, ids, DeliveryState.SKIPPED, now, "skipped", reason)
     return len(ids)
+
+
+def first_receipt(s: Session, message: InboundMessage) -> bool:
+    """Record a patient's text by its provider id; False if that id was seen before (a replay,
+    or the same webhook delivered twice at once: the unique key decides)."""
+    query = select(InboundMessage.id).where(
+        InboundMessage.channel == message.channel,
+        InboundMessage.provider_id == message.provider_id,
+    )
+    if s.scalar(query) is not None:
+        return False
+    try:
+        with s.begin_nested():
+            s.add(message)
+    except IntegrityError:
+        return False
+    return True
+
+
+def addresses_of(s: Session, spec: ChannelSpec, patient_id: int) -> list[str]:
+    """The addresses a patient has on a channel now or was sent to before."""
+    patient = s.get(Patient, patient_id)
+    current = getattr(patient, spec.address.value, None) if patient is not None else None
+    sent = s.scalars(
+        select(Delivery.address)
+        .where(Delivery.patient_id == patient_id, Delivery.channel == spec.name)
+        .distinct()
+    )
+    return list(dict.fromkeys([a for a in [current, *sent] if isinstance(a, str)]))

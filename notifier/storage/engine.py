@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from notifier.domain.urls import mask_url_secrets
 from notifier.errors import ConfigurationError
 
 MIGRATIONS = "notifier.storage:migrations"
@@ -31,9 +33,11 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise ConfigurationError(f"NOTIFIER_DATABASE_URL {url!r} is not a database URL") from exc
+        raise ConfigurationError(
+            f"NOTIFIER_DATABASE_URL {mask_url_secrets(url)!r} is not a database URL"
+        ) from exc
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database)
+        return _sqlite_engine(url, parsed.database, parsed.query.get("uri") == "true")
     if parsed.get_backend_name() == "postgresql":
         return create_engine(
             url,
@@ -47,9 +51,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     )
 
 
-def _sqlite_engine(url: str, database: str | None) -> Engine:
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+def _sqlite_engine(url: str, database: str | None, uri: bool = False) -> Engine:
+    if database and database != ":memory:" and not uri:
+        create_private(Path(database))
     engine = create_engine(
         url,
         connect_args={"timeout": 30, "check_same_thread": False},
@@ -73,6 +77,27 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def create_private(database: Path) -> None:
+    """A new SQLite file 0600 (SQLite gives its -wal, -shm and -journal files the same mode) in
+    new directories 0700, made before SQLite writes a byte and whatever the umask; a file or
+    directory that already exists is left as it is."""
+    missing = [d for d in (database.parent, *database.parent.parents) if not d.exists()]
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        directory.chmod(0o700)  # the umask may have taken bits away
+    try:
+        fd = os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _alembic_config(connection: Any) -> Config:

@@ -249,6 +249,21 @@ class ConsentEvent(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
 
+class InboundMessage(Base):
+    """A patient's text, once per provider message id (Twilio's MessageSid): a webhook replayed
+    later finds its id here and changes nothing. The body is not kept."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (UniqueConstraint("channel", "provider_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    provider_id: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(20))  # the sender, E.164
+    keyword: Mapped[str | None] = mapped_column(String(20))  # stop, start, help
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class ApiToken(Base):
     """A bearer token for /api/v1; only its SHA-256 is stored."""
 
@@ -273,6 +288,34 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ConsoleSession(Base):
+    """A signed-in console session. The cookie holds a random id; only its SHA-256 is kept."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))  # every POST of this session carries it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_because: Mapped[str | None] = mapped_column(String(20))  # signed_out, replaced, ...
+
+
+class SignInAttempt(Base):
+    """A console sign-in attempt, recorded (as pending) before its password is checked."""
+
+    __tablename__ = "sign_in_attempts"
+    __table_args__ = (Index("ix_sign_in_attempts_ip_at", "ip", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    ip: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str] = mapped_column(String(64))  # SHA-256 of the lower-cased email given
+    outcome: Mapped[str] = mapped_column(String(10))  # pending, failed, succeeded
 
 
 class Worker(Base):

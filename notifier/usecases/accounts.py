@@ -1,5 +1,5 @@
-"""Who may use Notifier: console users (managers and viewers; argon2id hashes) and API bearer
-tokens (shown once, stored only as a SHA-256 digest)."""
+"""Who may use Notifier: console users (managers and viewers; argon2id hashes; a disabled user
+is out at once) and API bearer tokens (shown once, stored only as a SHA-256 digest, revocable)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.orm import Session
 
 from notifier.domain.contacts import mask_email, normalize_email
-from notifier.errors import ValidationError
+from notifier.errors import NotFoundError, ValidationError
 from notifier.storage import accounts as account_rows
-from notifier.storage.models import User
+from notifier.storage import sessions as session_rows
+from notifier.storage.models import ApiToken, User
 from notifier.usecases import UseCase
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,25 @@ class UserView:
         return self.role is Role.MANAGER
 
 
+@dataclass(frozen=True)
+class UserListing:
+    id: int
+    email: str
+    role: str
+    status: str  # active, disabled
+    created: str
+    last_sign_in: str | None
+
+
+@dataclass(frozen=True)
+class TokenListing:
+    id: int
+    name: str
+    status: str  # live, revoked
+    created: str
+    revoked: str | None
+
+
 class Accounts(UseCase):
     def create_user(self, email: str, role: str, password: str) -> UserView:
         try:
@@ -66,7 +88,7 @@ class Accounts(UseCase):
                 ),
             )
             log.info("user created", extra={"action": "user_created", "user_id": user.id})
-            return _view(user)
+            return user_view(user)
 
     def authenticate(self, email: str, password: str) -> UserView | None:
         """The user when the password matches; None otherwise (never says which part was wrong)."""
@@ -81,15 +103,7 @@ class Accounts(UseCase):
             if _HASHER.check_needs_rehash(user.password_hash):
                 user.password_hash = _HASHER.hash(password)
             user.last_login_at = self.clock.now()
-            return _view(user)
-
-    def user(self, user_id: int) -> UserView | None:
-        """The user behind a session, unless removed or disabled since."""
-        with self.db.session() as s:
-            user = account_rows.user(s, user_id)
-            if user is None or user.disabled_at is not None:
-                return None
-            return _view(user)
+            return user_view(user)
 
     def create_token(self, name: str) -> str:
         """A new random API token for ``name``; the caller shows it once, we keep its digest."""
@@ -107,6 +121,58 @@ class Accounts(UseCase):
             found = account_rows.api_token_by_hash(s, token_digest(token))
             return found.name if found else None
 
+    def users(self) -> list[UserListing]:
+        with self.db.session() as s:
+            return [_listing(user) for user in account_rows.all_users(s)]
+
+    def disable_user(self, email: str) -> tuple[UserView, int]:
+        """Disable a user and end their console sessions at once; how many were open."""
+        with self.db.session() as s:
+            user = _existing_user(s, email)
+            now = self.clock.now()
+            user.disabled_at = user.disabled_at or now
+            ended = session_rows.end_sessions_of(s, user.id, now, "user_disabled")
+            log.info("user disabled", extra={"action": "user_disabled", "user_id": user.id})
+            return user_view(user), ended
+
+    def enable_user(self, email: str) -> UserView:
+        """Let a disabled user sign in again (their old sessions stay ended)."""
+        with self.db.session() as s:
+            user = _existing_user(s, email)
+            user.disabled_at = None
+            log.info("user enabled", extra={"action": "user_enabled", "user_id": user.id})
+            return user_view(user)
+
+    def tokens(self) -> list[TokenListing]:
+        """Every API token, live or revoked (never the token itself)."""
+        with self.db.session() as s:
+            return [_token_listing(token) for token in account_rows.api_tokens(s)]
+
+    def revoke_token(self, name: str | None = None, token_id: int | None = None) -> TokenListing:
+        """Revoke one live token, by id or by a name only one live token has."""
+        with self.db.session() as s:
+            if token_id is not None:
+                found = account_rows.api_token(s, token_id)
+                if found is None or found.revoked_at is not None:
+                    raise NotFoundError(f"no live token with id {token_id}", "id")
+            elif name is not None:
+                named = account_rows.live_tokens_named(s, name.strip())
+                if not named:
+                    raise NotFoundError(f"no live token named {name!r}", "name")
+                if len(named) > 1:
+                    ids = ", ".join(str(t.id) for t in named)
+                    raise ValidationError(
+                        f"{len(named)} live tokens are named {name!r} (ids {ids}): "
+                        "revoke one with --id",
+                        "name",
+                    )
+                found = named[0]
+            else:
+                raise ValidationError("say which token: --name or --id", "name")
+            found.revoked_at = self.clock.now()
+            log.info("token revoked", extra={"action": "token_revoked", "token_id": found.id})
+            return _token_listing(found)
+
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
@@ -119,5 +185,37 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-def _view(user: User) -> UserView:
+def user_view(user: User) -> UserView:
     return UserView(id=user.id, email=user.email, role=Role(user.role))
+
+
+def _existing_user(s: Session, email: str) -> User:
+    user = account_rows.user_by_email(s, email)
+    if user is None:
+        raise NotFoundError(f"no user {mask_email(email.strip())}", "email")
+    return user
+
+
+def _listing(user: User) -> UserListing:
+    return UserListing(
+        id=user.id,
+        email=user.email,
+        role=user.role,
+        status="disabled" if user.disabled_at else "active",
+        created=user.created_at.isoformat(timespec="seconds"),
+        last_sign_in=_iso(user.last_login_at),
+    )
+
+
+def _token_listing(token: ApiToken) -> TokenListing:
+    return TokenListing(
+        id=token.id,
+        name=token.name,
+        status="revoked" if token.revoked_at else "live",
+        created=token.created_at.isoformat(timespec="seconds"),
+        revoked=_iso(token.revoked_at),
+    )
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat(timespec="seconds") if at else None

@@ -25,19 +25,23 @@ from notifier.domain.consent import (
     OPTED_OUT,
     Keyword,
     Source,
-    classify,
+    match,
 )
-from notifier.domain.contacts import display_phone, mask_address
+from notifier.domain.contacts import mask_address, mask_text
 from notifier.domain.deliveries import DeliveryState, earlier_than
+from notifier.domain.untrusted import FREE_TEXT_LIMIT, printable
 from notifier.storage import consent as consent_rows
-from notifier.storage import locations as location_rows
 from notifier.storage import patients as patient_rows
 from notifier.storage import queue
-from notifier.storage.models import ConsentEvent, Patient
+from notifier.storage.limits import string_lengths
+from notifier.storage.models import ConsentEvent, Delivery, DeliveryEvent, Patient
 from notifier.unsubscribe import Subscriber, tokens
-from notifier.usecases import UseCase
+from notifier.usecases import UseCase, inbound
 
 log = logging.getLogger(__name__)
+# A report's fields are cut to the columns they are stored in (PostgreSQL refuses longer).
+_SID_CHARS = string_lengths(Delivery)["provider_id"]
+_CODE_CHARS = min(string_lengths(Delivery)["error_code"], string_lengths(DeliveryEvent)["code"])
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class ReportResult:
 
 @dataclass(frozen=True)
 class Reply:
-    """What a patient's text did, and the answer to send back (HELP), if any."""
+    """What a patient's text did, and the answer to send back (HELP, a confirmation), if any."""
 
     keyword: Keyword | None
     changed: bool
@@ -80,7 +84,14 @@ class Consent(UseCase):
     def subscriber(self, token: str) -> Subscriber | None:
         """The patient and address a genuine unsubscribe link names; None for anything else."""
         signer = tokens(self.settings)
-        return signer.read(token) if signer is not None else None
+        claim = signer.read(token) if signer is not None else None
+        if signer is None or claim is None or claim.channel not in self.deps.channels:
+            return None
+        if claim.address is not None:  # a link sent before tokens became opaque
+            return signer.subscriber(claim, ())
+        with self.db.session() as s:
+            known = consent_rows.addresses_of(s, self.deps.spec(claim.channel), claim.patient_id)
+        return signer.subscriber(claim, known)
 
     def unsubscribe(self, token: str) -> Subscriber | None:
         """Opt out the address a genuine link names (RFC 8058 one-click); None if not genuine."""
@@ -96,25 +107,32 @@ class Consent(UseCase):
 
     # --- patients' replies ----------------------------------------------------------------
 
-    def reply(self, channel: str, from_: str, body: str) -> Reply:
-        """STOP… opts the number out of the channel, START… back in, HELP/INFO is answered; the
-        rest is ignored."""
-        spec = self.deps.spec(channel)
-        keyword = classify(body) if from_.strip() else None
-        changed, answer = False, None
-        now = self.clock.now()
+    def reply(self, channel: str, from_: str, body: str, message_id: str = "") -> Reply:
+        """STOP… opts the number out of the channel, START… back in, HELP/INFO is answered, in
+        the keyword's language (or the patient's); the rest is ignored. Once per message id: a
+        replayed message changes nothing and is not answered."""
+        spec, now = self.deps.spec(channel), self.clock.now()
+        text = inbound.received(message_id, from_, body, self.settings.default_region)
+        if text is None:
+            return Reply(None, False, None)
+        found = match(text.body)
+        keyword = found.keyword if found else None
+        changed, answer, outcome = False, None, "replay"
         with self.db.session() as s:
-            if keyword is Keyword.STOP:
-                changed = opt_out(s, spec, from_, Source.KEYWORD, now, detail=body.strip()[:40])
-            elif keyword is Keyword.START:
-                changed = opt_in(s, spec, from_, Source.KEYWORD, now, detail=body.strip()[:40])
-            elif keyword is Keyword.HELP:
-                answer = _help_text(s, spec, from_)
+            if consent_rows.first_receipt(s, text.row(spec.name, keyword, now)):
+                outcome, detail = "received", text.body[: inbound.DETAIL_CHARS]
+                if keyword is Keyword.STOP:
+                    changed = opt_out(s, spec, text.sender, Source.KEYWORD, now, detail=detail)
+                elif keyword is Keyword.START:
+                    changed = opt_in(s, spec, text.sender, Source.KEYWORD, now, detail=detail)
+                if found is not None:
+                    answer = inbound.reply_to(s, spec, self.settings, text.sender, found)
         log.info(
-            "inbound message",
+            "inbound message %s",
+            outcome,
             extra={
-                "action": "inbound_sms",
-                "from": mask_address(from_),
+                "action": f"inbound_{outcome}",
+                "from": mask_address(text.sender),
                 "keyword": keyword.value if keyword else None,
                 "changed": changed,
             },
@@ -133,6 +151,11 @@ class Consent(UseCase):
         wait_for_unknown: float = 0.0,
     ) -> ReportResult:
         """Apply one delivery report (a status callback) to the delivery with that provider id."""
+        provider_id, status = printable(provider_id), printable(status)
+        error_code = printable(error_code) if error_code else None
+        error_message = printable(error_message, FREE_TEXT_LIMIT) if error_message else None
+        if not provider_id or len(provider_id) > _SID_CHARS:
+            return ReportResult("unknown_sid")  # no id of ours is longer than the column
         new = self.deps.spec(channel).reports.get(status.lower())
         if new is None:
             return ReportResult("no_op")
@@ -144,10 +167,13 @@ class Consent(UseCase):
             )
             return ReportResult("unknown_sid")
         now = self.clock.now()
-        code = error_code or None
+        # The provider's words may quote the patient's number or address: masked before stored.
+        code = mask_text(error_code)[:_CODE_CHARS] if error_code else None
         with self.db.session() as s:
-            detail = error_message or (
-                f"the provider reported {status}" + (f" (error {code})" if code else "")
+            detail = (
+                mask_text(error_message)
+                if error_message
+                else (f"the provider reported {status}" + (f" (error {code})" if code else ""))
             )
             if queue.advance_state(s, delivery_id, earlier_than(new), new, now, code, detail):
                 event, outcome = f"status_{new.value}", ReportResult("applied", new.value)
@@ -309,20 +335,3 @@ def _ledger(
                 detail=detail,
             ),
         )
-
-
-def _help_text(s: Session, spec: ChannelSpec, phone: str) -> str:
-    """What CTIA asks of a HELP reply: who we are, what these texts are, how to stop, a phone."""
-    patients = patient_rows.patients_with_address(s, spec, phone)
-    locations = [p.location for p in patients] or list(location_rows.locations(s))
-    location = locations[0] if len(locations) == 1 or patients else None
-    name = location.name if location else "Your clinic"
-    contact = (
-        f" Questions: {display_phone(location.phone)}."
-        if location is not None and location.phone
-        else " Questions: call your clinic."
-    )
-    return (
-        f"{name} closure alerts: we text you when the clinic closes or changes its hours. "
-        f"Msg & data rates may apply. Reply STOP to opt out, START to opt back in.{contact}"
-    )

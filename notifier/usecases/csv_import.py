@@ -1,15 +1,35 @@
-"""CSV imports keyed by ``external_id``: every bad row reported with its line and reason; good
-rows still land (patients and appointments share this machinery)."""
+"""CSV imports keyed by ``external_id``: every bad row reported with its line, field and reason;
+good rows still land (patients and appointments share this machinery).
+
+Nothing a file holds reaches SQL unchecked, and no bad row costs a good one:
+
+- the bytes are decoded once, as UTF-8 (a BOM tolerated); undecodable bytes are kept as lone
+  surrogates (``surrogateescape``) so the cell holding them is rejected by name;
+- a row the csv module cannot read (a field over its size limit) is reported, and reading goes
+  on with the next line (``csv_rows.CsvRows``);
+- every cell is checked for control characters, undecodable bytes and length, and every value
+  about to be stored against its column's length in the model (``storage.limits``);
+- a chunk the database still refuses is retried row by row, so only the offending rows are
+  rejected, with the database's reason masked (bound values are never shown:
+  ``hide_parameters``).
+"""
 
 from __future__ import annotations
 
-import csv
+import io
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import IO, TextIO, cast
 
+from sqlalchemy.exc import DataError, IntegrityError
+
+from notifier.domain.contacts import mask_text
 from notifier.errors import ValidationError
 from notifier.storage.models import Location
+from notifier.usecases.csv_rows import CsvRows, Unreadable, cell_problem, printable
+
+log = logging.getLogger(__name__)
 
 _CHUNK = 1000
 
@@ -19,6 +39,19 @@ class RowError:
     line: int
     external_id: str
     reason: str
+    field: str | None = None
+
+    @property
+    def message(self) -> str:
+        """``field: reason``; the reason alone when it already starts with its field's name."""
+        if self.field is None or self.reason.startswith(self.field):
+            return self.reason
+        return f"{self.field}: {self.reason}"
+
+    def describe(self, filename: str) -> str:
+        """``file.csv:LINE (external_id): field: reason``: how every surface reports a row."""
+        who = f" ({self.external_id})" if self.external_id else ""
+        return f"{filename}:{self.line}{who}: {self.message}"
 
 
 @dataclass
@@ -34,6 +67,7 @@ class ImportReport:
 
 Row = dict[str, str | None]
 Chunk = list[tuple[int, dict[str, object]]]
+Source = IO[bytes] | IO[str]
 
 
 class Cells:
@@ -48,52 +82,136 @@ class Cells:
     def required(self, *names: str) -> None:
         for name in names:
             if not self(name):
-                raise ValidationError(f"{name} is empty")
+                raise ValidationError(f"{name} is empty", name)
 
     def location(self, locations: Mapping[str, Location]) -> Location:
         location = locations.get(self("location").lower())
         if location is None:
-            raise ValidationError(f"location {self('location')!r} does not exist")
+            raise ValidationError(f"location {self('location')!r} does not exist", "location")
         return location
 
 
-def import_rows(
-    stream: TextIO,
-    columns: Sequence[str],
-    clean: Callable[[Row], dict[str, object]],
-    upsert: Callable[[Chunk, ImportReport], None],
-) -> ImportReport:
-    """Read a CSV keyed by ``external_id``: ``clean`` checks each row (raising ValidationError
-    with the reason), ``upsert`` stores good rows in chunks. Bad rows are reported by line."""
-    reader = csv.DictReader(stream)
-    header = [name.strip() for name in reader.fieldnames or []]
-    missing = [name for name in columns if name not in header]
-    if missing:
-        raise ValidationError(
-            f"the CSV header lacks column(s) {', '.join(missing)}; expected: {','.join(columns)}"
-        )
-    reader.fieldnames = header
-    report = ImportReport()
-    seen: dict[str, int] = {}
-    chunk: Chunk = []
-    for row in reader:
-        line = reader.line_num
-        external_id = (row.get("external_id") or "").strip()
-        try:
-            extra = row.get(None)  # DictReader's key for cells beyond the header
-            if extra:
-                raise ValidationError(f"{len(extra)} more cell(s) than the header has")
-            if external_id in seen:
-                raise ValidationError(f"external_id repeats line {seen[external_id]}")
-            values = clean(row)
-        except ValidationError as exc:
-            report.errors.append(RowError(line, external_id, str(exc)))
-            continue
-        seen[external_id] = line
-        chunk.append((line, values))
-        if len(chunk) >= _CHUNK:
-            upsert(chunk, report)
-            chunk = []
-    if chunk:
-        upsert(chunk, report)
+@dataclass(frozen=True)
+class Importer:
+    """One kind of import: its columns, the stored columns' lengths (``storage.limits``),
+    ``clean`` (a row → the values to store, raising ValidationError) and ``upsert`` (stores a
+    chunk of checked rows in one transaction, counting into the report it is given)."""
+
+    columns: Sequence[str]
+    lengths: Mapping[str, int]
+    clean: Callable[[Row], dict[str, object]]
+    upsert: Callable[[Chunk, ImportReport], None]
+
+
+def import_rows(source: Source, importer: Importer) -> ImportReport:
+    """Read a CSV keyed by ``external_id`` (bytes, decoded here, or text) and store its good
+    rows in chunks. A wrong header imports nothing and raises ValidationError saying why."""
+    stream = _text(source)
+    try:
+        rows = CsvRows(stream, importer.columns)
+        report = ImportReport()
+        seen: dict[str, int] = {}
+        chunk: Chunk = []
+        for line, row in rows:
+            checked = _checked(line, row, importer, seen, report)
+            if checked is None:
+                continue
+            chunk.append((line, checked))
+            if len(chunk) >= _CHUNK:
+                _store(chunk, importer.upsert, report)
+                chunk = []
+        if chunk:
+            _store(chunk, importer.upsert, report)
+    finally:
+        if stream is not source:
+            cast(io.TextIOWrapper, stream).detach()  # the caller closes its own stream
+    report.errors.sort(key=lambda error: error.line)
     return report
+
+
+def _text(source: Source) -> TextIO:
+    if isinstance(source, io.TextIOBase):
+        return cast(TextIO, source)
+    return io.TextIOWrapper(
+        cast(IO[bytes], source), encoding="utf-8-sig", errors="surrogateescape", newline=""
+    )
+
+
+def _checked(
+    line: int,
+    row: Row | Unreadable,
+    importer: Importer,
+    seen: dict[str, int],
+    report: ImportReport,
+) -> dict[str, object] | None:
+    """The row's values to store, or None after reporting why it cannot be stored."""
+    if isinstance(row, Unreadable):
+        report.errors.append(RowError(line, row.external_id, row.reason, row.field))
+        return None
+    raw_id = row.get("external_id") or ""
+    try:
+        _check_cells(row, importer)
+        external_id = raw_id.strip()
+        if external_id in seen:
+            raise ValidationError(f"external_id repeats line {seen[external_id]}", "external_id")
+        values = importer.clean(row)
+        _check_values(values, importer.lengths)
+    except ValidationError as exc:
+        report.errors.append(RowError(line, printable(raw_id.strip()), str(exc), exc.field))
+        return None
+    seen[external_id] = line
+    return values
+
+
+def _check_cells(row: Row, importer: Importer) -> None:
+    for name in importer.columns:
+        problem = cell_problem(row[name] or "", importer.lengths.get(name))
+        if problem:
+            raise ValidationError(problem, name)
+
+
+def _check_values(values: Mapping[str, object], lengths: Mapping[str, int]) -> None:
+    """What is about to be stored fits its column: the last check before SQL."""
+    for name, value in values.items():
+        if isinstance(value, str):
+            problem = cell_problem(value, lengths.get(name), stored=True)
+            if problem:
+                raise ValidationError(problem, name)
+
+
+def _store(
+    chunk: Chunk, upsert: Callable[[Chunk, ImportReport], None], report: ImportReport
+) -> None:
+    """Store a chunk in one transaction; if the database refuses it, store its rows one by one
+    so that only the rows it refuses are rejected."""
+    done = ImportReport()
+    try:
+        upsert(chunk, done)
+    except (IntegrityError, DataError) as exc:
+        if len(chunk) == 1:
+            line, values = chunk[0]
+            external_id = printable(str(values.get("external_id", "")))
+            report.errors.append(RowError(line, external_id, _refusal(exc)))
+            return
+        log.warning(
+            "the database refused a chunk of the import; storing its rows one by one",
+            extra={
+                "action": "import_chunk_retried",
+                "rows": len(chunk),
+                "error": type(exc.orig).__name__,
+            },
+        )
+        for one in chunk:
+            _store([one], upsert, report)
+        return
+    report.created += done.created
+    report.updated += done.updated
+    report.errors += done.errors
+
+
+def _refusal(exc: IntegrityError | DataError) -> str:
+    """The database's own words, first line only (PostgreSQL's DETAIL quotes values), masked."""
+    diag = getattr(exc.orig, "diag", None)
+    words = getattr(diag, "message_primary", None) or str(exc.orig).strip()
+    first = words.splitlines()[0] if words else type(exc.orig).__name__
+    return f"the database refused the row: {printable(mask_text(first), 200)}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import TextIO
 
 from notifier.domain.channels import AddressField
 from notifier.domain.closures import parse_local, zone
@@ -16,10 +15,20 @@ from notifier.errors import ValidationError
 from notifier.storage import consent as consent_rows
 from notifier.storage import locations as location_rows
 from notifier.storage import patients as patient_rows
+from notifier.storage.limits import string_lengths
 from notifier.storage.models import Appointment, Location, Patient
 from notifier.usecases import UseCase
 from notifier.usecases.consent import record_imported_consent
-from notifier.usecases.csv_import import Cells, Chunk, ImportReport, Row, RowError, import_rows
+from notifier.usecases.csv_import import (
+    Cells,
+    Chunk,
+    Importer,
+    ImportReport,
+    Row,
+    RowError,
+    Source,
+    import_rows,
+)
 from notifier.usecases.lookups import location_id_of
 from notifier.usecases.views import PatientView
 
@@ -45,33 +54,38 @@ APPOINTMENT_COLUMNS = (
 )
 _YES = {"yes", "y", "true", "t", "1"}
 _NO = {"no", "n", "false", "f", "0", ""}
+_PATIENT_ID = "patient_external_id"
 _LANGUAGE = re.compile(r"^[a-z]{2,3}([-_][a-z0-9]{2,8})*$")
 _ADDRESS_NOUN = {AddressField.PHONE: "phone number", AddressField.EMAIL: "email address"}
+# What each stored value may hold, from the models (patient_external_id names a patient).
+PATIENT_LENGTHS = string_lengths(Patient)
+APPOINTMENT_LENGTHS = string_lengths(Appointment) | {_PATIENT_ID: PATIENT_LENGTHS["external_id"]}
 
 
 class Patients(UseCase):
-    def import_patients(self, stream: TextIO) -> ImportReport:
-        """Upsert patients by ``external_id``. A wrong header imports nothing and says why."""
+    def import_patients(self, source: Source) -> ImportReport:
+        """Upsert patients by ``external_id`` from a CSV (bytes, or text). A wrong header
+        imports nothing and says why; a bad row is reported and the others land."""
         locations = self._locations()
-        return import_rows(
-            stream,
+        importer = Importer(
             PATIENT_COLUMNS,
+            PATIENT_LENGTHS,
             lambda row: self._patient(row, locations),
             self._upsert_patients,
         )
+        return import_rows(source, importer)
 
-    def import_appointments(self, stream: TextIO) -> ImportReport:
+    def import_appointments(self, source: Source) -> ImportReport:
         """Upsert appointments by ``external_id``; the patient must exist at the same location.
         Times are in the location's zone."""
         locations = self._locations()
-        report = import_rows(
-            stream,
+        importer = Importer(
             APPOINTMENT_COLUMNS,
+            APPOINTMENT_LENGTHS,
             lambda row: _appointment(row, locations),
             self._upsert_appointments,
         )
-        report.errors.sort(key=lambda error: error.line)
-        return report
+        return import_rows(source, importer)
 
     def page(
         self, location_slug: str | None = None, limit: int = 200, offset: int = 0
@@ -117,14 +131,16 @@ class Patients(UseCase):
         }
         language = cell("language").lower().replace("_", "-") or location.default_language
         if not _LANGUAGE.match(language):
-            raise ValidationError(f"language {cell('language')!r} is not a language code like 'en'")
+            raise ValidationError(
+                f"language {cell('language')!r} is not a language code like 'en'", "language"
+            )
         consents: dict[str, bool] = {}
         for spec in self.deps.channels.values():
             column = spec.consent_field
             consents[column] = _yes_no(cell(column), column) or consents.get(column, False)
             if consents[column] and addresses[spec.address] is None:
                 raise ValidationError(
-                    f"{column} is yes but there is no {_ADDRESS_NOUN[spec.address]}"
+                    f"{column} is yes but there is no {_ADDRESS_NOUN[spec.address]}", column
                 )
         return {
             "external_id": cell("external_id"),
@@ -173,13 +189,15 @@ class Patients(UseCase):
             existing = patient_rows.appointments_by_external_ids(
                 s, [str(v["external_id"]) for _, v in chunk]
             )
-            for line, values in chunk:
+            for line, row in chunk:
+                values = dict(row)  # the chunk may be stored again, row by row
                 patient_external_id = str(values.pop("patient_external_id"))
                 patient = patients.get(patient_external_id)
                 if patient is None or patient.location_id != values["location_id"]:
                     where = "" if patient is None else " at this location"
                     reason = f"patient {patient_external_id!r} not found{where}"
-                    report.errors.append(RowError(line, str(values["external_id"]), reason))
+                    error = RowError(line, str(values["external_id"]), reason, _PATIENT_ID)
+                    report.errors.append(error)
                     continue
                 appointment = existing.get(str(values["external_id"]))
                 if appointment is None:
@@ -201,26 +219,29 @@ def _yes_no(value: str, column: str) -> bool:
         return True
     if lowered in _NO:
         return False
-    raise ValidationError(f"{column} {value!r} is not yes/no")
+    raise ValidationError(f"{column} {value!r} is not yes/no", column)
 
 
 def _appointment(row: Row, locations: dict[str, Location]) -> dict[str, object]:
     cell = Cells(row)
     cell.required("external_id", "patient_external_id")
     location = cell.location(locations)
-    starts = parse_local(cell("starts_at"), zone(location.timezone), "starts_at")
+    starts = parse_local(cell("starts_at"), zone(location.timezone), "starts_at", "starts_at")
     try:
         minutes = int(cell("duration_minutes"))
     except ValueError:
         raise ValidationError(
-            f"duration_minutes {cell('duration_minutes')!r} is not a whole number"
+            f"duration_minutes {cell('duration_minutes')!r} is not a whole number",
+            "duration_minutes",
         ) from None
     if not 0 < minutes <= 24 * 60:
-        raise ValidationError(f"duration_minutes {minutes} is not between 1 and 1440")
+        raise ValidationError(
+            f"duration_minutes {minutes} is not between 1 and 1440", "duration_minutes"
+        )
     status = cell("status").lower() or "scheduled"
     if status not in APPOINTMENT_STATUSES:
         raise ValidationError(
-            f"status {cell('status')!r} is not one of {', '.join(APPOINTMENT_STATUSES)}"
+            f"status {cell('status')!r} is not one of {', '.join(APPOINTMENT_STATUSES)}", "status"
         )
     return {
         "external_id": cell("external_id"),

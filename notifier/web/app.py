@@ -7,8 +7,10 @@ from fastapi.responses import JSONResponse
 
 from notifier.bootstrap import App
 from notifier.errors import NotFoundError, ValidationError
-from notifier.web import api, unsubscribe, webhooks
+from notifier.web import api, api_imports, unsubscribe, webhooks
 from notifier.web.console import router as console_router
+from notifier.web.headers import SecurityHeaders
+from notifier.web.limits import BodyLimits, body_rules
 
 
 def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
@@ -47,5 +49,10 @@ def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
     web.include_router(webhooks.router)
     web.include_router(unsubscribe.router)
     web.include_router(api.router)
+    web.include_router(api_imports.router)
     web.include_router(console_router)
+    # Outermost last: every answer, the limits' 413s and 401s too, gets the security headers.
+    web.add_middleware(BodyLimits, rules=body_rules(app))
+    docs = [url for url in (web.docs_url, web.redoc_url, web.swagger_ui_oauth2_redirect_url) if url]
+    web.add_middleware(SecurityHeaders, settings=app.settings, docs_paths=docs)
     return web

@@ -15,19 +15,22 @@ import uvicorn
 from notifier.bootstrap import App
 from notifier.errors import ConfigurationError
 from notifier.web.app import create_app
+from notifier.web.proxies import proxy_options
 
 log = logging.getLogger(__name__)
 
 
 class HttpServer:
     def __init__(self, app: App, host: str, port: int, unknown_sid_wait: float = 2.0) -> None:
+        self.web = create_app(app, unknown_sid_wait=unknown_sid_wait)
         config = uvicorn.Config(
-            create_app(app, unknown_sid_wait=unknown_sid_wait),
+            self.web,
             host=host,
             port=port,
             log_config=None,  # our logging, not uvicorn's (it would log query strings)
             access_log=False,
             lifespan="off",
+            **proxy_options(app.settings),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)

@@ -90,7 +90,8 @@ def status_callback(form: SignedForm, app: Application, request: Request) -> Res
 )
 def inbound(form: SignedForm, app: Application) -> Response:
     """An SMS from a patient: STOP/START keywords change consent, HELP/INFO answers."""
-    reply = app.consent.reply(SMS, _field(form, "From"), _field(form, "Body"))
+    message_id = _field(form, "MessageSid") or _field(form, "SmsSid")
+    reply = app.consent.reply(SMS, _field(form, "From"), _field(form, "Body"), message_id)
     twiml = MessagingResponse()
     if reply.answer is not None:
         twiml.message(reply.answer)

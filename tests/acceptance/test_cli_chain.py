@@ -39,7 +39,8 @@ def test_appointments_intervals_audience_update_and_cancel_from_the_command_line
                             check=False)  # fmt: skip
     assert imported.returncode == 4
     assert "imported 2 appointments" in imported.stdout
-    assert "appointments.csv:4 (a9): patient 'ghost' not found" in imported.stderr
+    ghost = "appointments.csv:4 (a9): patient_external_id: patient 'ghost' not found"
+    assert ghost in imported.stderr
 
     created = run_notifier(env, "notice", "create", "--location", "cova",
                            "--reason", "an ice storm",

@@ -8,13 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -22,7 +18,8 @@ from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.conftest import IN_CI
 from tests.support.patients import PATIENTS_CSV
-from tests.support.processes import NOTIFIER, free_port, run_notifier, service_env
+from tests.support.processes import free_port, run_notifier, service_env
+from tests.support.serving import serving
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +56,7 @@ def env(
         HTTP_HOST="127.0.0.1",
         HTTP_PORT=str(port),
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
-        SECRET_KEY="console-test-secret-0123456789",
+        SECRET_KEY="Yh3cN8vQ1kLs6TbW0pZr5mXj2gDf9uAe-Bn7",  # a fixed random key
     )
 
 
@@ -84,30 +81,8 @@ def console(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     )
     assert f"{EMAIL} (manager)" in created.stdout
     base = env["NOTIFIER_PUBLIC_BASE_URL"]
-    log = (tmp_path / "serve.log").open("w")
-    serve = subprocess.Popen(
-        [*NOTIFIER, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert serve.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "notifier serve did not answer in 30 s"
-            time.sleep(0.1)
+    with serving(env, tmp_path / "serve.log"):
         yield base
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        try:
-            serve.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait(timeout=10)
-        log.close()
     served_log = (tmp_path / "serve.log").read_text()
     assert "5405550111" not in served_log and "maria@example.org" not in served_log
 

@@ -12,7 +12,7 @@ import httpx
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.processes import NOTIFIER, free_port, run_notifier, service_env
 
-SECRET = "acceptance-secret-0123456789"
+SECRET = "Rw8nZ2qLx5VbT0mKc7HsJ4yP1dGf9aEu-Qe6"  # a fixed random key (tests only)
 
 
 def base_env(tmp_path: Path, twilio: FakeTwilio, port: int) -> dict[str, str]:

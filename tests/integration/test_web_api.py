@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from notifier.clock import FrozenClock
 from notifier.storage.models import ApiToken
-from notifier_sandbox.smtp_server import FakeSmtp
-from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.channels import FakeChannel
-from tests.support.web import Web, add_cova, broadcast_sms, served
+from tests.support.web import Web, broadcast_sms
 
 NOTICE = {
     "location": "cova",
@@ -21,15 +16,6 @@ NOTICE = {
     "reason": "inclement weather",
     "channels": ["sms", "email"],
 }
-
-
-@pytest.fixture
-def web(
-    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
-) -> Iterator[Web]:
-    with served(database_url, fake_twilio, fake_smtp, clock) as w:
-        add_cova(w.app)
-        yield w
 
 
 @pytest.fixture

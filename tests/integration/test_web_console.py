@@ -15,10 +15,8 @@ import pytest
 from notifier.clock import FrozenClock
 from notifier.storage import accounts as account_rows
 from notifier.storage import consent as consent_rows
-from notifier_sandbox.smtp_server import FakeSmtp
-from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.channels import FakeChannel
-from tests.support.web import PASSWORD, Web, add_cova, broadcast_sms, csrf_of, served, sign_in
+from tests.support.web import PASSWORD, Web, broadcast_sms, csrf_of, sign_in
 
 REFERENCE = {
     "location": "cova",
@@ -37,15 +35,12 @@ BAD_CSV = (
 
 
 @pytest.fixture
-def web(
-    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
-) -> Iterator[Web]:
-    with served(database_url, fake_twilio, fake_smtp, clock) as w:
-        add_cova(w.app)
-        accounts = w.app.accounts
-        accounts.create_user("manager@cova.example", "manager", PASSWORD)
-        accounts.create_user("viewer@cova.example", "viewer", PASSWORD)
-        yield w
+def web(web: Web) -> Web:
+    """The shared served app (reference location and patients), plus this file's own setup."""
+    accounts = web.app.accounts
+    accounts.create_user("manager@cova.example", "manager", PASSWORD)
+    accounts.create_user("viewer@cova.example", "viewer", PASSWORD)
+    return web
 
 
 @pytest.fixture
@@ -281,13 +276,17 @@ def test_the_import_page_reports_each_bad_row_and_imports_the_good_ones(
         data={"csrf": csrf},
         files={"file": ("patients.csv", BAD_CSV.encode(), "text/csv")},
     )
-    assert answer.status_code == 200
+    assert answer.status_code == 422  # some rows rejected, as the API answers
     assert "Imported 1 patients (1 new, 0 updated); 2 rows rejected." in answer.text
     rows = re.findall(
-        r"<tr><td>(\d+)</td><td class=\"mono\">(\w+)</td><td>([^<]+)</td>", answer.text
+        r"<tr><td>(\d+)</td><td class=\"mono\">(\w+)</td><td>(\w+)</td><td>([^<]+)</td>",
+        answer.text,
     )
-    assert [(line, who) for line, who, _ in rows] == [("3", "bad1"), ("4", "bad2")]
-    assert "atlantis" in rows[1][2]
+    assert [(line, who, name) for line, who, name, _ in rows] == [
+        ("3", "bad1", "phone"),
+        ("4", "bad2", "location"),
+    ]
+    assert "atlantis" in rows[1][3]
     bad_header = manager.post(
         "/console/patients/import",
         data={"csrf": csrf},

@@ -12,7 +12,7 @@ from notifier.storage import queue
 from tests.support.channels import FakeChannel
 from tests.support.peers import NEW_YORK
 from tests.support.records import events
-from tests.support.web import add_cova, broadcast_sms
+from tests.support.web import add_cova, broadcast_email, broadcast_sms
 
 
 @pytest.fixture
@@ -88,13 +88,5 @@ def test_a_closure_over_before_the_window_opens_expires(night: App) -> None:
 
 
 def test_email_is_not_held_by_quiet_hours(night: App) -> None:
-    notice = night.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="email"
-    )
-    night.fanout.fire_due()
-    dispatcher = night.dispatcher()
-    try:
-        dispatcher.drain()
-    finally:
-        dispatcher.close()
-    assert len(night.deliveries.log(notice.id, "sent")) == 3
+    notice_id = broadcast_email(night)
+    assert len(night.deliveries.log(notice_id, "sent")) == 3

@@ -8,7 +8,6 @@ operations are driven here with Hypothesis and the schema's own strategies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,22 +15,16 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from notifier.clock import FrozenClock
-from notifier_sandbox.smtp_server import FakeSmtp
-from notifier_sandbox.twilio_server import FakeTwilio
-from tests.support.web import Web, add_cova, served
+from tests.support.web import Web
 
 EXAMPLES = 25
 
 
 @pytest.fixture
-def web(
-    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
-) -> Iterator[Web]:
-    with served(database_url, fake_twilio, fake_smtp, clock) as w:
-        add_cova(w.app)
-        w.app.notices.create("cova", "2025-02-19 12:30", "2025-02-21 00:00", "storm")
-        yield w
+def web(web: Web) -> Web:
+    """The shared served app (reference location and patients), plus this file's own setup."""
+    web.app.notices.create("cova", "2025-02-19 12:30", "2025-02-21 00:00", "storm")
+    return web
 
 
 def test_no_generated_request_makes_the_server_fail(web: Web) -> None:

@@ -3,40 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from notifier.clock import FrozenClock
 from notifier.unsubscribe import Subscriber, UnsubscribeTokens
 from notifier_sandbox.smtp_server import FakeSmtp
-from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.records import ledger, opted_out
-from tests.support.web import SECRET, Web, add_cova, served
+from tests.support.web import SECRET, Web, broadcast_email
 
 MARIA = "maria@example.org"
-
-
-@pytest.fixture
-def web(
-    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
-) -> Iterator[Web]:
-    with served(database_url, fake_twilio, fake_smtp, clock) as w:
-        add_cova(w.app)
-        yield w
-
-
-def email_broadcast(web: Web) -> int:
-    notice = web.app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="email"
-    )
-    web.app.fanout.fire_due()
-    dispatcher = web.app.dispatcher()
-    try:
-        dispatcher.drain()
-    finally:
-        dispatcher.close()
-    return notice.id
 
 
 def unsubscribe_link(smtp: FakeSmtp, address: str) -> str:
@@ -52,7 +28,7 @@ def unsubscribe_link(smtp: FakeSmtp, address: str) -> str:
 def test_every_closure_email_carries_both_unsubscribe_headers(
     web: Web, fake_smtp: FakeSmtp
 ) -> None:
-    email_broadcast(web)
+    broadcast_email(web.app)
     assert len(fake_smtp.messages) == 3
     links = {unsubscribe_link(fake_smtp, m.rcpt_tos[0]) for m in fake_smtp.messages}
     assert len(links) == 3  # one per recipient
@@ -62,7 +38,7 @@ def test_every_closure_email_carries_both_unsubscribe_headers(
 def test_the_round_trip_get_shows_a_page_post_opts_out_the_next_broadcast_skips(
     web: Web, fake_smtp: FakeSmtp, clock: FrozenClock
 ) -> None:
-    email_broadcast(web)
+    broadcast_email(web.app)
     path = unsubscribe_link(fake_smtp, MARIA).removeprefix(web.server.url)
 
     page = web.client.get(path)
@@ -87,7 +63,7 @@ def test_the_round_trip_get_shows_a_page_post_opts_out_the_next_broadcast_skips(
 
     clock.advance(3600)
     before = len(fake_smtp.received_for(MARIA))
-    second = email_broadcast(web)
+    second = broadcast_email(web.app)
     assert len(fake_smtp.received_for(MARIA)) == before
     skipped = {d.error for d in web.app.deliveries.log(second) if d.state == "skipped"}
     assert "opted out" in skipped
@@ -97,7 +73,7 @@ def test_the_round_trip_get_shows_a_page_post_opts_out_the_next_broadcast_skips(
 def test_a_forged_token_is_refused_and_changes_nothing(
     web: Web, fake_smtp: FakeSmtp, how: str
 ) -> None:
-    email_broadcast(web)
+    broadcast_email(web.app)
     genuine = unsubscribe_link(fake_smtp, MARIA).rsplit("/", 1)[1]
     if how == "tampered":
         payload, _, signature = genuine.rpartition(".")

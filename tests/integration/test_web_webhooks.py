@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from twilio.request_validator import RequestValidator
 
@@ -17,15 +15,6 @@ from tests.support.web import Web, add_cova, broadcast_sms, served
 
 MARIA = "+15405550111"
 SMITHS = "+15405550112"  # John and Jane share it
-
-
-@pytest.fixture
-def web(
-    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
-) -> Iterator[Web]:
-    with served(database_url, fake_twilio, fake_smtp, clock) as w:
-        add_cova(w.app)
-        yield w
 
 
 @pytest.fixture
@@ -115,18 +104,6 @@ def test_a_callback_for_an_unknown_message_is_acknowledged(web: Web) -> None:
     assert response.status_code == 200
 
 
-def inbound(web: Web, body: str, from_: str = SMITHS) -> tuple[int, str]:
-    params = {
-        "MessageSid": "SM" + "a" * 32,
-        "From": from_,
-        "To": web.twilio.from_number,
-        "Body": body,
-        "NumMedia": "0",
-    }
-    response = web.signed_post("/webhooks/twilio/inbound", params)
-    return response.status_code, response.text
-
-
 @pytest.mark.parametrize(
     ("body", "out"),
     [
@@ -141,7 +118,7 @@ def inbound(web: Web, body: str, from_: str = SMITHS) -> tuple[int, str]:
     ],
 )
 def test_opt_out_keywords_opt_the_number_out(web: Web, body: str, out: bool) -> None:
-    code, _ = inbound(web, body)
+    code, _ = web.inbound(body, SMITHS)
     assert code == 200
     assert opted_out(web.app, "sms", SMITHS) is out
 
@@ -149,13 +126,13 @@ def test_opt_out_keywords_opt_the_number_out(web: Web, body: str, out: bool) -> 
 def test_stop_opts_out_every_patient_with_that_phone_and_start_opts_back_in(
     web: Web, clock: FrozenClock
 ) -> None:
-    inbound(web, "STOP")
+    web.inbound("STOP", SMITHS)
     entries = ledger(web.app, "sms", SMITHS)
     assert [(src, old, new) for src, old, new, _ in entries] == [
         ("keyword", "opted_in", "opted_out")
     ] * 2  # John and Jane: one ledger row each
     assert len({pid for *_, pid in entries}) == 2
-    inbound(web, "STOP")  # again: nothing changes, nothing is added
+    web.inbound("STOP", SMITHS)  # again: nothing changes, nothing is added
     assert len(ledger(web.app, "sms", SMITHS)) == 2
 
     channel = FakeChannel()
@@ -164,13 +141,13 @@ def test_stop_opts_out_every_patient_with_that_phone_and_start_opts_back_in(
     skipped = [d for d in web.app.deliveries.log(notice_id) if d.state == "skipped"]
     assert "opted out" in {d.error for d in skipped}
 
-    inbound(web, "start")
+    web.inbound("start", SMITHS)
     assert not opted_out(web.app, "sms", SMITHS)
     assert ledger(web.app, "sms", SMITHS)[-1][:3] == ("keyword", "opted_out", "opted_in")
 
 
 def test_help_answers_with_who_we_are_how_to_stop_and_a_phone(web: Web) -> None:
-    code, twiml = inbound(web, "help")
+    code, twiml = web.inbound("help", SMITHS)
     assert code == 200
     assert twiml.startswith("<?xml") and "<Message>" in twiml
     for wanted in ("COVA Spine and Pain Center", "closure alerts", "STOP", "(540) 555-0100"):

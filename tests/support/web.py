@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from twilio.request_validator import RequestValidator
@@ -20,7 +22,7 @@ from tests.support.channels import FakeChannel
 from tests.support.patients import PATIENTS_CSV
 from tests.support.peers import peer_settings
 
-SECRET = "test-secret-key-0123456789abcdef"
+SECRET = "kF3v9QmZt0r1xYpL2wHs8uNcJd6Ea5Bg-Tz4"  # a fixed random key (tests only)
 PASSWORD = "correct horse battery"  # every console user the tests create
 
 
@@ -39,6 +41,27 @@ class Web:
         signature = RequestValidator(token or self.twilio.auth_token).compute_signature(url, params)
         return self.client.post(path, data=params, headers={"X-Twilio-Signature": signature})
 
+    def inbound(self, body: str, from_: str, sid: str | None = None) -> tuple[int, str]:
+        """A signed inbound text from ``from_``: its own new MessageSid unless ``sid`` repeats
+        one (a replay). The status code and the TwiML answered."""
+        params = {
+            "MessageSid": sid or new_message_sid(),
+            "From": from_,
+            "To": self.twilio.from_number,
+            "Body": body,
+            "NumMedia": "0",
+        }
+        response = self.signed_post("/webhooks/twilio/inbound", params)
+        return response.status_code, response.text
+
+
+_message_sids = itertools.count(1)
+
+
+def new_message_sid() -> str:
+    """A MessageSid no other test message has."""
+    return f"SM{next(_message_sids):032x}"
+
 
 @contextmanager
 def served(
@@ -47,8 +70,11 @@ def served(
     smtp: FakeSmtp,
     clock: FrozenClock,
     unknown_sid_wait: float = 0.0,
+    **settings: Any,
 ) -> Iterator[Web]:
-    app = build_app(peer_settings(database_url, twilio, smtp, secret_key=SECRET), clock=clock)
+    """The app served on a free loopback port; ``settings`` add to the peers' settings."""
+    values = {"secret_key": SECRET} | settings
+    app = build_app(peer_settings(database_url, twilio, smtp, **values), clock=clock)
     server = HttpServer(app, "127.0.0.1", 0, unknown_sid_wait=unknown_sid_wait)
     server.start()
     # The port is known only now; channels built after this send callbacks here.
@@ -108,4 +134,18 @@ def broadcast_sms(app: App, channel: FakeChannel, **notice: object) -> int:
     created = app.notices.create("cova", **values)  # type: ignore[arg-type]
     app.fanout.fire_due()
     app.dispatcher({"sms": channel}, "w1").drain()
+    return created.id
+
+
+def broadcast_email(app: App) -> int:
+    """The reference notice by email, fired and dispatched through the SMTP peer; its id."""
+    created = app.notices.create(
+        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="email"
+    )
+    app.fanout.fire_due()
+    dispatcher = app.dispatcher()
+    try:
+        dispatcher.drain()
+    finally:
+        dispatcher.close()
     return created.id

@@ -1,92 +1,90 @@
-"""Console sessions in signed cookies, CSRF tokens, and who may do what.
+"""Console sessions, CSRF tokens, and who may do what.
 
-The cookie holds only ``{"uid": user id or None, "csrf": token}``, signed and timestamped with
-``NOTIFIER_SECRET_KEY`` (itsdangerous); the user is looked up on every request, so a disabled
-user is out at once. Every POST carries the session's CSRF token, as a form field or the
-``X-CSRF-Token`` header, compared in constant time.
+Signed in, the ``notifier_console`` cookie holds a random session id that the database knows
+only by its SHA-256 (``usecases.sessions``), with the session's CSRF token beside it. Before
+sign-in, the ``notifier_csrf`` cookie holds a random token that the sign-in form must repeat
+(double submit: only our own pages can put it in a form). Every POST carries the token, as a
+form field or the ``X-CSRF-Token`` header, compared in constant time.
+
+Both cookies: HttpOnly, path ``/console``, no Max-Age (gone when the browser closes; the server
+ends sessions anyway), Secure whenever ``NOTIFIER_PUBLIC_BASE_URL`` is https, whatever scheme
+the request arrived with. SameSite=Lax, not Strict: a link to a notice in an email or a chat
+opens signed in, and Strict would add nothing since no GET changes anything and every POST needs
+the CSRF token.
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
-import threading
-from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from notifier.bootstrap import App
 from notifier.usecases.accounts import UserView
+from notifier.usecases.sessions import NewSession
 from notifier.web.deps import get_app
 
 COOKIE = "notifier_console"
+CSRF_COOKIE = "notifier_csrf"
 COOKIE_PATH = "/console"
-SESSION_SECONDS = 12 * 3600
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
 
 @dataclass
 class ConsoleSession:
-    """The signed cookie's content for this request; ``dirty`` means it must be sent again."""
+    """This request's session, signed in (``token``) or not, and the cookies to send back
+    (a value sets one, None deletes it)."""
 
-    uid: int | None = None
-    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    dirty: bool = True
+    csrf: str
     user: UserView | None = None
+    token: str | None = None
+    cookies: dict[str, str | None] = field(default_factory=dict)
 
-    def sign_in(self, user: UserView) -> None:
-        self.uid, self.user = user.id, user
-        self.csrf = secrets.token_urlsafe(32)  # a fresh token for the signed-in session
-        self.dirty = True
+    def signed_in(self, result: NewSession) -> None:
+        self.user, self.token, self.csrf = result.user, result.token, result.csrf
+        self.cookies[COOKIE] = result.token
 
-    def sign_out(self) -> None:
-        self.uid, self.user = None, None
+    def signed_out(self) -> None:
+        self.user, self.token = None, None
         self.csrf = secrets.token_urlsafe(32)
-        self.dirty = True
-
-
-def _serializer(app: App) -> URLSafeTimedSerializer:
-    if app.settings.secret_key is None:
-        raise HTTPException(
-            503, "the console needs NOTIFIER_SECRET_KEY (at least 16 characters) to sign sessions"
-        )
-    return URLSafeTimedSerializer(
-        app.settings.secret_key.get_secret_value(), salt="notifier.console.session"
-    )
+        self.cookies |= {COOKIE: None, CSRF_COOKIE: self.csrf}
 
 
 def load_session(request: Request, app: App) -> ConsoleSession:
     raw = request.cookies.get(COOKIE)
-    session = ConsoleSession()
     if raw:
-        try:
-            data: dict[str, Any] = _serializer(app).loads(raw, max_age=SESSION_SECONDS)
-        except BadSignature:
-            return session
-        session = ConsoleSession(uid=data.get("uid"), csrf=str(data.get("csrf")), dirty=False)
-        if session.uid is not None:
-            session.user = app.accounts.user(int(session.uid))
-            if session.user is None:
-                session.sign_out()
+        live = app.sessions.current(raw)
+        if live is not None:
+            return ConsoleSession(csrf=live.csrf, user=live.user, token=raw)
+    token = request.cookies.get(CSRF_COOKIE)
+    if token and _TOKEN.fullmatch(token):
+        session = ConsoleSession(csrf=token)
+    else:
+        session = ConsoleSession(csrf=secrets.token_urlsafe(32))
+        session.cookies[CSRF_COOKIE] = session.csrf
+    if raw:
+        session.cookies[COOKIE] = None  # ended, unknown or from before server-side sessions
     return session
 
 
 def save_session(response: Response, request: Request, app: App, session: ConsoleSession) -> None:
-    if not session.dirty:
-        return
-    response.set_cookie(
-        COOKIE,
-        _serializer(app).dumps({"uid": session.uid, "csrf": session.csrf}),
-        max_age=SESSION_SECONDS,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
+    base = app.settings.public_base_url
+    secure = base is not None and base.startswith("https://")
+    for name, value in session.cookies.items():
+        if value is None:
+            response.delete_cookie(
+                name, path=COOKIE_PATH, secure=secure, httponly=True, samesite="lax"
+            )
+        else:
+            response.set_cookie(
+                name, value, path=COOKIE_PATH, secure=secure, httponly=True, samesite="lax"
+            )
+    session.cookies.clear()
 
 
 def console_session(request: Request, app: Annotated[App, Depends(get_app)]) -> ConsoleSession:
@@ -123,54 +121,6 @@ async def csrf_checked(request: Request, session: Session) -> None:
         sent = value if isinstance(value, str) else None
     if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
         raise HTTPException(403, "the form expired or did not come from this site: reload it")
-
-
-class SignInThrottle:
-    """At most ``limit`` failed sign-ins per email in ``window``; then that email waits.
-
-    Per process, in memory: enough to make guessing a password slow, with no table to clean."""
-
-    def __init__(self, limit: int = 5, window: timedelta = timedelta(minutes=15)) -> None:
-        self.limit = limit
-        self.window = window
-        self._failures: dict[str, deque[datetime]] = {}
-        self._lock = threading.Lock()
-
-    def wait(self, email: str, now: datetime) -> timedelta | None:
-        """How long this email must wait before trying again, or None."""
-        with self._lock:
-            recent = self._recent(email.strip().lower(), now)
-            if len(recent) < self.limit:
-                return None
-            return recent[0] + self.window - now
-
-    def failed(self, email: str, now: datetime) -> None:
-        with self._lock:
-            key = email.strip().lower()
-            self._recent(key, now).append(now)
-
-    def succeeded(self, email: str) -> None:
-        with self._lock:
-            self._failures.pop(email.strip().lower(), None)
-
-    def _recent(self, key: str, now: datetime) -> deque[datetime]:
-        failures = self._failures.setdefault(key, deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        return failures
-
-
-_THROTTLE_LOCK = threading.Lock()
-
-
-def sign_in_throttle(request: Request) -> SignInThrottle:
-    """The web app's one throttle (made on first use)."""
-    state = request.app.state
-    with _THROTTLE_LOCK:
-        if not hasattr(state, "console_throttle"):
-            state.console_throttle = SignInThrottle()
-        throttle: SignInThrottle = state.console_throttle
-    return throttle
 
 
 def safe_next(target: str | None) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
@@ -14,6 +12,7 @@ from fastapi.responses import Response
 
 from notifier.bootstrap import App
 from notifier.errors import NotFoundError
+from notifier.spreadsheets import csv_text
 from notifier.usecases.views import DELIVERY_CSV_COLUMNS, DeliveryView
 from notifier.web.console.auth import Session, SignedIn
 from notifier.web.console.pages import not_found, page
@@ -51,12 +50,7 @@ def delivery_log(app: App, notice_id: int, filters: LogFilter) -> list[DeliveryV
 
 def deliveries_csv(rows: Sequence[DeliveryView]) -> str:
     """The delivery log as CSV, the same columns as ``notifier deliveries --format csv``."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=DELIVERY_CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(vars(row))
-    return out.getvalue()
+    return csv_text([vars(row) for row in rows], DELIVERY_CSV_COLUMNS)
 
 
 Filters = Annotated[LogFilter, Depends()]

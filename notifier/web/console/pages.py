@@ -1,5 +1,5 @@
 """How every console page is made: one Jinja2 environment over ``templates/web/``, the session
-cookie sent back, and strict security headers."""
+cookie sent back, never cached."""
 
 from __future__ import annotations
 
@@ -17,17 +17,8 @@ from notifier.domain.closures import zone
 from notifier.rendering.renderer import default_templates_dir
 from notifier.web.console.auth import ConsoleSession, save_session
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data:; frame-src 'self'; frame-ancestors 'none'; form-action 'self'; "
-        "base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
+# Pages hold patient data: never cached. The security headers come from notifier.web.headers.
+PAGE_HEADERS = {"Cache-Control": "no-store"}
 FIELDS = (
     "location",
     "kind",
@@ -77,9 +68,7 @@ def channel_labels(app: App) -> dict[str, str]:
 
 def fragment(template: str, **context: Any) -> HTMLResponse:
     """A piece of a page (the live preview, the summary bar)."""
-    return HTMLResponse(
-        templates().get_template(template).render(**context), headers=SECURITY_HEADERS
-    )
+    return HTMLResponse(templates().get_template(template).render(**context), headers=PAGE_HEADERS)
 
 
 def page(
@@ -101,13 +90,13 @@ def page(
             **context,
         )
     )
-    response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    response = HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
     save_session(response, request, app, session)
     return response
 
 
 def redirect(url: str, request: Request, app: App, session: ConsoleSession) -> Response:
-    response = RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
+    response = RedirectResponse(url, status_code=303, headers=PAGE_HEADERS)
     save_session(response, request, app, session)
     return response
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from notifier.errors import NotFoundError, ValidationError
 from notifier.usecases.csv_import import ImportReport
@@ -71,21 +72,16 @@ async def import_upload(
     elif len(data) > MAX_UPLOAD_BYTES:
         error = f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB: split it"
     else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            error = "the file is not UTF-8 text: save it as 'CSV UTF-8' and try again"
-        else:
-            try:
-                report = app.patients.import_patients(io.StringIO(text, newline=""))
-            except ValidationError as exc:
-                error = str(exc)
+        try:  # bytes: the import decodes them and reports undecodable ones by line
+            report = await run_in_threadpool(app.patients.import_patients, io.BytesIO(data))
+        except ValidationError as exc:
+            error = str(exc)
     return page(
         request,
         app,
         session,
         "import.html",
-        status=422 if error else 200,
+        status=422 if error or (report and report.errors) else 200,  # as the API answers
         report=report,
         error=error,
         filename=filename,

@@ -7,15 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, Response
 
-from notifier.web.console.auth import (
-    CsrfChecked,
-    Session,
-    load_session,
-    safe_next,
-    sign_in_throttle,
-)
+from notifier.usecases.sessions import Refused, Throttled
+from notifier.web.console.auth import CsrfChecked, Session, load_session, safe_next
 from notifier.web.console.pages import page, redirect, web_dir
 from notifier.web.deps import Application
+from notifier.web.proxies import client_ip
 
 router = APIRouter()
 STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
@@ -49,39 +45,32 @@ def login(
     password: Annotated[str, Form(max_length=1000)],
     next: Annotated[str, Form()] = "",
 ) -> Response:
-    throttle, now = sign_in_throttle(request), app.clock.now()
-    wait = throttle.wait(email, now)
-    if wait is not None:
-        minutes = max(1, -(-int(wait.total_seconds()) // 60))
+    # Every attempt is recorded and counted per client address before the password is checked.
+    outcome = app.sessions.sign_in(email, password, client_ip(request), replacing=session.token)
+    if isinstance(outcome, Throttled | Refused):
+        if isinstance(outcome, Throttled):
+            minutes = max(1, -(-int(outcome.wait.total_seconds()) // 60))
+            status, error = 429, f"Too many failed sign-ins from here: try again in {minutes} min."
+        else:
+            status, error = 401, "That email and password do not match a console user."
         return page(
             request,
             app,
             session,
             "login.html",
-            status=429,
+            status=status,
             next=safe_next(next),
             email=email,
-            error=f"Too many failed attempts for this email: try again in {minutes} min.",
+            error=error,
         )
-    user = app.accounts.authenticate(email, password)
-    if user is None:
-        throttle.failed(email, now)
-        return page(
-            request,
-            app,
-            session,
-            "login.html",
-            status=401,
-            next=safe_next(next),
-            email=email,
-            error="That email and password do not match a console user.",
-        )
-    throttle.succeeded(email)
-    session.sign_in(user)
+    session.signed_in(outcome)
     return redirect(safe_next(next), request, app, session)
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
 def logout(request: Request, app: Application, session: Session) -> Response:
-    session.sign_out()
+    """End the session on the server too: its cookie, replayed, signs nobody in."""
+    if session.token is not None:
+        app.sessions.sign_out(session.token)
+    session.signed_out()
     return redirect("/console/login", request, app, session)
