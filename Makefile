@@ -20,8 +20,12 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/notifier demo
 
+# Two test processes by default: half the suite waits on subprocesses, servers and sockets, so on
+# two cores this takes 10-11 minutes instead of 17-18 (`make test TEST_WORKERS=0` runs in one).
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # Gates: style, strict types for notifier/ (migrations aside), and the layering contracts.
 lint: $(STAMP)

@@ -3,6 +3,7 @@ is out at once) and API bearer tokens (shown once, stored only as a SHA-256 dige
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import secrets
@@ -25,8 +26,13 @@ log = logging.getLogger(__name__)
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "ntf_"
 _HASHER = PasswordHasher()
-# Verified against when the email is unknown, so a wrong email costs as long as a wrong password.
-_DUMMY_HASH = _HASHER.hash("not a password of anyone's")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so a wrong email costs as long as a wrong
+    password. Made on first use: hashing costs ~0.1 s, which every CLI command would pay."""
+    return _HASHER.hash("not a password of anyone's")
 
 
 class Role(StrEnum):
@@ -95,7 +101,7 @@ class Accounts(UseCase):
         with self.db.session() as s:
             user = account_rows.user_by_email(s, email)
             if user is None or user.disabled_at is not None:
-                _verify(_DUMMY_HASH, password)
+                _verify(_dummy_hash(), password)
                 return None
             if not _verify(user.password_hash, password):
                 log.info("sign-in refused", extra={"action": "signin_refused", "user_id": user.id})
