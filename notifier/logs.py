@@ -23,7 +23,6 @@ _NOISY = (
     "sqlalchemy",
     "multipart",
     "python_multipart",
-    "apscheduler.scheduler",
 )
 
 

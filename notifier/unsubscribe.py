@@ -13,6 +13,7 @@ opaque (``[patient id, channel, address]`` under the ``v1`` salt) are still read
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable
@@ -95,7 +96,13 @@ class UnsubscribeTokens:
 def tokens(settings: Settings) -> UnsubscribeTokens | None:
     if settings.secret_key is None:
         return None
-    return UnsubscribeTokens(settings.secret_key.get_secret_value())
+    return _tokens_for(settings.secret_key.get_secret_value())
+
+
+@functools.lru_cache(maxsize=4)
+def _tokens_for(secret: str) -> UnsubscribeTokens:
+    """One signer per key: every closure email needs one, and building it derives a key."""
+    return UnsubscribeTokens(secret)
 
 
 def unsubscribe_headers(

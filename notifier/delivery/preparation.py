@@ -290,7 +290,7 @@ class Preparer:
 
     def _write_back(self, s: Session, batch: _Batch, now: datetime) -> None:
         for (state, event, detail), ids in batch.finished.items():
-            queue.set_states(s, ids, state, now, event, detail)
+            queue.set_states(s, ids, DeliveryState.SENDING, state, now, event, detail)
         for (until, event, detail), ids in batch.deferred.items():
             queue.hand_back(s, ids, self.worker_id, now, until=until, event=event, detail=detail)
         if batch.failures:

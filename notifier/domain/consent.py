@@ -98,17 +98,11 @@ def match(body: str) -> Match | None:
     if found is None:
         return None
     keyword, language = found
-    standard = body.strip().upper() in OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS | HELP_KEYWORDS
-    return Match(keyword, language, standard)
-
-
-def classify(body: str) -> Keyword | None:
-    """The keyword class of a whole message (STOP, START, HELP), or None."""
-    found = match(body)
-    return found.keyword if found else None
+    return Match(keyword, language, body.strip().upper() in _STANDARD)
 
 
 _KEYWORDS = _table()
+_STANDARD = OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS | HELP_KEYWORDS  # Twilio answers these itself
 
 
 def consent_state(consented: bool, opted_out: bool) -> str:

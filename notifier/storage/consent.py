@@ -62,9 +62,8 @@ def skip_pending_to(s: Session, channel: str, address: str, now: datetime, reaso
             )
         )
     )
-    if ids:
-        set_states(s, ids, DeliveryState.SKIPPED, now, "skipped", reason)
-    return len(ids)
+    pending, skipped = DeliveryState.PENDING, DeliveryState.SKIPPED
+    return len(set_states(s, ids, pending, skipped, now, "skipped", reason)) if ids else 0
 
 
 def first_receipt(s: Session, message: InboundMessage) -> bool:

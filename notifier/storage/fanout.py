@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Exists,
     Integer,
     Select,
     String,
@@ -136,7 +137,7 @@ def _fan_out_audience(
             address.label("address"),
             patient.label("patient_id"),
             consenting.label("consenting"),
-            exists().where(OptOut.channel == spec.name, OptOut.address == address).label("opted"),
+            _opted_out(spec, address).label("opted"),
             capped.label("capped"),
             message_kind.label("message_kind"),
         )
@@ -182,9 +183,7 @@ def _fan_out_earlier_recipients(
         select(
             earlier.address.label("address"),
             func.min(earlier.patient_id).label("patient_id"),
-            exists()
-            .where(OptOut.channel == spec.name, OptOut.address == earlier.address)
-            .label("opted"),
+            _opted_out(spec, earlier.address.expression).label("opted"),
         )
         .join(Broadcast, Broadcast.id == earlier.broadcast_id)
         .where(
@@ -210,14 +209,15 @@ def _fan_out_earlier_recipients(
 
 def _fan_out_repeat(s: Session, row: _Row, repeated: int, spec: ChannelSpec) -> int:
     """A reminder: the same message again to whom the broadcast it repeats reached (not to
-    patients added since). Opt-outs apply."""
+    patients added since), if a patient still has that address and consents. Opt-outs apply."""
     earlier = aliased(Delivery)
-    opted_out = exists().where(OptOut.channel == spec.name, OptOut.address == earlier.address)
+    opted_out = _opted_out(spec, earlier.address.expression)
+    consenting = exists().where(address_column(spec) == earlier.address, consent_column(spec))
     columns = row.columns(
         earlier.address.expression,
         earlier.patient_id.expression,
-        [(opted_out, "opted out")],
-        None,
+        [(opted_out, "opted out"), (consenting, None)],
+        f"no {spec.label} consent now, or the address is no patient's any more",
         earlier.message_kind.expression,
     )
     rows = select(*columns).where(
@@ -226,6 +226,11 @@ def _fan_out_repeat(s: Session, row: _Row, repeated: int, spec: ChannelSpec) -> 
         earlier.state.in_(REACHED_STATES),
     )
     return row.insert(s, rows)
+
+
+def _opted_out(spec: ChannelSpec, address: ColumnElement[str]) -> Exists:
+    """``address`` opted out of the channel (STOP, an unsubscribe link, the provider's list)."""
+    return exists().where(OptOut.channel == spec.name, OptOut.address == address)
 
 
 def _in_chain(

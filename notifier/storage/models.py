@@ -250,8 +250,9 @@ class ConsentEvent(Base):
 
 
 class InboundMessage(Base):
-    """A patient's text, once per provider message id (Twilio's MessageSid): a webhook replayed
-    later finds its id here and changes nothing. The body is not kept."""
+    """A keyword text (STOP, START, HELP…), once per provider message id (Twilio's MessageSid):
+    a webhook replayed later finds its id here and changes nothing. Neither the body nor the
+    sender is kept: the consent ledger records whom a keyword changed."""
 
     __tablename__ = "inbound_messages"
     __table_args__ = (UniqueConstraint("channel", "provider_id"),)
@@ -259,7 +260,6 @@ class InboundMessage(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(20))
     provider_id: Mapped[str] = mapped_column(String(64))
-    address: Mapped[str] = mapped_column(String(20))  # the sender, E.164
     keyword: Mapped[str | None] = mapped_column(String(20))  # stop, start, help
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

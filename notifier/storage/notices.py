@@ -258,9 +258,21 @@ def _withdraw(
         Delivery.state == DeliveryState.PENDING,
     )
     ids = list(s.scalars(waiting))
-    if ids:
-        set_states(s, ids, DeliveryState.CANCELLED, now, event, reason)
-    return broadcasts, len(ids)
+    pending, cancelled = DeliveryState.PENDING, DeliveryState.CANCELLED
+    moved = set_states(s, ids, pending, cancelled, now, event, reason) if ids else []
+    return broadcasts, len(moved)
+
+
+def hold_waiting(s: Session, root_id: int) -> None:
+    """Lock the chain's waiting deliveries for the caller's transaction (PostgreSQL; SQLite's
+    write lock already holds everything), so that no dispatcher claims one between the
+    caller's look at who was told and its withdrawal of what waits."""
+    versions = select(Notice.id).where(or_(Notice.id == root_id, Notice.root_id == root_id))
+    waiting = select(Delivery.id).where(
+        Delivery.broadcast_id.in_(select(Broadcast.id).where(Broadcast.notice_id.in_(versions))),
+        Delivery.state == DeliveryState.PENDING,
+    )
+    s.execute(waiting.with_for_update())
 
 
 # --- appointments a closure affects -------------------------------------------------------

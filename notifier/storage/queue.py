@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, exists, insert, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from notifier.domain.deliveries import OPEN_STATES, DeliveryState, Outcome
@@ -141,24 +141,30 @@ def record_many(
 def set_states(
     s: Session,
     ids: Sequence[int],
+    from_state: DeliveryState,
     state: DeliveryState,
     now: datetime,
     event: str,
     detail: str,
-) -> None:
-    """Move deliveries to a final state without a provider call (cancelled, expired...)."""
-    s.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(ids))
-        .values(
-            state=state.value,
-            error_message=detail,
-            lease_until=None,
-            claimed_by=None,
-            updated_at=now,
-        )
+) -> list[int]:
+    """Move deliveries still in ``from_state`` to a final state without a provider call
+    (cancelled, expired...); returns the ids that moved, each with its event. Conditional, so
+    a delivery another process claimed meanwhile is left to it. A pending delivery taken over
+    from a dead worker (``needs_reconcile``) may be at the provider: only its check settles it."""
+    settled = [Delivery.needs_reconcile.is_(False)] if from_state is DeliveryState.PENDING else []
+    moved = _move(
+        s,
+        ids,
+        from_state,
+        state,
+        now,
+        where=settled,
+        error_message=detail,
+        lease_until=None,
+        claimed_by=None,
     )
-    add_events(s, ids, now, event, state, detail=detail)
+    add_events(s, moved, now, event, state, detail=detail)
+    return moved
 
 
 def add_events(
@@ -189,11 +195,13 @@ def _move(
     now: datetime,
     *,
     holder: str | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
     **values: object,
 ) -> list[int]:
     """The one conditional move of the queue: those of ``ids`` still in ``from_state`` (and,
-    with ``holder``, still claimed by it) go to ``to_state``; returns the ids that moved."""
-    conditions = [Delivery.id.in_(ids), Delivery.state == from_state.value]
+    with ``holder``, still claimed by it; and meeting ``where``) go to ``to_state``; returns
+    the ids that moved."""
+    conditions = [Delivery.id.in_(ids), Delivery.state == from_state.value, *where]
     if holder is not None:
         conditions.append(Delivery.claimed_by == holder)
     statement = (
@@ -217,7 +225,6 @@ def hand_back(
     """Claimed deliveries this worker still holds become pending again, no attempt counted:
     at once (shutdown, or a batch that could not be prepared), or due at ``until`` (quiet
     hours). With ``event``, each gets that event."""
-    due = {} if until is None else {"next_attempt_at": until}
     held = _move(
         s,
         ids,
@@ -227,7 +234,7 @@ def hand_back(
         holder=worker,
         lease_until=None,
         claimed_by=None,
-        **due,
+        next_attempt_at=Delivery.next_attempt_at if until is None else until,
     )
     if event is not None:
         add_events(s, held, now, event, DeliveryState.PENDING, detail=detail)

@@ -99,7 +99,8 @@ class Accounts(UseCase):
     def authenticate(self, email: str, password: str) -> UserView | None:
         """The user when the password matches; None otherwise (never says which part was wrong)."""
         with self.db.session() as s:
-            user = account_rows.user_by_email(s, email)
+            # NUL is in no stored email, and PostgreSQL refuses it in a query: no such user.
+            user = account_rows.user_by_email(s, email) if "\x00" not in email else None
             if user is None or user.disabled_at is not None:
                 _verify(_dummy_hash(), password)
                 return None

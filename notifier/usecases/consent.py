@@ -107,25 +107,31 @@ class Consent(UseCase):
 
     # --- patients' replies ----------------------------------------------------------------
 
-    def reply(self, channel: str, from_: str, body: str, message_id: str = "") -> Reply:
+    def reply(self, channel: str, from_: str, body: str, message_id: str) -> Reply:
         """STOP… opts the number out of the channel, START… back in, HELP/INFO is answered, in
-        the keyword's language (or the patient's); the rest is ignored. Once per message id: a
-        replayed message changes nothing and is not answered."""
+        the keyword's language (or the patient's); the rest is ignored and not stored. Once per
+        message id: a replayed message changes nothing and is not answered."""
         spec, now = self.deps.spec(channel), self.clock.now()
         text = inbound.received(message_id, from_, body, self.settings.default_region)
         if text is None:
             return Reply(None, False, None)
         found = match(text.body)
-        keyword = found.keyword if found else None
+        if found is None:
+            log.info(
+                "inbound message without a keyword",
+                extra={"action": "inbound_other", "from": mask_address(text.sender)},
+            )
+            return Reply(None, False, None)
+        keyword = found.keyword
         changed, answer, outcome = False, None, "replay"
         with self.db.session() as s:
-            if consent_rows.first_receipt(s, text.row(spec.name, keyword, now)):
+            if consent_rows.first_receipt(s, text.row(spec.name, keyword.value, now)):
                 outcome, detail = "received", text.body[: inbound.DETAIL_CHARS]
                 if keyword is Keyword.STOP:
                     changed = opt_out(s, spec, text.sender, Source.KEYWORD, now, detail=detail)
                 elif keyword is Keyword.START:
                     changed = opt_in(s, spec, text.sender, Source.KEYWORD, now, detail=detail)
-                if found is not None:
+                if keyword is Keyword.HELP or not found.standard:  # else Twilio answers itself
                     answer = inbound.reply_to(s, spec, self.settings, text.sender, found)
         log.info(
             "inbound message %s",
@@ -133,7 +139,7 @@ class Consent(UseCase):
             extra={
                 "action": f"inbound_{outcome}",
                 "from": mask_address(text.sender),
-                "keyword": keyword.value if keyword else None,
+                "keyword": keyword.value,
                 "changed": changed,
             },
         )

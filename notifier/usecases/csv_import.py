@@ -27,7 +27,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from notifier.domain.contacts import mask_text
 from notifier.errors import ValidationError
 from notifier.storage.models import Location
-from notifier.usecases.csv_rows import CsvRows, Unreadable, cell_problem, printable
+from notifier.usecases.csv_rows import ID_CHARS, CsvRows, Unreadable, cell_problem, shown
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def import_rows(source: Source, importer: Importer) -> ImportReport:
     rows in chunks. A wrong header imports nothing and raises ValidationError saying why."""
     stream = _text(source)
     try:
-        rows = CsvRows(stream, importer.columns)
+        rows = CsvRows(stream, importer.columns, importer.lengths.get("external_id", ID_CHARS))
         report = ImportReport()
         seen: dict[str, int] = {}
         chunk: Chunk = []
@@ -157,7 +157,8 @@ def _checked(
         values = importer.clean(row)
         _check_values(values, importer.lengths)
     except ValidationError as exc:
-        report.errors.append(RowError(line, printable(raw_id.strip()), str(exc), exc.field))
+        shown_id = shown(raw_id.strip(), importer.lengths.get("external_id", ID_CHARS))
+        report.errors.append(RowError(line, shown_id, str(exc), exc.field))
         return None
     seen[external_id] = line
     return values
@@ -190,7 +191,7 @@ def _store(
     except (IntegrityError, DataError) as exc:
         if len(chunk) == 1:
             line, values = chunk[0]
-            external_id = printable(str(values.get("external_id", "")))
+            external_id = shown(str(values.get("external_id", "")), ID_CHARS)
             report.errors.append(RowError(line, external_id, _refusal(exc)))
             return
         log.warning(
@@ -214,4 +215,4 @@ def _refusal(exc: IntegrityError | DataError) -> str:
     diag = getattr(exc.orig, "diag", None)
     words = getattr(diag, "message_primary", None) or str(exc.orig).strip()
     first = words.splitlines()[0] if words else type(exc.orig).__name__
-    return f"the database refused the row: {printable(mask_text(first), 200)}"
+    return f"the database refused the row: {shown(mask_text(first), 200)}"

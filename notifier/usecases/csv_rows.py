@@ -2,7 +2,9 @@
 passes before it is used: no control characters, no undecodable bytes, a bounded length.
 
 A row the csv module refuses (a field over ``csv.field_size_limit()``, 128 KiB) comes out as
-``Unreadable``, naming the cell when it can be told, and reading goes on with the next line.
+``Unreadable``, naming the cell when it can be told, and reading goes on after that record: when
+the refused cell is a quoted one spanning lines, its remaining lines are skipped, never read as
+rows of their own. A row short of cells only in columns the import does not use is padded.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from notifier.domain.contacts import mask_text
+from notifier.domain.untrusted import CONTROL_CHARACTERS
 from notifier.errors import ValidationError
 
 CELL_MAX = 256  # a cell longer than this and than its column is refused before it is parsed
-_BAD = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+ID_CHARS = 100  # of an external_id shown in a report, unless the importer says otherwise
+_BAD = re.compile(f"[{CONTROL_CHARACTERS}\ud800-\udfff]")
 _TOKENS = re.compile(r'[^",]+|"|,')
 
 
@@ -54,7 +59,7 @@ def _bad_character(char: str) -> str:
     return f"holds control character U+{code:04X}"
 
 
-def printable(text: str, limit: int = 40) -> str:
+def shown(text: str, limit: int = 40) -> str:
     """``text`` safe to print or show: bad characters escaped (``\\xff``), at most ``limit``."""
     head = text[:limit]
     if _BAD.search(head):
@@ -73,6 +78,7 @@ class _Lines:
     def __init__(self, stream: TextIO) -> None:
         self._lines = iter(stream)
         self.record: list[str] = []
+        self.count = 0  # lines read so far: the line number of the record's last line
 
     def __iter__(self) -> _Lines:
         return self
@@ -80,15 +86,28 @@ class _Lines:
     def __next__(self) -> str:
         line = next(self._lines)
         self.record.append(line)
+        self.count += 1
         return line
+
+    def finish_record(self) -> None:
+        """Read on to the end of a quoted cell the csv module gave up in (an odd number of
+        quotes so far), so that its lines are not taken for records of their own."""
+        quotes = sum(line.count('"') for line in self.record)
+        while quotes % 2:
+            line = next(self, None)
+            if line is None:
+                return
+            quotes += line.count('"')
 
 
 class CsvRows:
     """A CSV's rows as ``(line, {column: cell})`` or ``(line, Unreadable)``; blank lines are
     skipped. A header lacking a column raises ValidationError before any row is read."""
 
-    def __init__(self, stream: TextIO, columns: Sequence[str]) -> None:
+    def __init__(self, stream: TextIO, columns: Sequence[str], id_chars: int = ID_CHARS) -> None:
         self._lines = _Lines(stream)
+        self._used = frozenset(columns)
+        self._id_chars = id_chars
         self._reader = csv.reader(self._lines)
         try:
             first = next(self._reader, [])
@@ -112,17 +131,26 @@ class CsvRows:
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield reader.line_num, self._unreadable(str(exc), "".join(lines.record))
+                lines.finish_record()
+                yield lines.count, self._unreadable(str(exc), "".join(lines.record))
                 continue
             if not cells:
                 continue
+            if len(cells) < len(header) and self._used.isdisjoint(header[len(cells) :]):
+                cells += [""] * (len(header) - len(cells))  # only unused cells are missing
             if len(cells) != len(header):
-                yield reader.line_num, self._misshapen(cells)
+                yield lines.count, self._misshapen(cells)
                 continue
-            yield reader.line_num, dict(zip(header, cells, strict=True))
+            yield lines.count, dict(zip(header, cells, strict=True))
+
+    def _who(self, cells: Sequence[str]) -> str:
+        """The external_id of a row that could not be read, masked: its cells may be shifted."""
+        if self._id >= len(cells):
+            return ""
+        return shown(mask_text(cells[self._id].strip()), self._id_chars)
 
     def _misshapen(self, cells: list[str]) -> Unreadable:
-        who = printable(cells[self._id].strip()) if self._id < len(cells) else ""
+        who = self._who(cells)
         if len(cells) > len(self.header):
             extra = len(cells) - len(self.header)
             return Unreadable(who, f"{extra} more cell(s) than the header has")
@@ -137,8 +165,7 @@ class CsvRows:
         reason = f"longer than {limit} characters"
         if cells is None or len(cells) >= len(self.header):
             return Unreadable("", f"a cell is {reason}")
-        who = printable(cells[self._id].strip()) if self._id < len(cells) else ""
-        return Unreadable(who, reason, self.header[len(cells)])
+        return Unreadable(self._who(cells), reason, self.header[len(cells)])
 
 
 def _cells_before_oversized(record: str, limit: int, scan: int) -> list[str] | None:

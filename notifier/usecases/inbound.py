@@ -41,11 +41,10 @@ class Received:
     sender: str
     body: str
 
-    def row(self, channel: str, keyword: str | None, now: datetime) -> InboundMessage:
+    def row(self, channel: str, keyword: str, now: datetime) -> InboundMessage:
         return InboundMessage(
             channel=channel,
             provider_id=self.provider_id,
-            address=self.sender,
             keyword=keyword,
             received_at=now,
         )
@@ -62,10 +61,10 @@ def received(provider_id: str, sender: str, body: str, region: str) -> Received 
             sender = normalize_phone(sender, region)
         except ValidationError:
             reason = "the sender is not a phone number"
-    if reason is not None or len(sender) > _COLUMNS["address"]:
+    if reason is not None:
         log.warning(
             "inbound message ignored: %s",
-            reason or "the sender's number is too long",
+            reason,
             extra={"action": "inbound_ignored", "from": mask_phone(sender[:20])},
         )
         return None

@@ -335,6 +335,7 @@ class Notices(UseCase):
         """Store the next version of ``original`` and withdraw what of it has not gone out, in
         the caller's transaction."""
         root = original.root_id or original.id
+        notice_rows.hold_waiting(s, root)
         told = notice_rows.chain_reached_anyone(s, root)
         # Read before the withdrawal below cancels whatever of the original still waits.
         first, *reminders = original.broadcasts

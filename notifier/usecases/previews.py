@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from notifier.domain import estimates
 from notifier.domain.channels import ChannelSpec, parse_channels
+from notifier.domain.contacts import mask_text
 from notifier.domain.notices import (
     Audience,
     NoticeFacts,
@@ -181,7 +182,7 @@ class Previews(UseCase):
             try:
                 return self.deps.messages.render(spec.format, ctx, template).cost
             except TemplateError as error:
-                result.unrenderable.setdefault(spec.name, str(error))
+                result.unrenderable.setdefault(spec.name, mask_text(str(error)))
                 return 0
 
         def general_cost(language: str, name: str) -> int:

@@ -90,11 +90,15 @@ class Sessions(UseCase):
                 return Throttled(wait)
             attempt = session_rows.add_attempt(s, ip, account, now)
             session_rows.forget_attempts_before(s, now - max(limits.window, KEEP_HISTORY))
-        user = self.accounts.authenticate(email, password)
+        user = None
+        try:
+            user = self.accounts.authenticate(email, password)
+        finally:  # whatever happened, the attempt is not left pending
+            with self.db.session() as s:
+                session_rows.finish_attempt(s, attempt, "failed" if user is None else "succeeded")
+        if user is None:
+            return Refused()
         with self.db.session() as s:
-            session_rows.finish_attempt(s, attempt, "failed" if user is None else "succeeded")
-            if user is None:
-                return Refused()
             now = self.clock.now()
             if replacing:
                 session_rows.end_session(s, token_digest(replacing), now, "replaced")

@@ -30,19 +30,22 @@ Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 
 
+TOKEN_REQUIRED = "a valid API token is required: Authorization: Bearer <token>"
+
+
 def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The calling token's name; 401 without a valid bearer token."""
     app: App = request.app.state.app
-    name = None
-    if credentials is not None and credentials.scheme.lower() == "bearer":
+    name: str | None = getattr(request.state, "api_token", None)  # the body gate's finding
+    if name is None and credentials is not None and credentials.scheme.lower() == "bearer":
         name = app.accounts.token_name(credentials.credentials)
     if name is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "a valid API token is required: Authorization: Bearer <token>",
+            TOKEN_REQUIRED,
             headers={"WWW-Authenticate": "Bearer"},
         )
     return name

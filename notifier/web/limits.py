@@ -26,12 +26,13 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifier.bootstrap import App
-from notifier.web.console.auth import load_session, manager, signed_in
+from notifier.web.api import TOKEN_REQUIRED
+from notifier.web.console.auth import console_session, manager, signed_in
 
 Gate = Callable[[Request], Response | None]
 """Who may send a body here: None lets the request in, a response refuses it unread."""
-TOKEN_REQUIRED = "a valid API token is required: Authorization: Bearer <token>"
 HTML_PREFIXES = ("/console", "/unsubscribe")  # browsers read these answers
+FORM_OVERHEAD = 64 * 1024  # a multipart form's boundaries, headers and CSRF field
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,9 @@ def body_rules(app: App) -> list[BodyRule]:
     return [
         BodyRule(lambda path: path.startswith("/webhooks/"), s.http_webhook_max_bytes),
         BodyRule(lambda path: is_upload(path) and is_api(path), s.http_upload_max_bytes, token),
-        BodyRule(is_upload, s.http_upload_max_bytes, session),
+        # A console upload is a multipart form: room for its headers, so that a file just over
+        # the limit gets the import page's own explanation rather than a bare 413.
+        BodyRule(is_upload, s.http_upload_max_bytes + FORM_OVERHEAD, session),
         BodyRule(is_api, s.http_api_max_bytes, token),
         BodyRule(lambda path: True, s.http_form_max_bytes),
     ]
@@ -68,7 +71,9 @@ def bearer_token(app: App) -> Gate:
 
     def gate(request: Request) -> Response | None:
         scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
-        if scheme.lower() == "bearer" and token and app.accounts.token_name(token) is not None:
+        name = app.accounts.token_name(token) if scheme.lower() == "bearer" and token else None
+        if name is not None:
+            request.state.api_token = name  # the route's own check reads it: one lookup
             return None
         return refusal(request.url.path, 401, TOKEN_REQUIRED, {"WWW-Authenticate": "Bearer"})
 
@@ -80,7 +85,7 @@ def signed_in_manager(app: App) -> Gate:
 
     def gate(request: Request) -> Response | None:
         try:
-            manager(signed_in(request, load_session(request, app)))
+            manager(signed_in(request, console_session(request, app)))  # kept for the route
         except HTTPException as exc:
             return refusal(request.url.path, exc.status_code, str(exc.detail), exc.headers)
         return None

@@ -120,6 +120,7 @@ def appointments_case(id: str, bad: str, field: str) -> Case:
 
 LONG_NAME = "Zq" * 50 + "Z"  # 101 characters: one more than patients.first_name holds
 HUGE = "H" * (200 * 1024)  # over the csv module's 128 KiB field limit
+SMUGGLED = "smuggled,Eve,Smug,+15405550199,eve@example.org,en,cova,yes,yes"  # inside a cell
 LONG_EMAIL = "a" * 60 + "@" + ".".join(["b" * 60] * 4) + ".org"  # 309 characters
 CASES = [
     patients_case(
@@ -136,6 +137,15 @@ CASES = [
         "last_name",
     ),
     patients_case("a 200 KiB field", 6, 3, bad_person(last_name=HUGE), "last_name", HUGE),
+    Case(  # the csv module gives up inside a quoted cell: its other lines are not rows
+        "a quoted 200 KiB field over three lines",
+        "patients",
+        patients_file(6, 3, bad_person(last_name=f'"{HUGE}\n{SMUGGLED}\n{HUGE}"'))[0],
+        good=6,
+        line=3 + 2 + 2,
+        field="last_name",
+        private=[*patients_file(6, 3, b"")[1], "+15405550199", "eve@example.org", HUGE],
+    ),
     patients_case("a bad phone", 4, 2, bad_person(phone="555-01"), "phone"),
     patients_case("an overlong email", 4, 2, bad_person(email=LONG_EMAIL), "email", LONG_EMAIL),
     patients_case("too many cells", 4, 2, bad_person() + b",extra", None),
@@ -296,6 +306,22 @@ def test_undecodable_bytes_in_the_external_id_are_reported_escaped(
         assert answer.imported == 3
         assert answer.rejected[0][:1] + answer.rejected[0][2:] == (3, "external_id")
         assert "\\xff" in answer.rejected[0][1] or "\\udcff" in answer.rejected[0][1]
+
+
+def test_a_row_short_only_of_columns_the_import_does_not_use_is_kept(web: Web) -> None:
+    data, _ = patients_file(3, 3, bad_person())
+    header, *rows = data.decode().splitlines()
+    report = web.app.patients.import_patients(
+        io.StringIO("\n".join([header + ",notes", rows[0] + ",seen 2/1", *rows[1:]]) + "\n")
+    )
+    assert (report.created, report.errors) == (4, [])
+
+
+def test_a_rejected_rows_external_id_is_reported_whole(web: Web) -> None:
+    long_id = "MRN-2025-" + "7" * 55  # 64 characters: patients.external_id holds 100
+    bad = ",".join(person(9999, external_id=long_id, phone="555-01").values()).encode()
+    report = web.app.patients.import_patients(io.BytesIO(patients_file(2, 2, bad)[0]))
+    assert [(e.external_id, e.field) for e in report.errors] == [(long_id, "phone")]
 
 
 def test_a_bom_and_crlf_line_ends_are_read_as_plain_csv(web: Web) -> None:

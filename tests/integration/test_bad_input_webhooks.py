@@ -118,8 +118,9 @@ def test_each_odd_inbound_message_has_its_outcome_and_never_a_500(
             assert fragment not in reply
     else:
         assert reply is None, twiml
-    unmasked = case.from_.strip("+")[-10:]
-    assert not any(unmasked in r.getMessage() + str(r.__dict__) for r in caplog.records)
+    digits = re.sub(r"\D", "", case.from_)[-10:]  # the number as a log line could spell it
+    logged = [re.sub(r"\D", "", r.getMessage() + str(r.__dict__)) for r in caplog.records]
+    assert len(digits) < 7 or not any(digits in line for line in logged)
 
 
 def test_a_national_format_stop_opts_out_the_patients_who_have_that_number(web: Web) -> None:

@@ -160,6 +160,14 @@ def test_signing_in_forgives_that_accounts_failures_from_that_address(web: Web) 
 # Sessions ----------------------------------------------------------------------------------
 
 
+def test_a_nul_in_the_email_is_a_wrong_sign_in_not_a_server_error(web: Web) -> None:
+    with client_from(web) as client:
+        answer = attempt(client, "manager\x00@cova.example", PASSWORD)
+    assert answer.status_code == 401, answer.text
+    with web.app.db.session() as s:
+        assert s.scalars(select(SignInAttempt.outcome)).all() == ["failed"]
+
+
 def test_the_cookie_is_a_random_session_id_stored_only_as_its_sha256(web: Web) -> None:
     with signed_in_client(web) as client:
         session_id = client.cookies[SESSION_COOKIE]

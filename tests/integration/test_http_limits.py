@@ -220,6 +220,27 @@ def test_the_console_upload_refuses_anyone_but_a_manager_before_reading_the_file
     assert raw_head(web, head + f"Cookie: {cookie}\n") == "HTTP/1.1 403 Forbidden"
 
 
+def test_a_file_over_the_upload_limit_gets_the_import_pages_own_explanation(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    with served(database_url, fake_twilio, fake_smtp, clock, http_upload_max_bytes=4096) as web:
+        web.app.accounts.create_user(MANAGER, "manager", PASSWORD)
+        manager = sign_in(web, MANAGER)
+        try:
+            csrf = csrf_of(manager.get("/console/patients/import"))
+
+            def upload(size: int) -> httpx.Response:
+                data = PATIENTS_CSV.encode().ljust(size, b"\n")
+                files = {"file": ("patients.csv", data, "text/csv")}
+                return manager.post("/console/patients/import", data={"csrf": csrf}, files=files)
+
+            over = upload(4097)  # the file is over; the form around it still fits
+            assert "larger than 4 KiB: split it" in over.text, over.text
+            assert upload(4096 + 70_000).status_code == 413  # far over: refused while read
+        finally:
+            manager.close()
+
+
 def test_a_genuine_webhook_over_the_limit_is_refused_and_one_under_it_answered(
     web: Web,
 ) -> None:

@@ -251,6 +251,38 @@ def test_a_reminder_repeats_the_message_to_whom_the_first_reached_unless_asked(
     assert (broadcasts[1].repeats_id is not None) is (reminder_audience == "recipients")
 
 
+def test_a_reminder_follows_a_patients_changes_since_the_first_message(
+    app: App, cova: str, clock: FrozenClock
+) -> None:
+    """Maria moved to a new number and Jane withdrew her email consent after the first message:
+    the reminder goes to neither old address, and the log says why."""
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    notice_id = create_reference(app, reminder_at="2025-02-19 07:30")
+    texts, emails = FakeChannel(), FakeChannel(spec=EmailChannel.spec)
+    run_once(app, {"sms": texts, "email": emails})
+    assert {"+15405550111", "jane@example.org"} <= {m.to for m in texts.sent + emails.sent}
+    app.patients.import_patients(
+        io.StringIO(
+            f"{HEADER}\np1,Maria,Lopez,540-555-0191,maria@example.org,en,cova,yes,yes\n"
+            "p3,Jane,Smith,540-555-0112,jane@example.org,en,cova,yes,no\n"
+        )
+    )
+    clock.set(datetime.fromisoformat("2025-02-19T07:30:00-05:00"))
+    again_texts, again_emails = FakeChannel(), FakeChannel(spec=EmailChannel.spec)
+    run_once(app, {"sms": again_texts, "email": again_emails})
+    reminded = {m.to for m in again_texts.sent + again_emails.sent}
+    assert "+15405550111" not in reminded and "jane@example.org" not in reminded
+    assert {"+15405550112", "maria@example.org", "ana@example.org"} <= reminded
+    reminder = app.notices.get(notice_id).broadcasts[1].id
+    with app.db.session() as s:
+        skipped = s.scalars(
+            select(Delivery.error_message).where(
+                Delivery.broadcast_id == reminder, Delivery.state == "skipped"
+            )
+        ).all()
+    assert len(skipped) == 2 and all("consent" in (reason or "") for reason in skipped)
+
+
 @pytest.mark.parametrize(
     ("reminder", "error"),
     [

@@ -17,7 +17,6 @@ from notifier.web.console.pages import not_found, page
 from notifier.web.deps import Application
 
 router = APIRouter()
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 PAGE_SIZE = 100
 
 
@@ -63,14 +62,16 @@ async def import_upload(
     user: Manager,
     file: Annotated[UploadFile, File()],
 ) -> Response:
-    data = await file.read(MAX_UPLOAD_BYTES + 1)
+    limit = app.settings.http_upload_max_bytes  # the file itself; the form around it has room
+    data = await file.read(limit + 1)
     filename = Path(file.filename or "patients.csv").name
     error = None
     report: ImportReport | None = None
     if not data:
         error = "choose a CSV file to import"
-    elif len(data) > MAX_UPLOAD_BYTES:
-        error = f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB: split it"
+    elif len(data) > limit:
+        size = f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit / 2**10:g} KiB"
+        error = f"the file is larger than {size}: split it"
     else:
         try:  # bytes: the import decodes them and reports undecodable ones by line
             report = await run_in_threadpool(app.patients.import_patients, io.BytesIO(data))

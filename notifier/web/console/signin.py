@@ -24,7 +24,7 @@ def static(name: str) -> Response:
     return FileResponse(
         web_dir() / "static" / name,
         media_type=STATIC[name],
-        headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"},
+        headers={"Cache-Control": "max-age=300"},  # nosniff: web.headers, on every response
     )
 
 

@@ -22,12 +22,14 @@ def upgrade() -> None:
         batch.create_foreign_key(
             op.f("fk_broadcasts_repeats_id_broadcasts"), "broadcasts", ["repeats_id"], ["id"]
         )
-    # Before this revision a notice's second broadcast was always its reminder.
+    # Before this revision a notice's second broadcast was always its reminder, sent to the
+    # whole audience. Those already sent are marked as reminders; those still scheduled keep
+    # what they were created with (no repeats_id: the audience as it is then).
     op.execute(
         "UPDATE broadcasts SET repeats_id = (SELECT min(first.id) FROM broadcasts AS first "
         "WHERE first.notice_id = broadcasts.notice_id) "
         "WHERE id > (SELECT min(first.id) FROM broadcasts AS first "
-        "WHERE first.notice_id = broadcasts.notice_id)"
+        "WHERE first.notice_id = broadcasts.notice_id) AND status <> 'scheduled'"
     )
 
 

@@ -25,7 +25,6 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("channel", sa.String(length=20), nullable=False),
         sa.Column("provider_id", sa.String(length=64), nullable=False),
-        sa.Column("address", sa.String(length=20), nullable=False),
         sa.Column("keyword", sa.String(length=20), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_messages")),
