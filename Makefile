@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/notifier demo
 
 # Two test processes by default: half the suite waits on subprocesses, servers and sockets, so on
-# two cores this takes 10-11 minutes instead of 17-18 (`make test TEST_WORKERS=0` runs in one).
+# two cores this takes 10-12 minutes instead of 17-18 (`make test TEST_WORKERS=0` runs in one).
 TEST_WORKERS ?= 2
 
 test: lint
