@@ -113,7 +113,7 @@ class Heard(StrEnum):
     """What an address heard of a notice's earlier versions."""
 
     TOLD = "told"  # a message of an earlier version reached it
-    MAYBE = "maybe"  # one may be at the provider right now: wait for its outcome
+    MAYBE = "maybe"  # one may be at the provider right now (told or not): wait for its outcome
     NEVER = "never"
 
 

@@ -175,14 +175,16 @@ def in_flight(delivery: type[Delivery]) -> ColumnElement[bool]:
 
 
 def heard(s: Session, notice: Notice, channel: str, addresses: Sequence[str]) -> dict[str, Heard]:
-    """What each address heard of the notice's earlier versions on a channel."""
+    """What each address heard of the notice's earlier versions on a channel. A copy in flight
+    outranks one that arrived: even a patient told v1 must not get v3 while v2 may still be on
+    its way, or v2 would arrive last."""
     if notice.supersedes_id is None or not addresses:
         return dict.fromkeys(addresses, Heard.NEVER)
     root = notice.root_id or notice.supersedes_id
     rank = func.max(
         case(
-            (Delivery.state.in_(REACHED_STATES), 2),
-            (in_flight(Delivery), 1),
+            (in_flight(Delivery), 2),
+            (Delivery.state.in_(REACHED_STATES), 1),
             else_=0,
         )
     )
@@ -197,7 +199,7 @@ def heard(s: Session, notice: Notice, channel: str, addresses: Sequence[str]) ->
         .group_by(Delivery.address)
     )
     ranks = {address: int(value) for address, value in rows}
-    by_rank = {2: Heard.TOLD, 1: Heard.MAYBE, 0: Heard.NEVER}
+    by_rank = {2: Heard.MAYBE, 1: Heard.TOLD, 0: Heard.NEVER}
     return {address: by_rank[ranks.get(address, 0)] for address in addresses}
 
 

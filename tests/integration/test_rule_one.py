@@ -65,6 +65,7 @@ STEPS = st.lists(
     st.tuples(st.sampled_from(OPS), st.integers(min_value=0, max_value=5)), min_size=6, max_size=24
 )
 SENT_FIRST: list[Step] = [("fire", 0), ("drain", 0)]
+V3_BEFORE_V2: list[Step] = [("accept", 1), ("accept_then_crash", 0)]
 TAKEN_OVER: list[Step] = [("fire", 0), ("claim", 0), ("accept_then_crash", 0), ("takeover", 0)]
 # Half the stories start after the first version went out to everyone: corrections then follow.
 STORIES = st.tuples(st.booleans(), STEPS).map(lambda s: (SENT_FIRST if s[0] else []) + s[1])
@@ -248,6 +249,8 @@ def story_app(
 # cancellation must not withdraw it as if it never went out.
 @example(steps=[*TAKEN_OVER, ("update", 0)])
 @example(steps=[*TAKEN_OVER, ("cancel", 0)])
+# Found by the longer run: told v1, v2 in flight, v3 must wait for it, or v2 arrives last.
+@example(steps=[*SENT_FIRST, ("update", 0), ("update_while_sending", 0), *V3_BEFORE_V2])
 def test_every_patient_ends_with_the_latest_truth(
     story_app: App, clock: FrozenClock, steps: list[Step]
 ) -> None:
