@@ -1,0 +1,24 @@
+"""fleet rate limits, senders, retries by usefulness
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-07 03:00:00
+
+A placeholder so that parallel work (issue 25) has a fixed place in one straight history;
+it is filled in by that work, or stays a no-op.
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0012"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
