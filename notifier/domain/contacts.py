@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -74,21 +75,27 @@ def normalize_address(field: AddressField, raw: str, default_region: str = "US")
 
 
 _EMAILS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
-_NUMBERS = re.compile(r"[+(]?\d[\d\s().-]{5,}\d")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)"  # ISO dates: never a phone number
+_NOT_DATE = f"(?!{_DATE})"
+# A date, left as it is; or a run of digits and separators that stops where a date begins
+# (``5405550121 2027-01-06``: the number is masked, the date kept).
+_NUMBERS = re.compile(
+    f"(?P<date>{_DATE})|[+(]?{_NOT_DATE}\\d(?:{_NOT_DATE}[\\d\\s().-]){{5,}}{_NOT_DATE}\\d"
+)
 
 
 def mask_text(text: str) -> str:
     """Free text (an exception, a provider's error) with every email and phone number in it
     masked, so it can be stored and logged. A run of 7 or more digits counts as a phone
-    number; dates and short codes (SMTP's ``550 5.1.1``) are left alone."""
-    text = _EMAILS.sub(lambda m: mask_email(m.group(0)), text)
+    number; dates and short codes (SMTP's ``550 5.1.1``) are left alone. Compatibility forms
+    (fullwidth ``＠`` and digits) are folded to their plain forms first (NFKC)."""
+    text = _EMAILS.sub(lambda m: mask_email(m.group(0)), unicodedata.normalize("NFKC", text))
     return _NUMBERS.sub(_mask_number, text)
 
 
 def _mask_number(match: re.Match[str]) -> str:
     run = match.group(0)
     digits = re.sub(r"\D", "", run)
-    if len(digits) < 7 or _DATE.search(run):
+    if match.group("date") or len(digits) < 7:
         return run
     return mask_phone(("+" if run.startswith("+") else "") + digits)

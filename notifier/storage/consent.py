@@ -7,14 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from notifier.domain.channels import ChannelSpec
 from notifier.domain.deliveries import DeliveryState
 from notifier.storage.models import ConsentEvent, Delivery, InboundMessage, OptOut, Patient
 from notifier.storage.queue import set_states
-from notifier.storage.rows import changed
+from notifier.storage.rows import changed, insert_new
 
 
 def opt_out_exists(s: Session, channel: str, address: str) -> bool:
@@ -22,9 +21,9 @@ def opt_out_exists(s: Session, channel: str, address: str) -> bool:
     return s.scalar(query) is not None
 
 
-def add_opt_out(s: Session, channel: str, address: str, source: str, now: datetime) -> None:
-    s.add(OptOut(channel=channel, address=address, source=source, created_at=now))
-    s.flush()
+def add_opt_out(s: Session, channel: str, address: str, source: str, now: datetime) -> bool:
+    """Record an opt-out; False if the address is opted out already (or just now, concurrently)."""
+    return insert_new(s, OptOut, channel=channel, address=address, source=source, created_at=now)
 
 
 def remove_opt_out(s: Session, channel: str, address: str) -> bool:
@@ -69,18 +68,14 @@ def skip_pending_to(s: Session, channel: str, address: str, now: datetime, reaso
 def first_receipt(s: Session, message: InboundMessage) -> bool:
     """Record a patient's text by its provider id; False if that id was seen before (a replay,
     or the same webhook delivered twice at once: the unique key decides)."""
-    query = select(InboundMessage.id).where(
-        InboundMessage.channel == message.channel,
-        InboundMessage.provider_id == message.provider_id,
+    return insert_new(
+        s,
+        InboundMessage,
+        channel=message.channel,
+        provider_id=message.provider_id,
+        keyword=message.keyword,
+        received_at=message.received_at,
     )
-    if s.scalar(query) is not None:
-        return False
-    try:
-        with s.begin_nested():
-            s.add(message)
-    except IntegrityError:
-        return False
-    return True
 
 
 def addresses_of(s: Session, spec: ChannelSpec, patient_id: int) -> list[str]:

@@ -224,9 +224,8 @@ def opt_out(
 ) -> bool:
     """Record an opt-out in the caller's transaction; deliveries still waiting for the address
     are skipped at once. False if it was opted out already."""
-    if consent_rows.opt_out_exists(s, spec.name, address):
+    if not consent_rows.add_opt_out(s, spec.name, address, source.value, now):
         return False
-    consent_rows.add_opt_out(s, spec.name, address, source.value, now)
     _ledger(s, spec, address, source, now, OPTED_IN, OPTED_OUT, patient_id, detail)
     skipped = consent_rows.skip_pending_to(s, spec.name, address, now, "opted out")
     log.info(

@@ -95,12 +95,12 @@ class Locations(UseCase):
             )
         now = self.clock.now()
         with self.db.session() as s:
+            created = location_rows.add_location(
+                s, slug, name.strip(), tz.key, hours.to_json(), now
+            )
             location = location_rows.location_by_slug(s, slug)
-            created = location is None
-            before = {} if location is None else self._texts(s, location, now)
-            if location is None:
-                location = Location(slug=slug, created_at=now)
-                s.add(location)
+            assert location is not None  # added now, or before (two saves at once: one adds)
+            before = {} if created else self._texts(s, location, now)
             location.name = name.strip()
             location.timezone = tz.key
             location.business_hours = hours.to_json()
