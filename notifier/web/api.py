@@ -11,14 +11,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from notifier.bootstrap import App
 from notifier.channels import specs
 from notifier.domain.consent import Source
 from notifier.domain.contacts import mask_address, normalize_address
 from notifier.domain.deliveries import DeliveryState
-from notifier.domain.notices import NoticeKind, ReminderAudience
+from notifier.domain.notices import Audience, NoticeKind, ReminderAudience
 from notifier.usecases.locations import Reworded
 from notifier.usecases.views import DeliveryView, LocationView, NoticeView, Preview
 from notifier.web.deps import Application
@@ -76,7 +76,14 @@ def _text(value: str | None) -> str | None:
     return value
 
 
-class NoticeIn(BaseModel):
+class StrictIn(BaseModel):
+    """A request body: a field we do not know is refused (422 naming it), never ignored, so a
+    misspelt or unsupported option cannot silently turn into the default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoticeIn(StrictIn):
     location: Slug
     starts: str = Field(max_length=40, examples=["2025-02-19 12:30"])
     ends: str = Field(max_length=40, examples=["2025-02-21 00:00"])
@@ -97,11 +104,16 @@ class NoticeIn(BaseModel):
     urgent: bool | None = Field(
         default=None, description="null: urgent when the closure starts on the day of sending"
     )
+    audience: Audience = Field(
+        default=Audience.EVERYONE,
+        description="everyone: the general notice to every patient; affected: only patients "
+        "with an appointment in the closure; both: each the message that fits",
+    )
 
     _clean = field_validator("starts", "ends", "reason", "message", "send_at", "reminder_at")(_text)
 
 
-class OptOutIn(BaseModel):
+class OptOutIn(StrictIn):
     channel: ChannelName
     address: str = Field(min_length=1, max_length=254)
 
@@ -114,7 +126,7 @@ class OptOutOut(BaseModel):
     changed: bool
 
 
-class LocationIn(BaseModel):
+class LocationIn(StrictIn):
     name: str = Field(min_length=1, max_length=200)
     timezone: str = Field(min_length=1, max_length=64, examples=["America/New_York"])
     hours: str = Field(default="Mon-Fri 08:00-17:00", max_length=500)
@@ -161,6 +173,7 @@ def create_notice(body: NoticeIn, app: Application) -> NoticeView:
         body.send_at,
         ",".join(body.channels) if body.channels else None,
         body.urgent,
+        audience=body.audience.value,
         reminder_at=body.reminder_at,
         reminder_audience=body.reminder_audience.value,
     ).notice

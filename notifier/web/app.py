@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from notifier.bootstrap import App
@@ -10,6 +11,7 @@ from notifier.errors import NotFoundError, ValidationError
 from notifier.web import api, api_imports, unsubscribe, webhooks
 from notifier.web.console import router as console_router
 from notifier.web.headers import SecurityHeaders
+from notifier.web.invalid import invalid_request
 from notifier.web.limits import BodyLimits, body_rules
 
 
@@ -21,6 +23,8 @@ def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
     )
     web.state.app = app
     web.state.unknown_sid_wait = unknown_sid_wait
+
+    web.add_exception_handler(RequestValidationError, invalid_request)
 
     @web.exception_handler(NotFoundError)
     async def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
