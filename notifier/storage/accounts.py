@@ -14,6 +14,10 @@ def user_by_email(s: Session, email: str) -> User | None:
     return s.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
 
 
+def user_by_id(s: Session, user_id: int) -> User | None:
+    return s.get(User, user_id)
+
+
 def add_user(s: Session, new_user: User) -> User:
     s.add(new_user)
     s.flush()

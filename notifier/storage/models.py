@@ -315,7 +315,7 @@ class SignInAttempt(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     ip: Mapped[str] = mapped_column(String(64))
     account: Mapped[str] = mapped_column(String(64))  # SHA-256 of the lower-cased email given
-    outcome: Mapped[str] = mapped_column(String(10))  # pending, failed, succeeded
+    outcome: Mapped[str] = mapped_column(String(10))  # pending, failed, succeeded, busy
 
 
 class Worker(Base):

@@ -97,18 +97,28 @@ class Accounts(UseCase):
             return user_view(user)
 
     def authenticate(self, email: str, password: str) -> UserView | None:
-        """The user when the password matches; None otherwise (never says which part was wrong)."""
+        """The user when the password matches; None otherwise (never says which part was wrong).
+
+        The hash is checked outside any transaction: argon2id takes tens of milliseconds and
+        64 MiB, and on SQLite a transaction holds the write lock all along."""
         with self.db.session() as s:
             # NUL is in no stored email, and PostgreSQL refuses it in a query: no such user.
             user = account_rows.user_by_email(s, email) if "\x00" not in email else None
-            if user is None or user.disabled_at is not None:
-                _verify(_dummy_hash(), password)
+            found = None if user is None or user.disabled_at is not None else user_view(user)
+            stored = user.password_hash if user is not None and found is not None else None
+        if found is None or stored is None:
+            _verify(_dummy_hash(), password)
+            return None
+        if not _verify(stored, password):
+            log.info("sign-in refused", extra={"action": "signin_refused", "user_id": found.id})
+            return None
+        rehashed = _HASHER.hash(password) if _HASHER.check_needs_rehash(stored) else None
+        with self.db.session() as s:
+            user = account_rows.user_by_id(s, found.id)
+            if user is None or user.disabled_at is not None:  # removed or disabled meanwhile
                 return None
-            if not _verify(user.password_hash, password):
-                log.info("sign-in refused", extra={"action": "signin_refused", "user_id": user.id})
-                return None
-            if _HASHER.check_needs_rehash(user.password_hash):
-                user.password_hash = _HASHER.hash(password)
+            if rehashed is not None and user.password_hash == stored:
+                user.password_hash = rehashed
             user.last_login_at = self.clock.now()
             return user_view(user)
 

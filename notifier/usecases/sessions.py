@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,6 +27,7 @@ from notifier.usecases.accounts import Accounts, UserView, token_digest, user_vi
 log = logging.getLogger(__name__)
 TOUCH_EVERY = timedelta(minutes=1)  # how stale a session's last-seen time may be (fewer writes)
 KEEP_HISTORY = timedelta(days=7)  # ended sessions and old attempts, for a look after an incident
+CHECK_QUEUE_SECONDS = 3.0  # how long a sign-in waits for a free password-check slot
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,20 @@ class Throttled:
     wait: timedelta
 
 
+@dataclass(frozen=True)
+class Busy:
+    """Every password-check slot was taken for ``CHECK_QUEUE_SECONDS``: try again shortly (not
+    counted as a failure)."""
+
+    retry_after_seconds: int = 2
+
+
 class Sessions(UseCase):
     def __init__(self, deps: Deps, accounts: Accounts) -> None:
         super().__init__(deps)
         self.accounts = accounts
+        # argon2id takes 64 MiB per check: a burst of guesses must not take the server's memory.
+        self.checks = threading.BoundedSemaphore(self.settings.sign_in_checks_at_once)
 
     @property
     def limits(self) -> SignInLimits:
@@ -73,7 +85,7 @@ class Sessions(UseCase):
 
     def sign_in(
         self, email: str, password: str, ip: str, replacing: str | None = None
-    ) -> NewSession | Refused | Throttled:
+    ) -> NewSession | Refused | Throttled | Busy:
         """Check a password from ``ip`` unless that address must wait; on success a new session
         (and the browser's previous one, ``replacing``, ends)."""
         limits, now = self.limits, self.clock.now()
@@ -90,10 +102,18 @@ class Sessions(UseCase):
                 return Throttled(wait)
             attempt = session_rows.add_attempt(s, ip, account, now)
             session_rows.forget_attempts_before(s, now - max(limits.window, KEEP_HISTORY))
+        if not self.checks.acquire(timeout=CHECK_QUEUE_SECONDS):
+            with self.db.session() as s:
+                session_rows.finish_attempt(s, attempt, "busy")
+            log.warning(
+                "sign-in refused: every password check busy", extra={"action": "signin_busy"}
+            )
+            return Busy()
         user = None
         try:
             user = self.accounts.authenticate(email, password)
         finally:  # whatever happened, the attempt is not left pending
+            self.checks.release()
             with self.db.session() as s:
                 session_rows.finish_attempt(s, attempt, "failed" if user is None else "succeeded")
         if user is None:

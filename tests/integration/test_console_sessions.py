@@ -115,9 +115,16 @@ def test_one_address_gets_twenty_guesses_across_accounts_even_concurrently(web: 
         return clients[i].post("/console/login", data=form)
 
     statuses = concurrently(30, guess)
+    # Those beyond the password-check slots (NOTIFIER_SIGN_IN_CHECKS_AT_ONCE) may be told to
+    # come back (429, not counted); guessing on, the address still gets exactly twenty.
+    checked = statuses.count(401)
+    assert checked <= 20 and statuses.count(429) == 30 - checked
+    for i in range(30):
+        if attempt(clients[i], f"late{i}@cova.example", "guess").status_code == 401:
+            checked += 1
     for c in clients:
         c.close()
-    assert sorted(statuses) == [401] * 20 + [429] * 10
+    assert checked == 20
     with client_from(web, "127.0.0.6") as elsewhere:
         assert attempt(elsewhere, MANAGER, PASSWORD).status_code == 303
 

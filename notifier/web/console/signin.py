@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, Response
 
-from notifier.usecases.sessions import Refused, Throttled
+from notifier.usecases.sessions import Busy, Refused, Throttled
 from notifier.web.console.auth import CsrfChecked, Session, load_session, safe_next
 from notifier.web.console.pages import page, redirect, web_dir
 from notifier.web.deps import Application
@@ -47,13 +47,18 @@ def login(
 ) -> Response:
     # Every attempt is recorded and counted per client address before the password is checked.
     outcome = app.sessions.sign_in(email, password, client_ip(request), replacing=session.token)
-    if isinstance(outcome, Throttled | Refused):
+    if isinstance(outcome, Throttled | Refused | Busy):
+        headers = {}
         if isinstance(outcome, Throttled):
             minutes = max(1, -(-int(outcome.wait.total_seconds()) // 60))
             status, error = 429, f"Too many failed sign-ins from here: try again in {minutes} min."
+            headers["Retry-After"] = str(int(outcome.wait.total_seconds()) + 1)
+        elif isinstance(outcome, Busy):
+            status, error = 429, "The server is checking other sign-ins: try again in a moment."
+            headers["Retry-After"] = str(outcome.retry_after_seconds)
         else:
             status, error = 401, "That email and password do not match a console user."
-        return page(
+        response = page(
             request,
             app,
             session,
@@ -63,6 +68,8 @@ def login(
             email=email,
             error=error,
         )
+        response.headers.update(headers)
+        return response
     session.signed_in(outcome)
     return redirect(safe_next(next), request, app, session)
 
