@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from alembic import command
 from alembic.config import Config
@@ -37,7 +38,7 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             f"NOTIFIER_DATABASE_URL {mask_url_secrets(url)!r} is not a database URL"
         ) from exc
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database, parsed.query.get("uri") == "true")
+        return _sqlite_engine(url, parsed.database, parsed.query)
     if parsed.get_backend_name() == "postgresql":
         return create_engine(
             url,
@@ -51,9 +52,24 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     )
 
 
-def _sqlite_engine(url: str, database: str | None, uri: bool = False) -> Engine:
-    if database and database != ":memory:" and not uri:
-        create_private(Path(database))
+def sqlite_file(database: str | None, query: Mapping[str, Any]) -> Path | None:
+    """The file a SQLite URL names, in any of its forms (``sqlite:///var/n.db``,
+    ``sqlite:////abs/n.db``, ``sqlite:///file:var/n.db?mode=rwc&uri=true``,
+    ``sqlite:///file:///abs/n.db?uri=true``); None for an in-memory database."""
+    if not database or database == ":memory:" or query.get("mode") == "memory":
+        return None
+    if query.get("uri") != "true" or not database.startswith("file:"):
+        return Path(database)
+    path = unquote(database.removeprefix("file:").partition("?")[0])
+    if path.startswith("//"):  # file://host/path: only an empty host or localhost is local
+        host, _, rest = path[2:].partition("/")
+        path = "/" + rest if host in ("", "localhost") else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _sqlite_engine(url: str, database: str | None, query: Mapping[str, Any]) -> Engine:
+    if (file := sqlite_file(database, query)) is not None:
+        create_private(file)
     engine = create_engine(
         url,
         connect_args={"timeout": 30, "check_same_thread": False},

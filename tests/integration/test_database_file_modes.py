@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,3 +65,26 @@ def test_notifier_db_upgrade_creates_the_default_database_private(
     assert "database is up to date" in result.stdout
     assert mode(tmp_path / "var") == 0o700
     assert mode(tmp_path / "var" / "notifier.db") == 0o600
+
+
+@pytest.mark.parametrize(
+    "url_of",
+    [
+        lambda p: f"sqlite:///file:{p}?mode=rwc&uri=true",
+        lambda p: f"sqlite:///file://{p}?uri=true",
+        lambda p: f"sqlite+pysqlite:///{p}",
+    ],
+    ids=["uri-form", "file-url", "driver-named"],
+)
+def test_every_sqlite_url_form_creates_a_private_database(
+    tmp_path: Path, umask: int, clock: FrozenClock, url_of: Callable[[Path], str]
+) -> None:
+    database = tmp_path / "uri" / "notifier.db"
+    app = build_app(load_settings(database_url=url_of(database)), clock=clock)
+    try:
+        with app.db.engine.connect() as connection:
+            connection.execute(text("SELECT count(*) FROM locations"))
+        assert mode(database) == 0o600
+        assert mode(database.parent) == 0o700
+    finally:
+        app.close()
