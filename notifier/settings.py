@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     sign_in_failures_per_account: int = Field(default=5, ge=1)
     sign_in_failures_per_ip: int = Field(default=20, ge=1)
     sign_in_window_minutes: float = Field(default=15.0, gt=0)
+    # Hardening: Swagger UI at /docs (from local assets; /redoc stays off). Off by default.
+    api_docs: bool = False
     # Hardening: password checks (argon2id, 64 MiB each) at once; a sign-in beyond them waits
     # up to 3 s for a free one, then gets 429 with Retry-After.
     sign_in_checks_at_once: int = Field(default=2, ge=1, le=64)

@@ -10,6 +10,7 @@ from notifier.bootstrap import App
 from notifier.errors import NotFoundError, ValidationError
 from notifier.web import api, api_imports, unsubscribe, webhooks
 from notifier.web.console import router as console_router
+from notifier.web.docs import add_docs
 from notifier.web.headers import SecurityHeaders
 from notifier.web.invalid import invalid_request
 from notifier.web.limits import BodyLimits, body_rules
@@ -20,6 +21,8 @@ def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
         title="Notifier",
         version="1",
         description="Closure notices for clinics: webhooks, unsubscribe links and the JSON API.",
+        docs_url=None,  # web.docs: off unless NOTIFIER_API_DOCS, then from local assets
+        redoc_url=None,
     )
     web.state.app = app
     web.state.unknown_sid_wait = unknown_sid_wait
@@ -55,8 +58,8 @@ def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
     web.include_router(api.router)
     web.include_router(api_imports.router)
     web.include_router(console_router)
+    add_docs(web, app.settings.api_docs)
     # Outermost last: every answer, the limits' 413s and 401s too, gets the security headers.
     web.add_middleware(BodyLimits, rules=body_rules(app))
-    docs = [url for url in (web.docs_url, web.redoc_url, web.swagger_ui_oauth2_redirect_url) if url]
-    web.add_middleware(SecurityHeaders, settings=app.settings, docs_paths=docs)
+    web.add_middleware(SecurityHeaders, settings=app.settings)
     return web

@@ -3,13 +3,11 @@
 Pages may run only our own script; styles may be inline because the console's email preview
 shows the email's own HTML (inline styles) in a sandboxed ``srcdoc`` frame, which inherits
 this policy. Nothing may frame us. Referrers are never sent: unsubscribe URLs carry tokens.
-HSTS is sent once ``NOTIFIER_PUBLIC_BASE_URL`` is https. FastAPI's ``/docs`` and ``/redoc``
-load their script from a CDN, so they get a policy that only forbids framing.
+HSTS is sent once ``NOTIFIER_PUBLIC_BASE_URL`` is https. The API docs, when on, are served
+from local assets under the same policy (``web.docs``).
 """
 
 from __future__ import annotations
-
-from collections.abc import Collection
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,7 +19,6 @@ PAGE_POLICY = (
     "img-src 'self' data:; frame-src 'self'; frame-ancestors 'none'; form-action 'self'; "
     "base-uri 'none'; object-src 'none'"
 )
-DOCS_POLICY = "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 COMMON = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -33,22 +30,20 @@ HSTS = "max-age=31536000"
 class SecurityHeaders:
     """ASGI middleware: sets the headers on every HTTP response start."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, docs_paths: Collection[str]) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        self.docs_paths = frozenset(docs_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = DOCS_POLICY if scope["path"] in self.docs_paths else PAGE_POLICY
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers.update(COMMON)
-                headers["Content-Security-Policy"] = policy
+                headers["Content-Security-Policy"] = PAGE_POLICY
                 public = self.settings.public_base_url or ""
                 if public.startswith("https://"):
                     headers["Strict-Transport-Security"] = HSTS
