@@ -3,8 +3,11 @@
 Signed in, the ``notifier_console`` cookie holds a random session id that the database knows
 only by its SHA-256 (``usecases.sessions``), with the session's CSRF token beside it. Before
 sign-in, the ``notifier_csrf`` cookie holds a random token that the sign-in form must repeat
-(double submit: only our own pages can put it in a form). Every POST carries the token, as a
-form field or the ``X-CSRF-Token`` header, compared in constant time.
+(double submit: only our own pages can put it in a form). That token is signed with a server
+key and dated (``pre_sign_in_csrf``): a value planted in a victim's browser (login CSRF: signing
+them in to the planter's account) is refused unless this server made it in the last
+``CSRF_MAX_AGE``. Every POST carries the token, as a form field or the ``X-CSRF-Token`` header,
+compared in constant time.
 
 Both cookies: HttpOnly, path ``/console``, no Max-Age (gone when the browser closes; the server
 ends sessions anyway), Secure whenever ``NOTIFIER_PUBLIC_BASE_URL`` is https, whatever scheme
@@ -16,15 +19,16 @@ the CSRF token.
 from __future__ import annotations
 
 import hmac
-import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request, Response
+from itsdangerous import BadData, TimestampSigner
 
 from notifier.bootstrap import App
+from notifier.clock import Clock
 from notifier.usecases.accounts import UserView
 from notifier.usecases.sessions import NewSession
 from notifier.web.deps import get_app
@@ -32,7 +36,41 @@ from notifier.web.deps import get_app
 COOKIE = "notifier_console"
 CSRF_COOKIE = "notifier_csrf"
 COOKIE_PATH = "/console"
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+CSRF_MAX_AGE = 12 * 3600  # seconds a sign-in form stays usable
+_CSRF_SALT = "notifier.console.pre-sign-in-csrf"
+# Without NOTIFIER_SECRET_KEY (the console works without it) a key for this process's life:
+# a restart only asks for the sign-in form to be reloaded.
+_PROCESS_KEY = secrets.token_urlsafe(32)
+
+
+class _DatedSigner(TimestampSigner):
+    """Dates its tokens by the application's clock (frozen in tests, NOTIFIER_NOW in demos)."""
+
+    def __init__(self, key: str, clock: Clock) -> None:
+        super().__init__(key, salt=_CSRF_SALT)
+        self.clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self.clock.now().timestamp())
+
+
+def _csrf_signer(app: App) -> TimestampSigner:
+    key = app.settings.secret_key
+    return _DatedSigner(key.get_secret_value() if key is not None else _PROCESS_KEY, app.clock)
+
+
+def pre_sign_in_csrf(app: App) -> str:
+    """A new token for the sign-in form: random, dated and signed with a server key."""
+    return _csrf_signer(app).sign(secrets.token_urlsafe(32)).decode()
+
+
+def genuine_csrf(app: App, token: str) -> bool:
+    """Whether ``token`` is one this server made (``pre_sign_in_csrf``) and not too old."""
+    try:
+        _csrf_signer(app).unsign(token, max_age=CSRF_MAX_AGE)
+    except BadData:
+        return False
+    return True
 
 
 @dataclass
@@ -49,10 +87,9 @@ class ConsoleSession:
         self.user, self.token, self.csrf = result.user, result.token, result.csrf
         self.cookies[COOKIE] = result.token
 
-    def signed_out(self) -> None:
-        self.user, self.token = None, None
-        self.csrf = secrets.token_urlsafe(32)
-        self.cookies |= {COOKIE: None, CSRF_COOKIE: self.csrf}
+    def signed_out(self, csrf: str) -> None:
+        self.user, self.token, self.csrf = None, None, csrf
+        self.cookies |= {COOKIE: None, CSRF_COOKIE: csrf}
 
 
 def load_session(request: Request, app: App) -> ConsoleSession:
@@ -62,10 +99,10 @@ def load_session(request: Request, app: App) -> ConsoleSession:
         if live is not None:
             return ConsoleSession(csrf=live.csrf, user=live.user, token=raw)
     token = request.cookies.get(CSRF_COOKIE)
-    if token and _TOKEN.fullmatch(token):
+    if token and len(token) < 200 and genuine_csrf(app, token):
         session = ConsoleSession(csrf=token)
     else:
-        session = ConsoleSession(csrf=secrets.token_urlsafe(32))
+        session = ConsoleSession(csrf=pre_sign_in_csrf(app))
         session.cookies[CSRF_COOKIE] = session.csrf
     if raw:
         session.cookies[COOKIE] = None  # ended, unknown or from before server-side sessions

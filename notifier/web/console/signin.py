@@ -8,7 +8,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, Response
 
 from notifier.usecases.sessions import Busy, Refused, Throttled
-from notifier.web.console.auth import CsrfChecked, Session, load_session, safe_next
+from notifier.web.console.auth import (
+    CsrfChecked,
+    Session,
+    load_session,
+    pre_sign_in_csrf,
+    safe_next,
+)
 from notifier.web.console.pages import page, redirect, web_dir
 from notifier.web.deps import Application
 from notifier.web.proxies import client_ip
@@ -79,5 +85,5 @@ def logout(request: Request, app: Application, session: Session) -> Response:
     """End the session on the server too: its cookie, replayed, signs nobody in."""
     if session.token is not None:
         app.sessions.sign_out(session.token)
-    session.signed_out()
+    session.signed_out(pre_sign_in_csrf(app))
     return redirect("/console/login", request, app, session)
