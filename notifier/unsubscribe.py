@@ -7,7 +7,9 @@ the address is found again among those the patient has or had on that channel (t
 deliveries), so a link keeps working after the patient changes address. A token cannot be
 forged, and it names one patient and one address, so it cannot be used for another patient.
 Tokens do not expire: an old email's link still works, and links sent before tokens became
-opaque (``[patient id, channel, address]`` under the ``v1`` salt) are still read.
+opaque (``[patient id, channel, address]`` under the ``v1`` salt) are still read, but honoured
+only for an address that patient has or was sent to on that channel: anyone holding the key
+could write a v1 token naming any address, and it must not opt out an address no patient has.
 """
 
 from __future__ import annotations
@@ -79,10 +81,12 @@ class UnsubscribeTokens:
 
     def subscriber(self, claim: Claim, addresses: Iterable[str]) -> Subscriber | None:
         """The subscriber a claim names: the one of ``addresses`` (those the patient has or had
-        on the channel) its tag was made from; None if none was."""
-        if claim.address is not None:
-            return Subscriber(claim.patient_id, claim.channel, claim.address)
+        on the channel) its tag was made from, or a legacy (v1) token names; None if none."""
         for address in addresses:
+            if claim.address is not None:
+                if hmac.compare_digest(address.encode(), claim.address.encode()):
+                    return Subscriber(claim.patient_id, claim.channel, address)
+                continue
             tag = self._tag(claim.channel, address)
             if claim.tag is not None and hmac.compare_digest(tag.encode(), claim.tag.encode()):
                 return Subscriber(claim.patient_id, claim.channel, address)

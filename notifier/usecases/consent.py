@@ -87,8 +87,6 @@ class Consent(UseCase):
         claim = signer.read(token) if signer is not None else None
         if signer is None or claim is None or claim.channel not in self.deps.channels:
             return None
-        if claim.address is not None:  # a link sent before tokens became opaque
-            return signer.subscriber(claim, ())
         with self.db.session() as s:
             known = consent_rows.addresses_of(s, self.deps.spec(claim.channel), claim.patient_id)
         return signer.subscriber(claim, known)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from itsdangerous import URLSafeSerializer
 
 from notifier.clock import FrozenClock
 from notifier.unsubscribe import Subscriber, UnsubscribeTokens
@@ -89,3 +90,20 @@ def test_a_forged_token_is_refused_and_changes_nothing(
     assert web.client.post(f"/unsubscribe/{token}").status_code == 404
     assert not opted_out(web.app, "email", MARIA)
     assert not opted_out(web.app, "email", "jane@example.org")
+
+
+def test_a_legacy_v1_link_opts_out_only_an_address_its_patient_has(web: Web) -> None:
+    """A v1 token carries the address itself; with the key anyone could write one naming any
+    address. It is honoured only for an address that patient has or was sent to."""
+    legacy = URLSafeSerializer(SECRET, salt="notifier.unsubscribe.v1")
+    stranger = legacy.dumps([1, "email", "stranger@example.org"])
+    post = {
+        "content": b"List-Unsubscribe=One-Click",
+        "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+    }
+    refused = web.client.post(f"/unsubscribe/{stranger}", **post)  # type: ignore[arg-type]
+    assert refused.status_code == 404
+    assert not opted_out(web.app, "email", "stranger@example.org")
+    genuine = legacy.dumps([1, "email", MARIA])  # patient 1 is Maria
+    done = web.client.post(f"/unsubscribe/{genuine}", **post)  # type: ignore[arg-type]
+    assert done.status_code == 200 and opted_out(web.app, "email", MARIA)

@@ -205,14 +205,18 @@ def test_tokens_refuse_forgery() -> None:
     assert tokens.read("") is None
 
 
-def test_links_already_sent_in_the_old_readable_format_still_read() -> None:
+def test_links_already_sent_in_the_old_readable_format_still_read_for_the_patients_address() -> (
+    None
+):
     old = URLSafeSerializer(SECRET, salt="notifier.unsubscribe.v1").dumps(
         [1, "email", "maria@example.org"]
     )
     tokens = UnsubscribeTokens(SECRET)
     claim = tokens.read(old)
     assert claim == Claim(1, "email", address="maria@example.org")
-    assert tokens.subscriber(claim, []) == MARIA
+    assert tokens.subscriber(claim, ["maria.old@example.org", "maria@example.org"]) == MARIA
+    assert tokens.subscriber(claim, []) is None  # an address that patient never had
+    assert tokens.subscriber(claim, ["someone.else@example.org"]) is None
     forged_old = URLSafeSerializer("not-our-secret-key", salt="notifier.unsubscribe.v1").dumps(
         [1, "email", "maria@example.org"]
     )

@@ -3,6 +3,9 @@ variable and never repeats the value."""
 
 from __future__ import annotations
 
+import random
+import string
+
 import pytest
 
 from notifier.domain.secret_keys import weakness
@@ -25,6 +28,11 @@ WEAK = {
     "test-secret-key-0123456789abcdef": "common passwords",
     "changeme-changeme-letmein-admin-12345": "common passwords",
     "abcdefghijklmnopqrstuvwxyz0123456789": "common passwords",
+    # Made-up keys a person might type: long and varied, but words.
+    "CovaSpineAndPainCenterSecretKey2025!": "reads like words",
+    "correct horse battery staple 2025": "reads like words",
+    "Xk9-correct-horse-battery-staple-2025-Qz": "reads like words",
+    "MyClinicNotifierKeyForProduction2025": "common passwords",
 }
 
 
@@ -51,3 +59,13 @@ def test_the_environment_variable_is_checked_too(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("NOTIFIER_SECRET_KEY", "passwordpassword")
     with pytest.raises(ConfigurationError, match="NOTIFIER_SECRET_KEY"):
         load_settings()
+
+
+def test_keys_made_the_way_the_docs_say_are_accepted_every_time() -> None:
+    """Seeded random keys of the shortest lengths the docs suggest (token_urlsafe(24), 32
+    characters; `openssl rand -hex 16`): none is taken for words."""
+    rng = random.Random(24)
+    urlsafe = string.ascii_letters + string.digits + "-_"
+    for _ in range(3000):
+        assert weakness("".join(rng.choices(urlsafe, k=32))) is None
+        assert weakness("".join(rng.choices("0123456789abcdef", k=32))) is None
