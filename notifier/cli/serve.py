@@ -46,6 +46,8 @@ def serve(ctx: click.Context, until_idle: bool, no_http: bool, role: str) -> Non
             "unsubscribe links); e.g. `openssl rand -hex 32`"
         )
     app = app_of(ctx)
+    if problem := app.health.unnamed_help():
+        log.warning("%s", problem, extra={"action": "help_unnamed"})
     for name, status in channels.statuses(settings).items():
         if status.enabled:
             log.info("%s channel enabled", name)

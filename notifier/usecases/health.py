@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from notifier.storage import locations as location_rows
 from notifier.storage import notices as notice_rows
 from notifier.storage import queue
 from notifier.usecases import UseCase
@@ -18,3 +19,25 @@ class Health(UseCase):
             return not notice_rows.scheduled_broadcasts_exist(s) and not queue.has_open_deliveries(
                 s
             )
+
+    def unnamed_help(self) -> str | None:
+        """Why HELP from a number no patient has would lack the program's name or a phone, with
+        the fix; None when it has both, or the only location answers for itself."""
+        with self.db.session() as s:
+            count = len(location_rows.locations(s))
+        missing = {
+            variable: what
+            for variable, what, value in (
+                ("NOTIFIER_PROGRAM_NAME", "program name", self.settings.program_name),
+                ("NOTIFIER_HELP_PHONE", "phone", self.settings.help_phone),
+            )
+            if not value
+        }
+        if count < 2 or not missing:
+            return None
+        return (
+            f"HELP from a number no patient has gives no {' and no '.join(missing.values())}: "
+            f"with {count} locations no one clinic answers, and carriers require HELP to name "
+            f"the program and a contact. Set {' and '.join(missing)} (e.g. "
+            "NOTIFIER_PROGRAM_NAME='COVA closure alerts' and NOTIFIER_HELP_PHONE to the help line)"
+        )
