@@ -14,6 +14,7 @@ from notifier.web.docs import add_docs
 from notifier.web.headers import SecurityHeaders
 from notifier.web.invalid import invalid_request
 from notifier.web.limits import BodyLimits, body_rules
+from notifier.web.proxies import ForwardedHeaders, warn_if_any_peer_trusted
 
 
 def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
@@ -62,4 +63,6 @@ def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
     # Outermost last: every answer, the limits' 413s and 401s too, gets the security headers.
     web.add_middleware(BodyLimits, rules=body_rules(app))
     web.add_middleware(SecurityHeaders, settings=app.settings)
+    web.add_middleware(ForwardedHeaders, trusted=app.settings.trusted_proxies)
+    warn_if_any_peer_trusted(app.settings.trusted_proxies)
     return web

@@ -15,7 +15,6 @@ import uvicorn
 from notifier.bootstrap import App
 from notifier.errors import ConfigurationError
 from notifier.web.app import create_app
-from notifier.web.proxies import proxy_options
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ class HttpServer:
             log_config=None,  # our logging, not uvicorn's (it would log query strings)
             access_log=False,
             lifespan="off",
-            **proxy_options(app.settings),
+            proxy_headers=False,  # the app's own web.proxies.ForwardedHeaders does it
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
