@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     http_form_max_bytes: int = Field(default=64 * 1024, ge=1024)
     http_api_max_bytes: int = Field(default=1024 * 1024, ge=1024)
     http_upload_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Hardening: slow clients (web/slow_clients.py). A request's headers must arrive within
+    # HEADER_TIMEOUT of the connection (or the previous response), its body within BODY_TIMEOUT
+    # of the headers; beyond MAX_CONNECTIONS open connections requests get 503.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    http_body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    http_max_connections: int = Field(default=200, ge=1)
     # Proxies (IPs or networks, comma-separated; "*" any) whose X-Forwarded-For/-Proto are
     # believed; empty: none, the TCP peer is the client.
     trusted_proxies: str = ""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from notifier.bootstrap import App
 from notifier.errors import NotFoundError, ValidationError
@@ -15,6 +18,8 @@ from notifier.web.headers import SecurityHeaders
 from notifier.web.invalid import invalid_request
 from notifier.web.limits import BodyLimits, body_rules
 from notifier.web.proxies import ForwardedHeaders, warn_if_any_peer_trusted
+
+log = logging.getLogger(__name__)
 
 
 def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
@@ -29,6 +34,15 @@ def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
     web.state.unknown_sid_wait = unknown_sid_wait
 
     web.add_exception_handler(RequestValidationError, invalid_request)
+
+    @web.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _exc: ClientDisconnect) -> Response:
+        """The client hung up before its body was read: one line, not a traceback."""
+        log.info(
+            "client disconnected before its request was read",
+            extra={"action": "http_client_disconnect", "area": request.url.path.split("/")[1]},
+        )
+        return Response(status_code=400)
 
     @web.exception_handler(NotFoundError)
     async def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:

@@ -15,6 +15,7 @@ import uvicorn
 from notifier.bootstrap import App
 from notifier.errors import ConfigurationError
 from notifier.web.app import create_app
+from notifier.web.slow_clients import deadline_protocol
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 class HttpServer:
     def __init__(self, app: App, host: str, port: int, unknown_sid_wait: float = 2.0) -> None:
         self.web = create_app(app, unknown_sid_wait=unknown_sid_wait)
+        s = app.settings
         config = uvicorn.Config(
             self.web,
             host=host,
@@ -30,6 +32,8 @@ class HttpServer:
             access_log=False,
             lifespan="off",
             proxy_headers=False,  # the app's own web.proxies.ForwardedHeaders does it
+            http=deadline_protocol(s.http_header_timeout_seconds, s.http_body_timeout_seconds),
+            limit_concurrency=s.http_max_connections,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
