@@ -3,6 +3,7 @@ line on stderr and an exit status (2 bad input, 3 bad configuration, 4 rows reje
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -28,6 +29,12 @@ class NotifierGroup(click.Group):
             sys.exit(2)
         except NotifierError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception:  # a bug or a driver's error: its text may quote patients' data
+            # Through the log formatter, which withholds database DETAIL and masks addresses.
+            logging.getLogger("notifier").critical("unexpected error", exc_info=True)
             sys.exit(1)
 
 

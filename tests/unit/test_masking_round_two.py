@@ -9,6 +9,7 @@ import re
 import sys
 import unicodedata
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -119,3 +120,23 @@ def test_any_email_in_random_text_is_masked(
 ) -> None:
     masked = mask_text(f"{before} {local}{at}{domain} {after}")
     assert f"{local}@" not in masked and local[1:] + "@" not in masked
+
+
+def test_an_unexpected_error_in_a_command_is_printed_scrubbed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from notifier.cli.root import main
+
+    @main.command("explode-for-test", hidden=True)
+    def explode() -> None:
+        raise RuntimeError(PG_UNIQUE)
+
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main.main(["explode-for-test"], standalone_mode=False)
+    finally:
+        main.commands.pop("explode-for-test")
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "unexpected error" in err and "uq_opt_outs_channel" in err
+    assert "5550111" not in err
