@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from notifier.storage.models import ApiToken, User
+from notifier.storage.rows import insert_new
 
 
 def user_by_email(s: Session, email: str) -> User | None:
@@ -18,10 +19,9 @@ def user_by_id(s: Session, user_id: int) -> User | None:
     return s.get(User, user_id)
 
 
-def add_user(s: Session, new_user: User) -> User:
-    s.add(new_user)
-    s.flush()
-    return new_user
+def add_user(s: Session, email: str, role: str, password_hash: str, now: datetime) -> bool:
+    """Add a console user; False if one with that email exists (or is being added)."""
+    return insert_new(s, User, email=email, role=role, password_hash=password_hash, created_at=now)
 
 
 def add_api_token(s: Session, name: str, token_sha256: str, now: datetime) -> ApiToken:

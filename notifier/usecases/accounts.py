@@ -81,18 +81,15 @@ class Accounts(UseCase):
         address = normalize_email(email)
         if len(password) < MIN_PASSWORD_LENGTH:
             raise ValidationError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+        password_hash = _HASHER.hash(password)  # before the transaction: 64 MiB, CPU-heavy
+        exists = ValidationError(f"a user {mask_email(address)} already exists")
         with self.db.session() as s:
-            if account_rows.user_by_email(s, address) is not None:
-                raise ValidationError(f"a user {mask_email(address)} already exists")
-            user = account_rows.add_user(
-                s,
-                User(
-                    email=address,
-                    role=chosen.value,
-                    password_hash=_HASHER.hash(password),
-                    created_at=self.clock.now(),
-                ),
-            )
+            if account_rows.user_by_email(s, address) is not None:  # any case of the address
+                raise exists
+            if not account_rows.add_user(s, address, chosen.value, password_hash, self.clock.now()):
+                raise exists  # created meanwhile by another command
+            user = account_rows.user_by_email(s, address)
+            assert user is not None
             log.info("user created", extra={"action": "user_created", "user_id": user.id})
             return user_view(user)
 

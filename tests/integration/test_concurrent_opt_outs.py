@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from notifier.errors import ValidationError
 from notifier.storage.models import Patient
 from notifier.unsubscribe import Subscriber, tokens
 from tests.support.records import ledger, opted_out
@@ -89,3 +90,18 @@ def _no_database_error_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert problems == [], [r.getMessage() for r in problems]
     text = caplog.text
     assert "IntegrityError" not in text and "UniqueViolation" not in text
+
+
+def test_simultaneous_creations_of_one_console_user_make_one_and_refuse_the_rest(
+    web: Web,
+) -> None:
+    def create(_: int) -> str:
+        try:
+            web.app.accounts.create_user("ops@cova.example", "manager", "a long enough password")
+        except ValidationError as exc:
+            return str(exc)
+        return "created"
+
+    outcomes = _all_at_once(6, create)
+    assert outcomes.count("created") == 1
+    assert all("already exists" in o for o in outcomes if o != "created")
