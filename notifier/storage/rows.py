@@ -9,5 +9,7 @@ from sqlalchemy.orm import Session
 
 
 def changed(s: Session, statement: Executable) -> int:
-    """Run an INSERT, UPDATE or DELETE; the number of rows it changed."""
-    return int(cast(CursorResult[Any], s.execute(statement)).rowcount)
+    """Run an INSERT, UPDATE or DELETE; the number of rows it changed. ``preserve_rowcount``:
+    without it SQLAlchemy reports -1 for an ``INSERT … SELECT`` on psycopg (PostgreSQL)."""
+    result = s.execute(statement, execution_options={"preserve_rowcount": True})
+    return int(cast(CursorResult[Any], result).rowcount)

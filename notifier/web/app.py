@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from notifier.bootstrap import App
 from notifier.errors import NotFoundError, ValidationError
-from notifier.web import api, api_imports, unsubscribe, webhooks
+from notifier.web import api, api_imports, metrics, unsubscribe, webhooks
 from notifier.web.console import router as console_router
 from notifier.web.headers import SecurityHeaders
 from notifier.web.limits import BodyLimits, body_rules
@@ -46,6 +46,7 @@ def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
             )
         return JSONResponse({"status": "ok"})
 
+    web.include_router(metrics.router)
     web.include_router(webhooks.router)
     web.include_router(unsubscribe.router)
     web.include_router(api.router)
@@ -55,4 +56,5 @@ def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
     web.add_middleware(BodyLimits, rules=body_rules(app))
     docs = [url for url in (web.docs_url, web.redoc_url, web.swagger_ui_oauth2_redirect_url) if url]
     web.add_middleware(SecurityHeaders, settings=app.settings, docs_paths=docs)
+    web.state.docs_paths = docs
     return web

@@ -1,0 +1,77 @@
+"""``GET /metrics`` in Prometheus' text format: this process's counters (``notifier.metrics``)
+and the fleet-wide gauges read from the database at the scrape (``Health.gauges``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from notifier import metrics
+from notifier.bootstrap import App
+from notifier.domain.deliveries import DeliveryState
+
+router = APIRouter(tags=["health"])
+
+
+class DatabaseGauges(Collector):
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = self.app.clock.now()
+        g = self.app.health.gauges()
+        deliveries = GaugeMetricFamily(
+            "notifier_deliveries",
+            "Deliveries in the database by channel and state (all processes).",
+            labels=["channel", "state"],
+        )
+        channels = sorted({channel for channel, _ in g.deliveries} | set(self.app.deps.channels))
+        for channel in channels:
+            for state in DeliveryState:
+                deliveries.add_metric([channel, state.value], g.deliveries.get((channel, state), 0))
+        yield deliveries
+        queue = GaugeMetricFamily(
+            "notifier_queue_depth",
+            "Open deliveries: due now, waiting for a later attempt, or in a worker's hands.",
+            labels=["state"],
+        )
+        for name, count in (("due", g.due), ("waiting", g.waiting), ("sending", g.sending)):
+            queue.add_metric([name], count)
+        yield queue
+        oldest = 0.0 if g.oldest_due is None else (now - g.oldest_due).total_seconds()
+        yield GaugeMetricFamily(
+            "notifier_oldest_due_delivery_age_seconds",
+            "How long the longest-waiting due delivery has been due (0: none due).",
+            value=max(0.0, oldest),
+        )
+        broadcasts = GaugeMetricFamily(
+            "notifier_broadcasts", "Broadcasts by status.", labels=["status"]
+        )
+        for status, count in sorted(g.broadcasts.items()):
+            broadcasts.add_metric([status], count)
+        yield broadcasts
+        sending = 0.0 if g.oldest_sending is None else (now - g.oldest_sending).total_seconds()
+        yield GaugeMetricFamily(
+            "notifier_oldest_sending_broadcast_age_seconds",
+            "How long the longest-running broadcast has been sending (0: none).",
+            value=max(0.0, sending),
+        )
+        if g.last_completion_seconds is not None:
+            yield GaugeMetricFamily(
+                "notifier_last_broadcast_completion_seconds",
+                "The latest finished broadcast: from its send time to its last final delivery.",
+                value=g.last_completion_seconds,
+            )
+
+
+@router.get("/metrics", response_class=Response, include_in_schema=False)
+def prometheus_metrics(request: Request) -> Response:
+    """Prometheus metrics: this process's counters and the database's gauges."""
+    fleet = CollectorRegistry(auto_describe=False)
+    fleet.register(DatabaseGauges(request.app.state.app))
+    body = generate_latest(metrics.REGISTRY) + generate_latest(fleet)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
