@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 MODULES = {info.name for info in pkgutil.iter_modules(notifier.__path__)}
-# A file name is not an attribute: `settings.py`, `pyproject.toml`.
-EXTENSIONS = {"py", "toml", "md", "json", "csv", "txt", "j2", "html", "yaml", "yml", "db", "lock", "dump", "org", "com"}
+# A file or host name is not an attribute: `settings.py`, `notifier.dump`, `notifier.example.org`.
+EXTENSIONS = {"py", "toml", "md", "json", "csv", "txt", "j2", "html", "yaml", "yml", "db", "lock"}
+EXTENSIONS |= {"dump", "org", "com"}
 DOTTED = re.compile(r"(?<![\w./-])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)")
 
 
