@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import (
@@ -233,17 +234,21 @@ class Settings(BaseSettings):
 
 
 def unknown_variables(environ: dict[str, str] | None = None) -> dict[str, str | None]:
-    """Each ``NOTIFIER_*`` variable no setting reads, with the closest known name (or None)."""
-    environ = dict(os.environ) if environ is None else environ
-    known = [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+    """Each ``NOTIFIER_*`` variable no setting reads (in the environment, or in ``.env`` as the
+    settings read it), with the closest known name (or None)."""
+    if environ is None:
+        dotenv = Path(str(Settings.model_config.get("env_file", ".env")))
+        in_file = dotenv_values(dotenv) if dotenv.is_file() else {}
+        environ = {k: v or "" for k, v in in_file.items()} | dict(os.environ)
+    known = [name.upper() for name in Settings.model_fields]  # compared without the prefix
     found: dict[str, str | None] = {}
     for name in sorted(environ):
         upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper[len(ENV_PREFIX) :] in OTHER_VARIABLES:
+        bare = upper[len(ENV_PREFIX) :]
+        if not upper.startswith(ENV_PREFIX) or bare in OTHER_VARIABLES or bare in known:
             continue
-        if upper not in known:
-            close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
-            found[name] = close[0] if close else None
+        close = difflib.get_close_matches(bare, known, n=1, cutoff=0.6)
+        found[name] = ENV_PREFIX + close[0] if close else None
     return found
 
 
