@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,3 +121,37 @@ def test_the_demo_can_leave_the_service_running_with_a_console_user(tmp_path: Pa
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=60)
     assert process.returncode == 0
+
+
+def test_the_compose_sandbox_command_prints_settings_for_its_service_name() -> None:
+    """What the `sandbox` service of compose.yaml runs, with the credentials it sets."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    env |= {
+        "SANDBOX_TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
+        "SANDBOX_TWILIO_AUTH_TOKEN": "sandbox-auth-token-not-a-secret",
+    }
+    command = ["-m", "notifier_sandbox.servers", "--twilio-port", "0", "--smtp-port", "0"]
+    process = subprocess.Popen(
+        [sys.executable, *command, "--public-host", "sandbox"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        printed: dict[str, str] = {}
+        for line in process.stdout:
+            if line.startswith("export "):
+                name, value = line.removeprefix("export ").strip().split("=", 1)
+                printed[name] = value
+            if "NOTIFIER_EMAIL_FROM" in printed:
+                break
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert printed["NOTIFIER_TWILIO_ACCOUNT_SID"] == "AC00000000000000000000000000000000"
+    assert printed["NOTIFIER_TWILIO_AUTH_TOKEN"] == "sandbox-auth-token-not-a-secret"
+    assert re.fullmatch(r"http://sandbox:\d+", printed["NOTIFIER_TWILIO_API_BASE_URL"])
+    assert printed["NOTIFIER_SMTP_HOST"] == "sandbox"
