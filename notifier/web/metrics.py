@@ -4,6 +4,7 @@ and the fleet-wide gauges read from the database at the scrape (``Health.gauges`
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -42,11 +43,10 @@ class DatabaseGauges(Collector):
         for name, count in (("due", g.due), ("waiting", g.waiting), ("sending", g.sending)):
             queue.add_metric([name], count)
         yield queue
-        oldest = 0.0 if g.oldest_due is None else (now - g.oldest_due).total_seconds()
         yield GaugeMetricFamily(
             "notifier_oldest_due_delivery_age_seconds",
             "How long the longest-waiting due delivery has been due (0: none due).",
-            value=max(0.0, oldest),
+            value=_age(now, g.oldest_due),
         )
         broadcasts = GaugeMetricFamily(
             "notifier_broadcasts", "Broadcasts by status.", labels=["status"]
@@ -54,11 +54,10 @@ class DatabaseGauges(Collector):
         for status, count in sorted(g.broadcasts.items()):
             broadcasts.add_metric([status], count)
         yield broadcasts
-        sending = 0.0 if g.oldest_sending is None else (now - g.oldest_sending).total_seconds()
         yield GaugeMetricFamily(
             "notifier_oldest_sending_broadcast_age_seconds",
             "How long the longest-running broadcast has been sending (0: none).",
-            value=max(0.0, sending),
+            value=_age(now, g.oldest_sending),
         )
         if g.last_completion_seconds is not None:
             yield GaugeMetricFamily(
@@ -66,6 +65,11 @@ class DatabaseGauges(Collector):
                 "The latest finished broadcast: from its send time to its last final delivery.",
                 value=g.last_completion_seconds,
             )
+
+
+def _age(now: datetime, since: datetime | None) -> float:
+    """Seconds since ``since``; 0 when there is nothing (or a clock behind it)."""
+    return 0.0 if since is None else max(0.0, (now - since).total_seconds())
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)

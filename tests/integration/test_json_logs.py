@@ -23,6 +23,7 @@ from tests.integration.test_no_patient_data_leaks import (
     LogLines,
     broadcast_with_failures,
 )
+from tests.support.logs import configured_logging
 from tests.support.web import Web, save_cova, served
 
 ALWAYS = {"time", "level", "logger", "message"}
@@ -31,24 +32,11 @@ ALWAYS = {"time", "level", "logger", "message"}
 @pytest.fixture
 def json_log() -> Iterator[LogLines]:
     """``NOTIFIER_LOG_LEVEL=DEBUG NOTIFIER_LOG_FORMAT=json`` as ``serve`` applies them."""
-    root = logging.getLogger()
-    saved = (root.level, root.handlers[:])
-    levels = {
-        name: lg.level
-        for name, lg in logging.Logger.manager.loggerDict.items()
-        if isinstance(lg, logging.Logger)
-    }
-    configure_logging("DEBUG", "json")
-    formatter = root.handlers[0].formatter
-    assert isinstance(formatter, JsonFormatter)
-    capture = LogLines(formatter)
-    root.addHandler(capture)
-    yield capture
-    root.setLevel(saved[0])
-    root.handlers[:] = saved[1]
-    for name, lg in logging.Logger.manager.loggerDict.items():
-        if isinstance(lg, logging.Logger):
-            lg.setLevel(levels.get(name, logging.NOTSET))
+    with configured_logging("DEBUG", "json") as formatter:
+        assert isinstance(formatter, JsonFormatter)
+        capture = LogLines(formatter)
+        logging.getLogger().addHandler(capture)
+        yield capture
 
 
 @pytest.fixture
