@@ -3,6 +3,7 @@ and the fleet-wide gauges read from the database at the scrape (``Health.gauges`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -15,7 +16,9 @@ from notifier import metrics
 from notifier.bootstrap import App
 from notifier.domain.deliveries import DeliveryState
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
+DATABASE_UP = "1 when the database answered this scrape's queries (the other gauges need it)."
 
 
 class DatabaseGauges(Collector):
@@ -24,7 +27,13 @@ class DatabaseGauges(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = self.app.clock.now()
-        g = self.app.health.gauges()
+        try:
+            g = self.app.health.gauges()
+        except Exception:  # the database is away: say so; the process's counters still count
+            log.warning("metrics: the database did not answer", extra={"action": "metrics_no_db"})
+            yield GaugeMetricFamily("notifier_database_up", DATABASE_UP, value=0)
+            return
+        yield GaugeMetricFamily("notifier_database_up", DATABASE_UP, value=1)
         deliveries = GaugeMetricFamily(
             "notifier_deliveries",
             "Deliveries in the database by channel and state (all processes).",

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.exc import OperationalError
 
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
@@ -84,6 +86,7 @@ def test_metrics_during_and_after_a_broadcast_match_the_delivery_log(
     assert value(after, "notifier_queue_depth", state="due") == 0
     assert value(after, "notifier_oldest_due_delivery_age_seconds") == 0
     assert value(after, "notifier_broadcasts", status="done") == 1
+    assert value(after, "notifier_database_up") == 1
     assert value(after, "notifier_last_broadcast_completion_seconds") >= 0
 
     # This process's counters (shared with other tests in it: compare the growth).
@@ -118,3 +121,16 @@ def test_labels_are_bounded_no_address_or_id(web: Web) -> None:
         for sample in family.samples:
             assert set(sample.labels) <= {"channel", "state", "result", "webhook", "reason",
                                           "status", "le"}, sample  # fmt: skip
+
+
+def test_without_the_database_the_counters_still_answer(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def away() -> None:
+        raise OperationalError("SELECT …", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(web.app.health, "gauges", away)
+    samples = scrape(web)
+    assert value(samples, "notifier_database_up") == 0
+    assert ("notifier_queue_depth", (("state", "due"),)) not in samples
+    assert any(name.startswith("process_") for name, _ in samples)
