@@ -138,3 +138,20 @@ def test_postgres_backup_and_restore_as_the_guide_says(
         shell(line, **paths)
     restored_env = service_env(tmp_path, f"{host}/{restored}", migrated=False)
     assert "COVA Spine and Pain Center" in locations(restored_env)  # schema and data, current
+
+
+def test_the_guides_install_lines_are_the_images_tested_build_steps() -> None:
+    """The systemd path installs exactly as the image's build stage does, which
+    test_packaging.py runs in a fresh virtualenv."""
+    dockerfile = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
+    build_stage = dockerfile.split("\nFROM ", 2)[1]
+    image_steps = [
+        step.strip()
+        for line in build_stage.splitlines()
+        if line.startswith("RUN ")
+        for step in line.removeprefix("RUN ").split("&&")
+    ]
+    guide_steps = [line.removeprefix("sudo ") for line in guide_lines("sudo /opt/notifier/bin/pip")]
+    assert guide_steps == [s for s in image_steps if s.startswith("/opt/notifier/bin/pip install")]
+    assert guide_lines("sudo python3.11 -m venv /opt/notifier")
+    assert "RUN python -m venv /opt/notifier" in build_stage
