@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint setup clean bench
+.PHONY: demo test lint setup clean bench lock
 
 # The sandbox (local Twilio-compatible and SMTP servers) is a second distribution in sandbox/:
 # the demo, the tests and the benchmarks need it; the runtime install and the image do not.
@@ -33,6 +33,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check notifier tests bench sandbox
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The image's pinned dependencies (with hashes), from pyproject.toml's runtime dependencies.
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -66,12 +66,18 @@ class App:
 
 
 def build_app(settings: Settings, clock: Clock | None = None, migrate: bool = True) -> App:
+    """The app; ``migrate`` creates the database if need be and brings its schema to the head,
+    otherwise a missing, unreachable or unmigrated database is a one-line ``ConfigurationError``."""
     if clock is None:
         clock = ShiftedClock(settings.now) if settings.now else SystemClock()
     statuses = registry.statuses(settings)  # a half-configured channel fails now, not later
-    db = Database(settings.database_url, pool_size=settings.dispatch_concurrency + 4)
-    if migrate:
-        db.upgrade()
+    pool_size = settings.dispatch_concurrency + 4
+    db = Database(settings.database_url, pool_size=pool_size, create=migrate)
+    try:
+        db.upgrade() if migrate else db.require_current()
+    except BaseException:
+        db.dispose()
+        raise
     renderer = Renderer(settings.templates_dir)
     deps = Deps(db, clock, settings, Messages(renderer), registry.specs(), statuses)
     previews = Previews(deps)

@@ -6,12 +6,15 @@ file named by ``NOTIFIER_CONFIG_FILE`` (default ``config/notifier.toml``, option
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import logging
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import (
@@ -28,6 +31,18 @@ from notifier.errors import ConfigurationError, ValidationError
 
 ENV_PREFIX = "NOTIFIER_"
 DEFAULT_CONFIG_FILE = Path("config/notifier.toml")
+# NOTIFIER_* variables read by something other than ``Settings``: not typos.
+OTHER_VARIABLES = frozenset({"CONFIG_FILE", "TEST_POSTGRES_URL"})
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def default_database_url() -> str:
+    """An absolute SQLite path under the user's data directory, whatever the working directory:
+    ``$XDG_DATA_HOME/notifier/notifier.db`` (default ``~/.local/share/notifier/notifier.db``)."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return f"sqlite:///{Path(data_home) / 'notifier' / 'notifier.db'}"
 
 
 class Settings(BaseSettings):
@@ -35,7 +50,8 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
     )
 
-    database_url: str = "sqlite:///var/notifier.db"
+    # Default: default_database_url(); a relative SQLite path is made absolute at start.
+    database_url: str = Field(default_factory=default_database_url)
 
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
@@ -124,6 +140,8 @@ class Settings(BaseSettings):
     now: datetime | None = None
 
     log_level: str = "INFO"
+    # Operations (issue 17): "json" writes one JSON object per log line (notifier.logs).
+    log_format: Literal["text", "json"] = "text"
 
     @classmethod
     def settings_customise_sources(
@@ -208,6 +226,16 @@ class Settings(BaseSettings):
                 ) from None
         return ",".join(entries)
 
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_path_absolute(cls, value: str) -> str:
+        """``sqlite:///var/x.db`` names one file, the one under the directory of the start."""
+        prefix = "sqlite:///"
+        path = value[len(prefix) :] if value.startswith(prefix) else None
+        if path and not path.startswith(("/", ":memory:", "file:")):
+            return f"{prefix}{Path.cwd() / path}"
+        return value
+
     @field_validator("twilio_api_base_url", "public_base_url")
     @classmethod
     def _is_http_url(cls, value: str | None) -> str | None:
@@ -216,8 +244,37 @@ class Settings(BaseSettings):
         return value.rstrip("/") if value else value
 
 
+def unknown_variables(environ: dict[str, str] | None = None) -> dict[str, str | None]:
+    """Each ``NOTIFIER_*`` variable no setting reads (in the environment, or in ``.env`` as the
+    settings read it), with the closest known name (or None)."""
+    if environ is None:
+        dotenv = Path(str(Settings.model_config.get("env_file", ".env")))
+        in_file = dotenv_values(dotenv) if dotenv.is_file() else {}
+        environ = {k: v or "" for k, v in in_file.items()} | dict(os.environ)
+    known = [name.upper() for name in Settings.model_fields]  # compared without the prefix
+    found: dict[str, str | None] = {}
+    for name in sorted(environ):
+        upper = name.upper()
+        bare = upper[len(ENV_PREFIX) :]
+        if not upper.startswith(ENV_PREFIX) or bare in OTHER_VARIABLES or bare in known:
+            continue
+        close = difflib.get_close_matches(bare, known, n=1, cutoff=0.6)
+        found[name] = ENV_PREFIX + close[0] if close else None
+    return found
+
+
+def _warn_unknown_variables() -> None:
+    for name, close in unknown_variables().items():
+        if name not in _warned:
+            _warned.add(name)
+            hint = f": did you mean {close}?" if close else ""
+            log.warning("unknown setting %s is ignored%s", name, hint)
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build and check the settings, turning pydantic's errors into one readable message."""
+    """Build and check the settings, turning pydantic's errors into one readable message;
+    unknown ``NOTIFIER_*`` variables are warned about (once each) with the closest known name."""
+    _warn_unknown_variables()
     try:
         settings = Settings(**overrides)
     except PydanticValidationError as exc:

@@ -20,14 +20,17 @@ def db() -> None:
 @db.command("upgrade")
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
-    """Apply migrations (also done automatically at every start)."""
-    app_of(ctx)
+    """Create the database if need be and apply migrations (`notifier serve` does too)."""
+    app = app_of(ctx, migrate=True)
+    click.echo(f"database: {mask_url_secrets(app.settings.database_url)}")
     click.echo("database is up to date")
 
 
 @main.command("config")
-def config_check() -> None:
-    """Check the settings and show which channels are enabled (secrets are never printed)."""
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Check the settings and the database, show which channels are enabled (secrets are never
+    printed). Exit 3 when the database is missing, unreachable or not migrated."""
     settings = load_settings()
     for name, status in channels.statuses(settings).items():
         click.echo(f"{name}: {'enabled' if status.enabled else status.reason}")
@@ -37,6 +40,8 @@ def config_check() -> None:
     click.echo(f"http: {http}; public URL: {public}")
     signing = "set" if settings.secret_key else "not set (no unsubscribe links)"
     click.echo(f"secret key: {signing}; quiet hours: {settings.quiet_hours}")
+    app_of(ctx)  # a missing, unreachable or unmigrated database: one line, exit 3
+    click.echo("database: reachable, schema up to date")
 
 
 @main.group()

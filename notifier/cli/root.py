@@ -1,5 +1,6 @@
 """The ``notifier`` command group: a thin layer over the use cases; every error is one clear
-line on stderr and an exit status (2 bad input, 3 bad configuration, 4 rows rejected)."""
+line on stderr and an exit status (2 bad input, 3 bad configuration or an unusable database,
+4 rows rejected)."""
 
 from __future__ import annotations
 
@@ -46,12 +47,14 @@ def main(ctx: click.Context) -> None:
     configure_logging("WARNING")
 
 
-def app_of(ctx: click.Context) -> App:
-    """The app, built once per command from the settings (migrations applied)."""
+def app_of(ctx: click.Context, migrate: bool = False) -> App:
+    """The app, built once per command from the settings. Only ``db upgrade`` and ``serve``
+    pass ``migrate`` (create the database, apply migrations); every other command refuses a
+    database that is missing, unreachable or not migrated, with one line and exit status 3."""
     root = ctx.find_root()
     app: App | None = root.obj.get("app")
     if app is None:
-        app = build_app(load_settings())
+        app = build_app(load_settings(), migrate=migrate)
         root.obj["app"] = app
         root.call_on_close(app.close)
     return app

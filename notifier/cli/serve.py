@@ -12,6 +12,7 @@ import click
 
 from notifier import channels
 from notifier.cli.root import app_of, main
+from notifier.domain.urls import mask_url_secrets
 from notifier.errors import ConfigurationError
 from notifier.logs import configure_logging
 from notifier.runtime import Runtime
@@ -38,14 +39,15 @@ log = logging.getLogger("notifier")
 def serve(ctx: click.Context, until_idle: bool, no_http: bool, role: str) -> None:
     """Run the service: fire due broadcasts, send their messages, answer HTTP (webhooks, API)."""
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     http_on = settings.http_enabled and not no_http
     if http_on and settings.public_base_url and settings.secret_key is None:
         raise ConfigurationError(
             "NOTIFIER_SECRET_KEY must be set when NOTIFIER_PUBLIC_BASE_URL is (it signs the "
             "unsubscribe links); e.g. `openssl rand -hex 32`"
         )
-    app = app_of(ctx)
+    app = app_of(ctx, migrate=True)
+    log.info("database %s", mask_url_secrets(settings.database_url))
     if problem := app.health.unnamed_help():
         log.warning("%s", problem, extra={"action": "help_unnamed"})
     for name, status in channels.statuses(settings).items():
@@ -65,6 +67,12 @@ def serve(ctx: click.Context, until_idle: bool, no_http: bool, role: str) -> Non
         runtime.run(stop, until_idle=until_idle)
 
 
+SANDBOX_MISSING = (
+    "the local Twilio-compatible and SMTP servers are in the sandbox package, which is not "
+    "installed (nor in the image): `pip install -e ./sandbox` in a checkout (`make setup` does it)"
+)
+
+
 @main.command("demo")
 @click.option(
     "--workdir",
@@ -72,15 +80,46 @@ def serve(ctx: click.Context, until_idle: bool, no_http: bool, role: str) -> Non
     default=Path("var/demo"),
     show_default=True,
 )
-def demo(workdir: Path) -> None:
+@click.option(
+    "--serve",
+    "keep_serving",
+    is_flag=True,
+    help="Afterwards keep the service (HTTP console on NOTIFIER_HTTP_PORT) and the local "
+    "servers running, with a console user, until Ctrl-C.",
+)
+def demo(workdir: Path, keep_serving: bool) -> None:
     """Run the reference closure end to end against local Twilio and SMTP servers."""
     try:
         from notifier_sandbox.demo import run_demo
     except ImportError:
-        raise ConfigurationError(
-            "the demo runs against the local servers of the sandbox package, which is not "
-            "installed: `pip install -e ./sandbox` (`make demo` does it)"
-        ) from None
+        raise ConfigurationError(SANDBOX_MISSING) from None
 
     configure_logging("WARNING")
-    run_demo(workdir)
+    run_demo(workdir.absolute(), serve=keep_serving)
+
+
+@main.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where both listen.")
+@click.option("--twilio-port", type=int, default=8765, show_default=True, help="0: any free.")
+@click.option("--smtp-port", type=int, default=8025, show_default=True, help="0: any free.")
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the settings to this file (for `--env-file` or `.env`).",
+)
+@click.option(
+    "--public-host",
+    help="The name others reach the servers by (e.g. a compose service name), if not --host.",
+)
+def sandbox(
+    host: str, twilio_port: int, smtp_port: int, env_file: Path | None, public_host: str | None
+) -> None:
+    """Start the local Twilio-compatible and SMTP servers and print the settings that point
+    `notifier serve` at them. Runs until Ctrl-C. For trying Notifier out, never for patients."""
+    try:
+        from notifier_sandbox.servers import run_sandbox
+    except ImportError:
+        raise ConfigurationError(SANDBOX_MISSING) from None
+
+    configure_logging("WARNING")
+    run_sandbox(host, twilio_port, smtp_port, env_file, public_host)

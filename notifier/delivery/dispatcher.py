@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from notifier import metrics
 from notifier.channels.base import Channel, ChannelError
 from notifier.delivery import faults
 from notifier.delivery.outcomes import OutcomeWriter, WorkItem, failed, sent, withdrawn
@@ -60,7 +61,7 @@ class Dispatcher:
         self.worker_id = worker_id or new_worker_id()
         self.rng = rng or random.Random()
         self.limiters = {
-            name: TokenBucket(float(getattr(self.settings, channel.spec.rate_setting)))
+            name: TokenBucket(float(getattr(self.settings, channel.spec.rate_setting)), name=name)
             for name, channel in self.channels.items()
         }
         self.stopping = threading.Event()
@@ -238,6 +239,7 @@ class Dispatcher:
                 "stale": not kept,
             },
         )
+        metrics.delivery_outcome(item.channel, outcome.state)
 
     def _record(
         self, s: Session, batch: Sequence[tuple[WorkItem, Outcome]], now: datetime
@@ -267,7 +269,8 @@ class Dispatcher:
                 return None
             if self._withdrawals.withdrawn(item.notice_id):  # the last look
                 return withdrawn(item)
-            result = channel.send(item.message)
+            with metrics.provider_request(item.channel):
+                result = channel.send(item.message)
         except ChannelError as error:
             return self._failure(item, error)
         return sent(item, result, attempt, "sent")

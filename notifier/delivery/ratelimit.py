@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from notifier import metrics
+
 
 class TokenBucket:
     """Callers reserve tokens up front (the balance may go negative) and sleep off the debt, so
@@ -17,10 +19,12 @@ class TokenBucket:
         burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        name: str = "",
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = rate
+        self.name = name  # the channel, for the rate-limit wait metrics
         self.capacity = burst if burst is not None else max(1.0, rate)
         self._tokens = self.capacity
         self._clock = clock
@@ -42,6 +46,7 @@ class TokenBucket:
         wait = self.reserve(cost)
         if wait <= 0:
             return True
+        metrics.rate_limit_wait(self.name, wait)
         if stop is None:
             self._sleep(wait)
             return True

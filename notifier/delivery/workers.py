@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from notifier import metrics
 from notifier.clock import Clock
 from notifier.settings import Settings
 from notifier.storage import queue
@@ -73,7 +74,8 @@ class Workers:
                 else:
                     event = "lease_expired"
                     why = f"worker {holder} stopped mid-send (its lease ran out)"
-                taken += queue.take_over(s, delivery_id, holder, now, event, why)
+                taken += (n := queue.take_over(s, delivery_id, holder, now, event, why))
+                metrics.lease_recoveries(event, n)
             if len(stalled) < queue.STALLED_BATCH:  # all of theirs handed back
                 for worker in dead:
                     queue.forget_worker(s, worker)

@@ -11,8 +11,11 @@ from urllib.parse import unquote
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.domain.urls import mask_url_secrets
@@ -29,7 +32,8 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
+def make_engine(url: str, pool_size: int = 10, create: bool = True) -> Engine:
+    """An engine for ``url``; with ``create`` False a missing SQLite file is refused, not made."""
     url = normalize_url(url)
     try:
         parsed = make_url(url)
@@ -38,7 +42,13 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             f"NOTIFIER_DATABASE_URL {mask_url_secrets(url)!r} is not a database URL"
         ) from exc
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database, parsed.query)
+        file = sqlite_file(parsed.database, parsed.query)
+        if file is not None and not create and not file.exists():
+            raise ConfigurationError(
+                f"database {mask_url_secrets(url)} does not exist: create it with "
+                "`notifier db upgrade` (or point NOTIFIER_DATABASE_URL at the right one)"
+            )
+        return _sqlite_engine(url, file)
     if parsed.get_backend_name() == "postgresql":
         return create_engine(
             url,
@@ -67,8 +77,8 @@ def sqlite_file(database: str | None, query: Mapping[str, Any]) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
-def _sqlite_engine(url: str, database: str | None, query: Mapping[str, Any]) -> Engine:
-    if (file := sqlite_file(database, query)) is not None:
+def _sqlite_engine(url: str, file: Path | None) -> Engine:
+    if file is not None:
         create_private(file)
     engine = create_engine(
         url,
@@ -123,11 +133,18 @@ def _alembic_config(connection: Any) -> Config:
     return config
 
 
+def unreachable(url: str, exc: DBAPIError) -> ConfigurationError:
+    """One line naming the database (password masked) and the driver's first line of reason."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    return ConfigurationError(f"cannot use database {mask_url_secrets(url)}: {reason}")
+
+
 class Database:
     """The engine plus a session factory; ``session()`` is one transaction."""
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
-        self.engine = make_engine(url, pool_size)
+    def __init__(self, url: str, pool_size: int = 10, create: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size, create)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -141,17 +158,42 @@ class Database:
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply Alembic migrations up to ``revision``."""
+        self.ping()
         with self.engine.begin() as connection:
             command.upgrade(_alembic_config(connection), revision)
+
+    def require_current(self) -> None:
+        """Raise a one-line ``ConfigurationError`` unless the database answers and its schema
+        is at the code's migration head (nothing is created or migrated here)."""
+        try:
+            with self.engine.connect() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+        except DBAPIError as exc:
+            raise unreachable(self.url, exc) from None
+        head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+        if current == head:
+            return
+        where = mask_url_secrets(self.url)
+        if current is None:
+            raise ConfigurationError(
+                f"database {where} has no Notifier schema: run `notifier db upgrade` first"
+            )
+        raise ConfigurationError(
+            f"database {where} is at migration {current}, this version of Notifier needs "
+            f"{head}: run `notifier db upgrade` (back up first; see docs/operate/deploy.md)"
+        )
 
     def downgrade(self, revision: str) -> None:
         with self.engine.begin() as connection:
             command.downgrade(_alembic_config(connection), revision)
 
     def ping(self) -> None:
-        """Raise unless the database answers."""
-        with self.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        """Raise a one-line ``ConfigurationError`` unless the database answers."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            raise unreachable(self.url, exc) from None
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -11,8 +11,10 @@ from sqlalchemy.orm import DeclarativeBase, Session
 
 
 def changed(s: Session, statement: Executable) -> int:
-    """Run an INSERT, UPDATE or DELETE; the number of rows it changed."""
-    return int(cast(CursorResult[Any], s.execute(statement)).rowcount)
+    """Run an INSERT, UPDATE or DELETE; the number of rows it changed. ``preserve_rowcount``:
+    without it SQLAlchemy reports -1 for an ``INSERT … SELECT`` on psycopg (PostgreSQL)."""
+    result = s.execute(statement, execution_options={"preserve_rowcount": True})
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def insert_new(s: Session, model: type[DeclarativeBase], **values: Any) -> bool:

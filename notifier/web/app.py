@@ -11,7 +11,7 @@ from starlette.requests import ClientDisconnect
 
 from notifier.bootstrap import App
 from notifier.errors import NotFoundError, ValidationError
-from notifier.web import api, api_imports, unsubscribe, webhooks
+from notifier.web import api, api_imports, metrics, unsubscribe, webhooks
 from notifier.web.console import router as console_router
 from notifier.web.docs import add_docs
 from notifier.web.headers import SecurityHeaders
@@ -68,6 +68,7 @@ def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
             )
         return JSONResponse({"status": "ok"})
 
+    web.include_router(metrics.router)
     web.include_router(webhooks.router)
     web.include_router(unsubscribe.router)
     web.include_router(api.router)

@@ -15,6 +15,7 @@ import uvicorn
 from notifier.bootstrap import App
 from notifier.errors import ConfigurationError
 from notifier.web.app import create_app
+from notifier.web.headers import SecurityHeaders
 from notifier.web.slow_clients import deadline_protocol
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,11 @@ class HttpServer:
     def __init__(self, app: App, host: str, port: int, unknown_sid_wait: float = 2.0) -> None:
         self.web = create_app(app, unknown_sid_wait=unknown_sid_wait)
         s = app.settings
+        # Once more outside Starlette's error middleware (which sits outside every middleware we
+        # add): the 500 it sends for an unhandled exception carries the security headers too.
+        outer = SecurityHeaders(self.web, s)
         config = uvicorn.Config(
-            self.web,
+            outer,
             host=host,
             port=port,
             log_config=None,  # our logging, not uvicorn's (it would log query strings)

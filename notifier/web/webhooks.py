@@ -14,6 +14,7 @@ from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from notifier import metrics
 from notifier.bootstrap import App
 from notifier.channels.sms import SmsChannel
 from notifier.web.deps import Application
@@ -35,6 +36,7 @@ async def signed_form(request: Request) -> FormData:
             "are needed to check signatures",
             extra={"action": "webhook_unconfigured"},
         )
+        metrics.webhook_request(request.url.path, "unconfigured")
         raise HTTPException(403, "webhook signatures cannot be checked: not configured")
     url = settings.public_base_url + request.url.path
     if request.url.query:
@@ -46,7 +48,9 @@ async def signed_form(request: Request) -> FormData:
             "Twilio webhook with a missing or wrong signature refused",
             extra={"action": "webhook_bad_signature", "path": request.url.path},
         )
+        metrics.webhook_request(request.url.path, "bad_signature")
         raise HTTPException(403, "invalid X-Twilio-Signature")
+    metrics.webhook_request(request.url.path, "accepted")
     return form
 
 

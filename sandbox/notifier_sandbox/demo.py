@@ -9,13 +9,16 @@ The clock is set to the evening before the closure (2025-02-18 18:00 New York).
 from __future__ import annotations
 
 import io
+import secrets
+import signal
+import threading
 from pathlib import Path
 
 import click
 
-from notifier.bootstrap import build_app
+from notifier.bootstrap import App, build_app
 from notifier.domain.contacts import mask_address
-from notifier.runtime import run_until_idle
+from notifier.runtime import Runtime, run_until_idle
 from notifier.settings import load_settings
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
@@ -32,7 +35,12 @@ external_id,first_name,last_name,phone,email,language,location,sms_consent,email
 """
 
 
-def run_demo(workdir: Path, timeout: float = 60.0) -> None:
+CONSOLE_USER = "manager@cova.example"
+
+
+def run_demo(workdir: Path, timeout: float = 60.0, serve: bool = False) -> None:
+    """The reference closure, end to end; with ``serve``, then the service with its HTTP console
+    (a manager account is made and printed) beside the local servers, until Ctrl-C."""
     workdir.mkdir(parents=True, exist_ok=True)
     database = workdir / "demo.db"
     for stale in workdir.glob("demo.db*"):
@@ -102,8 +110,30 @@ def run_demo(workdir: Path, timeout: float = 60.0) -> None:
                 f"  {d.id:>3} {d.channel:<5} {d.address:<22} {d.state:<8} attempts={d.attempts}"
                 f" {d.provider_id or d.error or ''}"
             )
-        sent = sum(1 for d in app.deliveries.log(notice.id) if d.state == "sent")
-        app.close()
+        sent = sum(1 for d in app.deliveries.log(notice.id) if d.state in ("sent", "delivered"))
         if sent == 0:
+            app.close()
             raise click.ClickException("the demo sent nothing: see the log above")
         say(f"\nDone: {sent} messages sent, each recorded in {database}.")
+        try:
+            if serve:
+                keep_serving(app)
+        finally:
+            app.close()
+
+
+def keep_serving(app: App) -> None:
+    """The service with its HTTP console over the demo's data, until SIGINT or SIGTERM."""
+    password = secrets.token_urlsafe(12)
+    app.accounts.create_user(CONSOLE_USER, "manager", password)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with Runtime(app, "all", http=True) as runtime:
+        assert runtime.http is not None
+        click.echo(
+            f"\nThe service is running: open {runtime.http.url}/console and sign in as "
+            f"{CONSOLE_USER} with the password {password}\n(metrics: {runtime.http.url}/metrics). "
+            "Ctrl-C stops it.",
+        )
+        runtime.run(stop)

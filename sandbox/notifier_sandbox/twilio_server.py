@@ -1,6 +1,6 @@
 """A local fake of Twilio's Messages API that the real ``twilio`` SDK cannot tell from the real one.
 
-Spec: /work/shared/twilio/twilio_and_smtp_facts.md §8.  Usage::
+It follows the behaviour of Twilio's Messages API as documented by Twilio.  Usage::
 
     with FakeTwilio() as fake:
         client = Client(fake.account_sid, fake.auth_token, environment={"TWILIO_FAKE": "1"})

@@ -14,10 +14,15 @@ DATABASE_URL = (
 
 def test_notifier_config_masks_the_passwords_in_its_urls(tmp_path: Path) -> None:
     env = service_env(
-        tmp_path, DATABASE_URL, PUBLIC_BASE_URL="https://ops:hunter4@notices.example.org"
+        tmp_path,
+        DATABASE_URL,
+        migrated=False,
+        PUBLIC_BASE_URL="https://ops:hunter4@notices.example.org",
     )
-    result = run_notifier(env, "config")
+    result = run_notifier(env, "config", check=False)
+    assert result.returncode == 3  # the database cannot be reached: said in one line
     assert "hunter" not in result.stdout + result.stderr
+    assert "cannot use database postgresql://notifier:***@db.example" in result.stderr
     assert (
         "database: postgresql://notifier:***@db.example:5432/notifier?password=***&sslmode=require"
         in result.stdout
@@ -26,7 +31,9 @@ def test_notifier_config_masks_the_passwords_in_its_urls(tmp_path: Path) -> None
 
 
 def test_an_unreadable_database_url_is_reported_without_its_password(tmp_path: Path) -> None:
-    env = service_env(tmp_path, "postgresql://u:hunter2@db.example:notaport/n?password=hunter3")
+    env = service_env(
+        tmp_path, "postgresql://u:hunter2@db.example:notaport/n?password=hunter3", migrated=False
+    )
     result = run_notifier(env, "db", "upgrade", check=False)
     assert result.returncode == 3
     assert "hunter" not in result.stdout + result.stderr

@@ -80,6 +80,7 @@ def test_a_third_channel_sends_through_every_layer_untouched(
     monkeypatch.setenv("NOTIFIER_TWILIO_API_BASE_URL", fake_twilio.base_url)
     monkeypatch.setenv("NOTIFIER_NOW", EVENING_BEFORE.isoformat())
 
+    cli("db", "upgrade")
     assert "pager: enabled" in cli("config")
     cli("location", "add", "--slug", "cova", "--name", "COVA", "--timezone", "America/New_York")
     patients = tmp_path / "patients.csv"

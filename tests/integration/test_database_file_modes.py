@@ -60,7 +60,7 @@ def test_a_directory_that_already_existed_keeps_its_mode(
 def test_notifier_db_upgrade_creates_the_default_database_private(
     tmp_path: Path, umask: int
 ) -> None:
-    env = service_env(tmp_path, "sqlite:///var/notifier.db")
+    env = service_env(tmp_path, "sqlite:///var/notifier.db", migrated=False)
     result = run_notifier(env, "db", "upgrade")
     assert "database is up to date" in result.stdout
     assert mode(tmp_path / "var") == 0o700

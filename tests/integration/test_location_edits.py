@@ -340,7 +340,9 @@ def test_a_viewer_may_not_change_a_location_in_the_console(web: Web) -> None:
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("NOTIFIER_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("NOTIFIER_NOW", "2025-02-18T18:00:00-05:00")
-    return CliRunner()
+    runner = CliRunner()
+    run(runner, "db", "upgrade")  # only it and `serve` create a database
+    return runner
 
 
 def run(cli: CliRunner, *args: str) -> str:

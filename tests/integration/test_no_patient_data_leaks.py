@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 
 from notifier.clock import FrozenClock
-from notifier.logs import configure_logging
 from notifier.runtime import run_once
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.logs import configured_logging
 from tests.support.patients import HEADER
 from tests.support.processes import run_notifier, service_env
 from tests.support.web import PASSWORD, Web, save_cova, served, sign_in
@@ -75,22 +75,10 @@ class LogLines(logging.Handler):
 @pytest.fixture
 def debug_log() -> Iterator[LogLines]:
     """``NOTIFIER_LOG_LEVEL=DEBUG`` as ``notifier serve`` applies it, captured."""
-    root = logging.getLogger()
-    saved = (root.level, root.handlers[:])
-    saved_levels = {
-        name: lg.level
-        for name, lg in logging.Logger.manager.loggerDict.items()
-        if isinstance(lg, logging.Logger)
-    }
-    configure_logging("DEBUG")
-    capture = LogLines(root.handlers[0].formatter)
-    root.addHandler(capture)
-    yield capture
-    root.setLevel(saved[0])
-    root.handlers[:] = saved[1]
-    for name, lg in logging.Logger.manager.loggerDict.items():
-        if isinstance(lg, logging.Logger):
-            lg.setLevel(saved_levels.get(name, logging.NOTSET))
+    with configured_logging("DEBUG") as formatter:
+        capture = LogLines(formatter)
+        logging.getLogger().addHandler(capture)
+        yield capture
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from notifier.storage.engine import Database
 from tests.support.peers import EVENING_BEFORE
 
 NOTIFIER = [sys.executable, "-m", "notifier.cli"]
@@ -41,12 +42,17 @@ def service_env(
     database_url: str,
     twilio: dict[str, Any] | None = None,
     smtp: tuple[str, int] | None = None,
+    migrated: bool = True,
     **settings: str,
 ) -> dict[str, str]:
     """The environment of a ``notifier`` subprocess: the caller's environment without any
     NOTIFIER_* of its own, the Twilio-compatible server (``FakeTwilio.info()`` or a
     ``FakeTwilioProcess.info``), the SMTP server, the evening-before clock, a fast poll, HTTP on a
-    free port; ``settings`` (names without the prefix) override or add to that."""
+    free port; ``settings`` (names without the prefix) override or add to that. With ``migrated``
+    the database is created and migrated first, as `notifier db upgrade` would (only it and
+    `serve` do that; every other command refuses a database without the schema)."""
+    if migrated:
+        migrate(database_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     values = {
         "DATABASE_URL": database_url,
@@ -72,3 +78,17 @@ def service_env(
     env.update({f"NOTIFIER_{name}": value for name, value in (values | settings).items()})
     env["NO_PROXY"] = "127.0.0.1,localhost"
     return env
+
+
+_migrated: set[str] = set()
+
+
+def migrate(database_url: str) -> None:
+    """`notifier db upgrade` for ``database_url``, in this process, once per URL."""
+    if database_url not in _migrated:
+        db = Database(database_url)
+        try:
+            db.upgrade()
+        finally:
+            db.dispose()
+        _migrated.add(database_url)
