@@ -20,21 +20,26 @@ import socket
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta
-
-from sqlalchemy.orm import Session
+from datetime import timedelta
 
 from notifier.channels.base import Channel, ChannelError
 from notifier.delivery import faults
-from notifier.delivery.outcomes import OutcomeWriter, WorkItem, failed, sent, withdrawn
+from notifier.delivery.outcomes import OutcomeWriter, WorkItem
 from notifier.delivery.preparation import Preparer
 from notifier.delivery.ratelimit import TokenBucket
 from notifier.delivery.withdrawals import Withdrawals
 from notifier.domain.contacts import mask_address
-from notifier.domain.deliveries import DeliveryState, Outcome
+from notifier.domain.deliveries import (
+    DeliveryState,
+    Failure,
+    Outcome,
+    RetryPolicy,
+    failed,
+    sent,
+    withdrawn,
+)
 from notifier.storage import queue
 from notifier.usecases import Deps
-from notifier.usecases.consent import on_send_outcome
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +76,9 @@ class Dispatcher:
         self._held: set[int] = set()  # claimed and not yet recorded or handed back
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
-        self._outcomes = OutcomeWriter(self.db, self.clock, self._record)
+        self._outcomes = OutcomeWriter(
+            self.db, self.clock, self.worker_id, {n: c.spec for n, c in self.channels.items()}
+        )
         self._preparer = Preparer(deps, self.channels, self.worker_id)
         self._withdrawals = Withdrawals(self.db, self.settings.last_look_seconds)
 
@@ -239,18 +246,6 @@ class Dispatcher:
             },
         )
 
-    def _record(
-        self, s: Session, batch: Sequence[tuple[WorkItem, Outcome]], now: datetime
-    ) -> list[bool]:
-        """A batch of outcomes, inside the writer's one transaction."""
-        pairs = [(item.delivery_id, outcome) for item, outcome in batch]
-        kept = queue.record_many(s, self.worker_id, pairs, now)
-        for (item, outcome), stored in zip(batch, kept, strict=True):
-            if stored:  # a send refused because the address unsubscribed with the provider
-                spec = self.channels[item.channel].spec
-                on_send_outcome(s, spec, item.message.to, outcome.code, now)
-        return kept
-
     def _attempt(self, channel: Channel, item: WorkItem) -> Outcome | None:
         attempt = item.attempts + 1
         try:
@@ -258,19 +253,35 @@ class Dispatcher:
                 since = item.created_at - timedelta(minutes=5)
                 found = channel.find_sent(item.message, since)
                 if found is not None:
-                    return sent(item, found, item.attempts, "reconciled")
+                    segments = found.segments or item.cost
+                    return sent(item.attempts, found.provider_id, segments, "reconciled")
             if self._withdrawals.withdrawn(item.notice_id):
-                return withdrawn(item)
+                return withdrawn(item.attempts)
             if not self.limiters[item.channel].acquire(item.cost, self.stopping):
                 return None
             if self.stopping.is_set():
                 return None
             if self._withdrawals.withdrawn(item.notice_id):  # the last look
-                return withdrawn(item)
+                return withdrawn(item.attempts)
             result = channel.send(item.message)
         except ChannelError as error:
             return self._failure(item, error)
-        return sent(item, result, attempt, "sent")
+        return sent(attempt, result.provider_id, result.segments or item.cost)
 
     def _failure(self, item: WorkItem, error: ChannelError) -> Outcome:
-        return failed(item, error, self.settings, self.clock.now(), self.rng.random())
+        failure = Failure(
+            error.message, error.code, error.permanent, error.ambiguous, error.retry_after
+        )
+        policy = RetryPolicy(
+            self.settings.retry_base_seconds,
+            self.settings.retry_max_seconds,
+            self.settings.max_attempts,
+        )
+        return failed(
+            failure,
+            item.attempts + 1,
+            policy,
+            self.clock.now(),
+            self.rng.random(),
+            item.closure_ends,
+        )
