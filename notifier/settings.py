@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     # Twilio queues at most ~10 h of a sender's traffic; longer broadcasts get a warning.
     sms_queue_window_seconds: float = Field(default=36000.0, gt=0)
 
+    # Fleet rate (issue 25). On PostgreSQL all workers share one send timeline per sender; each
+    # reserves this many seconds of it at a time (fewer database round trips, coarser sharing).
+    rate_grant_seconds: float = Field(default=0.5, gt=0, le=10)
+
     # Pretend the current time is this (the clock then runs forward): demos and end-to-end tests.
     now: datetime | None = None
 

@@ -26,7 +26,7 @@ from notifier.channels.base import Channel, ChannelError
 from notifier.delivery import faults
 from notifier.delivery.outcomes import OutcomeWriter, WorkItem
 from notifier.delivery.preparation import Preparer
-from notifier.delivery.ratelimit import TokenBucket
+from notifier.delivery.ratelimit import Limiter, SharedTimeline, TokenBucket
 from notifier.delivery.withdrawals import Withdrawals
 from notifier.domain.contacts import mask_address
 from notifier.domain.deliveries import (
@@ -38,7 +38,7 @@ from notifier.domain.deliveries import (
     sent,
     withdrawn,
 )
-from notifier.storage import queue
+from notifier.storage import queue, send_rates
 from notifier.usecases import Deps
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Dispatcher:
         self.worker_id = worker_id or new_worker_id()
         self.rng = rng or random.Random()
         self.limiters = {
-            name: TokenBucket(float(getattr(self.settings, channel.spec.rate_setting)))
+            name: self._limiter(name, float(getattr(self.settings, channel.spec.rate_setting)))
             for name, channel in self.channels.items()
         }
         self.stopping = threading.Event()
@@ -81,6 +81,17 @@ class Dispatcher:
         )
         self._preparer = Preparer(deps, self.channels, self.worker_id)
         self._withdrawals = Withdrawals(self.db, self.settings.last_look_seconds)
+
+    def _limiter(self, sender: str, rate: float) -> Limiter:
+        """PostgreSQL may serve a fleet of workers: they share one timeline per sender. SQLite
+        serves one worker, which keeps its rate in process."""
+        if self.db.dialect != "postgresql":
+            return TokenBucket(rate)
+        return SharedTimeline(sender, rate, self._grant, self.settings.rate_grant_seconds)
+
+    def _grant(self, sender: str, span: float) -> tuple[float, float]:
+        with self.db.session() as s:
+            return send_rates.grant(s, sender, span)
 
     # --- the loop -------------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from notifier.delivery.ratelimit import TokenBucket
+import pytest
+
+from notifier.delivery.ratelimit import SharedTimeline, TokenBucket
 
 
 class ManualTime:
@@ -38,3 +40,51 @@ def test_sustained_rate_matches_configuration() -> None:
         bucket.acquire()
     # 30 burst tokens, then 1770 more at 30/s.
     assert abs(t.now - (30 * 60 - 30) / 30) < 1e-6
+
+
+class SharedClock:
+    """The database's side of ``SharedTimeline``: one timeline, grants that never overlap."""
+
+    def __init__(self, time: ManualTime) -> None:
+        self.time = time
+        self.tat = 0.0
+        self.grants: list[tuple[float, float]] = []
+
+    def grant(self, sender: str, span: float) -> tuple[float, float]:
+        start = max(self.tat, self.time.now)
+        self.tat = start + span
+        self.grants.append((start, self.tat))
+        return self.tat, self.time.now
+
+
+def test_workers_sharing_a_timeline_send_at_the_rate_together_not_each() -> None:
+    t = ManualTime()
+    db = SharedClock(t)
+    workers = [SharedTimeline("sms", 10, db.grant, batch_seconds=0.5, clock=t) for _ in range(3)]
+    slots = []
+    for i in range(60):  # three workers taking turns, 60 one-segment messages
+        slots.append(t.now + workers[i % 3].reserve(1))
+    slots.sort()
+    assert all(b - a >= 0.1 - 1e-9 for a, b in zip(slots, slots[1:], strict=False))
+    assert slots[-1] - slots[0] == pytest.approx(5.9)  # 60 segments at 10/s, whoever sends
+    assert len(db.grants) == 12  # the database asked once per 5 segments, not per message
+
+
+def test_multi_segment_messages_take_their_segments_slots_and_grants_hold_whole_messages() -> None:
+    t = ManualTime()
+    db = SharedClock(t)
+    timeline = SharedTimeline("sms", 10, db.grant, batch_seconds=0.5, clock=t)
+    waits = [timeline.reserve(2) for _ in range(4)]
+    assert waits == pytest.approx([0.0, 0.2, 0.4, 0.6])  # 5-segment batch → 2 messages of 2
+    assert db.grants == [(0.0, pytest.approx(0.4)), (pytest.approx(0.4), pytest.approx(0.8))]
+
+
+def test_slots_left_unused_expire_instead_of_bursting_later() -> None:
+    t = ManualTime()
+    db = SharedClock(t)
+    timeline = SharedTimeline("sms", 10, db.grant, batch_seconds=1.0, clock=t)
+    assert timeline.reserve(1) == 0.0  # holds slots 0.0 … 0.9
+    t.now = 5.0  # idle (or dead) meanwhile: those slots passed
+    waits = [timeline.reserve(1) for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])  # paced from now, no catch-up
+    assert len(db.grants) == 2
