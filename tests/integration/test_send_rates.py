@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -27,6 +28,6 @@ def test_concurrent_grants_take_consecutive_spans_that_never_overlap(postgres_ur
     finally:
         db.dispose()
     ends = sorted(end for end, _ in results)
-    assert all(b - a >= 0.5 - 1e-6 for a, b in zip(ends, ends[1:], strict=False))
+    assert all(b - a >= 0.5 - 1e-6 for a, b in itertools.pairwise(ends))
     assert all(end - now <= 0.5 * 40 + 1 for end, now in results)  # slots start at the DB's now
     assert other < ends[-1]  # not queued behind the "sms" timeline
