@@ -94,7 +94,6 @@ class Settings(BaseSettings):
     dispatch_concurrency: int = Field(default=16, ge=1, le=512)
     sms_rate_per_second: float = Field(default=10.0, gt=0)
     email_rate_per_second: float = Field(default=10.0, gt=0)
-    max_attempts: int = Field(default=5, ge=1, le=100)
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: float = Field(default=600.0, gt=0)
     # A claimed delivery's lease; a live worker extends it every heartbeat while it works on it.
@@ -112,6 +111,14 @@ class Settings(BaseSettings):
     # Fleet rate (issue 25). On PostgreSQL all workers share one send timeline per sender; each
     # reserves this many seconds of it at a time (fewer database round trips, coarser sharing).
     rate_grant_seconds: float = Field(default=0.5, gt=0, le=10)
+    # Retries (issue 25): a transient failure is retried (capped, jittered backoff) for as long as
+    # the message is useful (until the closure is over); an optional ceiling on attempts.
+    max_attempts: int | None = Field(default=None, ge=1, le=1000)
+    # A channel whose provider fails this many requests in a row pauses its sends (none counted as
+    # attempts) for breaker_pause_seconds, then probes with one; each failed probe doubles the
+    # pause, up to NOTIFIER_RETRY_MAX_SECONDS. 0: never pause.
+    breaker_failures: int = Field(default=10, ge=0)
+    breaker_pause_seconds: float = Field(default=15.0, gt=0)
 
     # Pretend the current time is this (the clock then runs forward): demos and end-to-end tests.
     now: datetime | None = None

@@ -18,12 +18,14 @@ import random
 import secrets
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 from notifier.channels.base import Channel, ChannelError
 from notifier.delivery import faults
+from notifier.delivery.breaker import Breaker
 from notifier.delivery.outcomes import OutcomeWriter, WorkItem
 from notifier.delivery.preparation import Preparer
 from notifier.delivery.ratelimit import Limiter, SharedTimeline, TokenBucket
@@ -35,6 +37,7 @@ from notifier.domain.deliveries import (
     Outcome,
     RetryPolicy,
     failed,
+    paused,
     sent,
     withdrawn,
 )
@@ -42,6 +45,14 @@ from notifier.storage import queue, send_rates
 from notifier.usecases import Deps
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+class _Paused(Exception):
+    """Control flow inside the dispatcher: the channel's breaker holds this provider call."""
+
+    def __init__(self, until: datetime) -> None:
+        self.until = until
 
 
 def new_worker_id() -> str:
@@ -67,6 +78,16 @@ class Dispatcher:
         self.limiters = {
             name: self._limiter(name, float(getattr(self.settings, channel.spec.rate_setting)))
             for name, channel in self.channels.items()
+        }
+        self.breakers = {
+            name: Breaker(
+                name,
+                self.settings.breaker_failures,
+                self.settings.breaker_pause_seconds,
+                self.settings.retry_max_seconds,
+                self.clock,
+            )
+            for name in self.channels
         }
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(
@@ -262,7 +283,7 @@ class Dispatcher:
         try:
             if item.needs_reconcile:
                 since = item.created_at - timedelta(minutes=5)
-                found = channel.find_sent(item.message, since)
+                found = self._call(item, lambda: channel.find_sent(item.message, since))
                 if found is not None:
                     segments = found.segments or item.cost
                     return sent(item.attempts, found.provider_id, segments, "reconciled")
@@ -274,10 +295,29 @@ class Dispatcher:
                 return None
             if self._withdrawals.withdrawn(item.notice_id):  # the last look
                 return withdrawn(item.attempts)
-            result = channel.send(item.message)
+            result = self._call(item, lambda: channel.send(item.message))
+        except _Paused as pause:
+            return paused(item.attempts, pause.until, item.channel, item.needs_reconcile)
         except ChannelError as error:
             return self._failure(item, error)
         return sent(attempt, result.provider_id, result.segments or item.cost)
+
+    def _call(self, item: WorkItem, call: Callable[[], _T]) -> _T:
+        """A provider call through the channel's breaker, which its answer informs."""
+        breaker = self.breakers[item.channel]
+        until = breaker.admit()
+        if until is not None:
+            raise _Paused(until)
+        try:
+            result = call()
+        except ChannelError as error:
+            breaker.failed(transient=not error.permanent)
+            raise
+        except BaseException:
+            breaker.failed(transient=True)
+            raise
+        breaker.succeeded()
+        return result
 
     def _failure(self, item: WorkItem, error: ChannelError) -> Outcome:
         failure = Failure(

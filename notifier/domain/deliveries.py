@@ -113,6 +113,18 @@ def withdrawn(attempts: int) -> Outcome:
     )
 
 
+def paused(attempts: int, until: datetime, channel: str, needs_reconcile: bool) -> Outcome:
+    """Not attempted: the channel's provider is failing every request (its breaker is open)."""
+    return Outcome(
+        DeliveryState.PENDING,
+        "paused",
+        attempts,
+        detail=f"the {channel} provider is failing every request; sends paused, none counted",
+        next_attempt_at=until,
+        needs_reconcile=needs_reconcile,
+    )
+
+
 def failed(
     failure: Failure,
     attempts: int,
