@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     # Fleet rate (issue 25). On PostgreSQL all workers share one send timeline per sender; each
     # reserves this many seconds of it at a time (fewer database round trips, coarser sharing).
     rate_grant_seconds: float = Field(default=0.5, gt=0, le=10)
+    # False: each process applies the rates alone (N workers send up to N × the rate).
+    rate_shared: bool = True
     # Retries (issue 25): a transient failure is retried (capped, jittered backoff) for as long as
     # the message is useful (until the closure is over); an optional ceiling on attempts.
     max_attempts: int | None = Field(default=None, ge=1, le=1000)

@@ -106,7 +106,7 @@ class Dispatcher:
     def _limiter(self, sender: str, rate: float) -> Limiter:
         """PostgreSQL may serve a fleet of workers: they share one timeline per sender. SQLite
         serves one worker, which keeps its rate in process."""
-        if self.db.dialect != "postgresql":
+        if self.db.dialect != "postgresql" or not self.settings.rate_shared:
             return TokenBucket(rate)
         return SharedTimeline(sender, rate, self._grant, self.settings.rate_grant_seconds)
 
