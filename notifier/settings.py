@@ -24,7 +24,8 @@ from pydantic_settings import (
 from notifier.domain.contacts import normalize_phone
 from notifier.domain.quiet_hours import QuietHours
 from notifier.domain.secret_keys import weakness
-from notifier.errors import ConfigurationError, ValidationError
+from notifier.domain.senders import parse_pool
+from notifier.errors import ConfigurationError, NotifierError, ValidationError
 
 ENV_PREFIX = "NOTIFIER_"
 DEFAULT_CONFIG_FILE = Path("config/notifier.toml")
@@ -40,6 +41,11 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_from_number: str | None = None
+    # Senders (issue 25): a Messaging Service (Twilio picks the number; sent as
+    # MessagingServiceSid, metered at NOTIFIER_SMS_RATE_PER_SECOND), or a pool of From numbers
+    # with their own rates, "+15405550100=1,+18885550100=3" (segments/s; default the SMS rate).
+    twilio_messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
+    twilio_from_numbers: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
     twilio_timeout_seconds: float = Field(default=15.0, gt=0)
 
@@ -209,6 +215,16 @@ class Settings(BaseSettings):
                     "or * alone for any)"
                 ) from None
         return ",".join(entries)
+
+    @field_validator("twilio_from_numbers")
+    @classmethod
+    def _is_sender_pool(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_pool(value, 1.0)
+            except NotifierError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("twilio_api_base_url", "public_base_url")
     @classmethod

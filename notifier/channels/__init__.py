@@ -38,7 +38,9 @@ def status(spec: ChannelSpec, settings: Settings) -> ChannelStatus:
     """All required settings set: enabled. None set: disabled, with the reason. Some set: a
     configuration error naming what is missing."""
     missing = [
-        ENV_PREFIX + name.upper() for name in spec.required_settings if not getattr(settings, name)
+        " or ".join(ENV_PREFIX + one.upper() for one in name.split("|"))
+        for name in spec.required_settings
+        if not any(getattr(settings, one) for one in name.split("|"))
     ]
     if not missing:
         return ChannelStatus(True)

@@ -20,6 +20,7 @@ import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -41,6 +42,7 @@ from notifier.domain.deliveries import (
     sent,
     withdrawn,
 )
+from notifier.domain.senders import Sender, choose, parse_pool
 from notifier.storage import queue, send_rates
 from notifier.usecases import Deps
 
@@ -75,10 +77,18 @@ class Dispatcher:
         self.settings = deps.settings
         self.worker_id = worker_id or new_worker_id()
         self.rng = rng or random.Random()
-        self.limiters = {
-            name: self._limiter(name, float(getattr(self.settings, channel.spec.rate_setting)))
-            for name, channel in self.channels.items()
-        }
+        self.pools: dict[str, tuple[Sender, ...]] = {}
+        self.limiters: dict[str, Limiter] = {}  # by channel, or "channel:sender" in a pool
+        for name, channel in self.channels.items():
+            rate = float(getattr(self.settings, channel.spec.rate_setting))
+            pool_text = getattr(self.settings, channel.spec.senders_setting or "", None)
+            if not pool_text:
+                self.limiters[name] = self._limiter(name, rate)
+                continue
+            self.pools[name] = parse_pool(pool_text, rate)
+            for sender in self.pools[name]:
+                key = f"{name}:{sender.address}"
+                self.limiters[key] = self._limiter(key, sender.rate)
         self.breakers = {
             name: Breaker(
                 name,
@@ -237,6 +247,7 @@ class Dispatcher:
         """One claimed message: the provider call (after a last look), then its outcome
         recorded (group commit)."""
         channel = self.channels[item.channel]
+        item = self._route(item)
         try:
             outcome = self._attempt(channel, item)
         except Exception as error:  # a bug or an unexpected library error: never lose the row
@@ -289,7 +300,8 @@ class Dispatcher:
                     return sent(item.attempts, found.provider_id, segments, "reconciled")
             if self._withdrawals.withdrawn(item.notice_id):
                 return withdrawn(item.attempts)
-            if not self.limiters[item.channel].acquire(item.cost, self.stopping):
+            limiter = self.limiters[_limit_key(item)]
+            if not limiter.acquire(item.cost, self.stopping):
                 return None
             if self.stopping.is_set():
                 return None
@@ -301,6 +313,14 @@ class Dispatcher:
         except ChannelError as error:
             return self._failure(item, error)
         return sent(attempt, result.provider_id, result.segments or item.cost)
+
+    def _route(self, item: WorkItem) -> WorkItem:
+        """The sender from the channel's pool this patient always hears from, if it has one."""
+        pool = self.pools.get(item.channel)
+        if pool is None:
+            return item
+        sender = choose(item.message.to, pool).address
+        return replace(item, message=replace(item.message, sender=sender))
 
     def _call(self, item: WorkItem, call: Callable[[], _T]) -> _T:
         """A provider call through the channel's breaker, which its answer informs."""
@@ -336,3 +356,8 @@ class Dispatcher:
             self.rng.random(),
             item.closure_ends,
         )
+
+
+def _limit_key(item: WorkItem) -> str:
+    sender = item.message.sender
+    return f"{item.channel}:{sender}" if sender else item.channel
