@@ -68,6 +68,8 @@ class SharedTimeline:
     asked per message); slots that pass unused are dropped, never caught up with a burst, so a
     dead worker's unused span simply expires."""
 
+    LATE_SECONDS = 0.2
+
     def __init__(
         self,
         sender: str,
@@ -94,7 +96,9 @@ class SharedTimeline:
         """Take the next ``cost`` segments' slots; return how long to wait until the first."""
         with self._lock:
             now = self._clock() + self._offset
-            start = max(self._cursor, now)  # passed slots are gone
+            # A slot passed a moment ago (a sender thread woke late) is still taken; older ones
+            # are gone: a late or dead worker's span expires, it never comes back as a burst.
+            start = max(self._cursor, now - self.LATE_SECONDS)
             if (self._end - start) * self.rate < cost - 1e-9:
                 # Whole messages of this size: a remainder too small for the next one is lost.
                 span = cost * max(1, int(self._batch // cost)) / self.rate

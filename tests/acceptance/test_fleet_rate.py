@@ -120,6 +120,8 @@ def test_a_fleet_of_workers_stays_within_one_segment_rate_at_the_provider(
     average = segments / span
     busiest = busiest_window(received)
     assert average <= RATE * 1.1, f"{average:.1f} segments/s on average, limit {RATE}"
-    assert busiest <= RATE + 4, f"{busiest} segments in the busiest second, limit {RATE}"
+    # A slot passed less than 0.2 s ago may still be taken (a sender thread woke late): at most
+    # R × 0.2 over R in a second, and the server's own latency (20–60 ms) adds a little.
+    assert busiest <= RATE * 1.2 + 3, f"{busiest} segments in the busiest second, limit {RATE}"
     if workers == 2:  # nobody died: the fleet keeps the rate busy, not just below it
         assert average >= RATE * 0.8, f"only {average:.1f} segments/s of {RATE}"
