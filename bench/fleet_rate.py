@@ -14,21 +14,17 @@ the workers' CPU time per 1,000 texts (from /proc, the server's own CPU apart). 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from typing import Any
 
-import psycopg
-
 from bench.common import SHORT, max_in_window, require_sent
 from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
+from bench.workers_pg import clinic, fresh_schema, service_env, stop
 from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
 from notifier.settings import load_settings
@@ -44,50 +40,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def patients_csv(count: int) -> str:
-    rows = [
-        "external_id,first_name,last_name,phone,email,language,location,sms_consent,email_consent"
-    ]
-    rows += [
-        f"f{i},Pat,Ient,+1540{230 + i // 10000:03d}{i % 10000:04d},,en,cova,yes,no"
-        for i in range(count)
-    ]
-    return "\n".join(rows) + "\n"
-
-
 def run(url: str, rate: float, workers: int, shared: bool, seconds: float) -> dict[str, Any]:
     count = int(rate * seconds)
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sa_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    sa_url += ("&" if "?" in sa_url else "?") + f"options=-csearch_path%3D{schema}"
     processes: list[subprocess.Popen[bytes]] = []
-    cpu: list[float] = []
-    try:
-        with FakeTwilioProcess("--latency-ms", "50", "200", "--seed", "3") as twilio:
-            info = twilio.info
-            app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
-            app.locations.save(
-                "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
-            )
-            app.patients.import_patients(io.StringIO(patients_csv(count)))
-            env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-            env.update(
-                NOTIFIER_DATABASE_URL=sa_url,
-                NOTIFIER_CONFIG_FILE=os.devnull,
-                NOTIFIER_TWILIO_ACCOUNT_SID=info["account_sid"],
-                NOTIFIER_TWILIO_AUTH_TOKEN=info["auth_token"],
-                NOTIFIER_TWILIO_FROM_NUMBER=info["from_number"],
-                NOTIFIER_TWILIO_API_BASE_URL=info["base_url"],
-                NOTIFIER_NOW=NOW.isoformat(),
-                NOTIFIER_POLL_INTERVAL_SECONDS="0.2",
-                NOTIFIER_SMS_RATE_PER_SECOND=str(rate),
-                NOTIFIER_RATE_SHARED=str(shared).lower(),
-                NOTIFIER_SMS_WEEKLY_CAP="0",
-                NOTIFIER_DISPATCH_CONCURRENCY="32",
-                NOTIFIER_LOG_LEVEL="WARNING",
-                NO_PROXY="127.0.0.1,localhost",
+    with (
+        fresh_schema(url) as sa_url,
+        FakeTwilioProcess("--latency-ms", "50", "200", "--seed", "3") as twilio,
+    ):
+        try:
+            clinic(sa_url, count)
+            env = service_env(
+                sa_url,
+                twilio.info,
+                SMS_RATE_PER_SECOND=str(rate),
+                RATE_SHARED=str(shared).lower(),
+                SMS_WEEKLY_CAP="0",
             )
             command = [sys.executable, "-m", "notifier.cli", "serve", "--no-http"]
             processes = [
@@ -95,6 +62,7 @@ def run(url: str, rate: float, workers: int, shared: bool, seconds: float) -> di
             ]
             time.sleep(3)  # every worker up before the broadcast is queued
             before = [cpu_seconds(p.pid) for p in processes]
+            app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
             app.notices.create(
                 "cova",
                 "2025-02-19 12:30",
@@ -111,13 +79,8 @@ def run(url: str, rate: float, workers: int, shared: bool, seconds: float) -> di
                 time.sleep(0.25)
             cpu = [cpu_seconds(p.pid) - b for p, b in zip(processes, before, strict=False)]
             creates = control.received_creates()
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=60)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            stop(processes)
     require_sent(f"{workers} workers at {rate:g}/s", len(creates), count)
     times = sorted(r["time"] for r in creates)
     steady = [t for t in times if t >= times[0] + 1.0]

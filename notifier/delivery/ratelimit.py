@@ -47,13 +47,7 @@ class TokenBucket:
 
     def acquire(self, cost: float = 1.0, stop: threading.Event | None = None) -> bool:
         """Block until ``cost`` tokens are ours. False if ``stop`` was set while waiting."""
-        wait = self.reserve(cost)
-        if wait <= 0:
-            return True
-        if stop is None:
-            self._sleep(wait)
-            return True
-        return not stop.wait(wait)
+        return _wait(self.reserve(cost), stop, self._sleep)
 
 
 Grant = Callable[[str, float], tuple[float, float]]
@@ -113,10 +107,14 @@ class SharedTimeline:
 
     def acquire(self, cost: float = 1.0, stop: threading.Event | None = None) -> bool:
         """Block until our slot comes. False if ``stop`` was set while waiting."""
-        wait = self.reserve(cost)
-        if wait <= 0:
-            return True
-        if stop is None:
-            self._sleep(wait)
-            return True
-        return not stop.wait(wait)
+        return _wait(self.reserve(cost), stop, self._sleep)
+
+
+def _wait(seconds: float, stop: threading.Event | None, sleep: Callable[[float], None]) -> bool:
+    """Sleep ``seconds`` (woken by ``stop``); False if ``stop`` was set."""
+    if seconds <= 0:
+        return True
+    if stop is None:
+        sleep(seconds)
+        return True
+    return not stop.wait(seconds)
