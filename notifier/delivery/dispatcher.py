@@ -24,6 +24,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from notifier import channels as registry
 from notifier.channels.base import Channel, ChannelError
 from notifier.delivery import faults
 from notifier.delivery.breaker import Breaker
@@ -42,7 +43,7 @@ from notifier.domain.deliveries import (
     sent,
     withdrawn,
 )
-from notifier.domain.senders import Sender, choose, parse_pool
+from notifier.domain.senders import Sender, choose
 from notifier.storage import queue, send_rates
 from notifier.usecases import Deps
 
@@ -80,13 +81,14 @@ class Dispatcher:
         self.pools: dict[str, tuple[Sender, ...]] = {}
         self.limiters: dict[str, Limiter] = {}  # by channel, or "channel:sender" in a pool
         for name, channel in self.channels.items():
-            rate = float(getattr(self.settings, channel.spec.rate_setting))
-            pool_text = getattr(self.settings, channel.spec.senders_setting or "", None)
-            if not pool_text:
-                self.limiters[name] = self._limiter(name, rate)
+            pool = registry.senders(channel.spec, self.settings)
+            if not pool:
+                self.limiters[name] = self._limiter(
+                    name, registry.rate(channel.spec, self.settings)
+                )
                 continue
-            self.pools[name] = parse_pool(pool_text, rate)
-            for sender in self.pools[name]:
+            self.pools[name] = pool
+            for sender in pool:
                 key = f"{name}:{sender.address}"
                 self.limiters[key] = self._limiter(key, sender.rate)
         self.breakers = {
