@@ -122,9 +122,9 @@ class Dispatcher:
             return TokenBucket(rate)
         return SharedTimeline(sender, rate, self._grant, self.settings.rate_grant_seconds)
 
-    def _grant(self, sender: str, span: float) -> tuple[float, float]:
+    def _grant(self, sender: str, span: float, burst: float) -> tuple[float, float]:
         with self.db.session() as s:
-            return send_rates.grant(s, sender, span)
+            return send_rates.grant(s, sender, span, burst)
 
     # --- the loop -------------------------------------------------------------------------
 

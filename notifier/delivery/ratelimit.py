@@ -50,8 +50,9 @@ class TokenBucket:
         return _wait(self.reserve(cost), stop, self._sleep)
 
 
-Grant = Callable[[str, float], tuple[float, float]]
-"""(sender, seconds) → (end of the reserved span, the shared clock now), in shared-clock seconds."""
+Grant = Callable[[str, float, float], tuple[float, float]]
+"""(sender, seconds, burst seconds) → (end of the reserved span, the shared clock now), in
+shared-clock seconds (``storage.send_rates.grant``)."""
 
 
 class SharedTimeline:
@@ -59,10 +60,12 @@ class SharedTimeline:
     sender (``storage.send_rates.grant``, one atomic statement) and sends each segment in its own
     slot, ``1/rate`` apart. Spans never overlap, so the fleet together never exceeds the rate,
     however many workers join. A span is fetched ``batch_seconds`` at a time (the database is not
-    asked per message); slots that pass unused are dropped, never caught up with a burst, so a
-    dead worker's unused span simply expires."""
+    asked per message).
 
-    LATE_SECONDS = 0.2
+    Like ``TokenBucket``, an idle sender may burst one second's worth (``max(1, rate)`` units):
+    a span may start up to that far in the past, and slots passed up to that long ago are still
+    taken. Older slots are gone, never caught up, so a dead worker's unused span expires.
+    """
 
     def __init__(
         self,
@@ -79,6 +82,7 @@ class SharedTimeline:
         self.rate = rate
         self._grant = grant
         self._batch = max(1.0, rate * batch_seconds)  # segments per grant
+        self._burst = max(1.0, rate) / rate  # seconds of the timeline an idle sender may use
         self._clock = clock
         self._sleep = sleep
         self._offset = 0.0  # shared clock minus local clock
@@ -90,14 +94,12 @@ class SharedTimeline:
         """Take the next ``cost`` segments' slots; return how long to wait until the first."""
         with self._lock:
             now = self._clock() + self._offset
-            # A slot passed a moment ago (a sender thread woke late) is still taken; older ones
-            # are gone: a late or dead worker's span expires, it never comes back as a burst.
-            start = max(self._cursor, now - self.LATE_SECONDS)
+            start = max(self._cursor, now - self._burst)
             if (self._end - start) * self.rate < cost - 1e-9:
                 # Whole messages of this size: a remainder too small for the next one is lost.
                 span = cost * max(1, int(self._batch // cost)) / self.rate
                 before = self._clock()
-                end, shared_now = self._grant(self.sender, span)
+                end, shared_now = self._grant(self.sender, span, self._burst)
                 after = self._clock()
                 self._offset = shared_now - (before + after) / 2
                 now = after + self._offset

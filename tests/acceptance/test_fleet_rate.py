@@ -2,7 +2,8 @@
 the Twilio-compatible server counts the segments it receives per second, and the fleet stays
 within the configured rate (before issue 25 each process applied the limit alone: N × the rate).
 In the three-worker run one worker is killed mid-broadcast; the survivors pick up its share and
-the rate still holds (its unused slots expire instead of being caught up in a burst)."""
+the rate still holds (its unused slots expire instead of being caught up in a burst).
+Per-process limits measured 56 segments/s and 78 in the busiest second here, at R = 20."""
 
 from __future__ import annotations
 
@@ -114,14 +115,15 @@ def test_a_fleet_of_workers_stays_within_one_segment_rate_at_the_provider(
     per_number = Counter(r["form"]["To"][0] for r in creates)
     assert len(per_number) == recipients and max(per_number.values()) == 1
     received = [(r["time"], count_segments(r["form"]["Body"][0])) for r in creates]
-    segments = sum(n for _, n in received)
-    # The server meters from the first request on; the last one's segments take their own slots.
-    span = received[-1][0] - received[0][0] + received[-1][1] / RATE
-    average = segments / span
+    # After the first second (an idle sender may burst one second's worth, as Twilio allows):
+    # the steady rate, from the server's clock; the last request's segments take their slots.
+    steady = [(t, n) for t, n in received if t >= received[0][0] + 1.0]
+    span = steady[-1][0] - steady[0][0] + steady[-1][1] / RATE
+    average = sum(n for _, n in steady) / span
     busiest = busiest_window(received)
     assert average <= RATE * 1.1, f"{average:.1f} segments/s on average, limit {RATE}"
-    # A slot passed less than 0.2 s ago may still be taken (a sender thread woke late): at most
-    # R × 0.2 over R in a second, and the server's own latency (20–60 ms) adds a little.
-    assert busiest <= RATE * 1.2 + 3, f"{busiest} segments in the busiest second, limit {RATE}"
+    # The target: at most R + max(1, R) in any second (the burst and the rate), plus a little
+    # for the server's own latency (20–60 ms).
+    assert busiest <= 2 * RATE + 3, f"{busiest} segments in the busiest second, limit {RATE}"
     if workers == 2:  # nobody died: the fleet keeps the rate busy, not just below it
         assert average >= RATE * 0.8, f"only {average:.1f} segments/s of {RATE}"

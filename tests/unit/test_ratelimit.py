@@ -52,8 +52,8 @@ class SharedClock:
         self.tat = 0.0
         self.grants: list[tuple[float, float]] = []
 
-    def grant(self, sender: str, span: float) -> tuple[float, float]:
-        start = max(self.tat, self.time.now)
+    def grant(self, sender: str, span: float, burst: float) -> tuple[float, float]:
+        start = max(self.tat, self.time.now - burst)
         self.tat = start + span
         self.grants.append((start, self.tat))
         return self.tat, self.time.now
@@ -61,7 +61,9 @@ class SharedClock:
 
 def test_workers_sharing_a_timeline_send_at_the_rate_together_not_each() -> None:
     t = ManualTime()
+    t.now = 100.0
     db = SharedClock(t)
+    db.tat = 100.0  # busy until now: no saved-up burst
     workers = [SharedTimeline("sms", 10, db.grant, batch_seconds=0.5, clock=t) for _ in range(3)]
     slots = []
     for i in range(60):  # three workers taking turns, 60 one-segment messages
@@ -74,19 +76,24 @@ def test_workers_sharing_a_timeline_send_at_the_rate_together_not_each() -> None
 
 def test_multi_segment_messages_take_their_segments_slots_and_grants_hold_whole_messages() -> None:
     t = ManualTime()
+    t.now = 100.0
     db = SharedClock(t)
+    db.tat = 100.0
     timeline = SharedTimeline("sms", 10, db.grant, batch_seconds=0.5, clock=t)
     waits = [timeline.reserve(2) for _ in range(4)]
     assert waits == pytest.approx([0.0, 0.2, 0.4, 0.6])  # 5-segment batch → 2 messages of 2
-    assert db.grants == [(0.0, pytest.approx(0.4)), (pytest.approx(0.4), pytest.approx(0.8))]
+    assert [x for grant in db.grants for x in grant] == pytest.approx([100, 100.4, 100.4, 100.8])
 
 
-def test_slots_left_unused_expire_instead_of_bursting_later() -> None:
+def test_an_idle_fleet_may_burst_one_seconds_worth_and_never_catches_up_more() -> None:
     t = ManualTime()
     db = SharedClock(t)
-    timeline = SharedTimeline("sms", 10, db.grant, batch_seconds=1.0, clock=t)
-    assert timeline.reserve(1) == 0.0  # holds slots 0.0 … 0.9
-    t.now = 5.0  # idle (or dead) meanwhile: those slots passed
-    waits = [timeline.reserve(1) for _ in range(5)]
-    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])  # paced from now, no catch-up
-    assert len(db.grants) == 2
+    a, b = (SharedTimeline("sms", 10, db.grant, batch_seconds=0.5, clock=t) for _ in range(2))
+    assert a.reserve(1) == 0.0  # holds slots up to 0.5 s after the start
+    t.now = 60.0  # idle (or dead) for a minute: those slots passed long ago
+    waits = [w.reserve(1) for _ in range(15) for w in (a, b)]
+    slots = sorted(t.now + wait for wait in waits)
+    # One second's worth at once (the slots from 1 s ago up to now), not a minute's; then the
+    # rate: 30 segments take the slots from -1.0 s to +1.9 s.
+    assert sum(slot == t.now for slot in slots) == 11
+    assert slots[-1] - t.now == pytest.approx(1.9)
