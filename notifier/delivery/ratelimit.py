@@ -82,7 +82,9 @@ class SharedTimeline:
         self.rate = rate
         self._grant = grant
         self._batch = max(1.0, rate * batch_seconds)  # segments per grant
-        self._burst = max(1.0, rate) / rate  # seconds of the timeline an idle sender may use
+        # How far back an idle sender may start: max(1, rate) slots at once, the one due now
+        # included, so no second sees more than rate + max(1, rate).
+        self._burst = (max(1.0, rate) - 1.0) / rate
         self._clock = clock
         self._sleep = sleep
         self._offset = 0.0  # shared clock minus local clock
