@@ -20,6 +20,9 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
@@ -41,37 +44,68 @@ def patients_csv(count: int) -> str:
     return "\n".join(rows) + "\n"
 
 
-def run(url: str, recipients: int, workers: int) -> dict[str, float]:
+@contextmanager
+def fresh_schema(url: str) -> Iterator[str]:
+    """A new schema on the server at ``url`` (dropped afterwards): its SQLAlchemy URL."""
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     sa_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
     sa_url += ("&" if "?" in sa_url else "?") + f"options=-csearch_path%3D{schema}"
-    processes: list[subprocess.Popen[bytes]] = []
     try:
-        with FakeTwilioProcess("--latency-ms", "50", "200", "--seed", "3") as twilio:
-            info = twilio.info
-            app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
-            app.locations.save(
-                "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
-            )
-            app.patients.import_patients(io.StringIO(patients_csv(recipients)))
-            app.close()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-            env.update(
-                NOTIFIER_DATABASE_URL=sa_url,
-                NOTIFIER_CONFIG_FILE="/nonexistent.toml",
-                NOTIFIER_TWILIO_ACCOUNT_SID=info["account_sid"],
-                NOTIFIER_TWILIO_AUTH_TOKEN=info["auth_token"],
-                NOTIFIER_TWILIO_FROM_NUMBER=info["from_number"],
-                NOTIFIER_TWILIO_API_BASE_URL=info["base_url"],
-                NOTIFIER_NOW=NOW.isoformat(),
-                NOTIFIER_POLL_INTERVAL_SECONDS="0.2",
-                NOTIFIER_SMS_RATE_PER_SECOND="100000",
-                NOTIFIER_DISPATCH_CONCURRENCY="32",
-                NOTIFIER_LOG_LEVEL="WARNING",
-                NO_PROXY="127.0.0.1,localhost",
-            )
+        yield sa_url
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def clinic(sa_url: str, recipients: int) -> None:
+    """The location and its patients (SMS consent only), pinned to ``NOW``."""
+    app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
+    app.locations.save(
+        "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+    )
+    app.patients.import_patients(io.StringIO(patients_csv(recipients)))
+    app.close()
+
+
+def service_env(sa_url: str, info: dict[str, Any], **settings: str) -> dict[str, str]:
+    """A `notifier serve` process's environment: no developer NOTIFIER_*, the server, ``NOW``;
+    ``settings`` (names without the prefix) add to or override the defaults."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    values = {
+        "DATABASE_URL": sa_url,
+        "CONFIG_FILE": os.devnull,
+        "TWILIO_ACCOUNT_SID": info["account_sid"],
+        "TWILIO_AUTH_TOKEN": info["auth_token"],
+        "TWILIO_FROM_NUMBER": info["from_number"],
+        "TWILIO_API_BASE_URL": info["base_url"],
+        "NOW": NOW.isoformat(),
+        "POLL_INTERVAL_SECONDS": "0.2",
+        "DISPATCH_CONCURRENCY": "32",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update({f"NOTIFIER_{k}": v for k, v in (values | settings).items()})
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    return env
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.wait(timeout=60)
+
+
+def run(url: str, recipients: int, workers: int) -> dict[str, float]:
+    processes: list[subprocess.Popen[bytes]] = []
+    with (
+        fresh_schema(url) as sa_url,
+        FakeTwilioProcess("--latency-ms", "50", "200", "--seed", "3") as twilio,
+    ):
+        try:
+            clinic(sa_url, recipients)
+            env = service_env(sa_url, twilio.info, SMS_RATE_PER_SECOND="100000")
             command = [sys.executable, "-m", "notifier.cli", "serve", "--no-http"]
             processes = [
                 subprocess.Popen([*command, "--role", "worker"], env=env) for _ in range(workers)
@@ -90,13 +124,8 @@ def run(url: str, recipients: int, workers: int) -> dict[str, float]:
                     raise RuntimeError("the workers did not finish in 10 minutes")
                 time.sleep(0.5)
             creates = control.received_creates()
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=60)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            stop(processes)
     times = sorted(record["time"] for record in creates)
     per_number = Counter(record["form"]["To"][0] for record in creates)
     return {

@@ -27,7 +27,8 @@ from pydantic_settings import (
 from notifier.domain.contacts import normalize_phone
 from notifier.domain.quiet_hours import QuietHours
 from notifier.domain.secret_keys import weakness
-from notifier.errors import ConfigurationError, ValidationError
+from notifier.domain.senders import parse_pool
+from notifier.errors import ConfigurationError, NotifierError, ValidationError
 
 ENV_PREFIX = "NOTIFIER_"
 DEFAULT_CONFIG_FILE = Path("config/notifier.toml")
@@ -56,6 +57,11 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_from_number: str | None = None
+    # Senders (issue 25): a Messaging Service (Twilio picks the number; sent as
+    # MessagingServiceSid, metered at NOTIFIER_SMS_RATE_PER_SECOND), or a pool of From numbers
+    # with their own rates, "+15405550100=1,+18885550100=3" (segments/s; default the SMS rate).
+    twilio_messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
+    twilio_from_numbers: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
     twilio_timeout_seconds: float = Field(default=15.0, gt=0)
 
@@ -121,7 +127,6 @@ class Settings(BaseSettings):
     dispatch_concurrency: int = Field(default=16, ge=1, le=512)
     sms_rate_per_second: float = Field(default=10.0, gt=0)
     email_rate_per_second: float = Field(default=10.0, gt=0)
-    max_attempts: int = Field(default=5, ge=1, le=100)
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: float = Field(default=600.0, gt=0)
     # A claimed delivery's lease; a live worker extends it every heartbeat while it works on it.
@@ -135,6 +140,20 @@ class Settings(BaseSettings):
     worker_timeout_seconds: float = Field(default=10.0, gt=0)
     # Twilio queues at most ~10 h of a sender's traffic; longer broadcasts get a warning.
     sms_queue_window_seconds: float = Field(default=36000.0, gt=0)
+
+    # Fleet rate (issue 25). On PostgreSQL all workers share one send timeline per sender; each
+    # reserves this many seconds of it at a time (fewer database round trips, coarser sharing).
+    rate_grant_seconds: float = Field(default=0.5, gt=0, le=10)
+    # False: each process applies the rates alone (N workers send up to N × the rate).
+    rate_shared: bool = True
+    # Retries (issue 25): a transient failure is retried (capped, jittered backoff) for as long as
+    # the message is useful (until the closure is over); an optional ceiling on attempts.
+    max_attempts: int | None = Field(default=None, ge=1, le=1000)
+    # A channel whose provider fails this many requests in a row pauses its sends (none counted as
+    # attempts) for breaker_pause_seconds, then probes with one; each failed probe doubles the
+    # pause, up to NOTIFIER_RETRY_MAX_SECONDS. 0: never pause.
+    breaker_failures: int = Field(default=10, ge=0)
+    breaker_pause_seconds: float = Field(default=15.0, gt=0)
 
     # Pretend the current time is this (the clock then runs forward): demos and end-to-end tests.
     now: datetime | None = None
@@ -234,6 +253,16 @@ class Settings(BaseSettings):
         path = value[len(prefix) :] if value.startswith(prefix) else None
         if path and not path.startswith(("/", ":memory:", "file:")):
             return f"{prefix}{Path.cwd() / path}"
+        return value
+
+    @field_validator("twilio_from_numbers")
+    @classmethod
+    def _is_sender_pool(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_pool(value, 1.0)
+            except NotifierError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("twilio_api_base_url", "public_base_url")

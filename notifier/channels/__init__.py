@@ -20,6 +20,7 @@ from notifier.channels.base import (
 from notifier.channels.email import EmailChannel
 from notifier.channels.sms import SmsChannel
 from notifier.domain.channels import ChannelSpec
+from notifier.domain.senders import Sender, parse_pool
 from notifier.errors import ConfigurationError
 from notifier.settings import ENV_PREFIX, Settings
 
@@ -38,7 +39,9 @@ def status(spec: ChannelSpec, settings: Settings) -> ChannelStatus:
     """All required settings set: enabled. None set: disabled, with the reason. Some set: a
     configuration error naming what is missing."""
     missing = [
-        ENV_PREFIX + name.upper() for name in spec.required_settings if not getattr(settings, name)
+        " or ".join(ENV_PREFIX + one.upper() for one in name.split("|"))
+        for name in spec.required_settings
+        if not any(getattr(settings, one) for one in name.split("|"))
     ]
     if not missing:
         return ChannelStatus(True)
@@ -61,9 +64,20 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
 
 
 def rate(spec: ChannelSpec, settings: Settings) -> float:
-    """The channel's configured rate: units (segments or messages) per second."""
-    value = getattr(settings, spec.rate_setting)
-    return float(value)
+    """The channel's configured rate: units (segments or messages) per second; with a pool of
+    senders, the pool's (each patient's share follows the senders' rates)."""
+    pool = senders(spec, settings)
+    if pool:
+        return sum(sender.rate for sender in pool)
+    return float(getattr(settings, spec.rate_setting))
+
+
+def senders(spec: ChannelSpec, settings: Settings) -> tuple[Sender, ...]:
+    """The channel's pool of senders with their rates; empty if it sends from one."""
+    text = getattr(settings, spec.senders_setting) if spec.senders_setting else None
+    if not text:
+        return ()
+    return parse_pool(text, float(getattr(settings, spec.rate_setting)))
 
 
 def rates(settings: Settings, names: Mapping[str, ChannelSpec] | None = None) -> dict[str, float]:
@@ -81,6 +95,7 @@ __all__ = [
     "build_channels",
     "rate",
     "rates",
+    "senders",
     "specs",
     "status",
     "statuses",

@@ -36,6 +36,7 @@ class OutgoingMessage:
     subject: str | None = None
     html: str | None = None
     patient_id: int | None = None  # for links that act for this patient (unsubscribe)
+    sender: str | None = None  # from the channel's pool of senders, if it has one
 
 
 @dataclass(frozen=True)

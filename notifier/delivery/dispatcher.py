@@ -18,26 +18,45 @@ import random
 import secrets
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from sqlalchemy.orm import Session
-
+from notifier import channels as registry
 from notifier import metrics
 from notifier.channels.base import Channel, ChannelError
 from notifier.delivery import faults
-from notifier.delivery.outcomes import OutcomeWriter, WorkItem, failed, sent, withdrawn
+from notifier.delivery.breaker import Breaker
+from notifier.delivery.outcomes import OutcomeWriter, WorkItem
 from notifier.delivery.preparation import Preparer
-from notifier.delivery.ratelimit import TokenBucket
+from notifier.delivery.ratelimit import Limiter, SharedTimeline, TokenBucket
 from notifier.delivery.withdrawals import Withdrawals
 from notifier.domain.contacts import mask_address
-from notifier.domain.deliveries import DeliveryState, Outcome
-from notifier.storage import queue
+from notifier.domain.deliveries import (
+    DeliveryState,
+    Failure,
+    Outcome,
+    RetryPolicy,
+    failed,
+    paused,
+    sent,
+    withdrawn,
+)
+from notifier.domain.senders import Sender, choose
+from notifier.storage import queue, send_rates
 from notifier.usecases import Deps
-from notifier.usecases.consent import on_send_outcome
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+class _Paused(Exception):
+    """Control flow inside the dispatcher: the channel's breaker holds this provider call."""
+
+    def __init__(self, until: datetime) -> None:
+        self.until = until
 
 
 def new_worker_id() -> str:
@@ -60,9 +79,28 @@ class Dispatcher:
         self.settings = deps.settings
         self.worker_id = worker_id or new_worker_id()
         self.rng = rng or random.Random()
-        self.limiters = {
-            name: TokenBucket(float(getattr(self.settings, channel.spec.rate_setting)), name=name)
-            for name, channel in self.channels.items()
+        self.pools: dict[str, tuple[Sender, ...]] = {}
+        self.limiters: dict[str, Limiter] = {}  # by channel, or "channel:sender" in a pool
+        for name, channel in self.channels.items():
+            pool = registry.senders(channel.spec, self.settings)
+            if not pool:
+                self.limiters[name] = self._limiter(
+                    name, registry.rate(channel.spec, self.settings)
+                )
+                continue
+            self.pools[name] = pool
+            for sender in pool:
+                key = f"{name}:{sender.address}"
+                self.limiters[key] = self._limiter(key, sender.rate)
+        self.breakers = {
+            name: Breaker(
+                name,
+                self.settings.breaker_failures,
+                self.settings.breaker_pause_seconds,
+                self.settings.retry_max_seconds,
+                self.clock,
+            )
+            for name in self.channels
         }
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(
@@ -72,9 +110,22 @@ class Dispatcher:
         self._held: set[int] = set()  # claimed and not yet recorded or handed back
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
-        self._outcomes = OutcomeWriter(self.db, self.clock, self._record)
+        self._outcomes = OutcomeWriter(
+            self.db, self.clock, self.worker_id, {n: c.spec for n, c in self.channels.items()}
+        )
         self._preparer = Preparer(deps, self.channels, self.worker_id)
         self._withdrawals = Withdrawals(self.db, self.settings.last_look_seconds)
+
+    def _limiter(self, sender: str, rate: float) -> Limiter:
+        """PostgreSQL may serve a fleet of workers: they share one timeline per sender. SQLite
+        serves one worker, which keeps its rate in process."""
+        if self.db.dialect != "postgresql" or not self.settings.rate_shared:
+            return TokenBucket(rate, name=sender.partition(":")[0])
+        return SharedTimeline(sender, rate, self._grant, self.settings.rate_grant_seconds)
+
+    def _grant(self, sender: str, span: float, burst: float) -> tuple[float, float]:
+        with self.db.session() as s:
+            return send_rates.grant(s, sender, span, burst)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -199,6 +250,7 @@ class Dispatcher:
         """One claimed message: the provider call (after a last look), then its outcome
         recorded (group commit)."""
         channel = self.channels[item.channel]
+        item = self._route(item)
         try:
             outcome = self._attempt(channel, item)
         except Exception as error:  # a bug or an unexpected library error: never lose the row
@@ -241,39 +293,76 @@ class Dispatcher:
         )
         metrics.delivery_outcome(item.channel, outcome.state)
 
-    def _record(
-        self, s: Session, batch: Sequence[tuple[WorkItem, Outcome]], now: datetime
-    ) -> list[bool]:
-        """A batch of outcomes, inside the writer's one transaction."""
-        pairs = [(item.delivery_id, outcome) for item, outcome in batch]
-        kept = queue.record_many(s, self.worker_id, pairs, now)
-        for (item, outcome), stored in zip(batch, kept, strict=True):
-            if stored:  # a send refused because the address unsubscribed with the provider
-                spec = self.channels[item.channel].spec
-                on_send_outcome(s, spec, item.message.to, outcome.code, now)
-        return kept
-
     def _attempt(self, channel: Channel, item: WorkItem) -> Outcome | None:
         attempt = item.attempts + 1
         try:
             if item.needs_reconcile:
                 since = item.created_at - timedelta(minutes=5)
-                found = channel.find_sent(item.message, since)
+                found = self._call(item, lambda: channel.find_sent(item.message, since))
                 if found is not None:
-                    return sent(item, found, item.attempts, "reconciled")
+                    segments = found.segments or item.cost
+                    return sent(item.attempts, found.provider_id, segments, "reconciled")
             if self._withdrawals.withdrawn(item.notice_id):
-                return withdrawn(item)
-            if not self.limiters[item.channel].acquire(item.cost, self.stopping):
+                return withdrawn(item.attempts)
+            limiter = self.limiters[_limit_key(item)]
+            if not limiter.acquire(item.cost, self.stopping):
                 return None
             if self.stopping.is_set():
                 return None
             if self._withdrawals.withdrawn(item.notice_id):  # the last look
-                return withdrawn(item)
+                return withdrawn(item.attempts)
             with metrics.provider_request(item.channel):
-                result = channel.send(item.message)
+                result = self._call(item, lambda: channel.send(item.message))
+        except _Paused as pause:
+            return paused(item.attempts, pause.until, item.channel, item.needs_reconcile)
         except ChannelError as error:
             return self._failure(item, error)
-        return sent(item, result, attempt, "sent")
+        return sent(attempt, result.provider_id, result.segments or item.cost)
+
+    def _route(self, item: WorkItem) -> WorkItem:
+        """The sender from the channel's pool this patient always hears from, if it has one."""
+        pool = self.pools.get(item.channel)
+        if pool is None:
+            return item
+        sender = choose(item.message.to, pool).address
+        return replace(item, message=replace(item.message, sender=sender))
+
+    def _call(self, item: WorkItem, call: Callable[[], _T]) -> _T:
+        """A provider call through the channel's breaker, which its answer informs."""
+        breaker = self.breakers[item.channel]
+        until = breaker.admit()
+        if until is not None:
+            raise _Paused(until)
+        try:
+            result = call()
+        except ChannelError as error:
+            breaker.failed(transient=not error.permanent)
+            raise
+        except BaseException:
+            breaker.failed(transient=True)
+            raise
+        breaker.succeeded()
+        return result
 
     def _failure(self, item: WorkItem, error: ChannelError) -> Outcome:
-        return failed(item, error, self.settings, self.clock.now(), self.rng.random())
+        failure = Failure(
+            error.message, error.code, error.permanent, error.ambiguous, error.retry_after
+        )
+        policy = RetryPolicy(
+            self.settings.retry_base_seconds,
+            self.settings.retry_max_seconds,
+            self.settings.max_attempts,
+        )
+        return failed(
+            failure,
+            item.attempts + 1,
+            policy,
+            self.clock.now(),
+            self.rng.random(),
+            item.closure_ends,
+        )
+
+
+def _limit_key(item: WorkItem) -> str:
+    sender = item.message.sender
+    return f"{item.channel}:{sender}" if sender else item.channel

@@ -1,28 +1,25 @@
-"""Outcomes of provider calls: the dispatcher's decision (sent, retry, failed, expired) and the
-group commit that records them.
-
-The channel classifies a failure (permanent, ambiguous, Retry-After); here it becomes a state.
-"""
+"""The group commit that records the outcomes of provider calls (the decisions themselves are the
+domain's: ``notifier.domain.deliveries.sent``, ``failed``, ``withdrawn``)."""
 
 from __future__ import annotations
 
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy.orm import Session
-
-from notifier.channels.base import ChannelError, OutgoingMessage, SendResult
+from notifier.channels.base import OutgoingMessage
 from notifier.clock import Clock
 from notifier.delivery import faults
-from notifier.domain.deliveries import DeliveryState, Outcome, retry_delay
-from notifier.domain.notices import too_late
-from notifier.settings import Settings
+from notifier.domain.batches import batch_then_each
+from notifier.domain.channels import ChannelSpec
+from notifier.domain.deliveries import Outcome
+from notifier.storage import queue as deliveries
 from notifier.storage.engine import Database
+from notifier.usecases.consent import on_send_outcome
 
 log = logging.getLogger(__name__)
 
@@ -42,71 +39,6 @@ class WorkItem:
     cost: int  # units against the channel's rate: SMS segments, else 1
 
 
-def sent(item: WorkItem, result: SendResult, attempts: int, event: str) -> Outcome:
-    return Outcome(
-        DeliveryState.SENT,
-        event,
-        attempts,
-        provider_id=result.provider_id,
-        segments=result.segments or item.cost,
-    )
-
-
-def withdrawn(item: WorkItem) -> Outcome:
-    """Its notice was cancelled or replaced while the message waited: not sent (a later version
-    tells this address what it needs to know)."""
-    return Outcome(
-        DeliveryState.CANCELLED,
-        "withdrawn",
-        item.attempts,
-        detail="the notice was cancelled or replaced before this message went out",
-    )
-
-
-def failed(
-    item: WorkItem, error: ChannelError, settings: Settings, now: datetime, jitter: float
-) -> Outcome:
-    """The channel classified the failure; here we decide: fail, retry, or expire."""
-    attempts = item.attempts + 1
-    if error.permanent:
-        return Outcome(
-            DeliveryState.FAILED, "failed", attempts, code=error.code, detail=error.message
-        )
-    if attempts >= settings.max_attempts:
-        return Outcome(
-            DeliveryState.FAILED,
-            "failed",
-            attempts,
-            code=error.code,
-            detail=f"gave up after {attempts} attempts; last error: {error.message}",
-            needs_reconcile=error.ambiguous,
-        )
-    delay = retry_delay(
-        attempts, settings.retry_base_seconds, settings.retry_max_seconds, jitter, error.retry_after
-    )
-    next_attempt = now + timedelta(seconds=delay)
-    if too_late(item.closure_ends, next_attempt):
-        return Outcome(
-            DeliveryState.EXPIRED,
-            "expired",
-            attempts,
-            code=error.code,
-            detail=f"the closure ends before the next retry; last error: {error.message}",
-        )
-    return Outcome(
-        DeliveryState.PENDING,
-        "retry_scheduled",
-        attempts,
-        code=error.code,
-        detail=f"{error.message} (retry in {delay:.0f}s)",
-        next_attempt_at=next_attempt,
-        needs_reconcile=error.ambiguous,
-    )
-
-
-Write = Callable[[Session, Sequence[tuple[WorkItem, Outcome]], datetime], list[bool]]
-
-
 @dataclass
 class _Pending:
     item: WorkItem
@@ -124,10 +56,13 @@ class OutcomeWriter:
 
     MAX_BATCH = 500
 
-    def __init__(self, db: Database, clock: Clock, write: Write) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, worker_id: str, specs: Mapping[str, ChannelSpec]
+    ) -> None:
         self._db = db
         self._clock = clock
-        self._write = write
+        self._worker_id = worker_id
+        self._specs = dict(specs)
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -174,22 +109,25 @@ class OutcomeWriter:
                 return
 
     def _commit(self, batch: list[_Pending]) -> None:
-        try:
-            now = self._clock.now()
-            with self._db.session() as s:
-                kept = self._write(s, [(p.item, p.outcome) for p in batch], now)
-        except Exception as error:
-            if len(batch) == 1:
-                faults.log_failure(
-                    log,
-                    "could not record a delivery outcome",
-                    error,
-                    delivery_id=batch[0].item.delivery_id,
-                )
-                batch[0].result.set_result(False)
-                return
-            for pending in batch:  # one bad row must not take the others with it
-                self._commit([pending])
-            return
+        kept = batch_then_each(batch, self._store, splits=lambda error: True, alone=self._lost)
         for pending, result in zip(batch, kept, strict=True):
             pending.result.set_result(result)
+
+    def _store(self, batch: Sequence[_Pending]) -> list[bool]:
+        """One transaction: the outcomes, and what a refusal says about the address."""
+        now = self._clock.now()
+        with self._db.session() as s:
+            pairs = [(p.item.delivery_id, p.outcome) for p in batch]
+            kept = deliveries.record_many(s, self._worker_id, pairs, now)
+            for pending, stored in zip(batch, kept, strict=True):
+                if stored:  # a send refused because the address unsubscribed with the provider
+                    spec = self._specs[pending.item.channel]
+                    on_send_outcome(s, spec, pending.item.message.to, pending.outcome.code, now)
+        return kept
+
+    def _lost(self, pending: _Pending, error: Exception) -> list[bool]:
+        """Not recorded: its lease runs out and the claim is taken over (provider asked first)."""
+        faults.log_failure(
+            log, "could not record a delivery outcome", error, delivery_id=pending.item.delivery_id
+        )
+        return [False]

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from notifier.channels.base import Channel, OutgoingMessage
 from notifier.delivery import faults
 from notifier.delivery.outcomes import WorkItem
+from notifier.domain.batches import batch_then_each
 from notifier.domain.deliveries import DeliveryState, Outcome
 from notifier.domain.notices import (
     WITHDRAWN,
@@ -77,32 +78,33 @@ class Preparer:
     def prepare(self, ids: Sequence[int], now: datetime) -> list[WorkItem]:
         """The claimed ``ids`` that are to be sent now, rendered; the rest is written back."""
         self._languages = None  # a directory listing: once per claim batch
-        try:
-            return self._prepare(ids, now)
-        except Exception as error:
-            if faults.is_transient(error):
-                self._hand_back(ids, now, error)
-                return []
+
+        def on_split(error: Exception) -> None:
             log.warning(
                 "a batch of deliveries could not be prepared (%s); preparing them one by one",
                 faults.reason("preparing", error),
                 extra={"action": "batch_prepare_failed", "count": len(ids)},
             )
-        items: list[WorkItem] = []
-        for delivery_id in ids:
-            items.extend(self._prepare_one(delivery_id, now))
-        return items
 
-    def _prepare_one(self, delivery_id: int, now: datetime) -> list[WorkItem]:
-        """The fallback boundary: one delivery in its own transaction; if even that breaks, it
-        is failed with the reason (or handed back if the database is briefly away)."""
-        try:
-            return self._prepare([delivery_id], now)
-        except Exception as error:
+        def alone(delivery_id: int, error: Exception) -> list[WorkItem]:
+            """It broke in its own transaction: failed with the reason (or handed back if the
+            database is briefly away)."""
             if faults.is_transient(error):
                 self._hand_back([delivery_id], now, error)
-                return []
-            self._fail_unprepared(delivery_id, now, error)
+            else:
+                self._fail_unprepared(delivery_id, now, error)
+            return []
+
+        try:
+            return batch_then_each(
+                ids,
+                lambda some: self._prepare(some, now),
+                splits=lambda error: not faults.is_transient(error),
+                alone=alone,
+                on_split=on_split,
+            )
+        except Exception as error:  # the database is briefly away: give the batch back
+            self._hand_back(ids, now, error)
             return []
 
     def _prepare(self, ids: Sequence[int], now: datetime) -> list[WorkItem]:

@@ -1,12 +1,20 @@
-"""Token bucket: never more than ``rate`` units a second, bursts of at most one second's worth."""
+"""Rate limits: a token bucket in one process (never more than ``rate`` units a second, bursts of
+at most one second's worth), and a timeline shared by a fleet of workers through the database."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from notifier import metrics
+
+
+class Limiter(Protocol):
+    rate: float
+
+    def acquire(self, cost: float = 1.0, stop: threading.Event | None = None) -> bool: ...
 
 
 class TokenBucket:
@@ -43,11 +51,82 @@ class TokenBucket:
 
     def acquire(self, cost: float = 1.0, stop: threading.Event | None = None) -> bool:
         """Block until ``cost`` tokens are ours. False if ``stop`` was set while waiting."""
-        wait = self.reserve(cost)
-        if wait <= 0:
-            return True
-        metrics.rate_limit_wait(self.name, wait)
-        if stop is None:
-            self._sleep(wait)
-            return True
-        return not stop.wait(wait)
+        return _wait(self.reserve(cost), stop, self._sleep, self.name)
+
+
+Grant = Callable[[str, float, float], tuple[float, float]]
+"""(sender, seconds, burst seconds) → (end of the reserved span, the shared clock now), in
+shared-clock seconds (``storage.send_rates.grant``)."""
+
+
+class SharedTimeline:
+    """One rate for the whole fleet: every worker reserves spans of one shared timeline per
+    sender (``storage.send_rates.grant``, one atomic statement) and sends each segment in its own
+    slot, ``1/rate`` apart. Spans never overlap, so the fleet together never exceeds the rate,
+    however many workers join. A span is fetched ``batch_seconds`` at a time (the database is not
+    asked per message).
+
+    Like ``TokenBucket``, an idle sender may burst one second's worth (``max(1, rate)`` units):
+    a span may start up to that far in the past, and slots passed up to that long ago are still
+    taken. Older slots are gone, never caught up, so a dead worker's unused span expires.
+    """
+
+    def __init__(
+        self,
+        sender: str,
+        rate: float,
+        grant: Grant,
+        batch_seconds: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.sender = sender
+        self.rate = rate
+        self._grant = grant
+        self._batch = max(1.0, rate * batch_seconds)  # segments per grant
+        # How far back an idle sender may start: max(1, rate) slots at once, the one due now
+        # included, so no second sees more than rate + max(1, rate).
+        self._burst = (max(1.0, rate) - 1.0) / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._offset = 0.0  # shared clock minus local clock
+        self._cursor = 0.0  # the next free slot of the span we hold (shared clock)
+        self._end = 0.0  # where that span ends
+        self._lock = threading.Lock()
+
+    def reserve(self, cost: float = 1.0) -> float:
+        """Take the next ``cost`` segments' slots; return how long to wait until the first."""
+        with self._lock:
+            now = self._clock() + self._offset
+            start = max(self._cursor, now - self._burst)
+            if (self._end - start) * self.rate < cost - 1e-9:
+                # Whole messages of this size: a remainder too small for the next one is lost.
+                span = cost * max(1, int(self._batch // cost)) / self.rate
+                before = self._clock()
+                end, shared_now = self._grant(self.sender, span, self._burst)
+                after = self._clock()
+                self._offset = shared_now - (before + after) / 2
+                now = after + self._offset
+                start, self._end = end - span, end
+            self._cursor = start + cost / self.rate
+            return max(0.0, start - now)
+
+    def acquire(self, cost: float = 1.0, stop: threading.Event | None = None) -> bool:
+        """Block until our slot comes. False if ``stop`` was set while waiting."""
+        return _wait(self.reserve(cost), stop, self._sleep, self.sender.partition(":")[0])
+
+
+def _wait(
+    seconds: float, stop: threading.Event | None, sleep: Callable[[float], None], channel: str
+) -> bool:
+    """Sleep ``seconds`` (woken by ``stop``), counted as the channel's rate-limit wait; False if
+    ``stop`` was set."""
+    if seconds <= 0:
+        return True
+    metrics.rate_limit_wait(channel, seconds)
+    if stop is None:
+        sleep(seconds)
+        return True
+    return not stop.wait(seconds)

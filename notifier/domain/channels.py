@@ -35,7 +35,8 @@ class ChannelSpec:
     label: str  # as said in sentences: "no SMS consent", "SMS disabled: ..."
     address: AddressField  # the patients column it sends to
     format: MessageFormat  # the template family its messages are rendered from
-    required_settings: tuple[str, ...] = ()  # all set: enabled; none set: disabled
+    # All set: enabled; none set: disabled. "a|b": either will do.
+    required_settings: tuple[str, ...] = ()
     weekly_cap: bool = False  # counts against NOTIFIER_SMS_WEEKLY_CAP
     quiet_hours: bool = False  # held back during NOTIFIER_QUIET_HOURS unless urgent
     # The provider's delivery reports → our states; others (queued, sending...) change nothing.
@@ -44,6 +45,8 @@ class ChannelSpec:
     opt_out_codes: frozenset[str] = frozenset()
     consent_field: str = ""  # default: <name>_consent
     rate_setting: str = ""  # the Settings field with units (segments or messages) per second
+    # The Settings field with a pool of senders with their own rates (domain.senders), if any.
+    senders_setting: str | None = None
 
     def __post_init__(self) -> None:
         if not self.consent_field:

@@ -4,8 +4,10 @@ reports may move them in, what an attempt's outcome is, and the retry policy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
+
+from notifier.domain.notices import too_late
 
 
 class DeliveryState(StrEnum):
@@ -76,3 +78,93 @@ def retry_delay(
     backoff = min(cap, base * 2.0 ** max(0, attempt - 1))
     delay = backoff / 2 + backoff / 2 * jitter
     return max(delay, retry_after or 0.0)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A provider call that failed, as the channel classified it."""
+
+    message: str
+    code: str | None = None
+    permanent: bool = False
+    ambiguous: bool = False  # the provider may have taken the message anyway
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_seconds: float
+    max_seconds: float
+    max_attempts: int | None = None  # None: retry for as long as the message is useful
+
+
+def sent(attempts: int, provider_id: str, segments: int, event: str = "sent") -> Outcome:
+    return Outcome(DeliveryState.SENT, event, attempts, provider_id=provider_id, segments=segments)
+
+
+def withdrawn(attempts: int) -> Outcome:
+    """Its notice was cancelled or replaced while the message waited: not sent (a later version
+    tells this address what it needs to know)."""
+    return Outcome(
+        DeliveryState.CANCELLED,
+        "withdrawn",
+        attempts,
+        detail="the notice was cancelled or replaced before this message went out",
+    )
+
+
+def paused(attempts: int, until: datetime, channel: str, needs_reconcile: bool) -> Outcome:
+    """Not attempted: the channel's provider is failing every request (its breaker is open)."""
+    return Outcome(
+        DeliveryState.PENDING,
+        "paused",
+        attempts,
+        detail=f"the {channel} provider is failing every request; sends paused, none counted",
+        next_attempt_at=until,
+        needs_reconcile=needs_reconcile,
+    )
+
+
+def failed(
+    failure: Failure,
+    attempts: int,
+    policy: RetryPolicy,
+    now: datetime,
+    jitter: float,
+    closure_ends: datetime,
+) -> Outcome:
+    """After attempt number ``attempts`` failed: fail it, retry it later, or let it expire."""
+    if failure.permanent:
+        return Outcome(
+            DeliveryState.FAILED, "failed", attempts, code=failure.code, detail=failure.message
+        )
+    if policy.max_attempts is not None and attempts >= policy.max_attempts:
+        return Outcome(
+            DeliveryState.FAILED,
+            "failed",
+            attempts,
+            code=failure.code,
+            detail=f"gave up after {attempts} attempts; last error: {failure.message}",
+            needs_reconcile=failure.ambiguous,
+        )
+    delay = retry_delay(
+        attempts, policy.base_seconds, policy.max_seconds, jitter, failure.retry_after
+    )
+    next_attempt = now + timedelta(seconds=delay)
+    if too_late(closure_ends, next_attempt):
+        return Outcome(
+            DeliveryState.EXPIRED,
+            "expired",
+            attempts,
+            code=failure.code,
+            detail=f"the closure ends before the next retry; last error: {failure.message}",
+        )
+    return Outcome(
+        DeliveryState.PENDING,
+        "retry_scheduled",
+        attempts,
+        code=failure.code,
+        detail=f"{failure.message} (retry in {delay:.0f}s)",
+        next_attempt_at=next_attempt,
+        needs_reconcile=failure.ambiguous,
+    )

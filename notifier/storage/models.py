@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -328,3 +329,14 @@ class Worker(Base):
     role: Mapped[str] = mapped_column(String(20))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SendRate(Base):
+    """The fleet's send timeline per sender (PostgreSQL): ``tat`` is the database-clock time
+    (epoch seconds) at which the sender's last granted segment has gone out; every worker takes
+    its next slots after it, in one atomic statement."""
+
+    __tablename__ = "send_rates"
+
+    sender: Mapped[str] = mapped_column(String(100), primary_key=True)  # "sms", "sms:+1555…"
+    tat: Mapped[float] = mapped_column(Double())

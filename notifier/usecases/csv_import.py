@@ -24,6 +24,7 @@ from typing import IO, TextIO, cast
 
 from sqlalchemy.exc import DataError, IntegrityError
 
+from notifier.domain.batches import batch_then_each
 from notifier.domain.contacts import mask_text
 from notifier.errors import ValidationError
 from notifier.storage.models import Location
@@ -185,29 +186,40 @@ def _store(
 ) -> None:
     """Store a chunk in one transaction; if the database refuses it, store its rows one by one
     so that only the rows it refuses are rejected."""
-    done = ImportReport()
-    try:
-        upsert(chunk, done)
-    except (IntegrityError, DataError) as exc:
-        if len(chunk) == 1:
-            line, values = chunk[0]
-            external_id = shown(str(values.get("external_id", "")), ID_CHARS)
-            report.errors.append(RowError(line, external_id, _refusal(exc)))
-            return
+
+    def run(rows: Sequence[tuple[int, dict[str, object]]]) -> list[ImportReport]:
+        done = ImportReport()
+        upsert(list(rows), done)
+        return [done]
+
+    def alone(row: tuple[int, dict[str, object]], exc: Exception) -> list[ImportReport]:
+        if not isinstance(exc, IntegrityError | DataError):
+            raise exc
+        line, values = row
+        external_id = shown(str(values.get("external_id", "")), ID_CHARS)
+        return [ImportReport(errors=[RowError(line, external_id, _refusal(exc))])]
+
+    def on_split(exc: Exception) -> None:
         log.warning(
             "the database refused a chunk of the import; storing its rows one by one",
             extra={
                 "action": "import_chunk_retried",
                 "rows": len(chunk),
-                "error": type(exc.orig).__name__,
+                "error": type(getattr(exc, "orig", exc)).__name__,
             },
         )
-        for one in chunk:
-            _store([one], upsert, report)
-        return
-    report.created += done.created
-    report.updated += done.updated
-    report.errors += done.errors
+
+    parts = batch_then_each(
+        chunk,
+        run,
+        splits=lambda exc: isinstance(exc, IntegrityError | DataError),
+        alone=alone,
+        on_split=on_split,
+    )
+    for done in parts:
+        report.created += done.created
+        report.updated += done.updated
+        report.errors += done.errors
 
 
 def _refusal(exc: IntegrityError | DataError) -> str:

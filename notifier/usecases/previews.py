@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from notifier import channels as registry
 from notifier.domain import estimates
 from notifier.domain.channels import ChannelSpec, parse_channels
 from notifier.domain.contacts import mask_text
@@ -25,6 +26,7 @@ from notifier.domain.notices import (
 from notifier.domain.segments import count_segments
 from notifier.errors import TemplateError
 from notifier.rendering.messages import context, resolve_language
+from notifier.settings import ENV_PREFIX
 from notifier.storage import notices as notice_rows
 from notifier.storage import patients as patient_rows
 from notifier.storage.models import Appointment
@@ -137,9 +139,7 @@ class Previews(UseCase):
         for name in channels:
             spec = self.deps.spec(name)
             units = self._units(facts, spec, count_recipients(spec), result)
-            result.seconds[name] = estimates.seconds(
-                units, float(getattr(self.settings, spec.rate_setting))
-            )
+            result.seconds[name] = estimates.seconds(units, registry.rate(spec, self.settings))
         return result
 
     def _audience(
@@ -209,8 +209,14 @@ class Previews(UseCase):
         return warnings + estimates.too_long(
             estimate.seconds,
             self.settings.sms_queue_window_seconds,
-            {name: self.deps.spec(name).rate_variable for name in estimate.seconds},
+            {name: self._rate_variable(self.deps.spec(name)) for name in estimate.seconds},
         )
+
+    def _rate_variable(self, spec: ChannelSpec) -> str:
+        """Where the rate a warning speaks of is set: the pool of senders, if there is one."""
+        if registry.senders(spec, self.settings) and spec.senders_setting:
+            return f"{ENV_PREFIX}{spec.senders_setting.upper()}"
+        return spec.rate_variable
 
     def _longest(
         self,

@@ -91,16 +91,33 @@ def test_transient_failures_retry_with_backoff_and_every_attempt_is_logged(
     assert kinds == [("queued", None), ("retry_scheduled", "20429"), ("sent", None)]
 
 
-def test_retries_stop_at_the_configured_limit(app: App, queued: int, clock: FrozenClock) -> None:
+def test_retries_stop_at_the_configured_ceiling(app: App, queued: int, clock: FrozenClock) -> None:
+    app.settings.max_attempts = 5
     channel = FakeChannel(lambda m, n: ChannelError("SMTP 451 try later", code="451"))
     d = dispatcher(app, channel)
-    for _ in range(app.settings.max_attempts + 2):
+    for _ in range(5 + 2):
         d.drain()
         clock.advance(app.settings.retry_max_seconds)
     failed = app.deliveries.log(queued, "failed")
     assert len(failed) == 2
-    assert all(f.attempts == app.settings.max_attempts for f in failed)
+    assert all(f.attempts == 5 for f in failed)
     assert all("gave up after 5 attempts" in (f.error or "") for f in failed)
+
+
+def test_without_a_ceiling_a_transient_failure_is_retried_while_the_message_is_useful(
+    app: App, queued: int, clock: FrozenClock
+) -> None:
+    app.settings.breaker_failures = 0  # this provider is not down, just unlucky
+    channel = FakeChannel(
+        lambda m, n: ChannelError("HTTP 503", code="503") if n <= 24 else SendResult(f"SM{n:032d}")
+    )
+    d = dispatcher(app, channel)
+    for _ in range(14):  # 12 failed attempts each, far past the old fixed limit of 5
+        d.drain()
+        clock.advance(app.settings.retry_max_seconds)
+    sent = app.deliveries.log(queued, "sent")
+    assert [d.attempts for d in sent] == [13, 13]
+    assert app.deliveries.log(queued, "failed") == []
 
 
 def test_no_retry_is_scheduled_after_the_closure_has_ended(

@@ -155,3 +155,17 @@ def test_the_cli_requeues_failed_deliveries_and_the_log_still_prints(
     assert "1 failed deliveries re-queued" in result.output
     assert listed.exit_code == 0, listed.output
     assert [row["attempts"] for row in json.loads(listed.output)] == [1]
+
+
+@pytest.mark.parametrize(("pool", "warned"), [("+15405550100=10", False), (None, True)])
+def test_a_pool_of_senders_is_estimated_at_the_pools_rate(
+    app: App, cova: str, pool: str | None, warned: bool
+) -> None:
+    app.settings.sms_rate_per_second = 0.002  # one slow number would take longer than 10 h
+    app.settings.twilio_from_numbers = pool and f"{pool},+18885550100=40"
+    notice_id = notice(app, 50, channels="sms")
+    preview = app.previews.of_notice(notice_id)
+    segments = preview.messages["sms"][0].segments
+    rate = 50.0 if pool else 0.002
+    assert preview.estimated_seconds["sms"] == pytest.approx(50 * segments / rate, rel=0.01)
+    assert bool([w for w in preview.warnings if "queues" in w]) is warned

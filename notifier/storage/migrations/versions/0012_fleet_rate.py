@@ -1,14 +1,17 @@
-"""fleet rate limits, senders, retries by usefulness
+"""send_rates: one send timeline per sender, shared by every worker (fleet rate limit)
 
 Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-07 03:00:00
 
-A placeholder so that parallel work (issue 25) has a fixed place in one straight history;
-it is filled in by that work, or stays a no-op.
+Used on PostgreSQL only (SQLite runs one worker, which keeps its rate in process); created on
+both so that the schema is one.
 """
 
 from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
 
 revision: str = "0012"
 down_revision: str | None = "0011"
@@ -17,8 +20,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "send_rates",
+        sa.Column("sender", sa.String(length=100), nullable=False),
+        sa.Column("tat", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("sender", name=op.f("pk_send_rates")),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("send_rates")

@@ -1,0 +1,129 @@
+"""Two and three `notifier serve --role worker` processes on one PostgreSQL share one SMS rate:
+the Twilio-compatible server counts the segments it receives per second, and the fleet stays
+within the configured rate (before issue 25 each process applied the limit alone: N × the rate).
+In the three-worker run one worker is killed mid-broadcast; the survivors pick up its share and
+the rate still holds (its unused slots expire instead of being caught up in a burst).
+Per-process limits measured 56 segments/s and 78 in the busiest second here, at R = 20."""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from notifier.bootstrap import build_app
+from notifier.clock import FrozenClock
+from notifier.settings import load_settings
+from notifier_sandbox.twilio_control import FakeTwilioProcess
+from notifier_sandbox.twilio_support import count_segments
+from tests.support.patients import patients_csv
+from tests.support.peers import EVENING_BEFORE
+from tests.support.processes import NOTIFIER, free_port, service_env
+
+RATE = 20  # segments per second, for the whole fleet
+
+
+@pytest.fixture
+def twilio_process() -> Iterator[FakeTwilioProcess]:
+    with FakeTwilioProcess("--latency-ms", "20", "60", "--seed", "5") as process:
+        yield process
+
+
+def busiest_window(times_segments: list[tuple[float, int]], width: float = 1.0) -> int:
+    """The most segments received in any ``width``-second window (each starting at a request)."""
+    best = 0
+    for i, (start, _) in enumerate(times_segments):
+        best = max(best, sum(n for t, n in times_segments[i:] if t < start + width))
+    return best
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("workers", [2, 3])
+def test_a_fleet_of_workers_stays_within_one_segment_rate_at_the_provider(
+    postgres_url: str, twilio_process: FakeTwilioProcess, tmp_path: Path, workers: int
+) -> None:
+    env = service_env(
+        tmp_path,
+        postgres_url,
+        twilio_process.info,
+        SMS_RATE_PER_SECOND=str(RATE),
+        DISPATCH_CONCURRENCY="8",
+        LEASE_SECONDS="4",
+        WORKER_TIMEOUT_SECONDS="2",
+        HEARTBEAT_SECONDS="0.5",
+        RATE_GRANT_SECONDS="0.25",
+    )
+    app = build_app(load_settings(database_url=postgres_url), clock=FrozenClock(EVENING_BEFORE))
+    app.locations.save(
+        "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+    )
+    recipients = 60
+    app.patients.import_patients(io.StringIO(patients_csv(recipients, with_email=False)))
+    processes = [
+        subprocess.Popen(
+            [*NOTIFIER, "serve", "--role", "worker"],
+            env=env | {"NOTIFIER_HTTP_PORT": str(free_port())},
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(workers)
+    ]
+    control = twilio_process.control
+    try:
+        time.sleep(2)  # every worker up before the broadcast, so that all of them compete
+        notice = app.notices.create(
+            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+        ).notice
+        processes.append(
+            subprocess.Popen(
+                [*NOTIFIER, "serve", "--role", "scheduler", "--no-http"],
+                env=env,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        deadline = time.monotonic() + 120
+        if workers == 3:
+            while control.request_count()["creates"] < recipients // 3:
+                assert time.monotonic() < deadline, "the workers did not start sending"
+                time.sleep(0.05)
+            processes[0].send_signal(signal.SIGKILL)
+            processes[0].wait(timeout=10)
+        while True:
+            states = Counter(d.state for d in app.deliveries.log(notice.id))
+            if set(states) == {"sent"}:
+                break
+            assert time.monotonic() < deadline, f"the fleet did not finish: {states}"
+            time.sleep(0.5)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        app.close()
+
+    creates = sorted(control.received_creates(), key=lambda r: r["time"])
+    per_number = Counter(r["form"]["To"][0] for r in creates)
+    assert len(per_number) == recipients and max(per_number.values()) == 1
+    received = [(r["time"], count_segments(r["form"]["Body"][0])) for r in creates]
+    # After the first second (an idle sender may burst one second's worth, as Twilio allows):
+    # the steady rate, from the server's clock; the last request's segments take their slots.
+    steady = [(t, n) for t, n in received if t >= received[0][0] + 1.0]
+    span = steady[-1][0] - steady[0][0] + steady[-1][1] / RATE
+    average = sum(n for _, n in steady) / span
+    busiest = busiest_window(received)
+    assert average <= RATE * 1.1, f"{average:.1f} segments/s on average, limit {RATE}"
+    # The target: at most R + max(1, R) in any second (the burst and the rate), plus a little
+    # for the server's own latency (20–60 ms).
+    assert busiest <= 2 * RATE + 3, f"{busiest} segments in the busiest second, limit {RATE}"
+    if workers == 2:  # nobody died: the fleet keeps the rate busy, not just below it
+        assert average >= RATE * 0.8, f"only {average:.1f} segments/s of {RATE}"
