@@ -69,7 +69,7 @@ def status_callback(form: SignedForm, app: Application, request: Request) -> Res
     sid = _field(form, "MessageSid") or _field(form, "SmsSid")
     status = _field(form, "MessageStatus") or _field(form, "SmsStatus")
     if sid and status:
-        app.consent.report(
+        app.deliveries.report(
             SMS,
             sid,
             status,
