@@ -76,3 +76,23 @@ def retry_delay(
     backoff = min(cap, base * 2.0 ** max(0, attempt - 1))
     delay = backoff / 2 + backoff / 2 * jitter
     return max(delay, retry_after or 0.0)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a provider says about one message it took (a status callback, or its answer when
+    asked): the provider's id, its status word, and the error it gave, if any."""
+
+    channel: str
+    provider_id: str
+    status: str
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def judge(current: DeliveryState, new: DeliveryState) -> str:
+    """What a report of ``new`` does to a delivery in ``current``: ``applied`` (it moves
+    forward), ``duplicate`` (already there) or ``ignored`` (late or conflicting)."""
+    if rank(current) < rank(new):
+        return "applied"
+    return "duplicate" if current == new else "ignored"

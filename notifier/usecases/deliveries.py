@@ -1,40 +1,29 @@
 """The delivery log: every message, its state, attempts and errors; each one's history; counts
 per channel and state; re-queueing failed deliveries; and what providers report about them
-(status callbacks).
+(status callbacks, and its answers when asked: see ``usecases.receipts``).
 
-Delivery reports never move a delivery backwards: ``sending``/``sent`` < ``delivered`` |
-``undelivered`` | ``failed``; a repeated report changes nothing; a late one (``sent`` after
-``delivered``) changes nothing but is kept as an event.
+Reports are stored first (the receipts intake, once per provider id and status) and applied in
+batches by the workers. They never move a delivery backwards: ``sending``/``sent`` <
+``delivered`` | ``undelivered`` | ``failed``; a repeated report changes nothing; a late one
+(``sent`` after ``delivered``) changes nothing but is kept as an event.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from datetime import timedelta
 
-from notifier.domain.contacts import mask_text
-from notifier.domain.deliveries import DeliveryState, earlier_than
-from notifier.domain.untrusted import FREE_TEXT_LIMIT, printable
+from notifier.domain.deliveries import Report
 from notifier.errors import NotFoundError
 from notifier.storage import notices as notice_rows
 from notifier.storage import queue, reports
-from notifier.storage.limits import string_lengths
-from notifier.storage.models import Delivery, DeliveryEvent
-from notifier.usecases import UseCase
+from notifier.storage import receipts as receipt_rows
+from notifier.usecases import UseCase, receipts
 from notifier.usecases.lookups import require_notice
 from notifier.usecases.views import DeliveryView, EventView, delivery_view, event_view
 
 log = logging.getLogger(__name__)
-# A report's fields are cut to the columns they are stored in (PostgreSQL refuses longer).
-_SID_CHARS = string_lengths(Delivery)["provider_id"]
-_CODE_CHARS = min(string_lengths(Delivery)["error_code"], string_lengths(DeliveryEvent)["code"])
-
-
-@dataclass(frozen=True)
-class ReportResult:
-    outcome: str  # applied, duplicate, ignored, unknown_sid, no_op
-    state: str | None = None
 
 
 class Deliveries(UseCase):
@@ -91,65 +80,49 @@ class Deliveries(UseCase):
         )
         return len(ids)
 
-    # --- delivery reports (status callbacks) ----------------------------------------------
+    # --- delivery reports (status callbacks, the provider's answers) -----------------------
 
-    def report(
-        self,
-        channel: str,
-        provider_id: str,
-        status: str,
-        error_code: str | None = None,
-        error_message: str | None = None,
-        wait_for_unknown: float = 0.0,
-    ) -> ReportResult:
-        """Apply one delivery report (a status callback) to the delivery with that provider id."""
-        provider_id, status = printable(provider_id), printable(status)
-        error_code = printable(error_code) if error_code else None
-        error_message = printable(error_message, FREE_TEXT_LIMIT) if error_message else None
-        if not provider_id or len(provider_id) > _SID_CHARS:
-            return ReportResult("unknown_sid")  # no id of ours is longer than the column
-        new = self.deps.spec(channel).reports.get(status.lower())
-        if new is None:
-            return ReportResult("no_op")
-        delivery_id = self._find(provider_id, wait_for_unknown)
-        if delivery_id is None:
-            log.info(
-                "status callback for an unknown message",
-                extra={"action": "status_unknown_sid", "provider_id": provider_id},
-            )
-            return ReportResult("unknown_sid")
+    def take_in(self, reports: Sequence[Report], source: str = "callback") -> int:
+        """Store reports in the receipts intake, all in one transaction (a group commit); a
+        repeat of one already there changes nothing. How many were worth storing (reports the
+        channel does not act on, such as "queued", are dropped)."""
         now = self.clock.now()
-        # The provider's words may quote the patient's number or address: masked before stored.
-        code = mask_text(error_code)[:_CODE_CHARS] if error_code else None
-        with self.db.session() as s:
-            detail = (
-                mask_text(error_message)
-                if error_message
-                else (f"the provider reported {status}" + (f" (error {code})" if code else ""))
-            )
-            if queue.advance_state(s, delivery_id, earlier_than(new), new, now, code, detail):
-                event, outcome = f"status_{new.value}", ReportResult("applied", new.value)
-            else:
-                current = queue.delivery_state(s, delivery_id) or ""
-                if current == new.value:
-                    return ReportResult("duplicate", current)
-                new = DeliveryState(current)
-                event, outcome = "status_ignored", ReportResult("ignored", current)
-                detail = f"late or conflicting status {status!r} ignored: already {current}"
-            queue.add_events(s, [delivery_id], now, event, new, code=code, detail=detail)
-        log.info(
-            "status callback %s",
-            outcome.outcome,
-            extra={"action": f"status_{outcome.outcome}", "delivery_id": delivery_id, "code": code},
-        )
-        return outcome
-
-    def _find(self, provider_id: str, wait: float) -> int | None:
-        """The report can overtake our own commit of the send: look again briefly."""
-        deadline = time.monotonic() + wait
-        while True:
+        rows = [r for r in (receipts.row(x, self.deps.channels, source, now) for x in reports) if r]
+        if rows:
             with self.db.session() as s:
-                found = queue.delivery_id_by_provider_id(s, provider_id)
-            if found is not None or time.monotonic() >= deadline:
-                return found
-            time.sleep(0.1)
+                receipt_rows.append(s, rows)
+        return len(rows)
+
+    def apply_received(self, limit: int | None = None) -> dict[str, int]:
+        """Apply one batch of stored reports (oldest first) to their deliveries; how many had
+        each outcome. Empty when nothing is due."""
+        now = self.clock.now()
+        wait = timedelta(seconds=self.settings.receipts_unknown_wait_seconds)
+        with self.db.session() as s:
+            batch = receipt_rows.claim(s, now, limit or self.settings.receipts_batch_size)
+            if not batch:
+                return {}
+            return receipts.apply(s, self.deps.channels, batch, now, wait)
+
+    def receipts_waiting(self) -> int:
+        """Stored reports not applied yet."""
+        with self.db.session() as s:
+            return receipt_rows.waiting(s)
+
+    def stale_sent(self, channel: str, limit: int) -> list[str]:
+        """Provider ids of deliveries left "sent" longer than
+        NOTIFIER_RECEIPTS_RECONCILE_AFTER_MINUTES (within NOTIFIER_RECEIPTS_RECONCILE_FOR_HOURS
+        of sending) and not asked about for as long; each is marked asked now."""
+        settings, now = self.settings, self.clock.now()
+        before = now - timedelta(minutes=settings.receipts_reconcile_after_minutes)
+        after = now - timedelta(hours=settings.receipts_reconcile_for_hours)
+        with self.db.session() as s:
+            found = receipt_rows.stale_sent(s, channel, before, after, limit)
+            receipt_rows.checked(s, [delivery_id for delivery_id, _ in found], now)
+        return [provider_id for _, provider_id in found]
+
+    def purge_receipts(self) -> int:
+        """Forget applied reports older than NOTIFIER_RECEIPTS_KEEP_DAYS."""
+        cutoff = self.clock.now() - timedelta(days=self.settings.receipts_keep_days)
+        with self.db.session() as s:
+            return receipt_rows.purge(s, cutoff)

@@ -13,14 +13,14 @@ from notifier.web.headers import SecurityHeaders
 from notifier.web.limits import BodyLimits, body_rules
 
 
-def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
+def create_app(app: App) -> FastAPI:
     web = FastAPI(
         title="Notifier",
         version="1",
         description="Closure notices for clinics: webhooks, unsubscribe links and the JSON API.",
     )
     web.state.app = app
-    web.state.unknown_sid_wait = unknown_sid_wait
+    web.state.intake = app.intake()  # closed by HttpServer.stop
 
     @web.exception_handler(NotFoundError)
     async def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:

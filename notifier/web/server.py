@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class HttpServer:
-    def __init__(self, app: App, host: str, port: int, unknown_sid_wait: float = 2.0) -> None:
-        self.web = create_app(app, unknown_sid_wait=unknown_sid_wait)
+    def __init__(self, app: App, host: str, port: int) -> None:
+        self.web = create_app(app)
         config = uvicorn.Config(
             self.web,
             host=host,
@@ -60,6 +60,7 @@ class HttpServer:
     def stop(self, timeout: float = 10.0) -> None:
         self._server.should_exit = True
         self._thread.join(timeout)
+        self.web.state.intake.close()
 
     def __enter__(self) -> HttpServer:
         self.start()
