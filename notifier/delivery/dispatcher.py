@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from notifier.channels.base import Channel, ChannelError
 from notifier.delivery import faults
-from notifier.delivery.outcomes import OutcomeWriter, WorkItem, failed, sent, withdrawn
+from notifier.delivery.outcomes import OutcomeWriter, WorkItem, failed, sent
 from notifier.delivery.preparation import Preparer
 from notifier.delivery.ratelimit import TokenBucket
 from notifier.delivery.withdrawals import Withdrawals
@@ -189,7 +189,7 @@ class Dispatcher:
         prepared = {item.delivery_id for item in items}
         self._let_go([i for i in ids if i not in prepared])
         for item in items:
-            self._withdrawals.track(item.notice_id)
+            self._withdrawals.track(item)
         return items
 
     # --- sending --------------------------------------------------------------------------
@@ -222,7 +222,7 @@ class Dispatcher:
             kept = self._outcomes.write(item, outcome)
         finally:
             self._let_go([item.delivery_id])
-            self._withdrawals.untrack(item.notice_id)
+            self._withdrawals.untrack(item)
         level = logging.INFO if outcome.state != DeliveryState.FAILED else logging.WARNING
         log.log(
             level,
@@ -259,14 +259,14 @@ class Dispatcher:
                 found = channel.find_sent(item.message, since)
                 if found is not None:
                     return sent(item, found, item.attempts, "reconciled")
-            if self._withdrawals.withdrawn(item.notice_id):
-                return withdrawn(item)
+            if (stopped := self._withdrawals.last_look(item)) is not None:
+                return stopped
             if not self.limiters[item.channel].acquire(item.cost, self.stopping):
                 return None
             if self.stopping.is_set():
                 return None
-            if self._withdrawals.withdrawn(item.notice_id):  # the last look
-                return withdrawn(item)
+            if (stopped := self._withdrawals.last_look(item)) is not None:  # the last look
+                return stopped
             result = channel.send(item.message)
         except ChannelError as error:
             return self._failure(item, error)

@@ -63,6 +63,11 @@ def withdrawn(item: WorkItem) -> Outcome:
     )
 
 
+def opted_out(item: WorkItem) -> Outcome:
+    """Its address opted out (a STOP) while the message waited: not sent."""
+    return Outcome(DeliveryState.SKIPPED, "skipped", item.attempts, detail="opted out")
+
+
 def failed(
     item: WorkItem, error: ChannelError, settings: Settings, now: datetime, jitter: float
 ) -> Outcome:
