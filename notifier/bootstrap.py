@@ -57,9 +57,10 @@ class App:
         built = channels if channels is not None else registry.build_channels(self.settings)
         return Dispatcher(self.deps, built, worker_id)
 
-    def intake(self) -> Intake:
-        """The group-committed store of providers' reports (the status-callback handler's)."""
-        return Intake(self.deliveries)
+    def intake(self, stored: Callable[[], None] | None = None) -> Intake:
+        """The group-committed store of providers' reports (the status-callback handler's);
+        ``stored`` is called after each commit."""
+        return Intake(self.deliveries, stored)
 
     def reconciler(self, channels: Mapping[str, Channel] | None = None) -> Reconciler:
         """Asks the providers about deliveries left "sent" (default: every enabled channel)."""

@@ -40,6 +40,8 @@ class _Runtime:
 
 _runtime: _Runtime | None = None
 _runtime_lock = threading.Lock()
+_woken = threading.Event()  # a wake-up for apply_receipts is on its way
+_applying = threading.Event()
 
 
 def fire_broadcasts() -> None:
@@ -80,9 +82,24 @@ def dispatch() -> None:
     runtime.app.fanout.finish()
 
 
+def receipts_stored() -> None:
+    """The webhook stored reports: apply them now rather than at the next poll (one wake-up
+    at a time, however many commits ask for it; none while a run is draining, which finds
+    them itself: APScheduler would skip and warn)."""
+    if _woken.is_set() or _applying.is_set():
+        return
+    _woken.set()
+    runtime = _runtime
+    job = runtime.scheduler.get_job("apply_receipts") if runtime is not None else None
+    if job is not None:
+        job.modify(next_run_time=datetime.now(UTC))
+
+
 def apply_receipts() -> None:
     """Apply stored delivery reports, batch after batch, until none is due (a bounded number
     per run, so a shutdown never waits long; the next run goes on)."""
+    _applying.set()
+    _woken.clear()
     deliveries = _current().app.deliveries
     try:
         for _ in range(RECEIPT_BATCHES_PER_RUN):
@@ -96,6 +113,8 @@ def apply_receipts() -> None:
             faults.reason("applying reports", error),
             extra={"action": "receipts_apply_failed"},
         )
+    finally:
+        _applying.clear()
 
 
 def reconcile() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -29,8 +30,9 @@ class _Waiting:
 class Intake:
     MAX_BATCH = 1000
 
-    def __init__(self, deliveries: Deliveries) -> None:
+    def __init__(self, deliveries: Deliveries, stored: Callable[[], None] | None = None) -> None:
         self._deliveries = deliveries
+        self._stored = stored  # told after each commit (wakes this process's applier)
         self._waiting: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -88,3 +90,5 @@ class Intake:
             return
         for one in group:
             one.stored.set_result(None)
+        if self._stored is not None:
+            self._stored()

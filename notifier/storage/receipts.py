@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -49,12 +49,45 @@ def claim(s: Session, now: datetime, limit: int) -> Sequence[Receipt]:
 
 
 def deliveries_for(s: Session, provider_ids: Sequence[str]) -> dict[str, Found]:
+    """The deliveries the reports name, locked for this transaction in id order (PostgreSQL;
+    SQLite has one writer at a time), so their states stay as read until the batch commits."""
     rows = s.execute(
-        select(Delivery.provider_id, Delivery.id, Delivery.state).where(
-            Delivery.provider_id.in_(provider_ids)
-        )
+        select(Delivery.provider_id, Delivery.id, Delivery.state)
+        .where(Delivery.provider_id.in_(provider_ids))
+        .order_by(Delivery.id)
+        .with_for_update()
     )
     return {sid: Found(i, DeliveryState(state)) for sid, i, state in rows if sid is not None}
+
+
+def advance(s: Session, changes: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Move each delivery from the state it was read in (``was``) to ``state``, with the error
+    ``code`` and ``detail`` when the report carried a code; one statement per kind of change.
+    Raises if any moved meanwhile (the batch then rolls back and is applied again)."""
+    table = cast(Table, Delivery.__table__)
+    common = update(table).where(
+        table.c.id == bindparam("b_id"), table.c.state == bindparam("b_was")
+    )
+    plain = common.values(state=bindparam("b_state"), updated_at=now)
+    coded = plain.values(error_code=bindparam("b_code"), error_message=bindparam("b_detail"))
+    connection = s.connection()
+    for statement, rows in (
+        (plain, [c for c in changes if c["b_code"] is None]),
+        (coded, [c for c in changes if c["b_code"] is not None]),
+    ):
+        if rows:
+            params = rows if statement is coded else [_without_error(c) for c in rows]
+            moved = connection.execute(statement, params).rowcount
+            if moved != len(rows):
+                raise StaleStates(f"{len(rows) - moved} deliveries changed while reports applied")
+
+
+class StaleStates(RuntimeError):
+    """A delivery moved while a batch of reports was being applied to it."""
+
+
+def _without_error(change: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in change.items() if k not in ("b_code", "b_detail")}
 
 
 def add_events(s: Session, events: Sequence[dict[str, Any]]) -> None:

@@ -2,9 +2,11 @@
 stored, and applied in batches. Used by ``Deliveries.take_in`` and ``Deliveries.apply_received``
 inside their transactions.
 
-A batch is applied in delivery-id order (then arrival), so two workers on PostgreSQL lock the
-deliveries they share in the same order and never deadlock each other; each change is the same
-conditional UPDATE as ever (a report never moves a delivery backwards).
+A batch locks the deliveries it names in id order (so two workers on PostgreSQL never deadlock
+each other), decides every report in memory against the states it read, in arrival order per
+delivery (a report never moves a delivery backwards), and writes the changes, events and
+outcomes in a few statements; an UPDATE that finds a state other than the one read rolls the
+whole batch back, to be applied again.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from sqlalchemy.orm import Session
 
 from notifier.domain.channels import ChannelSpec
 from notifier.domain.contacts import mask_text
-from notifier.domain.deliveries import DeliveryState, Report, earlier_than, judge
+from notifier.domain.deliveries import DeliveryState, Report, judge
 from notifier.domain.untrusted import FREE_TEXT_LIMIT, printable
-from notifier.storage import queue
 from notifier.storage import receipts as receipt_rows
 from notifier.storage.limits import string_lengths
 from notifier.storage.models import Delivery, DeliveryEvent, Receipt
@@ -66,9 +67,11 @@ def apply(
     unknown_wait: timedelta,
 ) -> dict[str, int]:
     """Apply a claimed batch; how many reports had each outcome (applied, duplicate, ignored,
-    unknown_sid, waiting)."""
+    unknown_sid, waiting). The deliveries are locked as read, so every decision is made in
+    memory and written in a few statements."""
     found = receipt_rows.deliveries_for(s, sorted({r.provider_id for r in batch}))
-    states = {f.delivery_id: f.state for f in found.values()}
+    read = {f.delivery_id: f.state for f in found.values()}
+    states = dict(read)
 
     def order(receipt: Receipt) -> tuple[int, int]:
         known = found.get(receipt.provider_id)
@@ -77,6 +80,7 @@ def apply(
     events: list[dict[str, Any]] = []
     outcomes: list[tuple[int, str]] = []
     later: list[int] = []
+    changes: dict[int, dict[str, Any]] = {}
     for receipt in sorted(batch, key=order):
         known = found.get(receipt.provider_id)
         if known is None:
@@ -89,10 +93,19 @@ def apply(
                 extra={"action": "status_unknown_sid", "provider_id": receipt.provider_id},
             )
             continue
-        event = _apply_one(s, channels[receipt.channel], receipt, known.delivery_id, states, now)
-        outcomes.append((receipt.id, event.pop("outcome")))
-        if event:
+        delivery_id = known.delivery_id
+        new = channels[receipt.channel].reports[receipt.status]
+        verdict, event = _judged(receipt, delivery_id, states[delivery_id], new, now)
+        outcomes.append((receipt.id, verdict))
+        if event is not None:
             events.append(event)
+        if verdict == "applied":
+            states[delivery_id] = new
+            change = changes.setdefault(delivery_id, {"b_id": delivery_id, "b_code": None})
+            change |= {"b_was": read[delivery_id], "b_state": new.value}
+            if receipt.error_code is not None and event is not None:
+                change |= {"b_code": receipt.error_code, "b_detail": event["detail"]}
+    receipt_rows.advance(s, list(changes.values()), now)
     receipt_rows.add_events(s, events)
     receipt_rows.mark(s, outcomes, now)
     receipt_rows.postpone(s, later, now + RETRY_UNKNOWN)
@@ -102,32 +115,26 @@ def apply(
     return counts
 
 
-def _apply_one(
-    s: Session,
-    spec: ChannelSpec,
+def _judged(
     receipt: Receipt,
     delivery_id: int,
-    states: dict[int, DeliveryState],
+    current: DeliveryState,
+    new: DeliveryState,
     now: datetime,
-) -> dict[str, Any]:
-    """One report: its outcome, and the event it adds (none for a duplicate)."""
-    new, status, code = spec.reports[receipt.status], receipt.status, receipt.error_code
-    verdict = judge(states[delivery_id], new)
+) -> tuple[str, dict[str, Any] | None]:
+    """One report against the delivery's state: its outcome and the event it adds (none for
+    a duplicate)."""
+    status, code = receipt.status, receipt.error_code
+    verdict = judge(current, new)
     if verdict == "applied":
         detail = receipt.error_message or (
             f"the provider reported {status}" + (f" (error {code})" if code else "")
         )
-        if queue.advance_state(s, delivery_id, earlier_than(new), new, now, code, detail):
-            states[delivery_id] = new
-            return _event("applied", delivery_id, now, f"status_{new.value}", new, code, detail)
-        # Someone moved it meanwhile (the dispatcher, another report): judge again.
-        states[delivery_id] = DeliveryState(queue.delivery_state(s, delivery_id) or new.value)
-        verdict = judge(states[delivery_id], new)
-    current = states[delivery_id]
+        return verdict, _event(verdict, delivery_id, now, f"status_{new.value}", new, code, detail)
     if verdict == "duplicate":
-        return {"outcome": "duplicate"}
+        return verdict, None
     detail = f"late or conflicting status {status!r} ignored: already {current.value}"
-    return _event("ignored", delivery_id, now, "status_ignored", current, code, detail)
+    return verdict, _event(verdict, delivery_id, now, "status_ignored", current, code, detail)
 
 
 def _event(
@@ -145,7 +152,6 @@ def _event(
         extra={"action": f"status_{outcome}", "delivery_id": delivery_id, "code": code},
     )
     return {
-        "outcome": outcome,
         "delivery_id": delivery_id,
         "at": now,
         "kind": kind,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -13,14 +15,14 @@ from notifier.web.headers import SecurityHeaders
 from notifier.web.limits import BodyLimits, body_rules
 
 
-def create_app(app: App) -> FastAPI:
+def create_app(app: App, receipts_stored: Callable[[], None] | None = None) -> FastAPI:
     web = FastAPI(
         title="Notifier",
         version="1",
         description="Closure notices for clinics: webhooks, unsubscribe links and the JSON API.",
     )
     web.state.app = app
-    web.state.intake = app.intake()  # closed by HttpServer.stop
+    web.state.intake = app.intake(receipts_stored)  # closed by HttpServer.stop
 
     @web.exception_handler(NotFoundError)
     async def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:

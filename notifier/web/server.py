@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import uvicorn
 
@@ -21,8 +22,14 @@ log = logging.getLogger(__name__)
 
 
 class HttpServer:
-    def __init__(self, app: App, host: str, port: int) -> None:
-        self.web = create_app(app)
+    def __init__(
+        self,
+        app: App,
+        host: str,
+        port: int,
+        receipts_stored: Callable[[], None] | None = None,
+    ) -> None:
+        self.web = create_app(app, receipts_stored)
         config = uvicorn.Config(
             self.web,
             host=host,
