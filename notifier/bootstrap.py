@@ -11,6 +11,8 @@ from notifier.channels import Channel
 from notifier.clock import Clock, ShiftedClock, SystemClock
 from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.fanout import Fanout
+from notifier.delivery.intake import Intake
+from notifier.delivery.reconcile import Reconciler
 from notifier.delivery.workers import Workers
 from notifier.rendering.messages import Messages
 from notifier.rendering.renderer import Renderer
@@ -54,6 +56,16 @@ class App:
         """The sender, through ``channels`` (default: every enabled channel's real client)."""
         built = channels if channels is not None else registry.build_channels(self.settings)
         return Dispatcher(self.deps, built, worker_id)
+
+    def intake(self, stored: Callable[[], None] | None = None) -> Intake:
+        """The group-committed store of providers' reports (the status-callback handler's);
+        ``stored`` is called after each commit."""
+        return Intake(self.deliveries, stored)
+
+    def reconciler(self, channels: Mapping[str, Channel] | None = None) -> Reconciler:
+        """Asks the providers about deliveries left "sent" (default: every enabled channel)."""
+        built = channels if channels is not None else registry.build_channels(self.settings)
+        return Reconciler(self.deliveries, built)
 
     def workers(
         self, worker_id: str, role: str, held: Callable[[], Sequence[int]] = list

@@ -17,12 +17,16 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from notifier.bootstrap import App
+from notifier.delivery import faults
 from notifier.delivery.dispatcher import Dispatcher
+from notifier.delivery.reconcile import Reconciler
 from notifier.delivery.workers import Workers
 
 log = logging.getLogger(__name__)
 
 ROLES = ("all", "scheduler", "worker")
+RECEIPT_BATCHES_PER_RUN = 20
+RECONCILE_SECONDS = 60.0
 
 
 @dataclass
@@ -31,10 +35,13 @@ class _Runtime:
     scheduler: BackgroundScheduler
     workers: Workers
     dispatcher: Dispatcher | None
+    reconciler: Reconciler | None
 
 
 _runtime: _Runtime | None = None
 _runtime_lock = threading.Lock()
+_woken = threading.Event()  # a wake-up for apply_receipts is on its way
+_applying = threading.Event()
 
 
 def fire_broadcasts() -> None:
@@ -75,6 +82,52 @@ def dispatch() -> None:
     runtime.app.fanout.finish()
 
 
+def receipts_stored() -> None:
+    """The webhook stored reports: apply them now rather than at the next poll (one wake-up
+    at a time, however many commits ask for it; none while a run is draining, which finds
+    them itself: APScheduler would skip and warn)."""
+    if _woken.is_set() or _applying.is_set():
+        return
+    _woken.set()
+    runtime = _runtime
+    job = runtime.scheduler.get_job("apply_receipts") if runtime is not None else None
+    if job is not None:
+        job.modify(next_run_time=datetime.now(UTC))
+
+
+def apply_receipts() -> None:
+    """Apply stored delivery reports, batch after batch, until none is due (a bounded number
+    per run, so a shutdown never waits long; the next run goes on)."""
+    _applying.set()
+    _woken.clear()
+    deliveries = _current().app.deliveries
+    try:
+        for _ in range(RECEIPT_BATCHES_PER_RUN):
+            if not deliveries.apply_received():
+                return
+    except Exception as error:  # the batch rolled back: its reports stay for the next run
+        log_level = logging.WARNING if faults.is_transient(error) else logging.ERROR
+        log.log(
+            log_level,
+            "could not apply delivery reports: %s",
+            faults.reason("applying reports", error),
+            extra={"action": "receipts_apply_failed"},
+        )
+    finally:
+        _applying.clear()
+
+
+def reconcile() -> None:
+    """Ask the providers about deliveries left "sent"; forget long-applied reports."""
+    runtime = _current()
+    assert runtime.reconciler is not None, "reconcile runs only in the worker role"
+    try:
+        runtime.reconciler.run()
+        runtime.app.deliveries.purge_receipts()
+    except Exception as error:
+        faults.log_failure(log, "reconciliation failed", error, action="reconcile_failed")
+
+
 def heartbeat() -> None:
     """Say this process is alive, then take over what dead workers held (on its own schedule,
     whatever the queue is doing)."""
@@ -86,7 +139,8 @@ def configure(
 ) -> BackgroundScheduler:
     """Build the scheduler with the jobs of ``role``; the caller starts and stops it.
 
-    ``scheduler`` fires due broadcasts (fan-out), ``worker`` sends, ``all`` does both; every
+    ``scheduler`` fires due broadcasts (fan-out), ``worker`` sends and applies delivery reports
+    (and asks providers about the ones that never came), ``all`` does both; every
     role beats and takes over dead workers' claims. Any number of each may run against one
     database: firing is a conditional UPDATE that exactly one process wins, and deliveries are
     claimed with ``FOR UPDATE SKIP LOCKED``.
@@ -97,8 +151,9 @@ def configure(
     if role in ("all", "worker") and dispatcher is None:
         raise ValueError("a worker needs a dispatcher")
     scheduler = BackgroundScheduler(timezone="UTC")
+    reconciler = app.reconciler(dispatcher.channels) if dispatcher is not None else None
     with _runtime_lock:
-        _runtime = _Runtime(app, scheduler, workers, dispatcher)
+        _runtime = _Runtime(app, scheduler, workers, dispatcher, reconciler)
     common = {
         "replace_existing": True,
         "coalesce": True,
@@ -120,6 +175,12 @@ def configure(
         )
     if role in ("all", "worker"):
         scheduler.add_job(dispatch, "interval", seconds=interval, id="dispatch", **common)
+        scheduler.add_job(
+            apply_receipts, "interval", seconds=interval, id="apply_receipts", **common
+        )
+        scheduler.add_job(
+            reconcile, "interval", seconds=RECONCILE_SECONDS, id="reconcile", **common
+        )
     return scheduler
 
 

@@ -45,7 +45,9 @@ class Runtime:
         self.workers = app.workers(self.worker_id, role, held)
         self.scheduler = jobs.configure(app, self.dispatcher, self.workers, role)
         settings = app.settings
-        self.http = HttpServer(app, settings.http_host, settings.http_port) if http else None
+        applies = sends  # this process applies the reports its webhook stores: wake it for them
+        wake = jobs.receipts_stored if applies else None
+        self.http = HttpServer(app, settings.http_host, settings.http_port, wake) if http else None
 
     def start(self) -> Runtime:
         if self.http is not None:

@@ -155,6 +155,16 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(default=10, ge=0)
     breaker_pause_seconds: float = Field(default=15.0, gt=0)
 
+    # Receipts (status callbacks): taken in at once, applied in batches by the workers; a
+    # report for a message not known yet is retried this long; applied ones are kept this many
+    # days (a repeat finds its key). Deliveries still "sent" after reconcile_after_minutes
+    # (0: never) are asked of the provider, again at most that often, for reconcile_for_hours.
+    receipts_batch_size: int = Field(default=500, ge=1, le=10_000)
+    receipts_unknown_wait_seconds: float = Field(default=60.0, ge=0)
+    receipts_keep_days: float = Field(default=7.0, gt=0)
+    receipts_reconcile_after_minutes: float = Field(default=30.0, ge=0)
+    receipts_reconcile_for_hours: float = Field(default=72.0, gt=0)
+
     # Pretend the current time is this (the clock then runs forward): demos and end-to-end tests.
     now: datetime | None = None
 

@@ -10,12 +10,14 @@ phone and email in its message as it is made, so nothing downstream can store or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 from notifier.domain.channels import ChannelSpec
 from notifier.domain.contacts import mask_text
+from notifier.domain.deliveries import Report
 from notifier.errors import NotifierError
 from notifier.settings import Settings
 
@@ -88,3 +90,13 @@ class ChannelFactory(Protocol):
     def spec(self) -> ChannelSpec: ...
 
     def __call__(self, settings: Settings) -> Channel: ...
+
+
+@runtime_checkable
+class Asked(Protocol):
+    """A channel whose provider can be asked where its messages are (reconciliation)."""
+
+    def reports(self, provider_ids: Sequence[str]) -> list[Report]:
+        """The provider's current status of each message it still knows; raise
+        ``ChannelError`` if it cannot be asked at all."""
+        ...

@@ -42,7 +42,6 @@ from notifier.domain.deliveries import (
     failed,
     paused,
     sent,
-    withdrawn,
 )
 from notifier.domain.senders import Sender, choose
 from notifier.storage import queue, send_rates
@@ -241,7 +240,7 @@ class Dispatcher:
         prepared = {item.delivery_id for item in items}
         self._let_go([i for i in ids if i not in prepared])
         for item in items:
-            self._withdrawals.track(item.notice_id)
+            self._withdrawals.track(item)
         return items
 
     # --- sending --------------------------------------------------------------------------
@@ -275,7 +274,7 @@ class Dispatcher:
             kept = self._outcomes.write(item, outcome)
         finally:
             self._let_go([item.delivery_id])
-            self._withdrawals.untrack(item.notice_id)
+            self._withdrawals.untrack(item)
         level = logging.INFO if outcome.state != DeliveryState.FAILED else logging.WARNING
         log.log(
             level,
@@ -302,15 +301,15 @@ class Dispatcher:
                 if found is not None:
                     segments = found.segments or item.cost
                     return sent(item.attempts, found.provider_id, segments, "reconciled")
-            if self._withdrawals.withdrawn(item.notice_id):
-                return withdrawn(item.attempts)
+            if (stopped := self._withdrawals.last_look(item)) is not None:
+                return stopped
             limiter = self.limiters[_limit_key(item)]
             if not limiter.acquire(item.cost, self.stopping):
                 return None
             if self.stopping.is_set():
                 return None
-            if self._withdrawals.withdrawn(item.notice_id):  # the last look
-                return withdrawn(item.attempts)
+            if (stopped := self._withdrawals.last_look(item)) is not None:  # the last look
+                return stopped
             with metrics.provider_request(item.channel):
                 result = self._call(item, lambda: channel.send(item.message))
         except _Paused as pause:

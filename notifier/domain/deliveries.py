@@ -113,6 +113,11 @@ def withdrawn(attempts: int) -> Outcome:
     )
 
 
+def opted_out(attempts: int) -> Outcome:
+    """Its address opted out (a STOP) while the message waited: not sent."""
+    return Outcome(DeliveryState.SKIPPED, "skipped", attempts, detail="opted out")
+
+
 def paused(attempts: int, until: datetime, channel: str, needs_reconcile: bool) -> Outcome:
     """Not attempted: the channel's provider is failing every request (its breaker is open)."""
     return Outcome(
@@ -168,3 +173,23 @@ def failed(
         next_attempt_at=next_attempt,
         needs_reconcile=failure.ambiguous,
     )
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a provider says about one message it took (a status callback, or its answer when
+    asked): the provider's id, its status word, and the error it gave, if any."""
+
+    channel: str
+    provider_id: str
+    status: str
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def judge(current: DeliveryState, new: DeliveryState) -> str:
+    """What a report of ``new`` does to a delivery in ``current``: ``applied`` (it moves
+    forward), ``duplicate`` (already there) or ``ignored`` (late or conflicting)."""
+    if rank(current) < rank(new):
+        return "applied"
+    return "duplicate" if current == new else "ignored"

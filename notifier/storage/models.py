@@ -265,6 +265,40 @@ class InboundMessage(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class Receipt(Base):
+    """A provider's report on a sent message (a status callback, or the provider's answer when
+    asked), taken in before it is applied: once per (channel, provider id, status). Applied in
+    batches; kept for NOTIFIER_RECEIPTS_KEEP_DAYS so a repeat finds its key, then purged."""
+
+    __tablename__ = "receipts"
+    __table_args__ = (
+        UniqueConstraint("channel", "provider_id", "status"),
+        # Serves the apply claim: WHERE applied_at IS NULL AND due_at <= now ORDER BY due_at, id
+        Index("ix_receipts_claim", "applied_at", "due_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    provider_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))  # the provider's word, lower case
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(Text)  # masked before stored
+    source: Mapped[str] = mapped_column(String(20))  # callback, reconcile
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())  # later for a not-yet-known id
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(20))  # applied, duplicate, ignored...
+
+
+class ProviderCheck(Base):
+    """When the provider was last asked about a delivery left "sent" (reconciliation)."""
+
+    __tablename__ = "provider_checks"
+
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class ApiToken(Base):
     """A bearer token for /api/v1; only its SHA-256 is stored."""
 

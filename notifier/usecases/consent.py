@@ -1,17 +1,13 @@
-"""Consent and what providers tell us: opt-outs and opt-ins (keywords, unsubscribe links, the
-API, a provider's own opt-out list), the consent ledger, patients' replies (STOP, START, HELP),
-and delivery reports (status callbacks).
+"""Consent: opt-outs and opt-ins (keywords, unsubscribe links, the API, a provider's own
+opt-out list), the consent ledger, and patients' replies (STOP, START, HELP).
 
 Every change is one row per affected patient in ``consent_events`` (who, when, how, channel,
-old → new). Delivery reports never move a delivery backwards: ``sending``/``sent`` <
-``delivered`` | ``undelivered`` | ``failed``; a repeated report changes nothing; a late one
-(``sent`` after ``delivered``) changes nothing but is kept as an event.
+old → new). Delivery reports (status callbacks) belong to ``usecases.deliveries``.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,27 +23,14 @@ from notifier.domain.consent import (
     Source,
     match,
 )
-from notifier.domain.contacts import mask_address, mask_text
-from notifier.domain.deliveries import DeliveryState, earlier_than
-from notifier.domain.untrusted import FREE_TEXT_LIMIT, printable
+from notifier.domain.contacts import mask_address
 from notifier.storage import consent as consent_rows
 from notifier.storage import patients as patient_rows
-from notifier.storage import queue
-from notifier.storage.limits import string_lengths
-from notifier.storage.models import ConsentEvent, Delivery, DeliveryEvent, Patient
+from notifier.storage.models import ConsentEvent, Patient
 from notifier.unsubscribe import Subscriber, tokens
 from notifier.usecases import UseCase, inbound
 
 log = logging.getLogger(__name__)
-# A report's fields are cut to the columns they are stored in (PostgreSQL refuses longer).
-_SID_CHARS = string_lengths(Delivery)["provider_id"]
-_CODE_CHARS = min(string_lengths(Delivery)["error_code"], string_lengths(DeliveryEvent)["code"])
-
-
-@dataclass(frozen=True)
-class ReportResult:
-    outcome: str  # applied, duplicate, ignored, unknown_sid, no_op
-    state: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,69 +125,6 @@ class Consent(UseCase):
             },
         )
         return Reply(keyword, changed, answer)
-
-    # --- delivery reports -----------------------------------------------------------------
-
-    def report(
-        self,
-        channel: str,
-        provider_id: str,
-        status: str,
-        error_code: str | None = None,
-        error_message: str | None = None,
-        wait_for_unknown: float = 0.0,
-    ) -> ReportResult:
-        """Apply one delivery report (a status callback) to the delivery with that provider id."""
-        provider_id, status = printable(provider_id), printable(status)
-        error_code = printable(error_code) if error_code else None
-        error_message = printable(error_message, FREE_TEXT_LIMIT) if error_message else None
-        if not provider_id or len(provider_id) > _SID_CHARS:
-            return ReportResult("unknown_sid")  # no id of ours is longer than the column
-        new = self.deps.spec(channel).reports.get(status.lower())
-        if new is None:
-            return ReportResult("no_op")
-        delivery_id = self._find(provider_id, wait_for_unknown)
-        if delivery_id is None:
-            log.info(
-                "status callback for an unknown message",
-                extra={"action": "status_unknown_sid", "provider_id": provider_id},
-            )
-            return ReportResult("unknown_sid")
-        now = self.clock.now()
-        # The provider's words may quote the patient's number or address: masked before stored.
-        code = mask_text(error_code)[:_CODE_CHARS] if error_code else None
-        with self.db.session() as s:
-            detail = (
-                mask_text(error_message)
-                if error_message
-                else (f"the provider reported {status}" + (f" (error {code})" if code else ""))
-            )
-            if queue.advance_state(s, delivery_id, earlier_than(new), new, now, code, detail):
-                event, outcome = f"status_{new.value}", ReportResult("applied", new.value)
-            else:
-                current = queue.delivery_state(s, delivery_id) or ""
-                if current == new.value:
-                    return ReportResult("duplicate", current)
-                new = DeliveryState(current)
-                event, outcome = "status_ignored", ReportResult("ignored", current)
-                detail = f"late or conflicting status {status!r} ignored: already {current}"
-            queue.add_events(s, [delivery_id], now, event, new, code=code, detail=detail)
-        log.info(
-            "status callback %s",
-            outcome.outcome,
-            extra={"action": f"status_{outcome.outcome}", "delivery_id": delivery_id, "code": code},
-        )
-        return outcome
-
-    def _find(self, provider_id: str, wait: float) -> int | None:
-        """The report can overtake our own commit of the send: look again briefly."""
-        deadline = time.monotonic() + wait
-        while True:
-            with self.db.session() as s:
-                found = queue.delivery_id_by_provider_id(s, provider_id)
-            if found is not None or time.monotonic() >= deadline:
-                return found
-            time.sleep(0.1)
 
 
 # --- inside another use case's transaction ---------------------------------------------------

@@ -1,14 +1,25 @@
 """The delivery log: every message, its state, attempts and errors; each one's history; counts
-per channel and state; re-queueing failed deliveries."""
+per channel and state; re-queueing failed deliveries; and what providers report about them
+(status callbacks, and its answers when asked: see ``usecases.receipts``).
+
+Reports are stored first (the receipts intake, once per provider id and status) and applied in
+batches by the workers. They never move a delivery backwards: ``sending``/``sent`` <
+``delivered`` | ``undelivered`` | ``failed``; a repeated report changes nothing; a late one
+(``sent`` after ``delivered``) changes nothing but is kept as an event.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import timedelta
 
+from notifier.domain.deliveries import Report
 from notifier.errors import NotFoundError
 from notifier.storage import notices as notice_rows
 from notifier.storage import queue, reports
-from notifier.usecases import UseCase
+from notifier.storage import receipts as receipt_rows
+from notifier.usecases import UseCase, receipts
 from notifier.usecases.lookups import require_notice
 from notifier.usecases.views import DeliveryView, EventView, delivery_view, event_view
 
@@ -68,3 +79,50 @@ class Deliveries(UseCase):
             extra={"action": "retry_requested", "notice_id": notice_id, "count": len(ids)},
         )
         return len(ids)
+
+    # --- delivery reports (status callbacks, the provider's answers) -----------------------
+
+    def take_in(self, reports: Sequence[Report], source: str = "callback") -> int:
+        """Store reports in the receipts intake, all in one transaction (a group commit); a
+        repeat of one already there changes nothing. How many were worth storing (reports the
+        channel does not act on, such as "queued", are dropped)."""
+        now = self.clock.now()
+        rows = [r for r in (receipts.row(x, self.deps.channels, source, now) for x in reports) if r]
+        if rows:
+            with self.db.session() as s:
+                receipt_rows.append(s, rows)
+        return len(rows)
+
+    def apply_received(self, limit: int | None = None) -> dict[str, int]:
+        """Apply one batch of stored reports (oldest first) to their deliveries; how many had
+        each outcome. Empty when nothing is due."""
+        now = self.clock.now()
+        wait = timedelta(seconds=self.settings.receipts_unknown_wait_seconds)
+        with self.db.session() as s:
+            batch = receipt_rows.claim(s, now, limit or self.settings.receipts_batch_size)
+            if not batch:
+                return {}
+            return receipts.apply(s, self.deps.channels, batch, now, wait)
+
+    def receipts_waiting(self) -> int:
+        """Stored reports not applied yet."""
+        with self.db.session() as s:
+            return receipt_rows.waiting(s)
+
+    def stale_sent(self, channel: str, limit: int) -> list[str]:
+        """Provider ids of deliveries left "sent" longer than
+        NOTIFIER_RECEIPTS_RECONCILE_AFTER_MINUTES (within NOTIFIER_RECEIPTS_RECONCILE_FOR_HOURS
+        of sending) and not asked about for as long; each is marked asked now."""
+        settings, now = self.settings, self.clock.now()
+        before = now - timedelta(minutes=settings.receipts_reconcile_after_minutes)
+        after = now - timedelta(hours=settings.receipts_reconcile_for_hours)
+        with self.db.session() as s:
+            found = receipt_rows.stale_sent(s, channel, before, after, limit)
+            receipt_rows.checked(s, [delivery_id for delivery_id, _ in found], now)
+        return [provider_id for _, provider_id in found]
+
+    def purge_receipts(self) -> int:
+        """Forget applied reports older than NOTIFIER_RECEIPTS_KEEP_DAYS."""
+        cutoff = self.clock.now() - timedelta(days=self.settings.receipts_keep_days)
+        with self.db.session() as s:
+            return receipt_rows.purge(s, cutoff)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,7 +23,7 @@ from notifier.web.proxies import ForwardedHeaders, warn_if_any_peer_trusted
 log = logging.getLogger(__name__)
 
 
-def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
+def create_app(app: App, receipts_stored: Callable[[], None] | None = None) -> FastAPI:
     web = FastAPI(
         title="Notifier",
         version="1",
@@ -31,7 +32,7 @@ def create_app(app: App, *, unknown_sid_wait: float = 2.0) -> FastAPI:
         redoc_url=None,
     )
     web.state.app = app
-    web.state.unknown_sid_wait = unknown_sid_wait
+    web.state.intake = app.intake(receipts_stored)  # closed by HttpServer.stop
 
     web.add_exception_handler(RequestValidationError, invalid_request)
 

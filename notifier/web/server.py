@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import uvicorn
 
@@ -22,8 +23,14 @@ log = logging.getLogger(__name__)
 
 
 class HttpServer:
-    def __init__(self, app: App, host: str, port: int, unknown_sid_wait: float = 2.0) -> None:
-        self.web = create_app(app, unknown_sid_wait=unknown_sid_wait)
+    def __init__(
+        self,
+        app: App,
+        host: str,
+        port: int,
+        receipts_stored: Callable[[], None] | None = None,
+    ) -> None:
+        self.web = create_app(app, receipts_stored)
         s = app.settings
         # Once more outside Starlette's error middleware (which sits outside every middleware we
         # add): the 500 it sends for an unhandled exception carries the security headers too.
@@ -67,6 +74,7 @@ class HttpServer:
     def stop(self, timeout: float = 10.0) -> None:
         self._server.should_exit = True
         self._thread.join(timeout)
+        self.web.state.intake.close()
 
     def __enter__(self) -> HttpServer:
         self.start()

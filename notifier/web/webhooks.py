@@ -6,6 +6,7 @@ is ``NOTIFIER_PUBLIC_BASE_URL`` + the path (+ query), exactly what Twilio was gi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated
 
@@ -17,6 +18,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 from notifier import metrics
 from notifier.bootstrap import App
 from notifier.channels.sms import SmsChannel
+from notifier.delivery.intake import Intake
+from notifier.domain.deliveries import Report
 from notifier.web.deps import Application
 
 log = logging.getLogger(__name__)
@@ -65,22 +68,30 @@ def _field(form: FormData, name: str) -> str:
 
 @router.post(
     "/status",
-    responses={403: {"description": "missing or wrong X-Twilio-Signature"}},
+    responses={
+        403: {"description": "missing or wrong X-Twilio-Signature"},
+        503: {"description": "the report could not be stored: Twilio retries"},
+    },
     response_class=Response,
 )
-def status_callback(form: SignedForm, app: Application, request: Request) -> Response:
-    """Twilio's message status callback (sent, delivered, undelivered, failed)."""
+async def status_callback(form: SignedForm, request: Request) -> Response:
+    """Twilio's message status callback (sent, delivered, undelivered, failed): stored in the
+    receipts intake (group-committed with concurrent ones) before the 200, applied by a worker."""
     sid = _field(form, "MessageSid") or _field(form, "SmsSid")
     status = _field(form, "MessageStatus") or _field(form, "SmsStatus")
     if sid and status:
-        app.consent.report(
+        intake: Intake = request.app.state.intake
+        report = Report(
             SMS,
             sid,
             status,
             _field(form, "ErrorCode") or None,
             _field(form, "ErrorMessage") or None,
-            wait_for_unknown=request.app.state.unknown_sid_wait,
         )
+        try:
+            await asyncio.wrap_future(intake.take(report))
+        except Exception:  # logged by the intake; Twilio retries a callback that failed
+            return Response(status_code=503)
     return Response(status_code=200)
 
 

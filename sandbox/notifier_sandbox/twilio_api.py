@@ -333,6 +333,11 @@ class MessagesApi:
             with self._lock:
                 self._callbacks.append(record)
             return
+        if params.get("MessageStatus") in self.lost_callbacks:
+            record.update(error="lost in transit (test control)", time=self.now())
+            with self._lock:
+                self._callbacks.append(record)
+            return
         headers = {
             "Content-Type": f"{FORM}; charset=utf-8",
             "User-Agent": "TwilioProxy/1.1",

@@ -93,6 +93,7 @@ class FakeTwilio(MessagesApi):
         self.inbound_urls = dict(inbound_urls or {})
         self.reorder, self.duplicate = reorder, duplicate
         self.callback_timeout = callback_timeout
+        self.lost_callbacks: set[str] = set()  # statuses whose callbacks never arrive
         self.log_requests = log_requests
         self._clock = clock or time.time
         self._offset = 0.0
@@ -300,6 +301,13 @@ class FakeTwilio(MessagesApi):
     def opt_in(self, to: str, scope: str | None = None) -> None:
         with self._lock:
             self._opt_outs.discard((to, scope or "*"))
+
+    def lose_callbacks(self, *statuses: str) -> None:
+        """Status callbacks for these statuses are lost on the way (recorded, never posted),
+        as when the receiving service was down: the message's status moves on all the same,
+        and a fetch or list shows it."""
+        with self._lock:
+            self.lost_callbacks = set(statuses)
 
     def geo_block(self, prefix: str) -> None:
         """Creates whose To starts with ``prefix`` (e.g. "+44") get 400/21408."""

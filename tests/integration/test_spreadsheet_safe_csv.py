@@ -64,6 +64,7 @@ def report_formula_failure(web: Web, notice_id: int) -> None:
         },
     )
     assert answer.status_code == 200
+    assert web.settle() == {"applied": 1}
 
 
 def cells(text: str) -> list[dict[str, str]]:

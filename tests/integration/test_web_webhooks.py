@@ -7,6 +7,7 @@ from twilio.request_validator import RequestValidator
 
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
+from notifier.storage.models import Delivery
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.channels import FakeChannel
@@ -46,6 +47,8 @@ def test_a_genuine_status_callback_marks_the_delivery_delivered(
     sid, delivery = next(iter(sent.items()))
     response = web.signed_post("/webhooks/twilio/status", status(sid, "delivered"))
     assert response.status_code == 200
+    assert state_of(web, delivery) == "sent"  # stored, not applied yet
+    assert web.settle() == {"applied": 1}
     assert state_of(web, delivery) == "delivered"
     assert events(web.app, delivery)[-1] == ("status_delivered", "delivered", None)
 
@@ -70,6 +73,7 @@ def test_an_unsigned_or_forged_callback_is_refused_and_changes_nothing(
             "/webhooks/twilio/status", data=params, headers={"X-Twilio-Signature": good}
         )
     assert response.status_code == 403
+    assert web.settle() == {}
     assert state_of(web, delivery) == "sent"
     assert events(web.app, delivery) == before
 
@@ -80,6 +84,7 @@ def test_out_of_order_and_repeated_callbacks_never_move_a_state_backwards(
     sid, delivery = next(iter(sent.items()))
     for value in ("delivered", "delivered", "sent", "queued", "sending", "undelivered"):
         assert web.signed_post("/webhooks/twilio/status", status(sid, value)).status_code == 200
+        web.settle()
     assert state_of(web, delivery) == "delivered"
     kinds = [kind for kind, _, _ in events(web.app, delivery)]
     # one change, the duplicate is silent, the late "sent" and conflicting one are logged
@@ -94,14 +99,35 @@ def test_undelivered_records_the_carrier_error_code(web: Web, sent: dict[str, in
         "/webhooks/twilio/status",
         status(sid, "undelivered", ErrorCode="30007", ErrorMessage="Carrier violation"),
     )
+    assert web.settle() == {"duplicate": 1, "applied": 1}
     log = next(d for d in web.app.deliveries.log() if d.id == delivery)
     assert (log.state, log.error_code, log.error) == ("undelivered", "30007", "Carrier violation")
     assert events(web.app, delivery)[-1] == ("status_undelivered", "undelivered", "30007")
 
 
-def test_a_callback_for_an_unknown_message_is_acknowledged(web: Web) -> None:
+def test_a_callback_for_an_unknown_message_is_acknowledged_and_given_up_on_later(
+    web: Web, clock: FrozenClock
+) -> None:
     response = web.signed_post("/webhooks/twilio/status", status("SM" + "f" * 32, "delivered"))
     assert response.status_code == 200
+    assert web.settle() == {"waiting": 1}  # the send's own commit may not have landed yet
+    clock.advance(seconds=61)
+    assert web.settle() == {"unknown_sid": 1}
+    assert web.app.deliveries.receipts_waiting() == 0
+
+
+def test_a_callback_that_overtakes_the_send_is_applied_once_the_send_is_recorded(
+    web: Web, sent: dict[str, int], clock: FrozenClock
+) -> None:
+    sid = "SM" + "e" * 32
+    web.signed_post("/webhooks/twilio/status", status(sid, "delivered"))
+    assert web.settle() == {"waiting": 1}
+    delivery = next(iter(sent.values()))
+    with web.app.db.session() as s:  # the dispatcher's commit of the send lands only now
+        s.get(Delivery, delivery).provider_id = sid  # type: ignore[union-attr]
+    clock.advance(seconds=2)
+    assert web.settle() == {"applied": 1}
+    assert state_of(web, delivery) == "delivered"
 
 
 @pytest.mark.parametrize(
@@ -181,7 +207,7 @@ def test_end_to_end_twilios_own_callbacks_and_replies_reach_the_running_server(
 ) -> None:
     with (
         FakeTwilio(callback_delay=0.05, reorder=True, duplicate=True) as twilio,
-        served(database_url, twilio, fake_smtp, clock, unknown_sid_wait=2.0) as web,
+        served(database_url, twilio, fake_smtp, clock) as web,
     ):
         add_cova(web.app)
         notice = web.app.notices.create(
@@ -192,6 +218,7 @@ def test_end_to_end_twilios_own_callbacks_and_replies_reach_the_running_server(
         callbacks = twilio.callbacks
         assert callbacks and all(c["status"] == 200 for c in callbacks)
         assert all(c["url"] == web.server.url + "/webhooks/twilio/status" for c in callbacks)
+        web.settle()
         states = sorted(d.state for d in web.app.deliveries.log(notice.id, channel="sms"))
         assert states == ["delivered", "delivered", "skipped", "skipped"]
 

@@ -54,6 +54,16 @@ class Web:
         response = self.signed_post("/webhooks/twilio/inbound", params)
         return response.status_code, response.text
 
+    def settle(self) -> dict[str, int]:
+        """Apply the delivery reports the intake holds, as a worker would; their outcomes."""
+        totals: dict[str, int] = {}
+        while counts := self.app.deliveries.apply_received():
+            for outcome, count in counts.items():
+                totals[outcome] = totals.get(outcome, 0) + count
+            if set(counts) == {"waiting"}:
+                break
+        return totals
+
 
 _message_sids = itertools.count(1)
 
@@ -69,13 +79,12 @@ def served(
     twilio: FakeTwilio,
     smtp: FakeSmtp,
     clock: FrozenClock,
-    unknown_sid_wait: float = 0.0,
     **settings: Any,
 ) -> Iterator[Web]:
     """The app served on a free loopback port; ``settings`` add to the peers' settings."""
     values = {"secret_key": SECRET} | settings
     app = build_app(peer_settings(database_url, twilio, smtp, **values), clock=clock)
-    server = HttpServer(app, "127.0.0.1", 0, unknown_sid_wait=unknown_sid_wait)
+    server = HttpServer(app, "127.0.0.1", 0)
     server.start()
     # The port is known only now; channels built after this send callbacks here.
     app.settings.public_base_url = server.url

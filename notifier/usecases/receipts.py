@@ -1,0 +1,162 @@
+"""Providers' reports as the receipts intake holds them: cleaned into rows before they are
+stored, and applied in batches. Used by ``Deliveries.take_in`` and ``Deliveries.apply_received``
+inside their transactions.
+
+A batch locks the deliveries it names in id order (so two workers on PostgreSQL never deadlock
+each other), decides every report in memory against the states it read, in arrival order per
+delivery (a report never moves a delivery backwards), and writes the changes, events and
+outcomes in a few statements; an UPDATE that finds a state other than the one read rolls the
+whole batch back, to be applied again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from notifier.domain.channels import ChannelSpec
+from notifier.domain.contacts import mask_text
+from notifier.domain.deliveries import DeliveryState, Report, judge
+from notifier.domain.untrusted import FREE_TEXT_LIMIT, printable
+from notifier.storage import receipts as receipt_rows
+from notifier.storage.limits import string_lengths
+from notifier.storage.models import Delivery, DeliveryEvent, Receipt
+
+log = logging.getLogger(__name__)
+# A report's fields are cut to the columns they are stored in (PostgreSQL refuses longer).
+_SID_CHARS = string_lengths(Delivery)["provider_id"]
+_CODE_CHARS = min(string_lengths(Delivery)["error_code"], string_lengths(DeliveryEvent)["code"])
+RETRY_UNKNOWN = timedelta(seconds=1)  # how soon a report for an unknown message is tried again
+
+
+def row(
+    report: Report, channels: Mapping[str, ChannelSpec], source: str, now: datetime
+) -> dict[str, Any] | None:
+    """The intake row for ``report``, cleaned; None for a report nothing would come of (an
+    unknown channel, no usable id, a status the channel does not act on: queued, sending…)."""
+    spec = channels.get(report.channel)
+    provider_id, status = printable(report.provider_id), printable(report.status).lower()
+    if spec is None or not provider_id or len(provider_id) > _SID_CHARS:
+        return None  # no id of ours is longer than the column
+    if status not in spec.reports:
+        return None
+    code = mask_text(printable(report.error_code))[:_CODE_CHARS] if report.error_code else None
+    # The provider's words may quote the patient's number or address: masked before stored.
+    text = printable(report.error_message, FREE_TEXT_LIMIT) if report.error_message else None
+    return {
+        "channel": spec.name,
+        "provider_id": provider_id,
+        "status": status,
+        "error_code": code or None,
+        "error_message": mask_text(text) if text else None,
+        "source": source,
+        "received_at": now,
+        "due_at": now,
+    }
+
+
+def apply(
+    s: Session,
+    channels: Mapping[str, ChannelSpec],
+    batch: Sequence[Receipt],
+    now: datetime,
+    unknown_wait: timedelta,
+) -> dict[str, int]:
+    """Apply a claimed batch; how many reports had each outcome (applied, duplicate, ignored,
+    unknown_sid, waiting). The deliveries are locked as read, so every decision is made in
+    memory and written in a few statements."""
+    found = receipt_rows.deliveries_for(s, sorted({r.provider_id for r in batch}))
+    read = {f.delivery_id: f.state for f in found.values()}
+    states = dict(read)
+
+    def order(receipt: Receipt) -> tuple[int, int]:
+        known = found.get(receipt.provider_id)
+        return (known.delivery_id if known else 0, receipt.id)
+
+    events: list[dict[str, Any]] = []
+    outcomes: list[tuple[int, str]] = []
+    later: list[int] = []
+    changes: dict[int, dict[str, Any]] = {}
+    for receipt in sorted(batch, key=order):
+        known = found.get(receipt.provider_id)
+        if known is None:
+            if receipt.received_at + unknown_wait > now:
+                later.append(receipt.id)
+                continue
+            outcomes.append((receipt.id, "unknown_sid"))
+            log.info(
+                "status callback for an unknown message",
+                extra={"action": "status_unknown_sid", "provider_id": receipt.provider_id},
+            )
+            continue
+        delivery_id = known.delivery_id
+        new = channels[receipt.channel].reports[receipt.status]
+        verdict, event = _judged(receipt, delivery_id, states[delivery_id], new, now)
+        outcomes.append((receipt.id, verdict))
+        if event is not None:
+            events.append(event)
+        if verdict == "applied":
+            states[delivery_id] = new
+            change = changes.setdefault(delivery_id, {"b_id": delivery_id, "b_code": None})
+            change |= {"b_was": read[delivery_id], "b_state": new.value}
+            if receipt.error_code is not None and event is not None:
+                change |= {"b_code": receipt.error_code, "b_detail": event["detail"]}
+    receipt_rows.advance(s, list(changes.values()), now)
+    receipt_rows.add_events(s, events)
+    receipt_rows.mark(s, outcomes, now)
+    receipt_rows.postpone(s, later, now + RETRY_UNKNOWN)
+    counts: dict[str, int] = {"waiting": len(later)} if later else {}
+    for _, verdict in outcomes:
+        counts[verdict] = counts.get(verdict, 0) + 1
+    return counts
+
+
+def _judged(
+    receipt: Receipt,
+    delivery_id: int,
+    current: DeliveryState,
+    new: DeliveryState,
+    now: datetime,
+) -> tuple[str, dict[str, Any] | None]:
+    """One report against the delivery's state: its outcome and the event it adds (none for
+    a duplicate)."""
+    status, code = receipt.status, receipt.error_code
+    verdict = judge(current, new)
+    if verdict == "applied":
+        detail = receipt.error_message or (
+            f"the provider reported {status}" + (f" (error {code})" if code else "")
+        )
+        return verdict, _event(verdict, delivery_id, now, f"status_{new.value}", new, code, detail)
+    if verdict == "duplicate":
+        return verdict, None
+    detail = f"late or conflicting status {status!r} ignored: already {current.value}"
+    return verdict, _event(verdict, delivery_id, now, "status_ignored", current, code, detail)
+
+
+def _event(
+    outcome: str,
+    delivery_id: int,
+    now: datetime,
+    kind: str,
+    state: DeliveryState,
+    code: str | None,
+    detail: str,
+) -> dict[str, Any]:
+    log.info(
+        "status callback %s",
+        outcome,
+        extra={"action": f"status_{outcome}", "delivery_id": delivery_id, "code": code},
+    )
+    return {
+        "delivery_id": delivery_id,
+        "at": now,
+        "kind": kind,
+        "state": state.value,
+        "attempt": 0,
+        "code": code,
+        "detail": detail,
+    }

@@ -1,0 +1,70 @@
+"""Reconciliation: the final status callbacks are lost on the way (the sandbox drops them), so
+the texts stay "sent"; once they are older than NOTIFIER_RECEIPTS_RECONCILE_AFTER_MINUTES the
+provider is asked through the real twilio SDK (Messages API) and the answers are applied like
+callbacks: delivered, undelivered with the carrier's code, and a late callback changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from notifier.clock import FrozenClock
+from notifier.runtime import run_once
+from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.records import events
+from tests.support.web import Web
+
+MARIA = "+15405550111"
+
+
+def texts(web: Web) -> dict[str, str]:
+    """State of each text by its provider id."""
+    return {
+        d.provider_id or "": d.state
+        for d in web.app.deliveries.log(channel="sms", state=None)
+        if d.provider_id
+    }
+
+
+def test_deliveries_whose_callbacks_were_lost_are_brought_up_to_date_from_the_provider(
+    web: Web, fake_twilio: FakeTwilio, clock: FrozenClock
+) -> None:
+    fake_twilio.lose_callbacks("delivered", "undelivered")
+    fake_twilio.fault({"to": MARIA}, response={"fate": "undelivered", "error_code": 30003})
+    web.app.notices.create(
+        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+    )
+    run_once(web.app)
+    fake_twilio.flush(timeout=20)
+    web.settle()  # the "sent" callbacks did arrive
+    before = texts(web)
+    assert set(before.values()) == {"sent"} and len(before) == 2
+    lost = [c for c in fake_twilio.callbacks if c["error"]]
+    assert sorted(c["message_status"] for c in lost) == ["delivered", "undelivered"]
+
+    reconciler = web.app.reconciler()
+    try:
+        clock.advance(seconds=29 * 60)
+        assert reconciler.run() == 0  # not stale yet: a callback may still come
+        clock.advance(seconds=2 * 60)
+        assert reconciler.run() == 2
+        fetched = [r["path"] for r in fake_twilio.requests if r["method"] == "GET"]
+        assert sorted(p.rsplit("/", 1)[1] for p in fetched) == sorted(f"{s}.json" for s in before)
+        assert web.settle() == {"applied": 2}
+        assert reconciler.run() == 0  # asked just now: not again before another period
+    finally:
+        for channel in reconciler.channels.values():
+            channel.close()
+
+    after = {d.provider_id: d for d in web.app.deliveries.log(channel="sms") if d.provider_id}
+    assert Counter(d.state for d in after.values()) == {"delivered": 1, "undelivered": 1}
+    undelivered = next(d for d in after.values() if d.state == "undelivered")
+    assert undelivered.error_code == "30003"
+    assert events(web.app, undelivered.id)[-1] == ("status_undelivered", "undelivered", "30003")
+
+    # The lost callback turns up after all: the same report, stored once, changes nothing.
+    sid = undelivered.provider_id or ""
+    late = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    assert web.signed_post("/webhooks/twilio/status", late).status_code == 200
+    assert web.settle() == {}
+    assert len([e for e in events(web.app, undelivered.id) if e[0].startswith("status_")]) == 1
