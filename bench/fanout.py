@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 
 from bench.common import add_patients, bench_app, queue_notice
-from notifier.storage import queue
+from notifier.storage import deliveries as delivery_rows
 
 
 def fan_out(count: int) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def _claim_plan_and_time(app: Any) -> tuple[list[str], float]:
         plan = [str(r[-1]) for r in rows]
     started = time.perf_counter()
     with app.db.session() as s:
-        ids = queue.claim(s, "bench", ["sms"], now, now + timedelta(seconds=60), 100)
+        ids = delivery_rows.claim(s, "bench", ["sms"], now, now + timedelta(seconds=60), 100)
     elapsed = (time.perf_counter() - started) * 1000
     assert len(ids) == 100
     return plan, elapsed

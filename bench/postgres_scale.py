@@ -41,7 +41,7 @@ def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
     from notifier.bootstrap import build_app
     from notifier.clock import FrozenClock
     from notifier.settings import load_settings
-    from notifier.storage import queue
+    from notifier.storage import deliveries as delivery_rows
 
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(url, autocommit=True) as conn:
@@ -97,7 +97,9 @@ def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
                 with app.db.session() as s:
                     now = clock.now()
                     claimed += len(
-                        queue.claim(s, "bench", ["sms"], now, now + timedelta(minutes=5), batch)
+                        delivery_rows.claim(
+                            s, "bench", ["sms"], now, now + timedelta(minutes=5), batch
+                        )
                     )
             result[f"claim_batch_{batch}_rows_per_s"] = claimed / (time.perf_counter() - started)
         with app.db.engine.connect() as conn:

@@ -44,7 +44,8 @@ from notifier.domain.deliveries import (
     sent,
 )
 from notifier.domain.senders import Sender, choose
-from notifier.storage import queue, send_rates
+from notifier.storage import deliveries as delivery_rows
+from notifier.storage import send_rates
 from notifier.usecases import Deps
 
 log = logging.getLogger(__name__)
@@ -232,7 +233,7 @@ class Dispatcher:
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
         with self.db.session() as s:
-            ids = queue.claim(s, self.worker_id, self.channels, now, lease_until, limit)
+            ids = delivery_rows.claim(s, self.worker_id, self.channels, now, lease_until, limit)
         if not ids:
             return []
         self._hold(ids)
@@ -269,7 +270,7 @@ class Dispatcher:
         try:
             if outcome is None:  # shutting down before the provider call
                 with self.db.session() as s:
-                    queue.hand_back(s, [item.delivery_id], self.worker_id, self.clock.now())
+                    delivery_rows.hand_back(s, [item.delivery_id], self.worker_id, self.clock.now())
                 return
             kept = self._outcomes.write(item, outcome)
         finally:

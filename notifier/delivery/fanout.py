@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from notifier.delivery import faults
 from notifier.domain.channels import ChannelSpec
 from notifier.domain.notices import WITHDRAWN, BroadcastStatus, too_late
-from notifier.storage import fanout as fanout_rows
 from notifier.storage import notices as notice_rows
+from notifier.storage import recipients as recipient_rows
 from notifier.storage.models import Notice
 from notifier.usecases import Deps
 from notifier.usecases.previews import Previews, Recipients
@@ -58,7 +58,7 @@ class Fanout:
     def finish(self) -> int:
         """Mark sending broadcasts whose deliveries are all final as done."""
         with self.db.session() as s:
-            return fanout_rows.finish_broadcasts(s, self.clock.now())
+            return recipient_rows.finish_broadcasts(s, self.clock.now())
 
     def _fire(self, broadcast_id: int) -> int:
         now = self.clock.now()
@@ -103,7 +103,7 @@ class Fanout:
                         f"channel {name!r} is not registered in this version of Notifier"
                     )
                 status = self.deps.statuses[name]
-                counts[name] = fanout_rows.fan_out(
+                counts[name] = recipient_rows.fan_out(
                     s,
                     broadcast,
                     spec,
@@ -165,7 +165,7 @@ class Fanout:
         self, s: Session, notice: Notice, broadcast_id: int, spec: ChannelSpec
     ) -> Recipients:
         """Who the fan-out queued, with each appointment-naming patient's own appointments."""
-        names, patients = fanout_rows.queued_names(s, broadcast_id, spec.name)
+        names, patients = recipient_rows.queued_names(s, broadcast_id, spec.name)
         appointments: dict[int, list[tuple[datetime, str]]] = {p.id: [] for p in patients}
         if patients:
             for a in notice_rows.affected_appointments(

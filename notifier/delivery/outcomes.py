@@ -17,7 +17,7 @@ from notifier.delivery import faults
 from notifier.domain.batches import batch_then_each
 from notifier.domain.channels import ChannelSpec
 from notifier.domain.deliveries import Outcome
-from notifier.storage import queue as deliveries
+from notifier.storage import deliveries as delivery_rows
 from notifier.storage.engine import Database
 from notifier.usecases.consent import on_send_outcome
 
@@ -118,7 +118,7 @@ class OutcomeWriter:
         now = self._clock.now()
         with self._db.session() as s:
             pairs = [(p.item.delivery_id, p.outcome) for p in batch]
-            kept = deliveries.record_many(s, self._worker_id, pairs, now)
+            kept = delivery_rows.record_many(s, self._worker_id, pairs, now)
             for pending, stored in zip(batch, kept, strict=True):
                 if stored:  # a send refused because the address unsubscribed with the provider
                     spec = self._specs[pending.item.channel]

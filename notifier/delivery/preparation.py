@@ -34,8 +34,8 @@ from notifier.domain.notices import (
 from notifier.domain.quiet_hours import QuietHours, deferral
 from notifier.errors import TemplateError
 from notifier.rendering.messages import context, resolve_language
+from notifier.storage import deliveries as delivery_rows
 from notifier.storage import notices as notice_rows
-from notifier.storage import queue
 from notifier.storage.models import Appointment, Delivery
 from notifier.usecases import Deps
 
@@ -112,7 +112,7 @@ class Preparer:
         (withdrawn, expired, held for quiet hours, or failed) in the same transaction."""
         batch = _Batch()
         with self.db.session() as s:
-            deliveries = queue.deliveries_with_context(s, ids)
+            deliveries = delivery_rows.deliveries_with_context(s, ids)
             facts: dict[int, NoticeFacts | Exception] = {}
             appointments = self._appointments(s, deliveries)
             heard = self._heard(s, deliveries)
@@ -292,11 +292,13 @@ class Preparer:
 
     def _write_back(self, s: Session, batch: _Batch, now: datetime) -> None:
         for (state, event, detail), ids in batch.finished.items():
-            queue.set_states(s, ids, DeliveryState.SENDING, state, now, event, detail)
+            delivery_rows.set_states(s, ids, DeliveryState.SENDING, state, now, event, detail)
         for (until, event, detail), ids in batch.deferred.items():
-            queue.hand_back(s, ids, self.worker_id, now, until=until, event=event, detail=detail)
+            delivery_rows.hand_back(
+                s, ids, self.worker_id, now, until=until, event=event, detail=detail
+            )
         if batch.failures:
-            queue.record_many(s, self.worker_id, batch.failures, now)
+            delivery_rows.record_many(s, self.worker_id, batch.failures, now)
 
     def _internal(self, delivery_id: int, attempts: int, doing: str, error: Exception) -> Outcome:
         """A delivery that broke before its provider call: failed, with why (masked), and
@@ -315,7 +317,7 @@ class Preparer:
         outcome = self._internal(delivery_id, 0, "could not load the delivery", error)
         try:
             with self.db.session() as s:
-                queue.record(s, delivery_id, self.worker_id, outcome, now)
+                delivery_rows.record(s, delivery_id, self.worker_id, outcome, now)
         except Exception as again:  # its lease runs out and another pass takes it over
             faults.log_failure(log, "could not mark the delivery failed", again)
 
@@ -328,6 +330,6 @@ class Preparer:
         )
         try:
             with self.db.session() as s:
-                queue.hand_back(s, ids, self.worker_id, now)
+                delivery_rows.hand_back(s, ids, self.worker_id, now)
         except Exception as again:  # their leases run out and they are taken over
             faults.log_failure(log, "could not hand the claims back", again)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from notifier import metrics
 from notifier.clock import Clock
 from notifier.settings import Settings
-from notifier.storage import queue
+from notifier.storage import deliveries as delivery_rows
 from notifier.storage.engine import Database
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,8 @@ class Workers:
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
         with self.db.session() as s:
-            queue.beat(s, self.worker_id, self.role, now)
-            queue.extend_leases(s, self.worker_id, self._held(), lease_until)
+            delivery_rows.beat(s, self.worker_id, self.role, now)
+            delivery_rows.extend_leases(s, self.worker_id, self._held(), lease_until)
         self._last_beat = now
 
     def take_over(self) -> int:
@@ -63,10 +63,10 @@ class Workers:
         with self.db.session() as s:
             dead = {
                 worker: at
-                for worker, at in queue.dead_workers(s, now - timeout)
+                for worker, at in delivery_rows.dead_workers(s, now - timeout)
                 if worker != self.worker_id
             }
-            stalled = queue.stalled(s, self.worker_id, now, list(dead))
+            stalled = delivery_rows.stalled(s, self.worker_id, now, list(dead))
             for delivery_id, holder in stalled:
                 if holder in dead:
                     event = "worker_lost"
@@ -74,11 +74,11 @@ class Workers:
                 else:
                     event = "lease_expired"
                     why = f"worker {holder} stopped mid-send (its lease ran out)"
-                taken += (n := queue.take_over(s, delivery_id, holder, now, event, why))
+                taken += (n := delivery_rows.take_over(s, delivery_id, holder, now, event, why))
                 metrics.lease_recoveries(event, n)
-            if len(stalled) < queue.STALLED_BATCH:  # all of theirs handed back
+            if len(stalled) < delivery_rows.STALLED_BATCH:  # all of theirs handed back
                 for worker in dead:
-                    queue.forget_worker(s, worker)
+                    delivery_rows.forget_worker(s, worker)
         if taken or dead:
             log.warning(
                 "took over the deliveries of stopped workers",
@@ -94,4 +94,4 @@ class Workers:
     def leave(self) -> None:
         """A clean stop: this worker is gone (its claims were handed back already)."""
         with self.db.session() as s:
-            queue.forget_worker(s, self.worker_id)
+            delivery_rows.forget_worker(s, self.worker_id)

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from notifier.domain.channels import ChannelSpec
 from notifier.domain.deliveries import DeliveryState
+from notifier.storage.deliveries import set_states
 from notifier.storage.models import ConsentEvent, Delivery, InboundMessage, OptOut, Patient
-from notifier.storage.queue import set_states
 from notifier.storage.rows import changed, insert_new
 
 

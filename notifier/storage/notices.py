@@ -22,8 +22,8 @@ from notifier.domain.notices import (
     NoticeFacts,
     NoticeStatus,
 )
+from notifier.storage.deliveries import set_states
 from notifier.storage.models import Appointment, Broadcast, Delivery, Notice
-from notifier.storage.queue import set_states
 from notifier.storage.rows import changed
 
 

@@ -16,9 +16,10 @@ from datetime import timedelta
 
 from notifier.domain.deliveries import Report
 from notifier.errors import NotFoundError
+from notifier.storage import deliveries as delivery_rows
 from notifier.storage import notices as notice_rows
-from notifier.storage import queue, reports
 from notifier.storage import receipts as receipt_rows
+from notifier.storage import reports
 from notifier.usecases import UseCase, receipts
 from notifier.usecases.lookups import require_notice
 from notifier.usecases.views import DeliveryView, EventView, delivery_view, event_view
@@ -73,7 +74,7 @@ class Deliveries(UseCase):
         with self.db.session() as s:
             if notice_id is not None:
                 require_notice(s, notice_id)
-            ids = queue.retry_failed(s, now, notice_id)
+            ids = delivery_rows.retry_failed(s, now, notice_id)
         log.info(
             "failed deliveries re-queued",
             extra={"action": "retry_requested", "notice_id": notice_id, "count": len(ids)},

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from notifier.storage import deliveries as delivery_rows
 from notifier.storage import gauges as gauge_rows
 from notifier.storage import locations as location_rows
 from notifier.storage import notices as notice_rows
-from notifier.storage import queue
 from notifier.storage.gauges import Gauges
 from notifier.usecases import UseCase
 
@@ -23,9 +23,8 @@ class Health(UseCase):
     def idle(self) -> bool:
         """Nothing scheduled and nothing waiting to be sent or in a worker's hands."""
         with self.db.session() as s:
-            return not notice_rows.scheduled_broadcasts_exist(s) and not queue.has_open_deliveries(
-                s
-            )
+            scheduled = notice_rows.scheduled_broadcasts_exist(s)
+            return not scheduled and not delivery_rows.has_open_deliveries(s)
 
     def unnamed_help(self) -> str | None:
         """Why HELP from a number no patient has would lack the program's name or a phone, with

@@ -12,7 +12,8 @@ from notifier.bootstrap import App
 from notifier.channels.base import ChannelError, OutgoingMessage, SendResult
 from notifier.clock import FrozenClock
 from notifier.delivery.dispatcher import Dispatcher
-from notifier.storage import queue, reports
+from notifier.storage import deliveries as delivery_rows
+from notifier.storage import reports
 from tests.support.channels import FakeChannel
 from tests.support.patients import PATIENTS_CSV
 
@@ -148,9 +149,9 @@ def test_a_worker_that_died_mid_send_is_reconciled_not_resent(
     # Worker "dead" claims both, hands one to the provider, then dies before recording anything.
     now = clock.now()
     with app.db.session() as s:
-        ids = queue.claim(s, "dead", ["sms"], now, now + timedelta(seconds=60), 10)
+        ids = delivery_rows.claim(s, "dead", ["sms"], now, now + timedelta(seconds=60), 10)
     with app.db.session() as s:
-        first = queue.deliveries_with_context(s, ids)[0]
+        first = delivery_rows.deliveries_with_context(s, ids)[0]
         channel.send(OutgoingMessage(first.id, first.address, "text"))
     clock.advance(61)
     app.workers("survivor", "worker").tick()  # beats, then takes over what the dead one held

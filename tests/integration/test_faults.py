@@ -15,7 +15,8 @@ import pytest
 from notifier.bootstrap import App, build_app
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
-from notifier.storage import queue, reports
+from notifier.storage import deliveries as delivery_rows
+from notifier.storage import reports
 from notifier_sandbox.smtp_server import DROP, FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.patients import email, patients_csv, phone
@@ -68,7 +69,7 @@ def drain_until_final(app: App, fake: FakeTwilio, clock: FrozenClock, rounds: in
         run_once(app)
         settle(fake)
         with app.db.session() as s:
-            if not queue.has_open_deliveries(s):
+            if not delivery_rows.has_open_deliveries(s):
                 return tick
         clock.advance(app.settings.retry_max_seconds)
     raise AssertionError("deliveries still open")

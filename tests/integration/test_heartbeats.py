@@ -16,7 +16,7 @@ from notifier.bootstrap import App
 from notifier.channels.base import ChannelError, OutgoingMessage, SendResult
 from notifier.clock import FrozenClock
 from notifier.runtime import run_until_idle
-from notifier.storage import queue
+from notifier.storage import deliveries as delivery_rows
 from notifier.storage.models import Worker
 from tests.support.channels import FakeChannel, accept
 from tests.support.patients import PATIENTS_CSV
@@ -37,7 +37,9 @@ def queued(app: App, cova: str) -> int:
 def claim_all(app: App, worker: str, lease_seconds: float = 120) -> list[int]:
     now = app.clock.now()
     with app.db.session() as s:
-        return queue.claim(s, worker, ["sms"], now, now + timedelta(seconds=lease_seconds), 10)
+        return delivery_rows.claim(
+            s, worker, ["sms"], now, now + timedelta(seconds=lease_seconds), 10
+        )
 
 
 def states(app: App, notice_id: int) -> list[str]:

@@ -12,7 +12,8 @@ import pytest
 
 from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
-from notifier.storage import queue, reports
+from notifier.storage import deliveries as delivery_rows
+from notifier.storage import reports
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.patients import patients_csv
 from tests.support.peers import peer_settings
@@ -58,7 +59,7 @@ def test_a_three_minute_outage_delays_every_text_and_fails_none(
         for _ in range(60):
             dispatcher.drain()
             with app.db.session() as s:
-                if not queue.has_open_deliveries(s):
+                if not delivery_rows.has_open_deliveries(s):
                     break
             clock.advance(5)
     finally:

@@ -8,7 +8,7 @@ import pytest
 
 from notifier.bootstrap import App
 from notifier.clock import FrozenClock
-from notifier.storage import queue
+from notifier.storage import deliveries as delivery_rows
 from tests.support.channels import FakeChannel
 from tests.support.peers import NEW_YORK
 from tests.support.records import events
@@ -31,7 +31,7 @@ def test_a_text_at_22_00_is_deferred_to_08_00_local_then_sent(
     pending = night.deliveries.log(notice_id, "pending")
     assert len(pending) == 2
     with night.db.session() as s:
-        rows = [queue.deliveries_with_context(s, [d.id])[0] for d in pending]
+        rows = [delivery_rows.deliveries_with_context(s, [d.id])[0] for d in pending]
         assert {r.next_attempt_at.astimezone(NEW_YORK) for r in rows} == {
             datetime(2025, 2, 19, 8, 0, tzinfo=NEW_YORK)
         }
