@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from notifier.domain.estimates import duration
+from notifier.domain.wording import plural
 from notifier.spreadsheets import csv_text
 from notifier.usecases.csv_import import ImportReport
 from notifier.usecases.views import Preview
@@ -56,7 +57,7 @@ def report_import(file: Path, report: ImportReport, noun: str) -> None:
         click.echo(error.describe(file.name), err=True)
     click.echo(
         f"imported {report.imported} {noun} ({report.created} new, {report.updated} updated), "
-        f"{len(report.errors)} rows rejected"
+        f"{plural(len(report.errors), 'row')} rejected"
     )
     if report.errors:
         sys.exit(4)
@@ -75,14 +76,14 @@ def print_preview(preview: Preview, labels: Mapping[str, str]) -> None:
             else:
                 click.echo(
                     f"\n--- {label} [{m.language}, {m.template}] {m.characters} characters, "
-                    f"{m.segments} segment(s), {m.encoding}"
+                    f"{plural(m.segments or 0, 'segment')}, {m.encoding}"
                 )
             click.echo(m.text)
         longest = preview.longest.get(channel)
         if longest is not None:
             click.echo(
                 f"\n--- longest {label} any patient gets [{longest.language}, "
-                f"{longest.template}]: {longest.characters} characters, {longest.segments} "
-                f"segment(s), {longest.encoding}"
+                f"{longest.template}]: {longest.characters} characters, "
+                f"{plural(longest.segments or 0, 'segment')}, {longest.encoding}"
             )
             click.echo(longest.text)

@@ -44,6 +44,7 @@ class ChannelSpec:
     opt_out_codes: frozenset[str] = frozenset()
     consent_field: str = ""  # default: <name>_consent
     rate_setting: str = ""  # the Settings field with units (segments or messages) per second
+    max_characters: int | None = None  # the provider refuses a longer message (Twilio: 1,600)
 
     def __post_init__(self) -> None:
         if not self.consent_field:

@@ -38,6 +38,7 @@ from notifier.domain.notices import (
     parse_reminder_audience,
     too_late,
 )
+from notifier.domain.quiet_hours import QuietHours, send_time_warning
 from notifier.errors import ValidationError
 from notifier.storage import notices as notice_rows
 from notifier.storage.models import Broadcast, Location, Notice
@@ -140,6 +141,7 @@ class Notices(UseCase):
             names = self.previews.channel_names(channels or ",".join(self.deps.channels))
             # Templates fail here, before anything is stored, never first at send time.
             preview = self.previews.compose(s, facts, draft.location.id, names)
+            preview.warnings.extend(self._send_warnings(facts.closure, send_instant, names, urgent))
             notice = _notice_row(draft.location, facts, notice_kind, now)
             s.add(notice)
             first = _broadcast_row(notice, send_instant, names, urgent, now)
@@ -166,6 +168,7 @@ class Notices(UseCase):
         change: str = NoticeChange.ORIGINAL.value,
         reminder_at: str | None = None,
         reminder_audience: str = ReminderAudience.RECIPIENTS.value,
+        urgent: bool | None = None,
     ) -> Preview:
         """What ``create`` with these fields would send, checked the same way; stores nothing.
         ``change="update"`` words it as an update of an earlier notice."""
@@ -173,12 +176,31 @@ class Notices(UseCase):
         with self.db.session() as s:
             draft = self._draft(s, location_slug, starts, ends, (), reason or "…", message)
             closure = draft.facts.closure
-            _reminder_instant(reminder_at, closure, _send_instant(closure, send_at, now), now)
+            send_instant = _send_instant(closure, send_at, now)
+            _reminder_instant(reminder_at, closure, send_instant, now)
             parse_kind(kind, closure)
             parse_reminder_audience(reminder_audience)
             facts = replace(draft.facts, change=NoticeChange(change))
             names = self.previews.channel_names(channels or ",".join(self.deps.channels))
-            return self.previews.compose(s, facts, draft.location.id, names, estimate=False)
+            preview = self.previews.compose(s, facts, draft.location.id, names, estimate=False)
+            preview.warnings.extend(self._send_warnings(closure, send_instant, names, urgent))
+            return preview
+
+    def _send_warnings(
+        self, closure: Closure, send_at: datetime, channels: Sequence[str], urgent: bool | None
+    ) -> list[str]:
+        """When texts scheduled at ``send_at`` really go out, where quiet hours change it."""
+        if not any(self.deps.spec(name).quiet_hours for name in channels):
+            return []
+        warning = send_time_warning(
+            QuietHours.parse(self.settings.quiet_hours),
+            send_at,
+            closure.tz,
+            urgent,
+            closure.starts,
+            closure.ends,
+        )
+        return [warning] if warning else []
 
     def _draft(
         self,

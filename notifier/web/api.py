@@ -166,6 +166,24 @@ def create_notice(body: NoticeIn, app: Application) -> NoticeView:
     ).notice
 
 
+@router.post("/notices/preview", response_model=Preview)
+def preview_new_notice(body: NoticeIn, app: Application) -> Preview:
+    """What creating this notice would send, checked the same way; stores nothing."""
+    return app.notices.draft(
+        body.location,
+        body.starts,
+        body.ends,
+        body.reason,
+        body.kind.value if body.kind else None,
+        body.message,
+        body.send_at,
+        ",".join(body.channels) if body.channels else None,
+        reminder_at=body.reminder_at,
+        reminder_audience=body.reminder_audience.value,
+        urgent=body.urgent,
+    )
+
+
 @router.get("/notices", response_model=list[NoticeView])
 def list_notices(
     app: Application, location: Annotated[Slug | None, Query()] = None

@@ -11,6 +11,9 @@ from fastapi import Request
 from notifier.errors import ValidationError
 from notifier.web.console.pages import FIELDS
 
+URGENT_CHOICES = {"yes": True, "no": False}
+"""The form's "urgent" choice; anything else (""): urgent when the closure starts that day."""
+
 
 def form_defaults() -> dict[str, str]:
     return {
@@ -24,6 +27,7 @@ def form_defaults() -> dict[str, str]:
         "send_at": "",
         "reminder_at": "",
         "reminder_audience": "recipients",
+        "urgent": "",
     }
 
 
@@ -65,6 +69,7 @@ class NoticeForm:
             "channels": ",".join(self.channels),
             "reminder_at": self.values.get("reminder_at") or None,
             "reminder_audience": self.values.get("reminder_audience") or "recipients",
+            "urgent": URGENT_CHOICES.get(self.values.get("urgent", "")),
         }
 
 

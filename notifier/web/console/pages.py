@@ -30,6 +30,7 @@ FIELDS = (
     "send_at",
     "reminder_at",
     "reminder_audience",
+    "urgent",
 )
 """The notice form's fields; an error about anything else is shown for the whole form."""
 
