@@ -15,6 +15,7 @@ from notifier.domain.estimates import duration
 from notifier.domain.wording import plural
 from notifier.spreadsheets import csv_text
 from notifier.usecases.csv_import import ImportReport
+from notifier.usecases.csv_rows import DELIMITERS
 from notifier.usecases.views import Preview
 
 
@@ -51,13 +52,19 @@ def emit_rows(fmt: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str
 
 
 def report_import(file: Path, report: ImportReport, noun: str) -> None:
-    """Each rejected row as ``file:line (id): field: reason`` on stderr, the counts on stdout;
-    exit 4 when any row was rejected, so scripts can tell."""
+    """Each rejected row as ``file:line (id): field: reason`` on stderr, and each row imported
+    with a bad cell left out; the counts on stdout; exit 4 when any row was rejected."""
     for error in report.errors:
         click.echo(error.describe(file.name), err=True)
+    for kept in report.kept:
+        click.echo(kept.describe(file.name), err=True)
+    if report.delimiter != ",":
+        click.echo(f"read as {DELIMITERS[report.delimiter]}-separated values")
+    off = f", {plural(report.channels_off, 'channel')} turned off" if report.kept else ""
     click.echo(
-        f"imported {report.imported} {noun} ({report.created} new, {report.updated} updated), "
-        f"{plural(len(report.errors), 'row')} rejected"
+        f"imported {plural(report.imported, noun.removesuffix('s'), noun)} "
+        f"({report.created} new, {report.updated} updated)"
+        f"{off}, {plural(len(report.errors), 'row')} rejected"
     )
     if report.errors:
         sys.exit(4)

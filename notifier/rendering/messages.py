@@ -37,6 +37,7 @@ def context(
         custom_message=facts.message,
         first_name=first_name,
         change=facts.change.value,
+        changed=facts.changed,
         appointments=[
             AppointmentInfo(starts.astimezone(closure.tz), provider)
             for starts, provider in appointments

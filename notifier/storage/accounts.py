@@ -20,8 +20,12 @@ def add_user(s: Session, new_user: User) -> User:
     return new_user
 
 
-def add_api_token(s: Session, name: str, token_sha256: str, now: datetime) -> ApiToken:
-    token = ApiToken(name=name, token_sha256=token_sha256, created_at=now)
+def add_api_token(
+    s: Session, name: str, token_sha256: str, now: datetime, sees_patients: bool = False
+) -> ApiToken:
+    token = ApiToken(
+        name=name, token_sha256=token_sha256, created_at=now, sees_patients=sees_patients
+    )
     s.add(token)
     s.flush()
     return token

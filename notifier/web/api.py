@@ -20,7 +20,7 @@ from notifier.domain.contacts import mask_address, normalize_address
 from notifier.domain.deliveries import DeliveryState
 from notifier.domain.notices import NoticeKind, ReminderAudience
 from notifier.usecases.locations import Reworded
-from notifier.usecases.views import DeliveryView, LocationView, NoticeView, Preview
+from notifier.usecases.views import DeliveryView, LocationView, NoticeView, NotReached, Preview
 from notifier.web.deps import Application
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `notifier token create`")
@@ -83,7 +83,9 @@ class NoticeIn(BaseModel):
     reason: str = Field(max_length=500, examples=["inclement weather"])
     kind: NoticeKind | None = None
     message: str | None = Field(default=None, max_length=1600)
-    send_at: str = Field(default="now", max_length=40)
+    send_at: str | None = Field(
+        default="now", max_length=40, description="null: a draft, sent by POST …/send"
+    )
     channels: list[ChannelName] | None = Field(
         default=None, min_length=1, description="default: every channel"
     )
@@ -176,7 +178,7 @@ def preview_new_notice(body: NoticeIn, app: Application) -> Preview:
         body.reason,
         body.kind.value if body.kind else None,
         body.message,
-        body.send_at,
+        body.send_at or "now",
         ",".join(body.channels) if body.channels else None,
         reminder_at=body.reminder_at,
         reminder_audience=body.reminder_audience.value,
@@ -200,6 +202,18 @@ def show_notice(notice_id: Id, app: Application) -> NoticeView:
 def cancel_notice(notice_id: Id, app: Application) -> NoticeView:
     """Cancel: nothing more of this notice is sent."""
     return app.notices.cancel(notice_id)
+
+
+class SendIn(BaseModel):
+    send_at: str = Field(max_length=40, examples=["now", "2025-02-19 07:00"])
+
+    _clean = field_validator("send_at")(_text)
+
+
+@router.post("/notices/{notice_id}/send", response_model=NoticeView)
+def send_notice(notice_id: Id, body: SendIn, app: Application) -> NoticeView:
+    """Schedule a draft notice (times in the location's zone)."""
+    return app.notices.send(notice_id, body.send_at)[0]
 
 
 @router.post("/notices/{notice_id}/retry", response_model=dict[str, int])
@@ -230,11 +244,42 @@ def list_deliveries(
     channel: Annotated[ChannelName | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    show_patients: Annotated[bool, Query()] = False,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> list[DeliveryView]:
-    """The delivery log (addresses masked), oldest first."""
+    """The delivery log (addresses masked), oldest first; ``show_patients`` fills in each
+    message's ``patient`` and ``patient_name`` (tokens created with ``--sees-patients``)."""
+    if show_patients:
+        _require_patient_right(app, credentials)
     return app.deliveries.log(
-        notice, state.value if state else None, channel.value if channel else None, limit, offset
+        notice,
+        state.value if state else None,
+        channel.value if channel else None,
+        limit,
+        offset,
+        show_patients=show_patients,
     )
+
+
+@router.get("/notices/{notice_id}/not-reached", response_model=list[NotReached])
+def not_reached(
+    notice_id: Id,
+    app: Application,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+) -> list[NotReached]:
+    """Patients this notice did not reach, with phone and email, for the front desk to call
+    (tokens created with ``--sees-patients``)."""
+    _require_patient_right(app, credentials)
+    return app.deliveries.not_reached(notice_id)
+
+
+def _require_patient_right(app: App, credentials: HTTPAuthorizationCredentials | None) -> None:
+    if credentials is None or not app.accounts.token_sees_patients(credentials.credentials):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "this token may not see patients: create one with `notifier token create "
+            "--sees-patients`",
+        )
 
 
 @router.post("/opt-outs", response_model=OptOutOut)

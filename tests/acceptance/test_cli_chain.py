@@ -46,7 +46,8 @@ def test_appointments_intervals_audience_update_and_cancel_from_the_command_line
                            "--reason", "an ice storm",
                            "--interval", "2025-02-19 12:30/2025-02-19 17:00",
                            "--interval", "2025-02-20 08:00/2025-02-20 12:00",
-                           "--audience", "both", "--channels", "sms", "--json")  # fmt: skip
+                           "--audience", "both", "--channels", "sms", "--send-at", "now",
+                           "--json")  # fmt: skip
     notice = json.loads(created.stdout)
     assert notice["audience"] == "both" and len(notice["intervals"]) == 2
     affected = run_notifier(env, "notice", "affected", str(notice["id"]), "--format", "csv").stdout
