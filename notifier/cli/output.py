@@ -63,7 +63,7 @@ def report_import(file: Path, report: ImportReport, noun: str) -> None:
     off = f", {plural(report.channels_off, 'channel')} turned off" if report.kept else ""
     click.echo(
         f"imported {plural(report.imported, noun.removesuffix('s'), noun)} "
-        f"({report.created} new, {report.updated} updated)"
+        f"({report.created:,} new, {report.updated:,} updated)"
         f"{off}, {plural(len(report.errors), 'row')} rejected"
     )
     if report.errors:

@@ -112,7 +112,13 @@ class Importer:
     upsert: Callable[[Chunk, ImportReport], None]
 
 
-def import_rows(source: Source, importer: Importer) -> ImportReport:
+Progress = Callable[[int], None]
+"""Told the number of lines read so far, after each chunk is stored."""
+
+
+def import_rows(
+    source: Source, importer: Importer, on_progress: Progress | None = None
+) -> ImportReport:
     """Read a CSV keyed by ``external_id`` (bytes, decoded here, or text) and store its good
     rows in chunks. A wrong header imports nothing and raises ValidationError saying why."""
     stream = _text(source)
@@ -129,8 +135,12 @@ def import_rows(source: Source, importer: Importer) -> ImportReport:
             if len(chunk) >= _CHUNK:
                 _store(chunk, importer.upsert, report)
                 chunk = []
+                if on_progress:
+                    on_progress(line)
         if chunk:
             _store(chunk, importer.upsert, report)
+        if on_progress:
+            on_progress(rows.lines_read)
     finally:
         if stream is not source:
             cast(io.TextIOWrapper, stream).detach()  # the caller closes its own stream

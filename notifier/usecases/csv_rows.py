@@ -130,6 +130,10 @@ class CsvRows:
             )
         self._id = self.header.index("external_id") if "external_id" in self.header else 0
 
+    @property
+    def lines_read(self) -> int:
+        return self._lines.count
+
     def __iter__(self) -> Iterator[tuple[int, dict[str, str | None] | Unreadable]]:
         header, reader, lines = self.header, self._reader, self._lines
         while True:

@@ -24,6 +24,7 @@ from notifier.usecases.csv_import import (
     Chunk,
     Importer,
     ImportReport,
+    Progress,
     Row,
     RowError,
     Source,
@@ -64,7 +65,7 @@ APPOINTMENT_LENGTHS = string_lengths(Appointment) | {_PATIENT_ID: PATIENT_LENGTH
 
 
 class Patients(UseCase):
-    def import_patients(self, source: Source) -> ImportReport:
+    def import_patients(self, source: Source, on_progress: Progress | None = None) -> ImportReport:
         """Upsert patients by ``external_id`` from a CSV (bytes, or text). A wrong header
         imports nothing and says why; a bad row is reported and the others land."""
         locations = self._locations()
@@ -74,9 +75,11 @@ class Patients(UseCase):
             lambda row, left_out: self._patient(row, locations, left_out),
             self._upsert_patients,
         )
-        return import_rows(source, importer)
+        return import_rows(source, importer, on_progress)
 
-    def import_appointments(self, source: Source) -> ImportReport:
+    def import_appointments(
+        self, source: Source, on_progress: Progress | None = None
+    ) -> ImportReport:
         """Upsert appointments by ``external_id``; the patient must exist at the same location.
         Times are in the location's zone."""
         locations = self._locations()
@@ -86,7 +89,7 @@ class Patients(UseCase):
             lambda row, _: _appointment(row, locations),
             self._upsert_appointments,
         )
-        return import_rows(source, importer)
+        return import_rows(source, importer, on_progress)
 
     def page(
         self, location_slug: str | None = None, limit: int = 200, offset: int = 0

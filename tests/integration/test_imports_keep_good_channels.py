@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from notifier.bootstrap import App
 from notifier.cli import main
-from tests.support.patients import HEADER
+from tests.support.patients import HEADER, patients_csv
 
 MIXED = f"""\
 {HEADER}
@@ -89,3 +89,23 @@ def test_the_cli_reports_what_was_kept_and_the_counts(cova_app: App, tmp_path: P
         "patients.csv:3 (k2): phone: '555-01' is not a valid phone number: left out; "
         "imported with email" in result.stderr
     )
+
+
+def test_a_long_import_shows_its_progress_when_piped(cova_app: App, tmp_path: Path) -> None:
+    file = tmp_path / "many.csv"
+    file.write_text(patients_csv(2500))
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        result = CliRunner().invoke(
+            main,
+            ["patients", "import", str(file)],
+            env={"NOTIFIER_DATABASE_URL": cova_app.settings.database_url},
+        )
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert result.exit_code == 0, result.output
+    steps = [x for x in result.stderr.splitlines() if x.startswith("many.csv: ")]
+    assert steps[0] == "many.csv: 1,001 of 2,501 lines read"
+    assert steps[-1] == "many.csv: 2,501 of 2,501 lines read"
+    assert "imported 2,500 patients (2,500 new, 0 updated), 0 rows rejected" in result.stdout

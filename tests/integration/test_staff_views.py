@@ -19,7 +19,9 @@ from click.testing import CliRunner
 
 from notifier.channels.email import EmailChannel
 from notifier.cli import main
+from notifier.cli.watching import watch_rich
 from notifier.clock import FrozenClock
+from notifier.usecases.views import Progress
 from tests.support.channels import FakeChannel, refusing
 from tests.support.peers import NEW_YORK
 from tests.support.web import PASSWORD, Web, broadcast_sms, sign_in
@@ -234,7 +236,7 @@ def test_held_texts_show_why_in_every_view(web: Web, clock: FrozenClock) -> None
     page = manager.get(f"/console/notices/{notice_id}").text
     assert f"2 messages waiting: {HELD}" in page and page.count(HELD) >= 3
     summary = manager.get(f"/console/notices/{notice_id}/summary").text
-    assert f"2 messages waiting: {HELD}" in summary
+    assert f"2 messages waiting: {HELD}" in summary and "2 of 4 done" in summary
     manager.close()
     clock.set(datetime(2025, 2, 19, 8, 0, tzinfo=NEW_YORK))
     web.app.dispatcher({"sms": FakeChannel()}, "w1").drain()
@@ -327,3 +329,14 @@ def test_the_progress_counts_waits_and_pace(web: Web, clock: FrozenClock) -> Non
     over = web.app.deliveries.progress(notice_id)
     assert over.finished and over.counts["sent"] == 2 and over.eta_seconds == 0
     assert over.rate is not None and over.rate > 0
+
+
+def test_in_a_terminal_watch_draws_a_bar_and_stops_when_done() -> None:
+    def progress(queued: int, done: int) -> Progress:
+        counts = {"delivered": 0, "sent": done, "queued": queued, "failed": 0, "skipped": 0}
+        return Progress(1, "closed now", queued + done, counts, [], 2.0, queued / 2.0, not queued)
+
+    readings = iter([progress(4, 0), progress(2, 2), progress(0, 4)])
+    naps: list[float] = []
+    final = watch_rich(lambda: next(readings), 0.5, naps.append)
+    assert final.finished and final.done == 4 and naps == [0.5, 0.5]
