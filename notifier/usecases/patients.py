@@ -189,7 +189,11 @@ class Patients(UseCase):
             except ValidationError:
                 addresses[name] = None
                 noun = _ADDRESS_NOUN[name]
-                bad.append(ValidationError(f"{shown(text)!r} is not a valid {noun}", name.value))
+                bad.append(
+                    ValidationError(
+                        f"{name.value} {shown(text)!r} is not a valid {noun}", name.value
+                    )
+                )
         return addresses, bad
 
     def _upsert_patients(self, chunk: Chunk, report: ImportReport) -> None:

@@ -78,7 +78,7 @@ def test_appointments_intervals_audience_update_and_cancel_from_the_command_line
 
     bodies = [m["body"] for m in fake_twilio.messages.values()]
     assert len(bodies) == 6  # two numbers × (original, update, open after all)
-    assert sum(b.startswith("UPDATE: Due to an ice storm") for b in bodies) == 2
+    assert sum(b.startswith("UPDATE: New times. Due to an ice storm") for b in bodies) == 2
     assert (
         sum(b.startswith("Good news: COVA Spine and Pain Center will be open") for b in bodies) == 2
     )

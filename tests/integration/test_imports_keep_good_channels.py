@@ -38,10 +38,10 @@ def test_a_bad_phone_keeps_the_good_email_and_says_so(
     kept = {(k.line, k.external_id, k.field): k.message for k in report.kept}
     assert kept == {
         (3, "k2", "phone"): (
-            "phone: '555-01' is not a valid phone number: left out; imported with email"
+            "phone '555-01' is not a valid phone number: left out; imported with email"
         ),
         (4, "k3", "email"): (
-            "email: 'max@@example' is not a valid email address: left out; imported with SMS"
+            "email 'max@@example' is not a valid email address: left out; imported with SMS"
         ),
     }
     rejected = report.errors[0]
@@ -86,7 +86,7 @@ def test_the_cli_reports_what_was_kept_and_the_counts(cova_app: App, tmp_path: P
         in result.stdout
     )
     assert (
-        "patients.csv:3 (k2): phone: '555-01' is not a valid phone number: left out; "
+        "patients.csv:3 (k2): phone '555-01' is not a valid phone number: left out; "
         "imported with email" in result.stderr
     )
 
