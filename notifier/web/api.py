@@ -7,7 +7,7 @@ messages the CLI prints).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -102,6 +102,21 @@ class NoticeIn(BaseModel):
 
     _clean = field_validator("starts", "ends", "reason", "message", "send_at", "reminder_at")(_text)
 
+    def arguments(self) -> dict[str, Any]:
+        """The fields as ``Notices.create`` and ``Notices.draft`` take them (but ``send_at``)."""
+        return {
+            "location_slug": self.location,
+            "starts": self.starts,
+            "ends": self.ends,
+            "reason": self.reason,
+            "kind": self.kind.value if self.kind else None,
+            "message": self.message,
+            "channels": ",".join(self.channels) if self.channels else None,
+            "urgent": self.urgent,
+            "reminder_at": self.reminder_at,
+            "reminder_audience": self.reminder_audience.value,
+        }
+
 
 class OptOutIn(BaseModel):
     channel: ChannelName
@@ -153,37 +168,13 @@ class LocationOut(BaseModel):
 @router.post("/notices", status_code=201, response_model=NoticeView)
 def create_notice(body: NoticeIn, app: Application) -> NoticeView:
     """Create a notice and its broadcast (times in the location's zone)."""
-    return app.notices.create(
-        body.location,
-        body.starts,
-        body.ends,
-        body.reason,
-        body.kind.value if body.kind else None,
-        body.message,
-        body.send_at,
-        ",".join(body.channels) if body.channels else None,
-        body.urgent,
-        reminder_at=body.reminder_at,
-        reminder_audience=body.reminder_audience.value,
-    ).notice
+    return app.notices.create(**body.arguments(), send_at=body.send_at).notice
 
 
 @router.post("/notices/preview", response_model=Preview)
 def preview_new_notice(body: NoticeIn, app: Application) -> Preview:
     """What creating this notice would send, checked the same way; stores nothing."""
-    return app.notices.draft(
-        body.location,
-        body.starts,
-        body.ends,
-        body.reason,
-        body.kind.value if body.kind else None,
-        body.message,
-        body.send_at or "now",
-        ",".join(body.channels) if body.channels else None,
-        reminder_at=body.reminder_at,
-        reminder_audience=body.reminder_audience.value,
-        urgent=body.urgent,
-    )
+    return app.notices.draft(**body.arguments(), send_at=body.send_at or "now")
 
 
 @router.get("/notices", response_model=list[NoticeView])

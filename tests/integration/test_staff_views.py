@@ -340,3 +340,22 @@ def test_in_a_terminal_watch_draws_a_bar_and_stops_when_done() -> None:
     naps: list[float] = []
     final = watch_rich(lambda: next(readings), 0.5, naps.append)
     assert final.finished and final.done == 4 and naps == [0.5, 0.5]
+
+
+def test_the_api_makes_drafts_and_sends_them(web: Web, api: httpx.Client) -> None:
+    body = {
+        "location": "cova",
+        "starts": "2025-02-19 12:30",
+        "ends": "2025-02-21 00:00",
+        "reason": "ice",
+        "send_at": None,
+    }
+    draft = api.post("/api/v1/notices", json=body).json()
+    assert draft["state"] == "draft · upcoming closure" and "send" in draft["actions"]
+    sent = api.post(f"/api/v1/notices/{draft['id']}/send", json={"send_at": "now"})
+    assert sent.status_code == 200 and sent.json()["state"] == "upcoming closure"
+    again = api.post(f"/api/v1/notices/{draft['id']}/send", json={"send_at": "now"})
+    assert again.status_code == 422 and "not a draft" in again.text
+    assert api.post("/api/v1/notices", json=body | {"send_at": "now"}).json()["state"] == (
+        "upcoming closure"
+    )
