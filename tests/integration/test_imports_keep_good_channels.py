@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from notifier.bootstrap import App
 from notifier.cli import main
@@ -66,19 +66,24 @@ def test_a_header_that_does_not_fit_names_the_separators(cova_app: App) -> None:
         cova_app.patients.import_patients(io.StringIO("id;name\n1;x\n"))
 
 
-def test_the_cli_reports_what_was_kept_and_the_counts(cova_app: App, tmp_path: Path) -> None:
-    file = tmp_path / "patients.csv"
-    file.write_text(MIXED.replace(",", ";"))
+def import_file(app: App, file: Path) -> Result:
+    """``notifier patients import FILE``, in this process."""
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    handlers, level = root.handlers[:], root.level  # the CLI configures logging for its process
     try:
-        result = CliRunner().invoke(
+        return CliRunner().invoke(
             main,
             ["patients", "import", str(file)],
-            env={"NOTIFIER_DATABASE_URL": cova_app.settings.database_url},
+            env={"NOTIFIER_DATABASE_URL": app.settings.database_url},
         )
     finally:
         root.handlers[:], root.level = handlers, level
+
+
+def test_the_cli_reports_what_was_kept_and_the_counts(cova_app: App, tmp_path: Path) -> None:
+    file = tmp_path / "patients.csv"
+    file.write_text(MIXED.replace(",", ";"))
+    result = import_file(cova_app, file)
     assert result.exit_code == 4  # a row was rejected
     assert "read as semicolon-separated values" in result.stdout
     assert (
@@ -94,16 +99,7 @@ def test_the_cli_reports_what_was_kept_and_the_counts(cova_app: App, tmp_path: P
 def test_a_long_import_shows_its_progress_when_piped(cova_app: App, tmp_path: Path) -> None:
     file = tmp_path / "many.csv"
     file.write_text(patients_csv(2500))
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        result = CliRunner().invoke(
-            main,
-            ["patients", "import", str(file)],
-            env={"NOTIFIER_DATABASE_URL": cova_app.settings.database_url},
-        )
-    finally:
-        root.handlers[:], root.level = handlers, level
+    result = import_file(cova_app, file)
     assert result.exit_code == 0, result.output
     steps = [x for x in result.stderr.splitlines() if x.startswith("many.csv: ")]
     assert steps[0] == "many.csv: 1,001 of 2,501 lines read"
