@@ -193,15 +193,17 @@ def via_cli(web: Web, case: Case, tmp_path_factory: pytest.TempPathFactory) -> A
         root.handlers[:], root.level = handlers, level
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     assert result.exit_code == 4, (result.stdout, result.stderr)
-    imported = re.search(rf"imported (\d+) {case.kind}", result.stdout)
+    imported = re.search(rf"imported ([\d,]+) {case.kind}", result.stdout)
     assert imported, result.stdout
     rejected = []
     for line in result.stderr.splitlines():
+        if line.endswith(" lines read"):  # a long file's progress, when piped
+            continue
         match = re.match(rf"{case.kind}\.csv:(\d+) \(([^)]*)\): ([a-z_]+)?", line)
         assert match, line
         named = match[3] if match[3] in COLUMNS else None
         rejected.append((int(match[1]), match[2], named))
-    return Answer(int(imported[1]), rejected, result.stdout + result.stderr)
+    return Answer(int(imported[1].replace(",", "")), rejected, result.stdout + result.stderr)
 
 
 def via_api(web: Web, case: Case, tmp_path_factory: pytest.TempPathFactory) -> Answer:
