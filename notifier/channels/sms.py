@@ -68,6 +68,7 @@ class SmsChannel:
             "failed": DeliveryState.FAILED,
         },
         opt_out_codes=frozenset({"21610"}),  # the number texted STOP to Twilio
+        max_characters=1600,  # Twilio refuses a longer body with error 21617
     )
 
     def __init__(self, settings: Settings, pool_size: int | None = None) -> None:

@@ -75,8 +75,13 @@ def token() -> None:
 
 @token.command("create")
 @click.option("--name", required=True, help="Who or what uses it, e.g. 'clinic website'.")
+@click.option(
+    "--sees-patients",
+    is_flag=True,
+    help="It may read patients' names and addresses (the log's patient field, not-reached).",
+)
 @click.pass_context
-def token_create(ctx: click.Context, name: str) -> None:
+def token_create(ctx: click.Context, name: str, sees_patients: bool) -> None:
     """Create a token and print it once (only its SHA-256 is stored)."""
-    click.echo(app_of(ctx).accounts.create_token(name))
+    click.echo(app_of(ctx).accounts.create_token(name, sees_patients))
     click.echo("store it now: it cannot be shown again", err=True)

@@ -8,6 +8,8 @@ from notifier.cli.output import as_dict, emit_rows
 from notifier.cli.root import app_of, main
 from notifier.usecases.views import DELIVERY_CSV_COLUMNS
 
+PATIENT_COLUMNS = ("patient", "patient_name")
+
 # The table leaves out what only a spreadsheet has room for.
 TABLE_COLUMNS = tuple(
     c for c in DELIVERY_CSV_COLUMNS if c not in {"error_code", "segments", "sent_at", "updated_at"}
@@ -18,13 +20,27 @@ TABLE_COLUMNS = tuple(
 @click.option("--notice", "notice_id", type=int, default=None)
 @click.option("--status", "state", default=None, help="pending, sent, delivered, failed, ...")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.option(
+    "--show-patients",
+    is_flag=True,
+    help="Name each message's patient (external id and name): for managers, not for exports "
+    "that leave the building.",
+)
 @click.pass_context
-def deliveries(ctx: click.Context, notice_id: int | None, state: str | None, fmt: str) -> None:
-    """The delivery log: every message, its state, attempts and errors (addresses masked)."""
+def deliveries(
+    ctx: click.Context, notice_id: int | None, state: str | None, fmt: str, show_patients: bool
+) -> None:
+    """The delivery log: every message, its state, attempts, and its error or why it waits
+    (addresses masked)."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = [as_dict(v) for v in app_of(ctx).deliveries.log(notice_id, state)]
-    emit_rows(fmt, rows, DELIVERY_CSV_COLUMNS if fmt == "csv" else TABLE_COLUMNS)
+    log = app_of(ctx).deliveries.log(notice_id, state, show_patients=show_patients)
+    rows = [as_dict(v) for v in log]
+    if not show_patients:
+        for row in rows:
+            row.pop("patient"), row.pop("patient_name")
+    columns = DELIVERY_CSV_COLUMNS if fmt == "csv" else TABLE_COLUMNS
+    emit_rows(fmt, rows, (*columns, *PATIENT_COLUMNS) if show_patients else columns)
 
 
 @deliveries.command("retry")

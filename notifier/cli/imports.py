@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 import click
+from rich.console import Console
+from rich.progress import Progress as RichProgress
 
 from notifier.bootstrap import App
 from notifier.cli.output import report_import
 from notifier.cli.root import app_of, main
-from notifier.usecases.csv_import import ImportReport
+from notifier.usecases.csv_import import ImportReport, Progress
 
-Importer = Callable[[App, BinaryIO], ImportReport]
+Importer = Callable[[App, BinaryIO, Progress], ImportReport]
+BIG = 2000  # lines: a file this long shows its progress
 
 
 def _import_command(group: click.Group, noun: str, run: Importer, help_text: str) -> None:
@@ -25,9 +30,26 @@ def _import_command(group: click.Group, noun: str, run: Importer, help_text: str
     @click.pass_context
     def command(ctx: click.Context, file: Path) -> None:
         app = app_of(ctx)
-        with file.open("rb") as stream:  # decoded by the import, bad bytes reported by line
-            report = run(app, stream)
+        with file.open("rb") as stream:
+            lines = sum(block.count(b"\n") for block in iter(lambda: stream.read(1 << 20), b""))
+        with file.open("rb") as stream, import_progress(file.name, lines) as told:
+            report = run(app, stream, told)  # decoded by the import, bad bytes reported by line
         report_import(file, report, noun)
+
+
+@contextmanager
+def import_progress(name: str, lines: int) -> Iterator[Progress]:
+    """How a long import shows its progress: a bar in a terminal, a line per chunk on stderr
+    when piped; nothing for a short file."""
+    if lines < BIG:
+        yield lambda _: None
+        return
+    if not sys.stderr.isatty():
+        yield lambda done: click.echo(f"{name}: {done:,} of {lines:,} lines read", err=True)
+        return
+    with RichProgress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"importing {name}", total=lines)
+        yield lambda done: bar.update(task, completed=done)
 
 
 @main.group()
@@ -43,12 +65,12 @@ def appointments() -> None:
 _import_command(
     patients,
     "patients",
-    lambda app, stream: app.patients.import_patients(stream),
+    lambda app, stream, told: app.patients.import_patients(stream, told),
     "Import patients from a CSV file (upsert by external_id).",
 )
 _import_command(
     appointments,
     "appointments",
-    lambda app, stream: app.patients.import_appointments(stream),
+    lambda app, stream, told: app.patients.import_appointments(stream, told),
     "Import appointments from a CSV file (upsert by external_id; times in the location's zone).",
 )

@@ -8,7 +8,9 @@ import click
 from notifier.bootstrap import App
 from notifier.cli.output import as_dict, emit_json, emit_rows, print_preview
 from notifier.cli.root import app_of, main
-from notifier.usecases.views import Preview
+from notifier.cli.watching import notice_watch
+from notifier.domain.notices import Period
+from notifier.usecases.views import NOT_REACHED_COLUMNS, Preview
 
 AFFECTED_COLUMNS = (
     "appointment",
@@ -59,9 +61,9 @@ def notice() -> None:
 @click.option("--message", default=None, help="Custom wording instead of the generated text.")
 @click.option(
     "--send-at",
-    default="now",
-    show_default=True,
-    help="'now' or 'YYYY-MM-DD HH:MM' in the location's zone.",
+    default=None,
+    help="'now' or 'YYYY-MM-DD HH:MM' in the location's zone. Without it the notice is a "
+    "draft: preview it, then `notifier notice send ID --send-at ...`.",
 )
 @click.option("--channels", default=None, help="e.g. 'sms,email' (default: every channel).")
 @click.option(
@@ -93,14 +95,15 @@ def notice_create(
     reason: str,
     kind: str | None,
     message: str | None,
-    send_at: str,
+    send_at: str | None,
     channels: str | None,
     reminder_at: str | None,
     reminder_audience: str,
     urgent: bool | None,
     as_json: bool,
 ) -> None:
-    """Queue a closure notice and its broadcast (and a reminder)."""
+    """Plan a closure notice and its broadcast (and a reminder): a draft, or queued to go
+    out with --send-at."""
     app = app_of(ctx)
     created = app.notices.create(
         location_slug,
@@ -121,10 +124,31 @@ def notice_create(
     if as_json:
         emit_json(as_dict(view))
         return
-    click.echo(f"notice {view.id} ({view.kind}) at {view.location}: {view.starts} → {view.ends}")
+    click.echo(f"notice {view.id} ({view.state}) at {view.location}: {view.starts} → {view.ends}")
     for b in view.broadcasts:
-        click.echo(f"  broadcast {b.id}: {','.join(b.channels)} at {b.send_at}")
+        when = "not scheduled" if b.status == "draft" else f"at {b.send_at}"
+        click.echo(f"  broadcast {b.id}: {','.join(b.channels)} {when}")
     _preview(app, created.preview)
+    if send_at is None:
+        click.echo(
+            f"\nnothing is sent until: notifier notice send {view.id} --send-at now "
+            "(or 'YYYY-MM-DD HH:MM')"
+        )
+
+
+@notice.command("send")
+@click.argument("notice_id", type=int)
+@click.option(
+    "--send-at", required=True, help="'now' or 'YYYY-MM-DD HH:MM' in the location's zone."
+)
+@click.pass_context
+def notice_send(ctx: click.Context, notice_id: int, send_at: str) -> None:
+    """Schedule a draft notice: its broadcast goes out at --send-at."""
+    view, warnings = app_of(ctx).notices.send(notice_id, send_at)
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
+    first = view.broadcasts[0]
+    click.echo(f"notice {view.id} ({view.state}): broadcast {first.id} at {first.send_at}")
 
 
 @notice.command("preview")
@@ -147,16 +171,26 @@ def notice_preview(ctx: click.Context, notice_id: int, channel: str | None, as_j
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def notice_list(ctx: click.Context, location_slug: str | None, as_json: bool) -> None:
-    """List notices (a broadcast that failed is shown under its notice, with the reason)."""
+    """List notices under Upcoming, Now and Past, each as what it is ("upcoming closure",
+    "open after all · sent"); a broadcast that failed is shown under its notice, with why."""
     views = app_of(ctx).notices.all(location_slug)
     if as_json:
         emit_json([as_dict(v) for v in views])
         return
-    for v in views:
-        click.echo(f"{v.id}\t{v.location}\t{v.kind}\t{v.status}\t{v.starts} → {v.ends}\t{v.reason}")
+    for period in Period:
+        listed = [v for v in views if v.period == period]
+        if period is Period.PAST:
+            listed.reverse()  # most recent first
+        if not listed:
+            continue
+        click.echo(f"{period.value.capitalize()}:")
+        for v in listed:
+            click.echo(
+                f"  {v.id}\t{v.location}\t{v.state}\t{v.starts[:16]} → {v.ends[:16]}\t{v.reason}"
+            )
         for b in v.broadcasts:
             if b.status == "failed":
-                click.echo(f"  broadcast {b.id} failed: {b.status_reason}")
+                click.echo(f"    broadcast {b.id} failed: {b.status_reason}")
 
 
 @notice.command("cancel")
@@ -231,3 +265,17 @@ def notice_affected(ctx: click.Context, notice_id: int, fmt: str) -> None:
     """Appointments inside the closure, for the front desk to reschedule."""
     rows = [as_dict(v) for v in app_of(ctx).notices.affected(notice_id)]
     emit_rows(fmt, rows, AFFECTED_COLUMNS)
+
+
+@notice.command("not-reached")
+@click.argument("notice_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.pass_context
+def notice_not_reached(ctx: click.Context, notice_id: int, fmt: str) -> None:
+    """Patients this notice did not reach (undelivered, failed, skipped, expired), with their
+    phone and email, for the front desk to call. Unmasked: for managers only."""
+    rows = [as_dict(v) for v in app_of(ctx).deliveries.not_reached(notice_id)]
+    emit_rows(fmt, rows, NOT_REACHED_COLUMNS)
+
+
+notice.add_command(notice_watch)

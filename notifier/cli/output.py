@@ -12,8 +12,10 @@ from typing import Any
 import click
 
 from notifier.domain.estimates import duration
+from notifier.domain.wording import plural
 from notifier.spreadsheets import csv_text
 from notifier.usecases.csv_import import ImportReport
+from notifier.usecases.csv_rows import DELIMITERS
 from notifier.usecases.views import Preview
 
 
@@ -50,13 +52,19 @@ def emit_rows(fmt: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str
 
 
 def report_import(file: Path, report: ImportReport, noun: str) -> None:
-    """Each rejected row as ``file:line (id): field: reason`` on stderr, the counts on stdout;
-    exit 4 when any row was rejected, so scripts can tell."""
+    """Each rejected row as ``file:line (id): field: reason`` on stderr, and each row imported
+    with a bad cell left out; the counts on stdout; exit 4 when any row was rejected."""
     for error in report.errors:
         click.echo(error.describe(file.name), err=True)
+    for kept in report.kept:
+        click.echo(kept.describe(file.name), err=True)
+    if report.delimiter != ",":
+        click.echo(f"read as {DELIMITERS[report.delimiter]}-separated values")
+    off = f", {plural(report.channels_off, 'channel')} turned off" if report.kept else ""
     click.echo(
-        f"imported {report.imported} {noun} ({report.created} new, {report.updated} updated), "
-        f"{len(report.errors)} rows rejected"
+        f"imported {plural(report.imported, noun.removesuffix('s'), noun)} "
+        f"({report.created:,} new, {report.updated:,} updated)"
+        f"{off}, {plural(len(report.errors), 'row')} rejected"
     )
     if report.errors:
         sys.exit(4)
@@ -75,14 +83,14 @@ def print_preview(preview: Preview, labels: Mapping[str, str]) -> None:
             else:
                 click.echo(
                     f"\n--- {label} [{m.language}, {m.template}] {m.characters} characters, "
-                    f"{m.segments} segment(s), {m.encoding}"
+                    f"{plural(m.segments or 0, 'segment')}, {m.encoding}"
                 )
             click.echo(m.text)
         longest = preview.longest.get(channel)
         if longest is not None:
             click.echo(
                 f"\n--- longest {label} any patient gets [{longest.language}, "
-                f"{longest.template}]: {longest.characters} characters, {longest.segments} "
-                f"segment(s), {longest.encoding}"
+                f"{longest.template}]: {longest.characters} characters, "
+                f"{plural(longest.segments or 0, 'segment')}, {longest.encoding}"
             )
             click.echo(longest.text)

@@ -47,6 +47,7 @@ class ChannelSpec:
     rate_setting: str = ""  # the Settings field with units (segments or messages) per second
     # The Settings field with a pool of senders with their own rates (domain.senders), if any.
     senders_setting: str | None = None
+    max_characters: int | None = None  # the provider refuses a longer message (Twilio: 1,600)
 
     def __post_init__(self) -> None:
         if not self.consent_field:

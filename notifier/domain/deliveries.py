@@ -41,6 +41,31 @@ OPEN_STATES = (DeliveryState.PENDING, DeliveryState.SENDING)
 REACHED_STATES = (DeliveryState.SENT, DeliveryState.DELIVERED)
 """The patient was told (the provider took the message)."""
 
+BUCKETS: tuple[tuple[str, tuple[DeliveryState, ...]], ...] = (
+    ("delivered", (DeliveryState.DELIVERED,)),
+    ("sent", (DeliveryState.SENT,)),
+    ("queued", OPEN_STATES),
+    ("failed", (DeliveryState.FAILED, DeliveryState.UNDELIVERED)),
+    ("skipped", (DeliveryState.SKIPPED,)),
+    ("stopped", (DeliveryState.CANCELLED, DeliveryState.EXPIRED)),
+)
+"""How staff count a notice's deliveries, in the order progress bars show them."""
+
+
+def bucket_counts(states: dict[str, int]) -> dict[str, int]:
+    """Deliveries by state → by bucket (every bucket present)."""
+    return {label: sum(states.get(state, 0) for state in members) for label, members in BUCKETS}
+
+
+def eta_seconds(finished: int, queued: int, elapsed: float) -> tuple[float | None, float | None]:
+    """(messages per second so far, seconds until the queued ones are done at that pace);
+    None where there is no pace yet."""
+    if elapsed <= 0 or finished <= 0:
+        return None, None
+    rate = finished / elapsed
+    return rate, queued / rate
+
+
 _RANK = {DeliveryState.PENDING: 0, DeliveryState.SENDING: 0, DeliveryState.SENT: 1}
 
 

@@ -63,6 +63,7 @@ def parse_reminder_audience(value: str) -> ReminderAudience:
 
 
 class BroadcastStatus(StrEnum):
+    DRAFT = "draft"  # planned, not scheduled: waits for someone to say when (``notice send``)
     SCHEDULED = "scheduled"  # waiting for its send time
     SENDING = "sending"  # fanned out into deliveries
     DONE = "done"  # every delivery reached a final state
@@ -104,6 +105,21 @@ class NoticeFacts:
     change: NoticeChange
     audience: Audience
     clinic: Clinic
+    # What this version changed from the one it replaced ("times", "reason", "wording"):
+    # an update's messages say so.
+    changed: tuple[str, ...] = ()
+
+
+def what_changed(before: NoticeFacts, after: NoticeFacts) -> tuple[str, ...]:
+    """What an update changed, in the order messages name it."""
+    changes = []
+    if before.closure.intervals != after.closure.intervals:
+        changes.append("times")
+    if before.reason != after.reason:
+        changes.append("reason")
+    if before.message != after.message:
+        changes.append("wording")
+    return tuple(changes)
 
 
 # --- which message ------------------------------------------------------------------------
@@ -228,3 +244,83 @@ def channels_of(broadcast_channels: Sequence[str]) -> tuple[str, ...]:
     for listed in broadcast_channels:
         names.extend(name for name in listed.split(",") if name)
     return tuple(dict.fromkeys(names))
+
+
+# --- what staff are told a notice is ------------------------------------------------------
+
+
+class Period(StrEnum):
+    """Where a notice is listed: by what is true now, not by its row's status."""
+
+    UPCOMING = "upcoming"  # a closure still ahead (or a draft)
+    NOW = "now"  # the clinic is closed (or opens late, or closed early) right now
+    PAST = "past"  # over, cancelled, replaced, or "open after all"
+
+
+class Action(StrEnum):
+    SEND = "send"  # schedule a draft
+    UPDATE = "update"
+    CANCEL = "cancel"
+    RETRY = "retry"  # a broadcast's fan-out failed
+
+
+KIND_WORDS = {
+    NoticeKind.CLOSURE: ("upcoming closure", "closed now"),
+    NoticeKind.EARLY_CLOSE: ("upcoming early close", "closed early now"),
+    NoticeKind.DELAYED_OPEN: ("upcoming late opening", "opening late now"),
+}
+
+_SENDING_WORDS = {
+    BroadcastStatus.DRAFT: "draft",
+    BroadcastStatus.SCHEDULED: "scheduled",
+    BroadcastStatus.SENDING: "sending",
+    BroadcastStatus.DONE: "sent",
+    BroadcastStatus.EXPIRED: "expired",
+    BroadcastStatus.CANCELLED: "withdrawn",
+    BroadcastStatus.FAILED: "failed",
+}
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A notice as staff should read it: words, where it is listed, what can be done."""
+
+    words: str  # "upcoming closure", "closed now", "cancelled · patients told", ...
+    period: Period
+    actions: tuple[Action, ...]
+
+
+def standing(
+    status: NoticeStatus,
+    change: NoticeChange,
+    kind: NoticeKind,
+    starts: datetime,
+    ends: datetime,
+    broadcasts: Sequence[BroadcastStatus],
+    followed_by: NoticeChange | None,
+    now: datetime,
+) -> Standing:
+    """What a notice is, in the words a front desk uses. ``broadcasts`` are its broadcasts'
+    statuses (first first); ``followed_by`` is the change of the version that replaced it."""
+    first = broadcasts[0] if broadcasts else BroadcastStatus.DONE
+    if change is NoticeChange.CANCELLATION:
+        sent = "withdrawn" if status is not NoticeStatus.ACTIVE else _SENDING_WORDS[first]
+        return Standing(f"open after all · {sent}", Period.PAST, ())
+    if status is NoticeStatus.CANCELLED:
+        told = followed_by is NoticeChange.CANCELLATION
+        return Standing("cancelled · patients told" if told else "cancelled", Period.PAST, ())
+    if status is NoticeStatus.SUPERSEDED:
+        return Standing("replaced by a newer version", Period.PAST, ())
+    ahead, under_way = KIND_WORDS[kind]
+    if too_late(ends, now):
+        return Standing(f"{ahead.removeprefix('upcoming ')} · over", Period.PAST, ())
+    actions: list[Action] = [Action.UPDATE, Action.CANCEL]
+    words = under_way if starts <= now else ahead
+    if first is BroadcastStatus.DRAFT:
+        words, actions = f"draft · {words}", [Action.SEND, *actions]
+    elif change is NoticeChange.UPDATE:
+        words += " · updated"
+    if BroadcastStatus.FAILED in broadcasts:
+        words += " · broadcast failed"
+        actions.append(Action.RETRY)
+    return Standing(words, Period.NOW if starts <= now else Period.UPCOMING, tuple(actions))

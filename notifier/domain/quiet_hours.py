@@ -85,10 +85,44 @@ def deferral(
     closure_starts: datetime,
     closure_ends: datetime,
 ) -> Deferral | None:
-    """None: send now. Otherwise wait until the window opens, or expire if the closure is over."""
+    """None: send now. Otherwise wait until the window opens, or expire if the closure is over.
+    Unless the manager said "not urgent", a text the window would release only after the
+    closure has begun is urgent by rule: nobody is told of a closure on its closed morning."""
     if quiet is None or is_urgent(urgent, closure_starts, now, tz):
         return None
     opens = quiet.ends_after(now, tz)
-    if opens is None:
+    if opens is None or (urgent is None and opens > closure_starts):
         return None
     return Deferral(until=opens, expired=too_late(closure_ends, opens))
+
+
+def send_time_warning(
+    quiet: QuietHours | None,
+    send_at: datetime,
+    tz: ZoneInfo,
+    urgent: bool | None,
+    closure_starts: datetime,
+    closure_ends: datetime,
+) -> str | None:
+    """What a manager should know before texts are scheduled at ``send_at``: when they really
+    go out if quiet hours hold them, or that they go at once by rule."""
+    if quiet is None or urgent or quiet.ends_after(send_at, tz) is None:
+        return None
+    local = f"{send_at.astimezone(tz):%Y-%m-%d %H:%M}"
+    wait = deferral(quiet, send_at, tz, urgent, closure_starts, closure_ends)
+    if wait is None:
+        return (
+            f"the send time {local} is inside quiet hours ({quiet}), but the closure begins "
+            "before they end: texts go out at once (urgent by rule; choose 'not urgent' to "
+            "hold them)"
+        )
+    opens = f"{wait.until.astimezone(tz):%Y-%m-%d %H:%M}"
+    if wait.expired:
+        return (
+            f"the send time {local} is inside quiet hours ({quiet}) and the closure is over "
+            f"when they end at {opens}: texts will never be sent; make the notice urgent"
+        )
+    return (
+        f"the send time {local} is inside quiet hours ({quiet}): texts go out at {opens}; "
+        "make the notice urgent to send them at once"
+    )

@@ -19,8 +19,12 @@ def context(
     appointments: Sequence[tuple[datetime, str]] = (),
 ) -> MessageContext:
     """The template variables for one message: the notice's words in ``language``, addressed to
-    ``first_name``, naming ``appointments`` (start, provider) when the patient has some."""
+    ``first_name``, naming ``appointments`` (start, provider) when the patient has some. A
+    custom message is in one language, the location's: every patient gets it with that
+    language's words around it (never another language's footer glued on)."""
     closure = facts.closure
+    if facts.message:
+        language = facts.clinic.default_language
     phone = facts.clinic.phone
     return MessageContext(
         language=language,
@@ -33,6 +37,7 @@ def context(
         custom_message=facts.message,
         first_name=first_name,
         change=facts.change.value,
+        changed=facts.changed,
         appointments=[
             AppointmentInfo(starts.astimezone(closure.tz), provider)
             for starts, provider in appointments

@@ -58,6 +58,7 @@ class MessageContext:
     first_name: str = ""
     change: str = NoticeChange.ORIGINAL.value  # original / update / cancellation
     appointments: Sequence[AppointmentInfo] = ()  # the patient's own affected appointments
+    changed: Sequence[str] = ()  # what an update changed: "times", "reason", "wording"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -132,6 +133,7 @@ class Renderer:
             "reopens": ctx.reopens,
             "patient": {"first_name": ctx.first_name},
             "change": ctx.change,
+            "changed": list(ctx.changed),
             "appointments": [
                 {"starts": a.starts, "provider": a.provider} for a in ctx.appointments
             ],

@@ -24,8 +24,12 @@ def add_user(s: Session, email: str, role: str, password_hash: str, now: datetim
     return insert_new(s, User, email=email, role=role, password_hash=password_hash, created_at=now)
 
 
-def add_api_token(s: Session, name: str, token_sha256: str, now: datetime) -> ApiToken:
-    token = ApiToken(name=name, token_sha256=token_sha256, created_at=now)
+def add_api_token(
+    s: Session, name: str, token_sha256: str, now: datetime, sees_patients: bool = False
+) -> ApiToken:
+    token = ApiToken(
+        name=name, token_sha256=token_sha256, created_at=now, sees_patients=sees_patients
+    )
     s.add(token)
     s.flush()
     return token

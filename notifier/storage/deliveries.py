@@ -224,7 +224,8 @@ def hand_back(
 ) -> int:
     """Claimed deliveries this worker still holds become pending again, no attempt counted:
     at once (shutdown, or a batch that could not be prepared), or due at ``until`` (quiet
-    hours). With ``event``, each gets that event."""
+    hours). With ``event``, each gets that event, and ``detail`` is kept on the row as why it
+    waits (the log's error/reason column) until its next outcome replaces it."""
     held = _move(
         s,
         ids,
@@ -235,6 +236,8 @@ def hand_back(
         lease_until=None,
         claimed_by=None,
         next_attempt_at=Delivery.next_attempt_at if until is None else until,
+        error_code=Delivery.error_code if detail is None else None,
+        error_message=Delivery.error_message if detail is None else detail,
     )
     if event is not None:
         add_events(s, held, now, event, DeliveryState.PENDING, detail=detail)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, object_session
 
 from notifier.domain.closures import BusinessHours, Closure, Interval, intervals_from_json, zone
 from notifier.domain.deliveries import REACHED_STATES, DeliveryState
@@ -21,6 +22,7 @@ from notifier.domain.notices import (
     NoticeChange,
     NoticeFacts,
     NoticeStatus,
+    what_changed,
 )
 from notifier.storage.deliveries import set_states
 from notifier.storage.models import Appointment, Broadcast, Delivery, Notice
@@ -38,6 +40,16 @@ def notices(s: Session, location_id: int | None = None) -> Sequence[Notice]:
     return s.scalars(query).all()
 
 
+def successors(s: Session, notice_ids: Sequence[int]) -> dict[int, str]:
+    """For each of ``notice_ids`` a later version replaced, that version's change."""
+    if not notice_ids:
+        return {}
+    rows = s.execute(
+        select(Notice.supersedes_id, Notice.change).where(Notice.supersedes_id.in_(notice_ids))
+    )
+    return {earlier: change for earlier, change in rows if earlier is not None}
+
+
 def closure_of(notice: Notice) -> Closure:
     """The closure as stored with the notice: its intervals, zone and business hours then."""
     return Closure(
@@ -48,7 +60,17 @@ def closure_of(notice: Notice) -> Closure:
 
 
 def facts(notice: Notice) -> NoticeFacts:
-    """What a stored notice says, for its words and timing (nothing is re-checked)."""
+    """What a stored notice says, for its words and timing (nothing is re-checked), and what
+    it changed from the version it replaced."""
+    said = _facts(notice)
+    session = object_session(notice)
+    if notice.supersedes_id is None or session is None:
+        return said
+    before = session.get(Notice, notice.supersedes_id)
+    return replace(said, changed=what_changed(_facts(before), said)) if before else said
+
+
+def _facts(notice: Notice) -> NoticeFacts:
     location = notice.location
     return NoticeFacts(
         id=notice.id,
@@ -251,7 +273,9 @@ def _withdraw(
         update(Broadcast)
         .where(
             Broadcast.notice_id == notice_id,
-            Broadcast.status.in_([BroadcastStatus.SCHEDULED, BroadcastStatus.FAILED]),
+            Broadcast.status.in_(
+                [BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED, BroadcastStatus.FAILED]
+            ),
         )
         .values(status=BroadcastStatus.CANCELLED.value, status_reason=reason, finished_at=now),
     )

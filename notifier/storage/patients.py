@@ -59,6 +59,16 @@ def languages_at(s: Session, location_id: int) -> list[str]:
     return sorted(set(rows))
 
 
+def language_counts(s: Session, location_id: int) -> dict[str, int]:
+    """Patients at a location by language."""
+    rows = s.execute(
+        select(Patient.language, func.count())
+        .where(Patient.location_id == location_id)
+        .group_by(Patient.language)
+    )
+    return {language: count for language, count in rows}
+
+
 def recipient_names(s: Session, location_id: int, spec: ChannelSpec) -> list[tuple[str, str, int]]:
     """Who a channel would reach at a location, as far as a message's length goes: (language,
     first name, addresses), one consenting patient per address."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
-from notifier.storage.models import Broadcast, Delivery, DeliveryEvent
+from notifier.domain.deliveries import REACHED_STATES, DeliveryState
+from notifier.storage.models import Broadcast, Delivery, DeliveryEvent, Patient
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class LogQuery:
     channel: str | None = None
     limit: int | None = None
     offset: int = 0
+    with_patients: bool = False  # load each delivery's patient (for managers)
 
 
 def delivery_log(s: Session, wanted: LogQuery) -> Sequence[Delivery]:
@@ -38,6 +41,8 @@ def delivery_log(s: Session, wanted: LogQuery) -> Sequence[Delivery]:
         query = query.where(Delivery.channel == channel)
     if wanted.limit is not None:
         query = query.limit(wanted.limit).offset(wanted.offset)
+    if wanted.with_patients:
+        query = query.options(joinedload(Delivery.patient))
     return s.scalars(query).all()
 
 
@@ -64,3 +69,67 @@ def state_counts(s: Session, notice_ids: Sequence[int]) -> dict[tuple[str, str],
         .group_by(Delivery.channel, Delivery.state)
     )
     return {(channel, state): count for channel, state, count in rows}
+
+
+def waits(s: Session, notice_id: int) -> dict[str, int]:
+    """Why this notice's waiting deliveries wait (held, deferred, retrying) → how many."""
+    rows = s.execute(
+        select(Delivery.error_message, func.count())
+        .join(Delivery.broadcast)
+        .where(
+            Broadcast.notice_id == notice_id,
+            Delivery.state == DeliveryState.PENDING,
+            Delivery.error_message.is_not(None),
+        )
+        .group_by(Delivery.error_message)
+        .order_by(func.count().desc(), Delivery.error_message)
+    )
+    return {reason: count for reason, count in rows if reason}
+
+
+NOT_REACHED_STATES = (
+    DeliveryState.UNDELIVERED,
+    DeliveryState.FAILED,
+    DeliveryState.SKIPPED,
+    DeliveryState.EXPIRED,
+)
+"""A message that did not reach its patient (withdrawn ones were replaced, not missed)."""
+
+
+def not_reached(s: Session, notice_id: int) -> Sequence[Delivery]:
+    """This notice's deliveries that reached nobody, with their patients, by patient."""
+    return s.scalars(
+        select(Delivery)
+        .join(Delivery.broadcast)
+        .join(Delivery.patient)
+        .options(joinedload(Delivery.patient))
+        .where(Broadcast.notice_id == notice_id, Delivery.state.in_(NOT_REACHED_STATES))
+        .order_by(Patient.last_name, Patient.first_name, Patient.id, Delivery.channel)
+    ).all()
+
+
+def reached_channels(s: Session, notice_id: int, patient_ids: Sequence[int]) -> dict[int, set[str]]:
+    """For each of ``patient_ids``, the channels this notice reached them on."""
+    if not patient_ids:
+        return {}
+    rows = s.execute(
+        select(Delivery.patient_id, Delivery.channel)
+        .join(Delivery.broadcast)
+        .where(
+            Broadcast.notice_id == notice_id,
+            Delivery.patient_id.in_(patient_ids),
+            Delivery.state.in_(REACHED_STATES),
+        )
+        .distinct()
+    )
+    found: dict[int, set[str]] = {}
+    for patient_id, channel in rows:
+        found.setdefault(patient_id, set()).add(channel)
+    return found
+
+
+def fanned_out_since(s: Session, notice_id: int) -> datetime | None:
+    """When this notice's first broadcast fanned out (its sending began), if one has."""
+    return s.scalar(
+        select(func.min(Broadcast.fanned_out_at)).where(Broadcast.notice_id == notice_id)
+    )

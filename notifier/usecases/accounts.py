@@ -119,15 +119,24 @@ class Accounts(UseCase):
             user.last_login_at = self.clock.now()
             return user_view(user)
 
-    def create_token(self, name: str) -> str:
-        """A new random API token for ``name``; the caller shows it once, we keep its digest."""
+    def create_token(self, name: str, sees_patients: bool = False) -> str:
+        """A new random API token for ``name``; the caller shows it once, we keep its digest.
+        ``sees_patients``: it may read patients' names and addresses (not-reached lists)."""
         name = name.strip()
         if not name:
             raise ValidationError("give the token a name (who or what uses it)", "name")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.db.session() as s:
-            account_rows.add_api_token(s, name[:100], token_digest(token), self.clock.now())
+            account_rows.add_api_token(
+                s, name[:100], token_digest(token), self.clock.now(), sees_patients
+            )
         return token
+
+    def token_sees_patients(self, token: str) -> bool:
+        """Whether a live API token may read patients' names and addresses."""
+        with self.db.session() as s:
+            found = account_rows.api_token_by_hash(s, token_digest(token))
+            return bool(found and found.sees_patients)
 
     def token_name(self, token: str) -> str | None:
         """The name of a live API token, or None."""

@@ -59,11 +59,19 @@ class RowError:
 class ImportReport:
     created: int = 0
     updated: int = 0
-    errors: list[RowError] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)  # rows rejected
+    # Rows imported with a bad cell left out (a bad phone: imported with email only), each
+    # saying what was left out and what was kept.
+    kept: list[RowError] = field(default_factory=list)
+    delimiter: str = ","  # as detected from the header
 
     @property
     def imported(self) -> int:
         return self.created + self.updated
+
+    @property
+    def channels_off(self) -> int:
+        return len(self.kept)
 
 
 Row = dict[str, str | None]
@@ -95,22 +103,29 @@ class Cells:
 @dataclass(frozen=True)
 class Importer:
     """One kind of import: its columns, the stored columns' lengths (``storage.limits``),
-    ``clean`` (a row → the values to store, raising ValidationError) and ``upsert`` (stores a
-    chunk of checked rows in one transaction, counting into the report it is given)."""
+    ``clean`` (a row → the values to store, raising ValidationError; what it leaves out of a
+    row it keeps goes into the list it is given) and ``upsert`` (stores a chunk of checked rows
+    in one transaction, counting into the report it is given)."""
 
     columns: Sequence[str]
     lengths: Mapping[str, int]
-    clean: Callable[[Row], dict[str, object]]
+    clean: Callable[[Row, list[ValidationError]], dict[str, object]]
     upsert: Callable[[Chunk, ImportReport], None]
 
 
-def import_rows(source: Source, importer: Importer) -> ImportReport:
+Progress = Callable[[int], None]
+"""Told the number of lines read so far, after each chunk is stored."""
+
+
+def import_rows(
+    source: Source, importer: Importer, on_progress: Progress | None = None
+) -> ImportReport:
     """Read a CSV keyed by ``external_id`` (bytes, decoded here, or text) and store its good
     rows in chunks. A wrong header imports nothing and raises ValidationError saying why."""
     stream = _text(source)
     try:
         rows = CsvRows(stream, importer.columns, importer.lengths.get("external_id", ID_CHARS))
-        report = ImportReport()
+        report = ImportReport(delimiter=rows.delimiter)
         seen: dict[str, int] = {}
         chunk: Chunk = []
         for line, row in rows:
@@ -121,12 +136,17 @@ def import_rows(source: Source, importer: Importer) -> ImportReport:
             if len(chunk) >= _CHUNK:
                 _store(chunk, importer.upsert, report)
                 chunk = []
+                if on_progress:
+                    on_progress(line)
         if chunk:
             _store(chunk, importer.upsert, report)
+        if on_progress:
+            on_progress(rows.lines_read)
     finally:
         if stream is not source:
             cast(io.TextIOWrapper, stream).detach()  # the caller closes its own stream
     report.errors.sort(key=lambda error: error.line)
+    report.kept.sort(key=lambda error: error.line)
     return report
 
 
@@ -150,18 +170,20 @@ def _checked(
         report.errors.append(RowError(line, row.external_id, row.reason, row.field))
         return None
     raw_id = row.get("external_id") or ""
+    shown_id = shown(raw_id.strip(), importer.lengths.get("external_id", ID_CHARS))
+    left_out: list[ValidationError] = []
     try:
         _check_cells(row, importer)
         external_id = raw_id.strip()
         if external_id in seen:
             raise ValidationError(f"external_id repeats line {seen[external_id]}", "external_id")
-        values = importer.clean(row)
+        values = importer.clean(row, left_out)
         _check_values(values, importer.lengths)
     except ValidationError as exc:
-        shown_id = shown(raw_id.strip(), importer.lengths.get("external_id", ID_CHARS))
         report.errors.append(RowError(line, shown_id, str(exc), exc.field))
         return None
     seen[external_id] = line
+    report.kept += [RowError(line, shown_id, str(exc), exc.field) for exc in left_out]
     return values
 
 

@@ -100,27 +100,39 @@ class _Lines:
             quotes += line.count('"')
 
 
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
+
+
 class CsvRows:
     """A CSV's rows as ``(line, {column: cell})`` or ``(line, Unreadable)``; blank lines are
-    skipped. A header lacking a column raises ValidationError before any row is read."""
+    skipped. The delimiter is the one of ``DELIMITERS`` that makes the header name the most
+    expected columns (spreadsheets in many locales save "CSV" with semicolons). A header
+    lacking a column raises ValidationError before any row is read."""
 
     def __init__(self, stream: TextIO, columns: Sequence[str], id_chars: int = ID_CHARS) -> None:
         self._lines = _Lines(stream)
         self._used = frozenset(columns)
         self._id_chars = id_chars
-        self._reader = csv.reader(self._lines)
+        first_line = next(self._lines, "")
+        self.delimiter = _delimiter(first_line, columns)
         try:
-            first = next(self._reader, [])
+            first = next(csv.reader([first_line], delimiter=self.delimiter), [])
         except csv.Error as exc:
             raise ValidationError(f"the header line cannot be read as CSV: {exc}") from None
+        self._reader = csv.reader(self._lines, delimiter=self.delimiter)
         self.header = [name.strip().lstrip("\ufeff").strip() for name in first]
         missing = [name for name in columns if name not in self.header]
         if missing:
             raise ValidationError(
-                f"the CSV header lacks column(s) {', '.join(missing)}; expected: "
-                f"{','.join(columns)}"
+                f"the CSV header lacks {'column' if len(missing) == 1 else 'columns'} "
+                f"{', '.join(missing)}; expected: {','.join(columns)} (separated by commas, "
+                "semicolons or tabs)"
             )
         self._id = self.header.index("external_id") if "external_id" in self.header else 0
+
+    @property
+    def lines_read(self) -> int:
+        return self._lines.count
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, str | None] | Unreadable]]:
         header, reader, lines = self.header, self._reader, self._lines
@@ -153,7 +165,8 @@ class CsvRows:
         who = self._who(cells)
         if len(cells) > len(self.header):
             extra = len(cells) - len(self.header)
-            return Unreadable(who, f"{extra} more cell(s) than the header has")
+            cells_word = "cell" if extra == 1 else "cells"
+            return Unreadable(who, f"{extra} more {cells_word} than the header has")
         have = f"the row has {len(cells)} of {len(self.header)} cells"
         return Unreadable(who, f"missing: {have}", self.header[len(cells)])
 
@@ -166,6 +179,17 @@ class CsvRows:
         if cells is None or len(cells) >= len(self.header):
             return Unreadable("", f"a cell is {reason}")
         return Unreadable(self._who(cells), reason, self.header[len(cells)])
+
+
+def _delimiter(header: str, columns: Sequence[str]) -> str:
+    """The delimiter under which ``header`` names the most of ``columns`` (a comma on a tie)."""
+    wanted = set(columns)
+
+    def named(delimiter: str) -> int:
+        cells = {c.strip().lstrip("\ufeff").strip() for c in header.split(delimiter)}
+        return len(wanted & cells)
+
+    return max(DELIMITERS, key=named)
 
 
 def _cells_before_oversized(record: str, limit: int, scan: int) -> list[str] | None:

@@ -14,7 +14,11 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
-from notifier.domain.deliveries import Report
+from sqlalchemy.orm import Session
+
+from notifier.domain.deliveries import Report, bucket_counts, eta_seconds
+from notifier.domain.notices import BroadcastStatus
+from notifier.domain.wording import plural
 from notifier.errors import NotFoundError
 from notifier.storage import deliveries as delivery_rows
 from notifier.storage import notices as notice_rows
@@ -22,7 +26,16 @@ from notifier.storage import receipts as receipt_rows
 from notifier.storage import reports
 from notifier.usecases import UseCase, receipts
 from notifier.usecases.lookups import require_notice
-from notifier.usecases.views import DeliveryView, EventView, delivery_view, event_view
+from notifier.usecases.views import (
+    DeliveryView,
+    EventView,
+    NotReached,
+    Progress,
+    delivery_view,
+    event_view,
+    local_iso,
+    notice_view,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +48,39 @@ class Deliveries(UseCase):
         channel: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        show_patients: bool = False,
     ) -> list[DeliveryView]:
+        """The log, addresses masked; ``show_patients`` names each patient (for those allowed:
+        managers, tokens with the right)."""
         with self.db.session() as s:
             if notice_id is not None:
                 require_notice(s, notice_id)
-            query = reports.LogQuery(notice_id, state, channel, limit, offset)
+            query = reports.LogQuery(notice_id, state, channel, limit, offset, show_patients)
             rows = reports.delivery_log(s, query)
-            return [delivery_view(d) for d in rows]
+            return [delivery_view(d, show_patients) for d in rows]
+
+    def not_reached(self, notice_id: int) -> list[NotReached]:
+        """This notice's messages that reached nobody (undelivered, failed, skipped by consent
+        or the weekly cap, expired), with each patient's name, phone and email and the
+        channels that did reach them: for the front desk to call. Managers only."""
+        with self.db.session() as s:
+            require_notice(s, notice_id)
+            rows = reports.not_reached(s, notice_id)
+            reached = reports.reached_channels(s, notice_id, sorted({d.patient_id for d in rows}))
+            return [
+                NotReached(
+                    patient=d.patient.external_id,
+                    first_name=d.patient.first_name,
+                    last_name=d.patient.last_name,
+                    channel=d.channel,
+                    state=d.state,
+                    reason=d.error_message,
+                    reached_by=",".join(sorted(reached.get(d.patient_id, set()))),
+                    phone=d.patient.phone,
+                    email=d.patient.email,
+                )
+                for d in rows
+            ]
 
     def history(self, delivery_id: int) -> tuple[DeliveryView, list[EventView]]:
         """One delivery and every event it went through, oldest first."""
@@ -60,6 +99,53 @@ class Deliveries(UseCase):
             for (channel, state), count in reports.state_counts(s, [notice_id]).items():
                 counts.setdefault(channel, {})[state] = count
             return counts
+
+    def waits(self, notice_id: int) -> list[str]:
+        """Why this notice's messages still wait, counted: "2 messages waiting: quiet hours:
+        held until 2025-02-19 08:00 America/New_York"."""
+        with self.db.session() as s:
+            require_notice(s, notice_id)
+            return _waits(s, notice_id)
+
+    def progress(self, notice_id: int) -> Progress:
+        """Counts by bucket, why messages wait, the pace so far and an ETA, and whether the
+        notice's sending is over (nothing queued and no broadcast due or going out)."""
+        now = self.clock.now()
+        with self.db.session() as s:
+            notice = require_notice(s, notice_id)
+            states: dict[str, int] = {}
+            for (_, state), count in reports.state_counts(s, [notice_id]).items():
+                states[state] = states.get(state, 0) + count
+            counts = bucket_counts(states)
+            total = sum(counts.values())
+            since = reports.fanned_out_since(s, notice_id)
+            elapsed = (now - since).total_seconds() if since else 0.0
+            rate, eta = eta_seconds(total - counts["queued"], counts["queued"], elapsed)
+            # A broadcast due but not fanned out yet; one fanning out holds its deliveries'
+            # rows from the start (one transaction), so nothing queued means nothing left.
+            due = [
+                b
+                for b in notice.broadcasts
+                if b.status == BroadcastStatus.SCHEDULED and b.send_at <= now
+            ]
+            ahead = sorted(
+                b.send_at
+                for b in notice.broadcasts
+                if b.status == BroadcastStatus.SCHEDULED and b.send_at > now
+            )
+            waits = _waits(s, notice_id)
+            followed = notice_rows.successors(s, [notice_id]).get(notice_id)
+            return Progress(
+                notice_id=notice_id,
+                state=notice_view(notice, now, followed).state,
+                total=total,
+                counts=counts,
+                waits=waits,
+                rate=rate,
+                eta_seconds=eta,
+                finished=counts["queued"] == 0 and not due,
+                next_send_at=local_iso(ahead[0], notice.timezone) if ahead else None,
+            )
 
     def reached_anyone(self, notice_id: int) -> bool:
         """Whether this notice or an earlier version of it reached anyone (an update then goes
@@ -127,3 +213,10 @@ class Deliveries(UseCase):
         cutoff = self.clock.now() - timedelta(days=self.settings.receipts_keep_days)
         with self.db.session() as s:
             return receipt_rows.purge(s, cutoff)
+
+
+def _waits(s: Session, notice_id: int) -> list[str]:
+    return [
+        f"{plural(count, 'message')} waiting: {reason}"
+        for reason, count in reports.waits(s, notice_id).items()
+    ]

@@ -38,6 +38,7 @@ from notifier.domain.notices import (
     parse_reminder_audience,
     too_late,
 )
+from notifier.domain.quiet_hours import QuietHours, send_time_warning
 from notifier.errors import ValidationError
 from notifier.storage import notices as notice_rows
 from notifier.storage.models import Broadcast, Location, Notice
@@ -64,21 +65,28 @@ class Notices(UseCase):
 
     def get(self, notice_id: int) -> NoticeView:
         with self.db.session() as s:
-            return notice_view(require_notice(s, notice_id))
+            return self._view(s, require_notice(s, notice_id))
 
     def all(self, location_slug: str | None = None) -> list[NoticeView]:
         """Every notice (of a location), as stored: nothing is re-checked, so one notice whose
         location has changed since never stops the list."""
         with self.db.session() as s:
-            return [
-                notice_view(n) for n in notice_rows.notices(s, location_id_of(s, location_slug))
-            ]
+            return self._views(s, notice_rows.notices(s, location_id_of(s, location_slug)))
 
     def chain(self, notice_id: int) -> list[NoticeView]:
         """Every version of a notice, oldest first."""
         with self.db.session() as s:
             notice = require_notice(s, notice_id)
-            return [notice_view(n) for n in notice_rows.chain(s, notice.root_id or notice.id)]
+            return self._views(s, notice_rows.chain(s, notice.root_id or notice.id))
+
+    def _views(self, s: Session, notices: Sequence[Notice]) -> list[NoticeView]:
+        """Notices as staff should read them now (what replaced each, in one query)."""
+        now = self.clock.now()
+        followed = notice_rows.successors(s, [n.id for n in notices])
+        return [notice_view(n, now, followed.get(n.id)) for n in notices]
+
+    def _view(self, s: Session, notice: Notice) -> NoticeView:
+        return self._views(s, [notice])[0]
 
     def affected(self, notice_id: int) -> list[AffectedAppointment]:
         """Appointments inside the notice's closed intervals, for the front desk to reschedule."""
@@ -112,7 +120,7 @@ class Notices(UseCase):
         reason: str,
         kind: str | None = None,
         message: str | None = None,
-        send_at: str = "now",
+        send_at: str | None = "now",
         channels: str | None = None,
         urgent: bool | None = None,
         *,
@@ -127,12 +135,14 @@ class Notices(UseCase):
         The closure is ``starts``–``ends``, or one or more ``intervals`` ("START/END"). A
         ``reminder_at`` adds a second broadcast of the same message: to those the first reached
         (``reminder_audience="recipients"``, the default) or to the audience as it is then
-        (``"everyone"``). ``channels`` defaults to every registered channel.
+        (``"everyone"``). ``channels`` defaults to every registered channel. Without a
+        ``send_at`` (None) the notice is a draft: stored and previewable, sent by ``send``.
         """
         now = self.clock.now()
         with self.db.session() as s:
             draft = self._draft(s, location_slug, starts, ends, intervals, reason, message)
-            send_instant = _send_instant(draft.facts.closure, send_at, now)
+            planned = send_at is not None
+            send_instant = _send_instant(draft.facts.closure, send_at or "now", now)
             reminder = _reminder_instant(reminder_at, draft.facts.closure, send_instant, now)
             notice_kind = parse_kind(kind, draft.facts.closure)
             reminded = parse_reminder_audience(reminder_audience)
@@ -140,18 +150,22 @@ class Notices(UseCase):
             names = self.previews.channel_names(channels or ",".join(self.deps.channels))
             # Templates fail here, before anything is stored, never first at send time.
             preview = self.previews.compose(s, facts, draft.location.id, names)
+            status = BroadcastStatus.SCHEDULED if planned else BroadcastStatus.DRAFT
+            if planned:
+                warnings = self._send_warnings(facts.closure, send_instant, names, urgent)
+                preview.warnings.extend(warnings)
             notice = _notice_row(draft.location, facts, notice_kind, now)
             s.add(notice)
-            first = _broadcast_row(notice, send_instant, names, urgent, now)
+            first = _broadcast_row(notice, send_instant, names, urgent, now, status=status)
             s.add(first)
             if reminder is not None:
                 s.flush()
                 repeats = first.id if reminded is ReminderAudience.RECIPIENTS else None
-                s.add(_broadcast_row(notice, reminder, names, urgent, now, repeats))
+                s.add(_broadcast_row(notice, reminder, names, urgent, now, repeats, status))
             s.flush()
             preview.notice_id = notice.id
             log.info("notice created", extra={"action": "notice_created", "notice_id": notice.id})
-            return Created(notice_view(notice), preview)
+            return Created(self._view(s, notice), preview)
 
     def draft(
         self,
@@ -166,6 +180,7 @@ class Notices(UseCase):
         change: str = NoticeChange.ORIGINAL.value,
         reminder_at: str | None = None,
         reminder_audience: str = ReminderAudience.RECIPIENTS.value,
+        urgent: bool | None = None,
     ) -> Preview:
         """What ``create`` with these fields would send, checked the same way; stores nothing.
         ``change="update"`` words it as an update of an earlier notice."""
@@ -173,12 +188,31 @@ class Notices(UseCase):
         with self.db.session() as s:
             draft = self._draft(s, location_slug, starts, ends, (), reason or "…", message)
             closure = draft.facts.closure
-            _reminder_instant(reminder_at, closure, _send_instant(closure, send_at, now), now)
+            send_instant = _send_instant(closure, send_at, now)
+            _reminder_instant(reminder_at, closure, send_instant, now)
             parse_kind(kind, closure)
             parse_reminder_audience(reminder_audience)
             facts = replace(draft.facts, change=NoticeChange(change))
             names = self.previews.channel_names(channels or ",".join(self.deps.channels))
-            return self.previews.compose(s, facts, draft.location.id, names, estimate=False)
+            preview = self.previews.compose(s, facts, draft.location.id, names, estimate=False)
+            preview.warnings.extend(self._send_warnings(closure, send_instant, names, urgent))
+            return preview
+
+    def _send_warnings(
+        self, closure: Closure, send_at: datetime, channels: Sequence[str], urgent: bool | None
+    ) -> list[str]:
+        """When texts scheduled at ``send_at`` really go out, where quiet hours change it."""
+        if not any(self.deps.spec(name).quiet_hours for name in channels):
+            return []
+        warning = send_time_warning(
+            QuietHours.parse(self.settings.quiet_hours),
+            send_at,
+            closure.tz,
+            urgent,
+            closure.starts,
+            closure.ends,
+        )
+        return [warning] if warning else []
 
     def _draft(
         self,
@@ -204,6 +238,40 @@ class Notices(UseCase):
             clinic=Clinic(location.name, location.phone, location.default_language),
         )
         return _Draft(location, facts)
+
+    def send(self, notice_id: int, send_at: str) -> tuple[NoticeView, list[str]]:
+        """Schedule a draft: its broadcast goes out at ``send_at`` ('now' or a local time),
+        its reminders at their times. Returns the notice and what to know about the time
+        (quiet hours)."""
+        now = self.clock.now()
+        with self.db.session() as s:
+            notice = self._latest(s, notice_id)
+            drafts = [b for b in notice.broadcasts if b.status == BroadcastStatus.DRAFT]
+            if not drafts:
+                raise ValidationError(
+                    f"notice {notice_id} is not a draft: it is {self._view(s, notice).state}"
+                )
+            closure = notice_rows.closure_of(notice)
+            instant = _send_instant(closure, send_at, now)
+            first, *reminders = drafts
+            for reminder in reminders:
+                if reminder.send_at <= instant:
+                    raise ValidationError(
+                        f"the reminder at {closure.local(reminder.send_at):%Y-%m-%d %H:%M} "
+                        "would go before the notice: send it earlier",
+                        "send_at",
+                    )
+                check_send_time(reminder.send_at, closure, now, "reminder_at")
+            first.send_at = instant
+            for broadcast in drafts:
+                broadcast.status = BroadcastStatus.SCHEDULED.value
+            names = self.previews.channel_names([b.channels for b in drafts])
+            warnings = self._send_warnings(closure, instant, names, first.urgent)
+            s.flush()
+            log.info(
+                "draft scheduled", extra={"action": "notice_scheduled", "notice_id": notice_id}
+            )
+            return self._view(s, notice), warnings
 
     # --- versions: update, cancel -------------------------------------------------------
 
@@ -254,7 +322,7 @@ class Notices(UseCase):
                 message.strip() if message else original.message,
                 now,
             )
-            return notice_view(new)
+            return self._view(s, new)
 
     def cancel(self, notice_id: int, notify: bool = False) -> NoticeView:
         """Cancel a notice. With ``notify``, patients an earlier version reached are told the
@@ -275,7 +343,7 @@ class Notices(UseCase):
                     original.message,
                     now,
                 )
-                return notice_view(new)
+                return self._view(s, new)
             broadcasts, deliveries = notice_rows.cancel(s, notice_id, now)
             log.info(
                 "notice cancelled",
@@ -287,7 +355,7 @@ class Notices(UseCase):
                 },
             )
             s.expire_all()
-            return notice_view(require_notice(s, notice_id))
+            return self._view(s, require_notice(s, notice_id))
 
     def retry(self, notice_id: int) -> int:
         """Schedule again the broadcasts of a notice whose fan-out failed (after the cause was
@@ -339,13 +407,16 @@ class Notices(UseCase):
         told = notice_rows.chain_reached_anyone(s, root)
         # Read before the withdrawal below cancels whatever of the original still waits.
         first, *reminders = original.broadcasts
-        first_waiting = first.status == BroadcastStatus.SCHEDULED
+        drafted = first.status == BroadcastStatus.DRAFT  # a draft's next version is one too
+        waiting = (BroadcastStatus.SCHEDULED, BroadcastStatus.DRAFT)
+        first_waiting = first.status in waiting
         first_send_at, urgent = first.send_at, first.urgent
         carried = [
             (reminder.send_at, reminder.repeats_id is not None)
             for reminder in reminders
-            if reminder.status == BroadcastStatus.SCHEDULED
+            if reminder.status in waiting
         ]
+        status = BroadcastStatus.DRAFT if drafted else BroadcastStatus.SCHEDULED
         names = self.previews.channel_names([b.channels for b in original.broadcasts])
         if not told and change is NoticeChange.CANCELLATION:
             notice_rows.cancel(s, original.id, now)  # nobody heard of it: nobody to tell
@@ -374,14 +445,14 @@ class Notices(UseCase):
         else:
             notice_rows.supersede(s, original.id, new.id, now)
         send_at = now if told or not first_waiting else max(now, first_send_at)
-        broadcast = _broadcast_row(new, send_at, names, urgent, now)
+        broadcast = _broadcast_row(new, send_at, names, urgent, now, status=status)
         s.add(broadcast)
         s.flush()
         if change is not NoticeChange.CANCELLATION:  # waiting reminders carry over
             for at, to_recipients in carried:
                 if not too_late(closure.ends, at):
                     repeats = broadcast.id if to_recipients else None
-                    s.add(_broadcast_row(new, at, names, urgent, now, repeats))
+                    s.add(_broadcast_row(new, at, names, urgent, now, repeats, status))
             s.flush()
         log.info(
             "notice version created",
@@ -488,13 +559,15 @@ def _broadcast_row(
     urgent: bool | None,
     now: datetime,
     repeats_id: int | None = None,
+    status: BroadcastStatus = BroadcastStatus.SCHEDULED,
 ) -> Broadcast:
+    """A broadcast row; a draft's ``send_at`` is when it was drafted until ``send`` sets it."""
     return Broadcast(
         notice=notice,
         send_at=send_at,
         channels=",".join(channels),
         urgent=urgent,
-        status=BroadcastStatus.SCHEDULED.value,
+        status=status.value,
         repeats_id=repeats_id,
         created_at=now,
     )

@@ -24,11 +24,13 @@ from notifier.usecases.csv_import import (
     Chunk,
     Importer,
     ImportReport,
+    Progress,
     Row,
     RowError,
     Source,
     import_rows,
 )
+from notifier.usecases.csv_rows import shown
 from notifier.usecases.lookups import location_id_of
 from notifier.usecases.views import PatientView
 
@@ -63,29 +65,31 @@ APPOINTMENT_LENGTHS = string_lengths(Appointment) | {_PATIENT_ID: PATIENT_LENGTH
 
 
 class Patients(UseCase):
-    def import_patients(self, source: Source) -> ImportReport:
+    def import_patients(self, source: Source, on_progress: Progress | None = None) -> ImportReport:
         """Upsert patients by ``external_id`` from a CSV (bytes, or text). A wrong header
         imports nothing and says why; a bad row is reported and the others land."""
         locations = self._locations()
         importer = Importer(
             PATIENT_COLUMNS,
             PATIENT_LENGTHS,
-            lambda row: self._patient(row, locations),
+            lambda row, left_out: self._patient(row, locations, left_out),
             self._upsert_patients,
         )
-        return import_rows(source, importer)
+        return import_rows(source, importer, on_progress)
 
-    def import_appointments(self, source: Source) -> ImportReport:
+    def import_appointments(
+        self, source: Source, on_progress: Progress | None = None
+    ) -> ImportReport:
         """Upsert appointments by ``external_id``; the patient must exist at the same location.
         Times are in the location's zone."""
         locations = self._locations()
         importer = Importer(
             APPOINTMENT_COLUMNS,
             APPOINTMENT_LENGTHS,
-            lambda row: _appointment(row, locations),
+            lambda row, _: _appointment(row, locations),
             self._upsert_appointments,
         )
-        return import_rows(source, importer)
+        return import_rows(source, importer, on_progress)
 
     def page(
         self, location_slug: str | None = None, limit: int = 200, offset: int = 0
@@ -120,28 +124,42 @@ class Patients(UseCase):
         with self.db.session() as s:
             return {loc.slug: loc for loc in location_rows.locations(s)}
 
-    def _patient(self, row: Row, locations: dict[str, Location]) -> dict[str, object]:
+    def _patient(
+        self, row: Row, locations: dict[str, Location], left_out: list[ValidationError]
+    ) -> dict[str, object]:
+        """A patient's values. A bad phone or email is left out (with its channels off, said
+        in ``left_out``) when the other address is good; a row with no good address is
+        refused. Errors show the cell as the user typed it: it is their own file."""
         cell = Cells(row)
         cell.required("external_id", "first_name")
         location = cell.location(locations)
-        region = self.settings.default_region
-        addresses = {
-            AddressField.PHONE: normalize_phone(cell("phone"), region) if cell("phone") else None,
-            AddressField.EMAIL: normalize_email(cell("email")) if cell("email") else None,
-        }
+        addresses, bad = self._addresses(cell)
+        if bad and not any(addresses.values()):
+            raise bad[0]
         language = cell("language").lower().replace("_", "-") or location.default_language
         if not _LANGUAGE.match(language):
             raise ValidationError(
                 f"language {cell('language')!r} is not a language code like 'en'", "language"
             )
         consents: dict[str, bool] = {}
+        off = {error.field for error in bad}
         for spec in self.deps.channels.values():
             column = spec.consent_field
             consents[column] = _yes_no(cell(column), column) or consents.get(column, False)
-            if consents[column] and addresses[spec.address] is None:
+            if spec.address.value in off:
+                consents[column] = False
+            elif consents[column] and addresses[spec.address] is None:
                 raise ValidationError(
                     f"{column} is yes but there is no {_ADDRESS_NOUN[spec.address]}", column
                 )
+        kept = [spec.label for spec in self.deps.channels.values() if consents[spec.consent_field]]
+        for error in bad:
+            left_out.append(
+                ValidationError(
+                    f"{error}: left out; imported with {' and '.join(kept) or 'no channel'}",
+                    error.field,
+                )
+            )
         return {
             "external_id": cell("external_id"),
             "first_name": cell("first_name"),
@@ -152,6 +170,31 @@ class Patients(UseCase):
             "location_id": location.id,
             **consents,
         }
+
+    def _addresses(
+        self, cell: Cells
+    ) -> tuple[dict[AddressField, str | None], list[ValidationError]]:
+        """The row's phone and email, normalised; those that are not valid, as errors."""
+        region = self.settings.default_region
+        parse = {
+            AddressField.PHONE: lambda text: normalize_phone(text, region),
+            AddressField.EMAIL: normalize_email,
+        }
+        addresses: dict[AddressField, str | None] = {}
+        bad: list[ValidationError] = []
+        for name, normalize in parse.items():
+            text = cell(name.value)
+            try:
+                addresses[name] = normalize(text) if text else None
+            except ValidationError:
+                addresses[name] = None
+                noun = _ADDRESS_NOUN[name]
+                bad.append(
+                    ValidationError(
+                        f"{name.value} {shown(text)!r} is not a valid {noun}", name.value
+                    )
+                )
+        return addresses, bad
 
     def _upsert_patients(self, chunk: Chunk, report: ImportReport) -> None:
         now = self.clock.now()

@@ -24,7 +24,8 @@ from notifier.domain.notices import (
     templates_for,
 )
 from notifier.domain.segments import count_segments
-from notifier.errors import TemplateError
+from notifier.domain.wording import plural
+from notifier.errors import TemplateError, ValidationError
 from notifier.rendering.messages import context, resolve_language
 from notifier.settings import ENV_PREFIX
 from notifier.storage import notices as notice_rows
@@ -65,7 +66,9 @@ class Previews(UseCase):
                 if channel
                 else self.channel_names([b.channels for b in notice.broadcasts])
             )
-            preview = self.compose(s, notice_rows.facts(notice), notice.location_id, wanted)
+            preview = self.compose(
+                s, notice_rows.facts(notice), notice.location_id, wanted, refuse=False
+            )
             if notice.status == NoticeStatus.CANCELLED:
                 preview.warnings.append("this notice is cancelled: nothing more will be sent")
             return preview
@@ -83,12 +86,16 @@ class Previews(UseCase):
         location_id: int,
         channels: Sequence[str],
         estimate: bool = True,
+        refuse: bool = True,
     ) -> Preview:
         """Render every template of the notice in every language used at the location, for each
-        channel; raises ``TemplateError`` for a broken template."""
+        channel; raises ``TemplateError`` for a broken template and (with ``refuse``, for a
+        notice not stored yet) ``ValidationError`` for a text some patient would get that is
+        longer than its channel allows."""
         preview = Preview(notice_id=facts.id, channels={})
         languages = self.languages(s, facts, location_id)
         templates = templates_for(facts.change, facts.audience)
+        preview.warnings.extend(self.language_warnings(s, facts, location_id))
         for name in channels:
             spec = self.deps.spec(name)
             status = self.deps.statuses[name]
@@ -103,6 +110,11 @@ class Previews(UseCase):
                 longest = self._longest(s, facts, location_id, spec, templates)
                 if longest is not None:
                     preview.longest[name] = longest
+            too_long = oversize(spec, preview.messages[name], preview.longest.get(name))
+            if too_long and refuse:
+                raise ValidationError(too_long, "message")
+            if too_long:
+                preview.warnings.append(too_long)
         if estimate:
             enabled = [n for n in channels if self.deps.statuses[n].enabled]
             expected = self.estimate(s, facts, location_id, enabled)
@@ -111,9 +123,12 @@ class Previews(UseCase):
         return preview
 
     def languages(self, s: Session, facts: NoticeFacts, location_id: int) -> list[str]:
-        """The location's default language and every patient's (where templates exist)."""
+        """The location's default language and every patient's (where templates exist); a
+        custom message goes in the location's language alone."""
         available = self.deps.messages.languages()
         default = facts.clinic.default_language
+        if facts.message:
+            return [default]
         return sorted(
             {default}
             | {
@@ -121,6 +136,28 @@ class Previews(UseCase):
                 for language in patient_rows.languages_at(s, location_id)
             }
         )
+
+    def language_warnings(self, s: Session, facts: NoticeFacts, location_id: int) -> list[str]:
+        """Patients who will not get their own language: no templates for it, or a custom
+        message (written in the location's language)."""
+        available = self.deps.messages.languages()
+        default = facts.clinic.default_language
+        warnings = []
+        for language, count in patient_rows.language_counts(s, location_id).items():
+            if language == default:
+                continue
+            patients = plural(count, "patient")
+            if facts.message:
+                warnings.append(
+                    f"{patients} with language {language!r} get the custom message in "
+                    f"{default!r}, the location's language"
+                )
+            elif resolve_language(language, default, available) != language:
+                warnings.append(
+                    f"{patients} with language {language!r} get {default!r}: there are no "
+                    f"{language!r} templates"
+                )
+        return warnings
 
     def estimate(
         self,
@@ -264,3 +301,21 @@ class Previews(UseCase):
         for appointment in rows:
             by_patient.setdefault(appointment.patient_id, []).append(appointment)
         return by_patient
+
+
+def oversize(
+    spec: ChannelSpec, samples: Sequence[MessagePreview], longest: MessagePreview | None
+) -> str | None:
+    """Why a channel's message is too long for its provider, or None: the longest text any one
+    patient gets (names and appointment times change its length) against the channel's limit."""
+    limit = spec.max_characters
+    if limit is None:
+        return None
+    worst = max([*samples, *([longest] if longest else [])], key=lambda m: m.characters)
+    if worst.characters <= limit:
+        return None
+    return (
+        f"the {spec.label} message is {worst.characters:,} characters for some patients "
+        f"(language {worst.language!r}); {spec.label} allows at most {limit:,}: shorten the "
+        "message or the reason"
+    )

@@ -8,7 +8,15 @@ from datetime import datetime
 
 from notifier.domain.closures import BusinessHours, intervals_from_json, zone
 from notifier.domain.contacts import mask_address
-from notifier.domain.notices import Audience, NoticeChange
+from notifier.domain.notices import (
+    Audience,
+    BroadcastStatus,
+    NoticeChange,
+    NoticeKind,
+    NoticeStatus,
+    Period,
+    standing,
+)
 from notifier.errors import ValidationError
 from notifier.rendering.renderer import Rendered
 from notifier.storage.models import Delivery, DeliveryEvent, Location, Notice
@@ -118,6 +126,12 @@ class NoticeView:
     supersedes_id: int | None = None
     root_id: int | None = None
     timezone: str = "UTC"  # the zone its times were given and are worded in
+    # What it is, in staff's words ("upcoming closure", "open after all · sent"), where it is
+    # listed (upcoming, now, past) and what can still be done to it (send, update, ...).
+    state: str = ""
+    period: str = Period.UPCOMING.value
+    actions: list[str] = field(default_factory=list)
+    clinic: str = ""  # the location's name
 
     @property
     def channels(self) -> list[str]:
@@ -165,6 +179,59 @@ class DeliveryView:
     segments: int | None
     sent_at: str | None
     updated_at: str
+    # Who it is for (external id and name): filled in only for those allowed to see patients
+    # (managers, ``--show-patients``, API tokens with that right); None otherwise.
+    patient: str | None = None
+    patient_name: str | None = None
+
+
+NOT_REACHED_COLUMNS = (
+    "patient",
+    "first_name",
+    "last_name",
+    "channel",
+    "state",
+    "reason",
+    "reached_by",
+    "phone",
+    "email",
+)
+"""The not-reached list's columns, the same from the CLI, the console and the API."""
+
+
+@dataclass(frozen=True)
+class NotReached:
+    """A message of a notice that did not reach its patient, for the front desk to call:
+    addresses unmasked (this list is for managers only)."""
+
+    patient: str  # external id
+    first_name: str
+    last_name: str
+    channel: str
+    state: str  # undelivered, failed, skipped, expired
+    reason: str | None
+    reached_by: str  # the channels this notice did reach them on ("email"), or ""
+    phone: str | None
+    email: str | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a notice's sending is: what ``notice watch`` and the console's summary show."""
+
+    notice_id: int
+    state: str  # the notice in staff's words
+    total: int
+    counts: dict[str, int]  # by bucket: delivered, sent, queued, failed, skipped, stopped
+    waits: list[str]  # why queued messages wait
+    rate: float | None  # messages finished per second since the fan-out
+    eta_seconds: float | None  # until the queued ones are done at that pace
+    finished: bool  # nothing queued, nothing due: watching can stop
+    next_send_at: str | None = None  # a broadcast still ahead (local ISO), if any
+
+    @property
+    def done(self) -> int:
+        return self.total - self.counts.get("queued", 0)
 
 
 @dataclass(frozen=True)
@@ -211,9 +278,10 @@ def location_view(location: Location) -> LocationView:
     )
 
 
-def notice_view(notice: Notice) -> NoticeView:
-    """A notice as stored. One whose stored zone or intervals cannot be read (a corrupted row)
-    is still shown — in UTC, with no intervals — so one bad row never stops a list."""
+def notice_view(notice: Notice, now: datetime, followed_by: str | None = None) -> NoticeView:
+    """A notice as stored, and what it is at ``now`` (``followed_by``: the change of the
+    version that replaced it). One whose stored zone or intervals cannot be read (a corrupted
+    row) is still shown — in UTC, with no intervals — so one bad row never stops a list."""
     tz = notice.timezone if _readable_zone(notice.timezone) else "UTC"
     try:
         intervals = [
@@ -222,9 +290,23 @@ def notice_view(notice: Notice) -> NoticeView:
         ]
     except (TypeError, ValueError):
         intervals = []
+    told = standing(
+        NoticeStatus(notice.status),
+        NoticeChange(notice.change),
+        NoticeKind(notice.kind),
+        notice.starts_at,
+        notice.ends_at,
+        [BroadcastStatus(b.status) for b in notice.broadcasts],
+        NoticeChange(followed_by) if followed_by else None,
+        now,
+    )
     return NoticeView(
         id=notice.id,
         location=notice.location.slug,
+        clinic=notice.location.name,
+        state=told.words,
+        period=told.period.value,
+        actions=[a.value for a in told.actions],
         kind=notice.kind,
         status=notice.status,
         version=notice.version,
@@ -253,7 +335,9 @@ def notice_view(notice: Notice) -> NoticeView:
     )
 
 
-def delivery_view(d: Delivery) -> DeliveryView:
+def delivery_view(d: Delivery, with_patient: bool = False) -> DeliveryView:
+    """A delivery, its address masked; ``with_patient`` names its patient (managers only)."""
+    patient = d.patient if with_patient else None
     return DeliveryView(
         id=d.id,
         notice_id=d.broadcast.notice_id,
@@ -270,6 +354,8 @@ def delivery_view(d: Delivery) -> DeliveryView:
         segments=d.segments,
         sent_at=d.sent_at.isoformat() if d.sent_at else None,
         updated_at=d.updated_at.isoformat(),
+        patient=patient.external_id if patient else None,
+        patient_name=f"{patient.first_name} {patient.last_name}" if patient else None,
     )
 
 

@@ -7,7 +7,7 @@ messages the CLI prints).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,7 +20,7 @@ from notifier.domain.contacts import mask_address, normalize_address
 from notifier.domain.deliveries import DeliveryState
 from notifier.domain.notices import Audience, NoticeKind, ReminderAudience
 from notifier.usecases.locations import Reworded
-from notifier.usecases.views import DeliveryView, LocationView, NoticeView, Preview
+from notifier.usecases.views import DeliveryView, LocationView, NoticeView, NotReached, Preview
 from notifier.web.deps import Application
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `notifier token create`")
@@ -90,7 +90,9 @@ class NoticeIn(StrictIn):
     reason: str = Field(max_length=500, examples=["inclement weather"])
     kind: NoticeKind | None = None
     message: str | None = Field(default=None, max_length=1600)
-    send_at: str = Field(default="now", max_length=40)
+    send_at: str | None = Field(
+        default="now", max_length=40, description="null: a draft, sent by POST …/send"
+    )
     channels: list[ChannelName] | None = Field(
         default=None, min_length=1, description="default: every channel"
     )
@@ -111,6 +113,21 @@ class NoticeIn(StrictIn):
     )
 
     _clean = field_validator("starts", "ends", "reason", "message", "send_at", "reminder_at")(_text)
+
+    def arguments(self) -> dict[str, Any]:
+        """The fields as ``Notices.create`` and ``Notices.draft`` take them (but ``send_at``)."""
+        return {
+            "location_slug": self.location,
+            "starts": self.starts,
+            "ends": self.ends,
+            "reason": self.reason,
+            "kind": self.kind.value if self.kind else None,
+            "message": self.message,
+            "channels": ",".join(self.channels) if self.channels else None,
+            "urgent": self.urgent,
+            "reminder_at": self.reminder_at,
+            "reminder_audience": self.reminder_audience.value,
+        }
 
 
 class OptOutIn(StrictIn):
@@ -164,19 +181,14 @@ class LocationOut(BaseModel):
 def create_notice(body: NoticeIn, app: Application) -> NoticeView:
     """Create a notice and its broadcast (times in the location's zone)."""
     return app.notices.create(
-        body.location,
-        body.starts,
-        body.ends,
-        body.reason,
-        body.kind.value if body.kind else None,
-        body.message,
-        body.send_at,
-        ",".join(body.channels) if body.channels else None,
-        body.urgent,
-        audience=body.audience.value,
-        reminder_at=body.reminder_at,
-        reminder_audience=body.reminder_audience.value,
+        **body.arguments(), audience=body.audience.value, send_at=body.send_at
     ).notice
+
+
+@router.post("/notices/preview", response_model=Preview)
+def preview_new_notice(body: NoticeIn, app: Application) -> Preview:
+    """What creating this notice would send, checked the same way; stores nothing."""
+    return app.notices.draft(**body.arguments(), send_at=body.send_at or "now")
 
 
 @router.get("/notices", response_model=list[NoticeView])
@@ -195,6 +207,18 @@ def show_notice(notice_id: Id, app: Application) -> NoticeView:
 def cancel_notice(notice_id: Id, app: Application) -> NoticeView:
     """Cancel: nothing more of this notice is sent."""
     return app.notices.cancel(notice_id)
+
+
+class SendIn(BaseModel):
+    send_at: str = Field(max_length=40, examples=["now", "2025-02-19 07:00"])
+
+    _clean = field_validator("send_at")(_text)
+
+
+@router.post("/notices/{notice_id}/send", response_model=NoticeView)
+def send_notice(notice_id: Id, body: SendIn, app: Application) -> NoticeView:
+    """Schedule a draft notice (times in the location's zone)."""
+    return app.notices.send(notice_id, body.send_at)[0]
 
 
 @router.post("/notices/{notice_id}/retry", response_model=dict[str, int])
@@ -225,11 +249,42 @@ def list_deliveries(
     channel: Annotated[ChannelName | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    show_patients: Annotated[bool, Query()] = False,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> list[DeliveryView]:
-    """The delivery log (addresses masked), oldest first."""
+    """The delivery log (addresses masked), oldest first; ``show_patients`` fills in each
+    message's ``patient`` and ``patient_name`` (tokens created with ``--sees-patients``)."""
+    if show_patients:
+        _require_patient_right(app, credentials)
     return app.deliveries.log(
-        notice, state.value if state else None, channel.value if channel else None, limit, offset
+        notice,
+        state.value if state else None,
+        channel.value if channel else None,
+        limit,
+        offset,
+        show_patients=show_patients,
     )
+
+
+@router.get("/notices/{notice_id}/not-reached", response_model=list[NotReached])
+def not_reached(
+    notice_id: Id,
+    app: Application,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+) -> list[NotReached]:
+    """Patients this notice did not reach, with phone and email, for the front desk to call
+    (tokens created with ``--sees-patients``)."""
+    _require_patient_right(app, credentials)
+    return app.deliveries.not_reached(notice_id)
+
+
+def _require_patient_right(app: App, credentials: HTTPAuthorizationCredentials | None) -> None:
+    if credentials is None or not app.accounts.token_sees_patients(credentials.credentials):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "this token may not see patients: create one with `notifier token create "
+            "--sees-patients`",
+        )
 
 
 @router.post("/opt-outs", response_model=OptOutOut)

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from notifier.usecases.csv_import import ImportReport, Source
+from notifier.usecases.csv_import import ImportReport, RowError, Source
 from notifier.web.api import require_token
 from notifier.web.deps import Application
 
@@ -38,24 +38,30 @@ class ImportReportOut(BaseModel):
     imported: int
     rejected: int
     errors: list[RowErrorOut]
+    channels_off: int = Field(description="bad phones or emails left out of imported rows")
+    kept: list[RowErrorOut] = Field(
+        description="rows imported with a bad phone or email left out: what, and what was kept"
+    )
 
     @classmethod
     def of(cls, report: ImportReport, filename: str) -> ImportReportOut:
+        def out(e: RowError) -> RowErrorOut:
+            return RowErrorOut(
+                line=e.line,
+                external_id=e.external_id,
+                field=e.field,
+                reason=e.reason,
+                text=e.describe(filename),
+            )
+
         return cls(
             created=report.created,
             updated=report.updated,
             imported=report.imported,
             rejected=len(report.errors),
-            errors=[
-                RowErrorOut(
-                    line=e.line,
-                    external_id=e.external_id,
-                    field=e.field,
-                    reason=e.reason,
-                    text=e.describe(filename),
-                )
-                for e in report.errors
-            ],
+            errors=[out(e) for e in report.errors],
+            channels_off=report.channels_off,
+            kept=[out(e) for e in report.kept],
         )
 
 

@@ -86,7 +86,8 @@ def run_demo(workdir: Path, timeout: float = 60.0, serve: bool = False) -> None:
         notice = created.notice
         say(
             f"\n$ notifier notice create --location cova --starts '2025-02-19 12:30' "
-            f"--ends '2025-02-21 00:00' --reason 'inclement weather'\n  notice {notice.id} "
+            f"--ends '2025-02-21 00:00' --reason 'inclement weather' --send-at now\n"
+            f"  notice {notice.id} "
             f"queued, send now"
         )
         for sms in created.preview.messages["sms"]:

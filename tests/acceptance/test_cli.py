@@ -57,11 +57,13 @@ def test_the_whole_story_from_the_command_line(
         "2025-02-21 00:00",
         "--reason",
         "inclement weather",
+        "--send-at",
+        "now",
         "--json",
     )
     notice = json.loads(created.stdout)
     preview = run_notifier(env, "notice", "preview", str(notice["id"]), "--channel", "sms")
-    assert "2 segment(s), GSM-7" in preview.stdout
+    assert "2 segments, GSM-7" in preview.stdout
 
     served = run_notifier(env, "serve", "--until-idle")
     assert "nothing scheduled or waiting" in served.stderr

@@ -46,7 +46,8 @@ def test_appointments_intervals_audience_update_and_cancel_from_the_command_line
                            "--reason", "an ice storm",
                            "--interval", "2025-02-19 12:30/2025-02-19 17:00",
                            "--interval", "2025-02-20 08:00/2025-02-20 12:00",
-                           "--audience", "both", "--channels", "sms", "--json")  # fmt: skip
+                           "--audience", "both", "--channels", "sms", "--send-at", "now",
+                           "--json")  # fmt: skip
     notice = json.loads(created.stdout)
     assert notice["audience"] == "both" and len(notice["intervals"]) == 2
     affected = run_notifier(env, "notice", "affected", str(notice["id"]), "--format", "csv").stdout
@@ -77,7 +78,7 @@ def test_appointments_intervals_audience_update_and_cancel_from_the_command_line
 
     bodies = [m["body"] for m in fake_twilio.messages.values()]
     assert len(bodies) == 6  # two numbers × (original, update, open after all)
-    assert sum(b.startswith("UPDATE: Due to an ice storm") for b in bodies) == 2
+    assert sum(b.startswith("UPDATE: New times. Due to an ice storm") for b in bodies) == 2
     assert (
         sum(b.startswith("Good news: COVA Spine and Pain Center will be open") for b in bodies) == 2
     )

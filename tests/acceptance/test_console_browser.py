@@ -239,6 +239,38 @@ def test_a_manager_sends_the_reference_closure_and_watches_it_delivered(
     context.close()
 
 
+def test_an_open_after_all_notice_is_listed_as_such_with_no_actions(
+    console: str, env: dict[str, str], browser: Browser, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "patients.csv"
+    csv_file.write_text(PATIENTS_CSV)
+    run_notifier(env, "patients", "import", str(csv_file))
+    closure = ["--location", "cova", "--starts", "2025-02-19 12:30", "--ends", "2025-02-21 00:00"]
+    run_notifier(env, "notice", "create", *closure, "--reason", "ice", "--send-at", "now")
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.set_default_timeout(15_000)
+    sign_in(page, console)
+    page.goto(f"{console}/console/notices/1")
+    expect(page.locator("#notice-status")).to_have_text("upcoming closure")
+    expect(page.locator('#summary [data-count="delivered"]')).to_have_text("2", timeout=30_000)
+    run_notifier(env, "notice", "cancel", "1", "--notify")
+
+    page.goto(f"{console}/console/notices")
+    past = page.locator('[data-period="past"] table.notices')
+    expect(past.locator('[data-notice-state="2"]')).to_contain_text("open after all")
+    expect(past.locator('[data-notice-state="1"]')).to_have_text("cancelled · patients told")
+    expect(page.locator('[data-period="upcoming"] table.notices')).not_to_contain_text("ice")
+    expect(page.locator('[data-period="now"] table.notices')).not_to_contain_text("ice")
+    page.goto(f"{console}/console/notices/2")
+    expect(page.locator("#notice-status")).to_contain_text("open after all")
+    expect(page.locator("#facts")).to_contain_text("COVA Spine and Pain Center")
+    expect(page.locator("#facts")).to_contain_text("cancelled: open after all")
+    expect(page.get_by_role("button", name="Cancel notice")).to_have_count(0)
+    expect(page.get_by_text("Update this notice")).to_have_count(0)
+    expect(page.locator('#summary [data-count="delivered"]')).to_have_text("2", timeout=30_000)
+    shot(page, "open-after-all")
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # layout, not storage
 def test_the_console_fits_a_phone_screen(console: str, browser: Browser) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)

@@ -89,6 +89,7 @@ def test_a_third_channel_sends_through_every_layer_untouched(
     created = cli(
         "notice", "create", "--location", "cova", "--starts", "2025-02-19 12:30",
         "--ends", "2025-02-21 00:00", "--reason", "inclement weather", "--channels", "sms,pager",
+        "--send-at", "now",
     )  # fmt: skip
     assert "--- pager [en, closure]" in created  # previewed like any channel
     assert "--- longest pager any patient gets" in created  # billed by segments, as texts are

@@ -80,7 +80,7 @@ def test_an_update_corrects_those_told_and_tells_the_rest_the_latest_plainly(
     assert sorted(texts) == [MARIA, SHARED]
     # The Smiths were told the original: the correction. Maria never was (her text failed):
     # the latest version, plainly.
-    assert texts[SHARED].startswith("UPDATE: Due to ice, COVA Spine and Pain Center")
+    assert texts[SHARED].startswith("UPDATE: New times, new reason. Due to ice, COVA Spine")
     assert texts[MARIA].startswith("Due to ice, COVA Spine and Pain Center")
     for text in texts.values():
         assert "opening late Thursday, 2/20/2025 at 12:00 PM" in text
@@ -115,7 +115,7 @@ def test_an_update_of_an_update_corrects_everyone_any_version_reached(
     send_all(app, third)
     assert (v3.version, v3.root_id, v3.supersedes_id) == (3, original, v2.id)
     assert sorted(m.to for m in third.sent) == [MARIA, SHARED]
-    assert all(m.text.startswith("UPDATE: Due to snow and ice") for m in third.sent)
+    assert all(m.text.startswith("UPDATE: New reason. Due to snow and ice") for m in third.sent)
 
 
 def test_an_update_before_anything_went_out_simply_replaces_the_notice(

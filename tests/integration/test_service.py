@@ -56,7 +56,7 @@ def test_bad_csv_rows_are_reported_by_line_and_good_rows_still_land(app: App, co
     assert "sms_consent 'maybe' is not yes/no" in reasons[10]
     assert "external_id is empty" in reasons[11]
     assert "repeats line 2" in reasons[12]
-    assert "more cell(s)" in reasons[13]
+    assert "1 more cell than the header has" in reasons[13]
     with app.db.session() as s:
         maria = s.scalar(select(Patient).where(Patient.external_id == "p1"))
         assert maria is not None and maria.last_name == "Lopez"  # the repeat did not overwrite

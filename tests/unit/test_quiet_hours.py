@@ -66,3 +66,13 @@ def test_deferral_waits_for_the_window_or_expires_when_the_closure_is_over() -> 
     assert deferral(None, ny(18, 22), NY, None, CLOSURE_STARTS, CLOSURE_ENDS) is None
     short = deferral(NIGHT, ny(18, 22), NY, False, ny(19, 0), ny(19, 7))
     assert short is not None and short.expired
+
+
+def test_a_text_the_window_would_release_after_the_closure_began_goes_at_once() -> None:
+    midnight = ny(19, 0)
+    assert deferral(NIGHT, ny(18, 22, 30), NY, None, midnight, ny(20, 0)) is None
+    held = deferral(NIGHT, ny(18, 22, 30), NY, False, midnight, ny(20, 0))  # the manager's call
+    assert held is not None and held.until == ny(19, 8)
+    nine = ny(19, 9)  # the window opens before the closure: held as usual
+    later = deferral(NIGHT, ny(18, 22, 30), NY, None, nine, ny(20, 0))
+    assert later is not None and later.until == ny(19, 8)

@@ -148,3 +148,44 @@ def test_a_missing_part_for_a_language_fails_at_render_time(broken_templates: Pa
     (broken_templates / "email" / "closure.es.html.j2").unlink()
     with pytest.raises(TemplateError, match=r"closure.es.html.j2 is missing"):
         Renderer(broken_templates).render_email(reference_context(language="es"))
+
+
+@pytest.mark.parametrize(
+    ("language", "sms_start", "note", "subject_start"),
+    [
+        (
+            "en",
+            "UPDATE: New times, new reason. Due to ice, COVA",
+            "This updates our earlier message: new times, new reason.",
+            "Update: COVA",
+        ),
+        (
+            "es",
+            "ACTUALIZACIÓN: Nuevo horario, nuevo motivo. Por ice, COVA",
+            "Este mensaje actualiza el anterior: nuevo horario, nuevo motivo.",
+            "Actualización: COVA",
+        ),
+    ],
+)
+def test_golden_update_says_what_changed_in_sms_and_email(
+    language: str, sms_start: str, note: str, subject_start: str
+) -> None:
+    ctx = reference_context(
+        language=language, reason="ice", change="update", changed=("times", "reason")
+    )
+    renderer = Renderer()
+    assert renderer.render_sms(ctx).text.startswith(sms_start)
+    email = renderer.render_email(ctx)
+    assert email.subject.startswith(subject_start)
+    assert note in email.text and note in email.html
+    assert email.text.index(note) < email.text.index("COVA Spine and Pain Center")
+    appointment = renderer.render_sms(
+        MessageContext(**(vars(ctx) | {"appointments": ()})), "appointment"
+    )
+    assert appointment.text.startswith(sms_start.split(":")[0] + ":")
+
+
+def test_an_update_without_known_changes_still_says_it_is_one() -> None:
+    email = Renderer().render_email(reference_context(change="update"))
+    assert "This updates our earlier message." in email.text
+    assert Renderer().render_sms(reference_context(change="update")).text.startswith("UPDATE: ")

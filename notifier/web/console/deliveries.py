@@ -13,8 +13,8 @@ from fastapi.responses import Response
 from notifier.bootstrap import App
 from notifier.errors import NotFoundError
 from notifier.spreadsheets import csv_text
-from notifier.usecases.views import DELIVERY_CSV_COLUMNS, DeliveryView
-from notifier.web.console.auth import Session, SignedIn
+from notifier.usecases.views import DELIVERY_CSV_COLUMNS, NOT_REACHED_COLUMNS, DeliveryView
+from notifier.web.console.auth import Manager, Session, SignedIn
 from notifier.web.console.pages import not_found, page
 from notifier.web.deps import Application
 
@@ -43,8 +43,12 @@ class LogFilter:
         return urlencode({k: v for k, v in vars(self).items() if v})
 
 
-def delivery_log(app: App, notice_id: int, filters: LogFilter) -> list[DeliveryView]:
-    rows = app.deliveries.log(notice_id, filters.state or None, filters.channel or None)
+def delivery_log(
+    app: App, notice_id: int, filters: LogFilter, show_patients: bool = False
+) -> list[DeliveryView]:
+    rows = app.deliveries.log(
+        notice_id, filters.state or None, filters.channel or None, show_patients=show_patients
+    )
     return filters.apply(rows)
 
 
@@ -67,6 +71,34 @@ def export(app: Application, user: SignedIn, notice_id: int, filters: Filters) -
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="notice-{notice_id}-deliveries.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/notices/{notice_id}/not-reached")
+def not_reached_page(
+    request: Request, app: Application, session: Session, user: Manager, notice_id: int
+) -> Response:
+    """Patients this notice did not reach, with phone and email, for the front desk to call."""
+    try:
+        notice, rows = app.notices.get(notice_id), app.deliveries.not_reached(notice_id)
+    except NotFoundError:
+        return not_found(request, app, session, f"There is no notice {notice_id}.")
+    return page(request, app, session, "not_reached.html", notice=notice, rows=rows)
+
+
+@router.get("/notices/{notice_id}/not-reached.csv")
+def not_reached_csv(app: Application, user: Manager, notice_id: int) -> Response:
+    try:
+        rows = app.deliveries.not_reached(notice_id)
+    except NotFoundError:
+        return Response(status_code=404)
+    return Response(
+        csv_text([vars(row) for row in rows], NOT_REACHED_COLUMNS),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="notice-{notice_id}-not-reached.csv"',
             "Cache-Control": "no-store",
         },
     )

@@ -11,6 +11,9 @@ from fastapi import Request
 from notifier.errors import ValidationError
 from notifier.web.console.pages import FIELDS
 
+URGENT_CHOICES = {"yes": True, "no": False}
+"""The form's "urgent" choice; anything else (""): urgent when the closure starts that day."""
+
 
 def form_defaults() -> dict[str, str]:
     return {
@@ -24,6 +27,7 @@ def form_defaults() -> dict[str, str]:
         "send_at": "",
         "reminder_at": "",
         "reminder_audience": "recipients",
+        "urgent": "",
     }
 
 
@@ -33,8 +37,10 @@ class NoticeForm:
     channels: list[str]
 
     @property
-    def send_at(self) -> str:
-        return "now" if self.values["send_mode"] == "now" else self.values["send_at"]
+    def send_at(self) -> str | None:
+        """'now', a local time, or None for a draft."""
+        mode = self.values["send_mode"]
+        return None if mode == "draft" else "now" if mode == "now" else self.values["send_at"]
 
     def missing(self) -> dict[str, str]:
         """Empty required fields, each with what to put there."""
@@ -49,7 +55,7 @@ class NoticeForm:
             errors["reason"] = "give a reason (e.g. 'inclement weather')"
         if not self.channels:
             errors["channels"] = "choose at least one channel"
-        if self.values["send_mode"] != "now" and not self.values["send_at"]:
+        if self.values["send_mode"] == "at" and not self.values["send_at"]:
             errors["send_at"] = "give the date and time to send, or choose 'now'"
         return errors
 
@@ -65,6 +71,7 @@ class NoticeForm:
             "channels": ",".join(self.channels),
             "reminder_at": self.values.get("reminder_at") or None,
             "reminder_audience": self.values.get("reminder_audience") or "recipients",
+            "urgent": URGENT_CHOICES.get(self.values.get("urgent", "")),
         }
 
 
@@ -76,7 +83,8 @@ async def notice_form(request: Request) -> NoticeForm:
         return value.strip() if isinstance(value, str) else ""
 
     values = {name: text(name) for name in (*FIELDS, "send_mode") if name != "channels"}
-    values["send_mode"] = "at" if values["send_mode"] == "at" else "now"
+    mode = values["send_mode"]
+    values["send_mode"] = mode if mode in ("at", "draft") else "now"
     channels = [c for c in form.getlist("channels") if isinstance(c, str)]
     return NoticeForm(values, channels)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -14,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from notifier.bootstrap import App
 from notifier.domain.closures import zone
 from notifier.domain.deliveries import DeliveryState
-from notifier.domain.notices import NoticeStatus, too_late
+from notifier.domain.notices import Action, Period
 from notifier.errors import NotFoundError, ValidationError
 from notifier.usecases.views import NoticeView, Preview
 from notifier.web.console.auth import ConsoleSession, CsrfChecked, Manager, Session, SignedIn
@@ -55,7 +54,6 @@ def notices(
     user: SignedIn,
     location: str | None = None,
 ) -> Response:
-    now = app.clock.now()
     locations = app.locations.all()
     if location and location not in {loc.slug for loc in locations}:
         return not_found(request, app, session, f"There is no location {location!r}.")
@@ -68,13 +66,12 @@ def notices(
         group = groups.get(view.location)
         if group is None:
             continue
-        starts, ends = datetime.fromisoformat(view.starts), datetime.fromisoformat(view.ends)
-        if view.status != NoticeStatus.ACTIVE or too_late(ends, now):  # cancelled or replaced
-            group.past.append(view)
-        elif starts <= now:
+        if view.period == Period.NOW:
             group.active.append(view)
-        else:
+        elif view.period == Period.UPCOMING:
             group.upcoming.append(view)
+        else:
+            group.past.append(view)
     for group in groups.values():
         group.past.reverse()  # most recent first
     return page(
@@ -144,7 +141,8 @@ async def preview_fragment(
     preview = None
     if not errors:
         try:
-            preview = app.notices.draft(**draft.call_arguments(), change=change)
+            arguments = draft.call_arguments() | {"send_at": draft.send_at or "now"}
+            preview = app.notices.draft(**arguments, change=change)
         except ValidationError as exc:
             errors = errors_of(exc)
     return fragment(
@@ -163,7 +161,7 @@ async def create_notice(
     if not errors:
         try:
             if form.get("action") == "preview":
-                preview = app.notices.draft(**draft.call_arguments())
+                preview = app.notices.draft(**draft.call_arguments() | {"send_at": "now"})
             else:
                 created = app.notices.create(**draft.call_arguments())
                 return redirect(
@@ -225,15 +223,11 @@ def _notice_page(
     created: bool = False,
     updated: bool = False,
 ) -> HTMLResponse:
-    rows = delivery_log(app, view.id, filters)
+    manager = session.user is not None and session.user.can_manage
+    rows = delivery_log(app, view.id, filters, show_patients=manager)
     all_rows = app.deliveries.log(view.id)
     chain = app.notices.chain(view.id)
-    updatable = (
-        session.user is not None
-        and session.user.can_manage
-        and view.status == NoticeStatus.ACTIVE
-        and not too_late(datetime.fromisoformat(view.ends), app.clock.now())
-    )
+    updatable = manager and Action.UPDATE in view.actions
     told = updatable and app.deliveries.reached_anyone(view.id)
     form = update or NoticeForm(_update_defaults(view), view.channels)
     return page(
@@ -256,6 +250,8 @@ def _notice_page(
         supersedes=next((v for v in chain if v.id == view.supersedes_id), None),
         superseded_by=next((v for v in chain if v.supersedes_id == view.id), None),
         updatable=updatable,
+        actions=view.actions if manager else [],
+        show_patients=manager,
         told=told,
         values=form.values,
         channels=form.channels,
@@ -352,6 +348,28 @@ def cancel(
         notice_id,
         "Not cancelled",
         lambda: app.notices.cancel(notice_id, notify=bool(notify)).id,
+    )
+
+
+@router.post("/notices/{notice_id}/send", dependencies=[CsrfChecked])
+def send(
+    request: Request,
+    app: Application,
+    session: Session,
+    user: Manager,
+    notice_id: int,
+    send_mode: Annotated[str, Form()] = "now",
+    send_at: Annotated[str, Form()] = "",
+) -> Response:
+    """Schedule a draft: now, or at a local time."""
+    when = "now" if send_mode != "at" else send_at.replace("T", " ")
+    return _act(
+        request,
+        app,
+        session,
+        notice_id,
+        "Not sent",
+        lambda: app.notices.send(notice_id, when)[0].id,
     )
 
 

@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from notifier.bootstrap import App
 from notifier.domain.closures import zone
+from notifier.domain.estimates import duration
 from notifier.rendering.renderer import default_templates_dir
 from notifier.web.console.auth import ConsoleSession, save_session
 
@@ -30,6 +31,7 @@ FIELDS = (
     "send_at",
     "reminder_at",
     "reminder_audience",
+    "urgent",
 )
 """The notice form's fields; an error about anything else is shown for the whole form."""
 
@@ -43,6 +45,7 @@ def templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["local"] = local
+    env.filters["duration"] = duration
     env.globals["FIELDS"] = FIELDS
     return env
 

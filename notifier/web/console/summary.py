@@ -5,19 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from notifier.bootstrap import App
-from notifier.domain.deliveries import DeliveryState
+from notifier.domain.deliveries import BUCKETS, DeliveryState
 from notifier.domain.notices import BroadcastStatus, NoticeStatus
-from notifier.usecases.views import NoticeView
-
-# Summary buckets, in bar order: (label, states).
-BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("delivered", (DeliveryState.DELIVERED,)),
-    ("sent", (DeliveryState.SENT,)),
-    ("queued", (DeliveryState.PENDING, DeliveryState.SENDING)),
-    ("failed", (DeliveryState.FAILED, DeliveryState.UNDELIVERED)),
-    ("skipped", (DeliveryState.SKIPPED,)),
-    ("stopped", (DeliveryState.CANCELLED, DeliveryState.EXPIRED)),
-)
+from notifier.usecases.views import NoticeView, Progress
 
 
 @dataclass(frozen=True)
@@ -34,6 +24,8 @@ class Summary:
     buckets: list[Bucket]
     by_channel: dict[str, dict[str, int]]
     sending: bool  # still moving: the page keeps refreshing the summary
+    waits: list[str]  # why messages wait: "2 messages waiting: quiet hours: held until ..."
+    progress: Progress  # counts, pace and ETA, as `notifier notice watch` shows them
 
 
 def summary_of(app: App, view: NoticeView) -> Summary:
@@ -60,4 +52,6 @@ def summary_of(app: App, view: NoticeView) -> Summary:
         if channel in app.deps.channels and app.deps.channels[channel].reports
     )
     sending = counts["queued"] > 0 or scheduled or awaiting_report
-    return Summary(total, buckets, by_channel, sending and view.status != NoticeStatus.CANCELLED)
+    moving = sending and view.status != NoticeStatus.CANCELLED
+    progress = app.deliveries.progress(view.id)
+    return Summary(total, buckets, by_channel, moving, progress.waits, progress)

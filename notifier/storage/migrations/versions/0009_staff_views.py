@@ -1,14 +1,17 @@
-"""what the staff see: reasons, import reports, not-reached
+"""API tokens that may see patients (not-reached lists, the log's patient field)
 
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-07 03:00:00
 
-A placeholder so that parallel work (issue 16) has a fixed place in one straight history;
-it is filled in by that work, or stays a no-op.
+API tokens may be given the right to see patients (``api_tokens.sees_patients``): the delivery
+log's patient field and a notice's not-reached list. Existing tokens do not have it.
 """
 
 from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -17,8 +20,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("api_tokens") as batch_op:
+        batch_op.add_column(
+            sa.Column("sees_patients", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("api_tokens") as batch_op:
+        batch_op.drop_column("sees_patients")
