@@ -110,6 +110,8 @@ def queue_broadcast(env: dict[str, str], tmp_path: Path) -> None:
         "2025-02-21 00:00",
         "--reason",
         "inclement weather",
+        "--send-at",
+        "now",
     )
 
 

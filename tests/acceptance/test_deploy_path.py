@@ -77,7 +77,7 @@ def test_the_quickstart_sends_a_notice_through_the_sandbox(
     run_notifier(env, "patients", "import", str(patients))
     run_notifier(
         env, "notice", "create", "--location", "cova", "--starts", "2025-02-19 12:30",
-        "--ends", "2025-02-21 00:00", "--reason", "inclement weather",
+        "--ends", "2025-02-21 00:00", "--reason", "inclement weather", "--send-at", "now",
     )  # fmt: skip
     run_notifier(env, "serve", "--until-idle", "--no-http", timeout=120)
     log = run_notifier(env, "deliveries", "--format", "csv").stdout

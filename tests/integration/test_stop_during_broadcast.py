@@ -29,8 +29,10 @@ EXTRA_PATIENTS = 20
 def slow_web(
     database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
 ) -> Iterator[Web]:
-    """Texts at 5 a second (two segments each at 10/s), four senders: a broadcast of 25 lasts
-    about five seconds, with up to eight texts claimed and waiting at any time. The last look
+    """Texts at 2 a second (two segments each at 4/s), four senders: a broadcast of 25 lasts
+    about twelve seconds, with up to eight texts claimed and waiting at any time, each for
+    seconds: long enough that the STOPs (six signed requests, on a busy machine too) land while
+    some of the claimed texts still wait. The last look
     asks the database before every send (NOTIFIER_LAST_LOOK_SECONDS=0): a STOP then stops every
     text not yet handed over, not only those more than the default 0.25 s away."""
     with served(
@@ -38,7 +40,7 @@ def slow_web(
         fake_twilio,
         fake_smtp,
         clock,
-        sms_rate_per_second=10.0,
+        sms_rate_per_second=4.0,
         dispatch_concurrency=4,
         last_look_seconds=0.0,
     ) as web:
