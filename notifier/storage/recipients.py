@@ -147,7 +147,7 @@ def _fan_out_audience(
     if audience is Audience.AFFECTED:
         grouped = grouped.having(any_affected == 1)
     g = grouped.subquery("g")
-    capped, rows_from = _capped(spec, g, row.now, weekly_cap)
+    capped, rows_from = _capped(spec, g, notice.location_id, row.now, weekly_cap)
     if chain_root is not None:
         capped = and_(capped, ~_in_chain(chain_root, notice.version, spec, g.c.address))
     # An opt-out (STOP, unsubscribe link, the provider's own list) overrides the consent.
@@ -259,19 +259,22 @@ def _affected(notice: Notice) -> ColumnElement[bool]:
 
 
 def _capped(
-    spec: ChannelSpec, g: Subquery, now: datetime, cap: int
+    spec: ChannelSpec, g: Subquery, location_id: int, now: datetime, cap: int
 ) -> tuple[ColumnElement[bool], FromClause]:
     """Whether the address ``g.c.address`` already had ``cap`` messages of this channel in the
-    rolling week, and what to select from for it: ``g`` joined to each address's count of the
-    week (one pass over ix_deliveries_cap, not a lookup per address). Channels without a
-    weekly cap are never capped."""
+    rolling week, and what to select from for it: ``g`` joined to the week's count of each of
+    the location's addresses (one join, not a lookup per address; ix_deliveries_cap serves it,
+    and a small audience still probes only its own addresses). Channels without a weekly cap
+    are never capped."""
     if not spec.weekly_cap or cap <= 0:
         return literal(False, Boolean), g
     earlier = aliased(Delivery)
+    audience = select(address_column(spec)).where(Patient.location_id == location_id)
     recent = (
         select(earlier.address.label("address"), func.count().label("messages"))
         .where(
             earlier.channel == spec.name,
+            earlier.address.in_(audience),
             earlier.state.in_(_CAP_STATES),
             earlier.created_at > literal(now - timedelta(days=7), UTCDateTime()),
         )
