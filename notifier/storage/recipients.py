@@ -163,7 +163,8 @@ def _fan_out_audience(
     columns = row.columns(
         g.c.address, g.c.patient_id, decisions, f"no {spec.label} consent", g.c.message_kind
     )
-    rows = select(*columns).select_from(rows_from)
+    # Ids (the claim order among equals) follow the address, as with the plain group by.
+    rows = select(*columns).select_from(rows_from).order_by(g.c.address)
     if chain_root is not None:
         already = aliased(Delivery)
         rows = rows.where(
