@@ -3,10 +3,12 @@
     python -m bench.postgres_scale [--sizes 100000 1000000] [--url postgresql://...]
 
 Each size runs in a fresh child process (so its peak RSS is its own) on a fresh schema:
-patients are generated inside PostgreSQL (not measured), then the service's own fan-out
-(`Fanout.fire_due`: one INSERT … SELECT plus the queued events) is timed, then
-claims are timed at batch sizes 1 and 100 for a few seconds each. Prints a table and writes
-bench/results/postgres_scale.json.
+patients are generated inside PostgreSQL (not measured), then a bare baseline is timed (one
+``INSERT … SELECT … ON CONFLICT DO NOTHING`` of the same rows into a table with only a unique
+key and a claim index), then the service's own fan-out (`Fanout.fire_due`: deliveries with
+their queued events, the consent, opt-out, weekly-cap and audience decisions, and the
+estimate), then claims at batch sizes 1 and 100 for a few seconds each. Prints a table (fan-out
+beside the baseline, their ratio, peak RSS) and writes bench/results/postgres_scale.json.
 """
 
 from __future__ import annotations
@@ -34,6 +36,34 @@ NOW = datetime(2025, 2, 18, 18, 0, tzinfo=ZoneInfo("America/New_York"))
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+BARE_TABLE = """
+CREATE TABLE bare_deliveries (
+    id serial PRIMARY KEY, broadcast_id integer NOT NULL, channel varchar(20) NOT NULL,
+    address varchar(254) NOT NULL, patient_id integer NOT NULL, state varchar(20) NOT NULL,
+    attempts integer NOT NULL, next_attempt_at timestamptz NOT NULL, needs_reconcile boolean,
+    error_message text, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+    message_kind varchar(20), UNIQUE (broadcast_id, channel, address))
+"""
+BARE_INSERT = """
+INSERT INTO bare_deliveries (broadcast_id, channel, address, patient_id, state, attempts,
+    next_attempt_at, needs_reconcile, error_message, created_at, updated_at, message_kind)
+SELECT 1, 'sms', phone, id, 'pending', 0, now(), false, NULL, now(), now(), NULL
+FROM patients WHERE phone IS NOT NULL
+ON CONFLICT DO NOTHING
+"""
+
+
+def bare_baseline(conn: psycopg.Connection[tuple[object, ...]]) -> float:
+    """Seconds for the bare ``INSERT … SELECT`` of one row per patient (table dropped after)."""
+    conn.execute(BARE_TABLE)
+    conn.execute("CREATE INDEX ix_bare_claim ON bare_deliveries (state, next_attempt_at, id)")
+    started = time.perf_counter()
+    conn.execute(BARE_INSERT)
+    seconds = time.perf_counter() - started
+    conn.execute("DROP TABLE bare_deliveries")
+    return seconds
 
 
 def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
@@ -76,6 +106,8 @@ def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
                 (size,),
             )
             conn.execute("ANALYZE patients")
+            conn.execute("SELECT count(*) FROM patients")  # both timings start warm
+            result["bare_insert_seconds"] = bare_baseline(conn)
         rss_before = peak_rss_mib()
         app.notices.create(
             "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
@@ -83,12 +115,18 @@ def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
         started = time.perf_counter()
         app.fanout.fire_due()
         result["fanout_seconds"] = time.perf_counter() - started
+        result["ratio"] = result["fanout_seconds"] / result["bare_insert_seconds"]
         result["rss_before_fanout_mib"] = rss_before
         result["peak_rss_mib"] = peak_rss_mib()
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'SET search_path TO "{schema}"')
             row = conn.execute("SELECT count(*) FROM deliveries").fetchone()
             result["deliveries"] = float(row[0] if row else 0)
+            row = conn.execute(
+                "SELECT count(*) FROM deliveries d WHERE NOT EXISTS (SELECT 1 FROM "
+                "delivery_events e WHERE e.delivery_id = d.id AND e.kind = 'queued')"
+            ).fetchone()
+            result["deliveries_without_queued_event"] = float(row[0] if row else 0)
             conn.execute("ANALYZE deliveries")
         for batch in (1, 100):
             claimed = 0
@@ -146,12 +184,13 @@ def main() -> None:
         )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(
-        f"{'recipients':>10} {'fan-out s':>9} {'peak RSS MiB':>12} {'claim b=1 /s':>12} "
-        f"{'claim b=100 /s':>14} {'index':>5}"
+        f"{'recipients':>10} {'bare s':>7} {'fan-out s':>9} {'ratio':>5} {'peak RSS MiB':>12} "
+        f"{'claim b=1 /s':>12} {'claim b=100 /s':>14} {'index':>5}"
     )
     for r in rows:
         print(
-            f"{int(r['recipients']):>10} {r['fanout_seconds']:>9.2f} {r['peak_rss_mib']:>12.1f} "
+            f"{int(r['recipients']):>10} {r['bare_insert_seconds']:>7.2f} "
+            f"{r['fanout_seconds']:>9.2f} {r['ratio']:>5.2f} {r['peak_rss_mib']:>12.1f} "
             f"{r['claim_batch_1_rows_per_s']:>12.0f} {r['claim_batch_100_rows_per_s']:>14.0f} "
             f"{'yes' if r['claim_uses_index'] else 'NO':>5}"
         )

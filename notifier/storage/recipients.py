@@ -13,9 +13,12 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Exists,
+    FromClause,
+    Insert,
     Integer,
     Select,
     String,
+    Subquery,
     and_,
     case,
     exists,
@@ -24,6 +27,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session, aliased
@@ -127,18 +131,14 @@ def _fan_out_audience(
             func.min(Patient.id),
         )
         message_kind = case((any_affected == 1, Template.APPOINTMENT.value), else_=None)
-    capped = _capped(spec, address, row.now, weekly_cap)
-    if chain_root is not None:
-        capped = and_(capped, ~_in_chain(chain_root, notice.version, spec, address))
     # Group once, computing each per-address fact once (PostgreSQL would otherwise evaluate the
-    # opt-out and cap subqueries again for every CASE branch that names them).
+    # opt-out subquery again for every CASE branch that names it).
     grouped = (
         select(
             address.label("address"),
             patient.label("patient_id"),
             consenting.label("consenting"),
             _opted_out(spec, address).label("opted"),
-            capped.label("capped"),
             message_kind.label("message_kind"),
         )
         .where(Patient.location_id == notice.location_id, address.is_not(None))
@@ -147,6 +147,9 @@ def _fan_out_audience(
     if audience is Audience.AFFECTED:
         grouped = grouped.having(any_affected == 1)
     g = grouped.subquery("g")
+    capped, rows_from = _capped(spec, g, notice.location_id, row.now, weekly_cap)
+    if chain_root is not None:
+        capped = and_(capped, ~_in_chain(chain_root, notice.version, spec, g.c.address))
     # An opt-out (STOP, unsubscribe link, the provider's own list) overrides the consent.
     cap_reason = (
         f"weekly {spec.label} cap reached: {weekly_cap} texts to this number in the last "
@@ -154,13 +157,14 @@ def _fan_out_audience(
     )
     decisions = [
         (g.c.opted, "opted out"),
-        (and_(g.c.consenting == 1, g.c.capped), cap_reason),
+        (and_(g.c.consenting == 1, capped), cap_reason),
         (g.c.consenting == 1, None),
     ]
     columns = row.columns(
         g.c.address, g.c.patient_id, decisions, f"no {spec.label} consent", g.c.message_kind
     )
-    rows = select(*columns)
+    # Ids (the claim order among equals) follow the address, as with the plain group by.
+    rows = select(*columns).select_from(rows_from).order_by(g.c.address)
     if chain_root is not None:
         already = aliased(Delivery)
         rows = rows.where(
@@ -256,24 +260,30 @@ def _affected(notice: Notice) -> ColumnElement[bool]:
 
 
 def _capped(
-    spec: ChannelSpec, address: ColumnElement[str], now: datetime, cap: int
-) -> ColumnElement[bool]:
-    """True when ``address`` already had ``cap`` messages of this channel in the rolling week
-    (served by ix_deliveries_cap). Channels without a weekly cap are never capped."""
+    spec: ChannelSpec, g: Subquery, location_id: int, now: datetime, cap: int
+) -> tuple[ColumnElement[bool], FromClause]:
+    """Whether the address ``g.c.address`` already had ``cap`` messages of this channel in the
+    rolling week, and what to select from for it: ``g`` joined to the week's count of each of
+    the location's addresses (one join, not a lookup per address; ix_deliveries_cap serves it,
+    and a small audience still probes only its own addresses). Channels without a weekly cap
+    are never capped."""
     if not spec.weekly_cap or cap <= 0:
-        return literal(False, Boolean)
+        return literal(False, Boolean), g
     earlier = aliased(Delivery)
+    audience = select(address_column(spec)).where(Patient.location_id == location_id)
     recent = (
-        select(func.count())
+        select(earlier.address.label("address"), func.count().label("messages"))
         .where(
             earlier.channel == spec.name,
-            earlier.address == address,
+            earlier.address.in_(audience),
             earlier.state.in_(_CAP_STATES),
             earlier.created_at > literal(now - timedelta(days=7), UTCDateTime()),
         )
-        .scalar_subquery()
+        .group_by(earlier.address)
+        .subquery("recent")
     )
-    return recent >= cap
+    capped = func.coalesce(recent.c.messages, 0) >= cap
+    return capped, g.outerjoin(recent, recent.c.address == g.c.address)
 
 
 class _Row:
@@ -326,26 +336,48 @@ class _Row:
         ]
 
     def insert(self, s: Session, rows: Select[Any]) -> int:
-        inserted = changed(s, insert(Delivery).from_select(_COLUMNS, rows))
-        _queued_events(s, self.broadcast_id, self.channel, self.now)
+        """Insert the rows, each with its ``queued`` event; how many were inserted.
+
+        On PostgreSQL one statement: the delivery insert is a CTE whose ``RETURNING`` feeds
+        the events (no second pass over the rows; JIT off, it costs more than it saves on a
+        plan run once). SQLite has no data-modifying CTE: the events follow from the rows
+        this broadcast and channel gained, those without a ``queued`` event yet."""
+        deliveries = insert(Delivery).from_select(_COLUMNS, rows)
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SET LOCAL jit = off"))
+            fresh = deliveries.returning(Delivery.id, Delivery.state, Delivery.error_message).cte(
+                "inserted"
+            )
+            return changed(
+                s, self._events(select(fresh.c.id, fresh.c.state, fresh.c.error_message))
+            )
+        inserted = changed(s, deliveries)
+        queued = aliased(DeliveryEvent)
+        s.execute(
+            self._events(
+                select(Delivery.id, Delivery.state, Delivery.error_message).where(
+                    Delivery.broadcast_id == self.broadcast_id,
+                    Delivery.channel == self.channel,
+                    ~exists().where(queued.delivery_id == Delivery.id, queued.kind == "queued"),
+                )
+            )
+        )
         return inserted
 
-
-def _queued_events(s: Session, broadcast_id: int, channel: str, now: datetime) -> None:
-    at = literal(now, UTCDateTime())
-    s.execute(
-        insert(DeliveryEvent).from_select(
+    def _events(self, rows: Select[int, str, str | None]) -> Insert:
+        """A ``queued`` event for each (delivery id, state, reason) of ``rows``."""
+        r = rows.subquery("queued")
+        return insert(DeliveryEvent).from_select(
             ["delivery_id", "at", "kind", "state", "attempt", "detail"],
             select(
-                Delivery.id,
-                at,
+                r.c.id,
+                literal(self.now, UTCDateTime()),
                 literal("queued", String),
-                Delivery.state,
+                r.c.state,
                 literal(0, Integer),
-                Delivery.error_message,
-            ).where(Delivery.broadcast_id == broadcast_id, Delivery.channel == channel),
+                r.c.error_message,
+            ),
         )
-    )
 
 
 def queued_names(

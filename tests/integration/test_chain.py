@@ -13,7 +13,7 @@ from sqlalchemy import select
 from notifier.bootstrap import App, build_app
 from notifier.channels.email import EmailChannel
 from notifier.clock import FrozenClock
-from notifier.storage.models import Delivery
+from notifier.storage.models import Delivery, DeliveryEvent
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.channels import FakeChannel, refusing
@@ -116,6 +116,27 @@ def test_an_update_of_an_update_corrects_everyone_any_version_reached(
     assert (v3.version, v3.root_id, v3.supersedes_id) == (3, original, v2.id)
     assert sorted(m.to for m in third.sent) == [MARIA, SHARED]
     assert all(m.text.startswith("UPDATE: New reason. Due to snow and ice") for m in third.sent)
+
+
+def test_every_delivery_of_an_update_has_exactly_one_queued_event_with_its_first_state(
+    app: App, patients: None
+) -> None:
+    original = reference(app, channels="sms")
+    send_all(app, refusing(MARIA))
+    app.notices.update(original, reason="ice")  # earlier recipients first, then the audience
+    app.fanout.fire_due()
+    with app.db.session() as s:
+        queued = s.execute(
+            select(Delivery.id, DeliveryEvent.state, DeliveryEvent.detail)
+            .join(DeliveryEvent, DeliveryEvent.delivery_id == Delivery.id)
+            .where(DeliveryEvent.kind == "queued")
+        ).all()
+        deliveries = s.execute(select(Delivery.id, Delivery.state, Delivery.error_message)).all()
+    assert sorted(d for d, _, _ in queued) == sorted(d for d, _, _ in deliveries)
+    assert len(deliveries) > 4  # both versions, some skipped (no consent), some pending
+    first_states = {(state, detail) for _, state, detail in queued}
+    assert ("pending", None) in first_states
+    assert ("skipped", "no SMS consent") in first_states
 
 
 def test_an_update_before_anything_went_out_simply_replaces_the_notice(
