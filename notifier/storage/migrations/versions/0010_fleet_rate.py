@@ -1,7 +1,7 @@
 """send_rates: one send timeline per sender, shared by every worker (fleet rate limit)
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07 03:00:00
 
 Used on PostgreSQL only (SQLite runs one worker, which keeps its rate in process); created on
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
