@@ -20,10 +20,9 @@ from notifier_sandbox.twilio_server import FakeTwilio
 from tests.integration.test_no_patient_data_leaks import (
     NEEDLES,
     PATIENTS,
-    LogLines,
     broadcast_with_failures,
 )
-from tests.support.logs import configured_logging
+from tests.support.logs import LogLines, captured_log
 from tests.support.web import Web, save_cova, served
 
 ALWAYS = {"time", "level", "logger", "message"}
@@ -32,10 +31,8 @@ ALWAYS = {"time", "level", "logger", "message"}
 @pytest.fixture
 def json_log() -> Iterator[LogLines]:
     """``NOTIFIER_LOG_LEVEL=DEBUG NOTIFIER_LOG_FORMAT=json`` as ``serve`` applies them."""
-    with configured_logging("DEBUG", "json") as formatter:
-        assert isinstance(formatter, JsonFormatter)
-        capture = LogLines(formatter)
-        logging.getLogger().addHandler(capture)
+    with captured_log("DEBUG", "json") as capture:
+        assert isinstance(capture.formatter, JsonFormatter)
         yield capture
 
 

@@ -27,7 +27,7 @@ from notifier.clock import FrozenClock
 from notifier.runtime import run_once
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
-from tests.support.logs import configured_logging
+from tests.support.logs import LogLines, captured_log
 from tests.support.patients import HEADER
 from tests.support.processes import run_notifier, service_env
 from tests.support.web import PASSWORD, Web, save_cova, served, sign_in
@@ -41,7 +41,6 @@ PATIENTS = (
     f"q2,Philippa,Wolstenholme,{PHONES[1]},{EMAILS[1]},en,cova,yes,yes\n"
     f"q3,Octavia,Butterfield,{PHONES[2]},{EMAILS[2]},en,cova,yes,yes\n"
 )
-PEER_LOGGERS = ("mail.log", "notifier_sandbox")
 
 
 def phone_forms(e164: str) -> list[str]:
@@ -59,25 +58,10 @@ def phone_forms(e164: str) -> list[str]:
 NEEDLES = [f for p in PHONES for f in phone_forms(p)] + list(EMAILS) + list(NAMES)
 
 
-class LogLines(logging.Handler):
-    """Every record that reaches the root logger, formatted by the product's own handler."""
-
-    def __init__(self, formatter: logging.Formatter | None) -> None:
-        super().__init__(logging.NOTSET)
-        self.setFormatter(formatter)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not record.name.startswith(PEER_LOGGERS):
-            self.lines.append(self.format(record))
-
-
 @pytest.fixture
 def debug_log() -> Iterator[LogLines]:
     """``NOTIFIER_LOG_LEVEL=DEBUG`` as ``notifier serve`` applies it, captured."""
-    with configured_logging("DEBUG") as formatter:
-        capture = LogLines(formatter)
-        logging.getLogger().addHandler(capture)
+    with captured_log("DEBUG") as capture:
         yield capture
 
 

@@ -1,4 +1,5 @@
-"""Logging configured as ``notifier serve`` configures it, for the length of a test."""
+"""Logging configured as ``notifier serve`` configures it, for the length of a test, and the
+lines it writes captured."""
 
 from __future__ import annotations
 
@@ -31,3 +32,29 @@ def configured_logging(level: str, log_format: str = "text") -> Iterator[logging
         for name, lg in logging.Logger.manager.loggerDict.items():
             if isinstance(lg, logging.Logger):
                 lg.setLevel(levels.get(name, logging.NOTSET))
+
+
+# Loggers of the test's own peers (the sandbox servers): they may print what they received.
+PEER_LOGGERS = ("mail.log", "notifier_sandbox")
+
+
+class LogLines(logging.Handler):
+    """Every record that reaches the root logger, formatted by the product's own handler."""
+
+    def __init__(self, formatter: logging.Formatter | None) -> None:
+        super().__init__(logging.NOTSET)
+        self.setFormatter(formatter)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith(PEER_LOGGERS):
+            self.lines.append(self.format(record))
+
+
+@contextmanager
+def captured_log(level: str, log_format: str = "text") -> Iterator[LogLines]:
+    """``configured_logging(level, log_format)`` with every line it writes kept."""
+    with configured_logging(level, log_format) as formatter:
+        capture = LogLines(formatter)
+        logging.getLogger().addHandler(capture)
+        yield capture
