@@ -21,7 +21,7 @@ from notifier.clock import FrozenClock
 from notifier.errors import ValidationError
 from tests.support.channels import FakeChannel
 from tests.support.peers import NEW_YORK
-from tests.support.web import PASSWORD, Web, add_cova, csrf_of, sign_in
+from tests.support.web import Web, add_cova, csrf_of, signed_in
 
 LONG = "Please read carefully. " * 74  # 1,702 characters
 NEARLY = "x" * 1590  # under the API's field limit, over 1,600 once the clinic's name is added
@@ -126,10 +126,8 @@ def test_the_api_refuses_it_at_create_and_preview(api: httpx.Client, web: Web) -
 
 @pytest.fixture
 def manager(web: Web) -> Iterator[httpx.Client]:
-    web.app.accounts.create_user("manager@cova.example", "manager", PASSWORD)
-    client = sign_in(web, "manager@cova.example")
-    yield client
-    client.close()
+    with signed_in(web, "manager") as client:
+        yield client
 
 
 def test_the_console_refuses_it_at_preview_and_create(manager: httpx.Client, web: Web) -> None:

@@ -24,7 +24,7 @@ from notifier.clock import FrozenClock
 from notifier.usecases.views import Progress
 from tests.support.channels import FakeChannel, refusing
 from tests.support.peers import NEW_YORK
-from tests.support.web import PASSWORD, Web, broadcast_sms, sign_in
+from tests.support.web import PASSWORD, Web, broadcast_sms, sign_in, signed_in
 
 NOW = "2025-02-18T18:00:00-05:00"  # the evening before, as the fixtures live it
 
@@ -52,10 +52,8 @@ def api(web: Web) -> httpx.Client:
 
 @pytest.fixture
 def manager(web: Web) -> Iterator[httpx.Client]:
-    web.app.accounts.create_user("manager@cova.example", "manager", PASSWORD)
-    client = sign_in(web, "manager@cova.example")
-    yield client
-    client.close()
+    with signed_in(web, "manager") as client:
+        yield client
 
 
 def open_after_all(web: Web) -> tuple[int, int]:
@@ -126,10 +124,8 @@ def landline_maria(web: Web) -> int:
 
 @pytest.fixture
 def viewer(web: Web) -> Iterator[httpx.Client]:
-    web.app.accounts.create_user("viewer@cova.example", "viewer", PASSWORD)
-    client = sign_in(web, "viewer@cova.example")
-    yield client
-    client.close()
+    with signed_in(web, "viewer") as client:
+        yield client
 
 
 def test_the_not_reached_list_names_whom_to_call(

@@ -132,6 +132,18 @@ def sign_in(web: Web, email: str, password: str = PASSWORD) -> httpx.Client:
     return client
 
 
+@contextmanager
+def signed_in(web: Web, role: str) -> Iterator[httpx.Client]:
+    """A new console user of ``role`` (``role@cova.example``), signed in; closed afterwards."""
+    email = f"{role}@cova.example"
+    web.app.accounts.create_user(email, role, PASSWORD)
+    client = sign_in(web, email)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def broadcast_sms(app: App, channel: FakeChannel, **notice: object) -> int:
     """The reference notice by SMS, fired and dispatched through ``channel``; its id."""
     values: dict[str, object] = {
