@@ -9,12 +9,12 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
+from notifier.domain.actors import Role
 from notifier.domain.contacts import mask_email, normalize_email
 from notifier.errors import NotFoundError, ValidationError
 from notifier.storage import accounts as account_rows
@@ -35,11 +35,6 @@ def _dummy_hash() -> str:
     return _HASHER.hash("not a password of anyone's")
 
 
-class Role(StrEnum):
-    MANAGER = "manager"  # creates and cancels notices, imports patients
-    VIEWER = "viewer"  # reads notices and delivery logs
-
-
 @dataclass(frozen=True)
 class UserView:
     id: int
@@ -48,7 +43,7 @@ class UserView:
 
     @property
     def can_manage(self) -> bool:
-        return self.role is Role.MANAGER
+        return self.role in (Role.ADMIN, Role.MANAGER)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,58 @@
+"""Who is acting: a console user, an API token, or the operator at the command line.
+
+Every use case that reads or changes clinic data takes an ``Actor`` and decides from it alone what
+may be seen and done; adapters (CLI, API, console) only say who is acting. Pure: no storage, no web.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # every location, users and tokens
+    MANAGER = "manager"  # creates and cancels notices, imports patients, in their locations
+    VIEWER = "viewer"  # reads notices and delivery logs of their locations
+
+
+class ActorKind(StrEnum):
+    OPERATOR = "operator"  # the command line without --as: whoever runs the installation
+    USER = "user"  # a console user (also the CLI with --as EMAIL)
+    TOKEN = "token"  # an API bearer token
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The acting person or token. ``locations`` holds location ids; ``None`` means every
+    location (admins, the operator, and users and tokens made before scopes existed)."""
+
+    kind: ActorKind
+    id: int | None  # the user's or token's id; None for the operator
+    name: str  # the user's email or the token's name; "operator" for the command line
+    role: Role
+    locations: frozenset[int] | None = None
+
+    @classmethod
+    def operator(cls) -> Actor:
+        return cls(ActorKind.OPERATOR, None, "operator", Role.ADMIN, None)
+
+    @property
+    def every_location(self) -> bool:
+        return self.locations is None
+
+    @property
+    def can_manage(self) -> bool:
+        return self.role in (Role.ADMIN, Role.MANAGER)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    def sees(self, location_id: int) -> bool:
+        return self.locations is None or location_id in self.locations
+
+    def visible(self, location_ids: Iterable[int]) -> list[int]:
+        """The subset of ``location_ids`` this actor may see, in the given order."""
+        return [lid for lid in location_ids if self.sees(lid)]
