@@ -48,6 +48,7 @@ class LocationView:
     phone: str | None
     business_hours: str
     default_language: str
+    public_feeds: bool = True  # the public page, banner and feeds (web/public.py)
 
 
 @dataclass(frozen=True)
@@ -275,6 +276,7 @@ def location_view(location: Location) -> LocationView:
         phone=location.phone,
         business_hours=str(BusinessHours.from_json(location.business_hours)),
         default_language=location.default_language,
+        public_feeds=location.public_feeds,
     )
 
 
