@@ -160,7 +160,9 @@ class Notices(UseCase):
                 preview.warnings.extend(warnings)
             notice = _notice_row(draft.location, facts, notice_kind, now)
             notice.private = private
-            notice.publish_at = _publish_instant(publish_at, draft.facts.closure, planned, now)
+            notice.publish_at = _publish_instant(
+                publish_at, private, draft.facts.closure, planned, now
+            )
             s.add(notice)
             first = _broadcast_row(notice, send_instant, names, urgent, now, status=status)
             s.add(first)
@@ -520,12 +522,17 @@ def _send_instant(closure: Closure, send_at: str, now: datetime) -> datetime:
 
 
 def _publish_instant(
-    publish_at: str | None, closure: Closure, queued: bool, now: datetime
+    publish_at: str | None, private: bool, closure: Closure, queued: bool, now: datetime
 ) -> datetime | None:
     """When the public feeds show a new notice: at ``publish_at`` (local), else once queued
     (now, or for a draft when it is sent: None until then)."""
     if publish_at is None or not publish_at.strip():
         return now if queued else None
+    if private:
+        raise ValidationError(
+            "a private notice is never published: give a publish time or --no-publish, not both",
+            "publish_at",
+        )
     instant = parse_local(publish_at, closure.tz, "the publish time", "publish_at")
     if too_late(closure.ends, instant):
         raise ValidationError(
