@@ -17,7 +17,7 @@ from lxml import etree
 
 from notifier.clock import FrozenClock
 from tests.support.peers import NEW_YORK
-from tests.support.web import Web
+from tests.support.web import Web, signed_in
 
 XSD = Path(__file__).resolve().parents[1] / "data" / "cap12.xsd"
 CAP_NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
@@ -400,3 +400,56 @@ def test_a_cross_origin_request_from_a_website_is_allowed(web: Web) -> None:
     )
     assert answer.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in answer.headers
+
+
+# --- the console and the command line ---------------------------------------------------
+
+
+def test_the_console_notice_page_links_the_feeds_and_gives_the_banner_snippet(web: Web) -> None:
+    notice_id = create(web)
+    base = web.server.url
+    with signed_in(web, "viewer") as console:
+        page = console.get(f"/console/notices/{notice_id}").text
+    for link in (
+        f'href="{base}/public/cova"',
+        f'href="{base}/public/cova/closures.ics"',
+        f'href="{base}/public/cova/closures.atom"',
+        f'href="{base}/public/cova.json"',
+        f'href="{base}/public/cova/cap/{notice_id}-0.xml"',
+    ):
+        assert link in page
+    snippet = f'&lt;script src="{base}/public/cova/banner.js" async&gt;&lt;/script&gt;'
+    assert snippet in page
+    for href in re.findall(r'href="(http[^"]+/public/[^"]+)"', page):
+        assert web.client.get(href).status_code == 200, href
+
+    private = create(web, private=True)
+    with signed_in(web, "manager") as console:
+        assert "This notice is private" in console.get(f"/console/notices/{private}").text
+
+
+def test_the_command_line_publishes_later_keeps_private_and_switches_feeds(web: Web) -> None:
+    from click.testing import CliRunner
+
+    from notifier.cli import main
+
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(main, list(args), obj={"app": web.app}, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    starts, ends, reason = REFERENCE
+    common = ["notice", "create", "--location", "cova", "--starts", starts, "--ends", ends]
+    run(*common, "--reason", reason, "--send-at", "now", "--no-publish", "--channels", "sms")
+    run(*common, "--reason", reason, "--send-at", "now", "--publish-at", "2025-02-19 07:00",
+        "--channels", "sms")  # fmt: skip
+    assert web.client.get("/public/cova.json").json()["closures"] == []
+    web.app.clock.set(datetime(2025, 2, 19, 7, 0, tzinfo=NEW_YORK))  # type: ignore[attr-defined]
+    assert len(web.client.get("/public/cova.json").json()["closures"]) == 1
+
+    assert "public feeds off" in run("location", "feeds", "cova", "off")
+    assert web.client.get("/public/cova.json").status_code == 404
+    assert "public feeds on" in run("location", "feeds", "cova", "on")
+    assert web.client.get("/public/cova.json").status_code == 200
