@@ -453,3 +453,57 @@ def test_the_command_line_publishes_later_keeps_private_and_switches_feeds(web: 
     assert web.client.get("/public/cova.json").status_code == 404
     assert "public feeds on" in run("location", "feeds", "cova", "on")
     assert web.client.get("/public/cova.json").status_code == 200
+
+
+def test_migration_0014_publishes_stored_notices_but_not_drafts(database_url: str) -> None:
+    from sqlalchemy import text
+
+    from notifier.storage.engine import Database
+    from notifier.storage.models import Location, Notice
+
+    at = "2025-02-18 23:00:00"
+    db = Database(database_url)
+    try:
+        db.upgrade("0013")
+        with db.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO locations (id, slug, name, timezone, business_hours, "
+                    "default_language, created_at) VALUES (1, 'cova', 'COVA', "
+                    "'America/New_York', :hours, 'en', :at)"
+                ),
+                {"hours": json.dumps({"mon": ["08:00", "17:00"]}), "at": at},
+            )
+            for notice_id, status in ((1, "scheduled"), (2, "draft")):
+                connection.execute(
+                    text(
+                        "INSERT INTO notices (id, location_id, kind, starts_at, ends_at, reason, "
+                        "status, version, intervals, timezone, business_hours, audience, "
+                        "change, created_at, updated_at) VALUES (:id, 1, 'closure', :at, :at, "
+                        "'ice', 'active', 1, :intervals, 'America/New_York', :hours, "
+                        "'everyone', 'original', :at, :at)"
+                    ),
+                    {
+                        "id": notice_id,
+                        "at": at,
+                        "intervals": json.dumps([]),
+                        "hours": json.dumps({"mon": ["08:00", "17:00"]}),
+                    },
+                )
+                connection.execute(
+                    text(
+                        "INSERT INTO broadcasts (id, notice_id, send_at, channels, status, "
+                        "created_at) VALUES (:id, :id, :at, 'sms', :status, :at)"
+                    ),
+                    {"id": notice_id, "at": at, "status": status},
+                )
+        db.upgrade()
+        with db.session() as s:
+            queued, draft = s.get(Notice, 1), s.get(Notice, 2)
+            assert queued is not None and draft is not None
+            assert queued.publish_at == queued.created_at and not queued.private
+            assert draft.publish_at is None and not draft.private
+            location = s.get(Location, 1)
+            assert location is not None and location.public_feeds is True
+    finally:
+        db.dispose()

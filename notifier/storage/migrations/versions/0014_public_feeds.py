@@ -17,21 +17,22 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("notices") as batch:
-        batch.add_column(sa.Column("publish_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(
-            sa.Column("private", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # Plain ADD COLUMN (SQLite has it): a batch copy of a table others point at would trip
+    # SQLite's foreign keys on a database that holds rows.
+    op.add_column("notices", sa.Column("publish_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "notices", sa.Column("private", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
     # Notices stored before: published from their creation, as a new one is by default;
     # drafts (never sent) wait for their send like a new draft does.
     op.execute(
         "UPDATE notices SET publish_at = created_at WHERE NOT EXISTS (SELECT 1 FROM broadcasts"
         " WHERE broadcasts.notice_id = notices.id AND broadcasts.status = 'draft')"
     )
-    with op.batch_alter_table("locations") as batch:
-        batch.add_column(
-            sa.Column("public_feeds", sa.Boolean(), nullable=False, server_default=sa.true())
-        )
+    op.add_column(
+        "locations",
+        sa.Column("public_feeds", sa.Boolean(), nullable=False, server_default=sa.true()),
+    )
 
 
 def downgrade() -> None:
