@@ -24,13 +24,12 @@ TZ = zone("America/New_York")
 HOURS = BusinessHours.parse("Mon-Fri 08:00-17:00")
 
 
+def local(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=TZ)
+
+
 def closure(*spans: tuple[str, str]) -> Closure:
-    return Closure.checked(
-        [(datetime.fromisoformat(a).replace(tzinfo=TZ), datetime.fromisoformat(b).replace(tzinfo=TZ))
-         for a, b in spans],
-        TZ,
-        HOURS,
-    )  # fmt: skip
+    return Closure.checked([(local(a), local(b)) for a, b in spans], TZ, HOURS)
 
 
 def facts(c: Closure, change: NoticeChange = NoticeChange.ORIGINAL) -> NoticeFacts:
