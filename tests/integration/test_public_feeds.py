@@ -17,7 +17,7 @@ from lxml import etree
 
 from notifier.clock import FrozenClock
 from tests.support.peers import NEW_YORK
-from tests.support.web import Web, signed_in
+from tests.support.web import Web, csrf_of, signed_in
 
 XSD = Path(__file__).resolve().parents[1] / "data" / "cap12.xsd"
 CAP_NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
@@ -507,3 +507,25 @@ def test_migration_0014_publishes_stored_notices_but_not_drafts(database_url: st
             assert location is not None and location.public_feeds is True
     finally:
         db.dispose()
+
+
+def test_a_manager_turns_the_feeds_off_and_on_in_the_console(web: Web) -> None:
+    create(web)
+    with signed_in(web, "manager") as console:
+        page = console.get("/console/locations/cova")
+        assert "Turn public feeds off" in page.text
+        off = console.post(
+            "/console/locations/cova/feeds", data={"csrf": csrf_of(page), "on": "off"}
+        )
+        assert off.status_code == 200 and "Public feeds turned off" in off.text
+        assert web.client.get("/public/cova").status_code == 404
+        on = console.post("/console/locations/cova/feeds", data={"csrf": csrf_of(off), "on": "on"})
+        assert "Turn public feeds off" in on.text
+    assert web.client.get("/public/cova").status_code == 200
+    with signed_in(web, "viewer") as viewer:
+        refused = viewer.post(
+            "/console/locations/cova/feeds",
+            data={"csrf": csrf_of(viewer.get("/console/notices")), "on": "off"},
+        )
+        assert refused.status_code == 403
+    assert web.client.get("/public/cova").status_code == 200
