@@ -14,6 +14,7 @@ from notifier.delivery.fanout import Fanout
 from notifier.delivery.intake import Intake
 from notifier.delivery.reconcile import Reconciler
 from notifier.delivery.workers import Workers
+from notifier.rendering.feeds import Feeds
 from notifier.rendering.messages import Messages
 from notifier.rendering.renderer import Renderer
 from notifier.settings import Settings
@@ -27,6 +28,7 @@ from notifier.usecases.locations import Locations
 from notifier.usecases.notices import Notices
 from notifier.usecases.patients import Patients
 from notifier.usecases.previews import Previews
+from notifier.usecases.public import PublicNotices
 from notifier.usecases.sessions import Sessions
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ class App:
     sessions: Sessions
     health: Health
     fanout: Fanout
+    public: PublicNotices  # what anyone may read: the public page and feeds
+    feeds: Feeds  # ... in their formats
 
     def dispatcher(
         self, channels: Mapping[str, Channel] | None = None, worker_id: str | None = None
@@ -110,4 +114,6 @@ def build_app(settings: Settings, clock: Clock | None = None, migrate: bool = Tr
         sessions=Sessions(deps, accounts),
         health=Health(deps),
         fanout=Fanout(deps, previews),
+        public=PublicNotices(deps),
+        feeds=Feeds(renderer),
     )

@@ -63,3 +63,18 @@ def location_list(ctx: click.Context, as_json: bool) -> None:
         return
     for v in views:
         click.echo(f"{v.slug}\t{v.name}\t{v.timezone}\t{v.business_hours}\t{v.phone or '-'}")
+
+
+@location.command("feeds")
+@click.argument("slug")
+@click.argument("switch", type=click.Choice(["on", "off"]))
+@click.pass_context
+def location_feeds(ctx: click.Context, slug: str, switch: str) -> None:
+    """Turn a location's public page, banner and feeds (/public/SLUG...) on or off."""
+    app = app_of(ctx)
+    view = app.locations.set_public_feeds(slug, switch == "on")
+    base = (app.settings.public_base_url or "http://HOST").rstrip("/")
+    if view.public_feeds:
+        click.echo(f"location {view.slug}: public feeds on at {base}/public/{view.slug}")
+    else:
+        click.echo(f"location {view.slug}: public feeds off (/public/{view.slug} answers 404)")

@@ -83,6 +83,18 @@ def notice() -> None:
     default=None,
     help="Texts ignore quiet hours. Default: urgent when the closure starts on the day of sending.",
 )
+@click.option(
+    "--publish-at",
+    default=None,
+    help="Show it on the public page and feeds from 'YYYY-MM-DD HH:MM' (location's zone). "
+    "Default: once queued (now, or when a draft is sent).",
+)
+@click.option(
+    "--no-publish",
+    "private",
+    is_flag=True,
+    help="Keep it off the public page, banner and feeds.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the created notice as JSON.")
 @click.pass_context
 def notice_create(
@@ -100,6 +112,8 @@ def notice_create(
     reminder_at: str | None,
     reminder_audience: str,
     urgent: bool | None,
+    publish_at: str | None,
+    private: bool,
     as_json: bool,
 ) -> None:
     """Plan a closure notice and its broadcast (and a reminder): a draft, or queued to go
@@ -119,6 +133,8 @@ def notice_create(
         audience=audience,
         reminder_at=reminder_at,
         reminder_audience=reminder_audience,
+        publish_at=publish_at,
+        private=private,
     )
     view = created.notice
     if as_json:

@@ -276,10 +276,11 @@ class Closure:
 
     def segments(self) -> list[ClosureSegment]:
         """Each affected business day, with what happens to it, over all intervals."""
-        result: list[ClosureSegment] = []
-        for starts, ends in self.intervals:
-            result.extend(self._interval_segments(starts, ends))
-        return result
+        return [segment for found in self.segments_by_interval() for segment in found]
+
+    def segments_by_interval(self) -> list[list[ClosureSegment]]:
+        """The affected business days of each interval, interval by interval."""
+        return [self._interval_segments(starts, ends) for starts, ends in self.intervals]
 
     def wording(self) -> list[ClosureSegment]:
         """Segments for the words: consecutive closed business days merged into one run, and

@@ -112,6 +112,12 @@ class Renderer:
         text = normalize_sms_text(" ".join(raw.split()))
         return Rendered(text=text, info=count_segments(text))
 
+    def render_public(self, ctx: MessageContext, template: str = Template.CLOSURE) -> str:
+        """The notice's sentences for the public page, banner and feeds (``templates/public/``):
+        the same macros as the texts, without greeting, opt-out line or update label."""
+        raw = self._render(f"public/{template}.{ctx.language}.txt.j2", ctx)
+        return " ".join(raw.split())
+
     def render_email(self, ctx: MessageContext, template: str = Template.CLOSURE) -> Rendered:
         name = f"{MessageFormat.EMAIL.value}/{template}.{ctx.language}"
         subject = " ".join(self._render(f"{name}.subject.j2", ctx).split())

@@ -19,6 +19,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -69,6 +70,8 @@ class Location(Base):
     phone: Mapped[str | None] = mapped_column(String(20))
     business_hours: Mapped[dict[str, list[str]]] = mapped_column(JSON)
     default_language: Mapped[str] = mapped_column(String(8), default="en")
+    # The public page, banner, calendar, Atom, CAP and JSON feeds (web/public.py); off: 404.
+    public_feeds: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -118,6 +121,10 @@ class Notice(Base):
     change: Mapped[str] = mapped_column(String(20), default="original", server_default="original")
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"), index=True)
     root_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"), index=True)
+    # When the public feeds show it (None: not yet, a draft until it is sent); ``private``
+    # notices never appear there. Every version of a notice carries its chain's values.
+    publish_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -20,6 +20,7 @@ from notifier.storage import locations as location_rows
 from notifier.storage import notices as notice_rows
 from notifier.storage.models import Location
 from notifier.usecases import UseCase
+from notifier.usecases.lookups import require_location
 from notifier.usecases.views import LocationView, local_iso, location_view
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,18 @@ class Locations(UseCase):
                     },
                 )
             return LocationSaved(location_view(location), created, reworded)
+
+    def set_public_feeds(self, slug: str, on: bool) -> LocationView:
+        """Turn the location's public page, banner and feeds on or off (off: they answer 404)."""
+        with self.db.session() as s:
+            location = require_location(s, slug)
+            location.public_feeds = on
+            s.flush()
+            log.info(
+                "public feeds switched",
+                extra={"action": "public_feeds", "location": location.slug, "on": on},
+            )
+            return location_view(location)
 
     def all(self) -> list[LocationView]:
         with self.db.session() as s:

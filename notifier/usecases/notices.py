@@ -128,6 +128,8 @@ class Notices(UseCase):
         audience: str = Audience.EVERYONE.value,
         reminder_at: str | None = None,
         reminder_audience: str = ReminderAudience.RECIPIENTS.value,
+        publish_at: str | None = None,
+        private: bool = False,
     ) -> Created:
         """Check everything, render every message once (that rendering is the preview), then
         store the notice, what it was judged against, and its broadcast(s).
@@ -137,6 +139,8 @@ class Notices(UseCase):
         (``reminder_audience="recipients"``, the default) or to the audience as it is then
         (``"everyone"``). ``channels`` defaults to every registered channel. Without a
         ``send_at`` (None) the notice is a draft: stored and previewable, sent by ``send``.
+        The public page and feeds show it from ``publish_at`` (a local time; default: when it
+        is queued, i.e. now, or when a draft is sent); a ``private`` notice never.
         """
         now = self.clock.now()
         with self.db.session() as s:
@@ -155,6 +159,10 @@ class Notices(UseCase):
                 warnings = self._send_warnings(facts.closure, send_instant, names, urgent)
                 preview.warnings.extend(warnings)
             notice = _notice_row(draft.location, facts, notice_kind, now)
+            notice.private = private
+            notice.publish_at = _publish_instant(
+                publish_at, private, draft.facts.closure, planned, now
+            )
             s.add(notice)
             first = _broadcast_row(notice, send_instant, names, urgent, now, status=status)
             s.add(first)
@@ -263,6 +271,8 @@ class Notices(UseCase):
                     )
                 check_send_time(reminder.send_at, closure, now, "reminder_at")
             first.send_at = instant
+            if notice.publish_at is None:  # queued now: the public feeds show it from now
+                notice.publish_at = now
             for broadcast in drafts:
                 broadcast.status = BroadcastStatus.SCHEDULED.value
             names = self.previews.channel_names([b.channels for b in drafts])
@@ -437,6 +447,7 @@ class Notices(UseCase):
         new = _notice_row(location, facts, parse_kind(None, closure), now)
         new.supersedes_id = original.id
         new.root_id = root
+        new.publish_at, new.private = original.publish_at, original.private
         new.version = original.version + 1
         s.add(new)
         s.flush()
@@ -507,6 +518,28 @@ def _send_instant(closure: Closure, send_at: str, now: datetime) -> datetime:
     else:
         instant = parse_local(send_at, closure.tz, "send time", "send_at")
     check_send_time(instant, closure, now)
+    return instant
+
+
+def _publish_instant(
+    publish_at: str | None, private: bool, closure: Closure, queued: bool, now: datetime
+) -> datetime | None:
+    """When the public feeds show a new notice: at ``publish_at`` (local), else once queued
+    (now, or for a draft when it is sent: None until then)."""
+    if publish_at is None or not publish_at.strip():
+        return now if queued else None
+    if private:
+        raise ValidationError(
+            "a private notice is never published: give a publish time or --no-publish, not both",
+            "publish_at",
+        )
+    instant = parse_local(publish_at, closure.tz, "the publish time", "publish_at")
+    if too_late(closure.ends, instant):
+        raise ValidationError(
+            f"the publish time {closure.local(instant):%Y-%m-%d %H:%M} is after the closure "
+            f"ends ({closure.local(closure.ends):%Y-%m-%d %H:%M}); nobody would see it",
+            "publish_at",
+        )
     return instant
 
 

@@ -48,6 +48,7 @@ class LocationView:
     phone: str | None
     business_hours: str
     default_language: str
+    public_feeds: bool = True  # the public page, banner and feeds (web/public.py)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,10 @@ class NoticeView:
     period: str = Period.UPCOMING.value
     actions: list[str] = field(default_factory=list)
     clinic: str = ""  # the location's name
+    # When the public page and feeds show it (local ISO; None: once sent); never if private.
+    publish_at: str | None = None
+    private: bool = False
+    public_feeds: bool = True  # the location's public feeds are on
 
     @property
     def channels(self) -> list[str]:
@@ -275,6 +280,7 @@ def location_view(location: Location) -> LocationView:
         phone=location.phone,
         business_hours=str(BusinessHours.from_json(location.business_hours)),
         default_language=location.default_language,
+        public_feeds=location.public_feeds,
     )
 
 
@@ -320,6 +326,9 @@ def notice_view(notice: Notice, now: datetime, followed_by: str | None = None) -
         supersedes_id=notice.supersedes_id,
         root_id=notice.root_id,
         timezone=tz,
+        publish_at=local_iso(notice.publish_at, tz),
+        private=notice.private,
+        public_feeds=notice.location.public_feeds,
         broadcasts=[
             BroadcastView(
                 id=b.id,

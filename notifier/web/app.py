@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect
 
 from notifier.bootstrap import App
 from notifier.errors import NotFoundError, ValidationError
-from notifier.web import api, api_imports, metrics, unsubscribe, webhooks
+from notifier.web import api, api_imports, metrics, public, unsubscribe, webhooks
 from notifier.web.console import router as console_router
 from notifier.web.docs import add_docs
 from notifier.web.headers import SecurityHeaders
@@ -74,6 +74,7 @@ def create_app(app: App, receipts_stored: Callable[[], None] | None = None) -> F
     web.include_router(unsubscribe.router)
     web.include_router(api.router)
     web.include_router(api_imports.router)
+    web.include_router(public.router)
     web.include_router(console_router)
     add_docs(web, app.settings.api_docs)
     # Outermost last: every answer, the limits' 413s and 401s too, gets the security headers.

@@ -53,7 +53,21 @@ def location_page(
     found = next((loc for loc in app.locations.all() if loc.slug == slug), None)
     if found is None:
         return not_found(request, app, session, f"There is no location {slug!r}.")
-    return _form(request, app, session, _values(found))
+    return _form(request, app, session, _values(found), feeds=found.public_feeds)
+
+
+@router.post("/locations/{slug}/feeds", dependencies=[CsrfChecked])
+def switch_feeds(
+    request: Request,
+    app: Application,
+    session: Session,
+    user: Manager,
+    slug: str,
+    on: Annotated[str, Form(pattern="^(on|off)$")],
+) -> Response:
+    """Turn the location's public page, banner and feeds on or off."""
+    view = app.locations.set_public_feeds(slug, on == "on")
+    return _form(request, app, session, _values(view), feeds=view.public_feeds, switched=True)
 
 
 @router.post("/locations", dependencies=[CsrfChecked])
@@ -77,7 +91,8 @@ def save_location(
         field = exc.field if exc.field in LOCATION_FIELDS else "form"
         errors = {field: str(exc)}
         return _form(request, app, session, values, new=bool(new), errors=errors, status=422)
-    return _form(request, app, session, _values(saved.location), saved=saved)
+    view = saved.location
+    return _form(request, app, session, _values(view), saved=saved, feeds=view.public_feeds)
 
 
 def _form(
@@ -90,6 +105,8 @@ def _form(
     errors: dict[str, str] | None = None,
     saved: LocationSaved | None = None,
     status: int = 200,
+    feeds: bool | None = None,
+    switched: bool = False,
 ) -> Response:
     """The location form; after a save, the queued notices the change words differently."""
     return page(
@@ -102,4 +119,8 @@ def _form(
         new=new,
         errors=errors or {},
         saved=saved,
+        feeds=feeds,
+        switched=switched,
+        public=(app.settings.public_base_url or str(request.base_url)).rstrip("/")
+        + f"/public/{values['slug']}",
     )

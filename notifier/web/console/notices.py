@@ -257,6 +257,9 @@ def _notice_page(
         channels=form.channels,
         errors=errors or {},
         preview=preview,
+        public=(app.settings.public_base_url or str(request.base_url)).rstrip("/")
+        + f"/public/{view.location}",
+        root_id=view.root_id or view.id,
     )
 
 
