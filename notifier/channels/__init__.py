@@ -72,6 +72,11 @@ def rate(spec: ChannelSpec, settings: Settings) -> float:
     return float(getattr(settings, spec.rate_setting))
 
 
+def weekly_cap(spec: ChannelSpec, settings: Settings) -> int:
+    """The channel's weekly cap per address (0: none)."""
+    return int(getattr(settings, spec.cap_setting)) if spec.cap_setting else 0
+
+
 def senders(spec: ChannelSpec, settings: Settings) -> tuple[Sender, ...]:
     """The channel's pool of senders with their rates; empty if it sends from one."""
     text = getattr(settings, spec.senders_setting) if spec.senders_setting else None
@@ -99,4 +104,5 @@ __all__ = [
     "specs",
     "status",
     "statuses",
+    "weekly_cap",
 ]

@@ -34,6 +34,7 @@ from notifier.usecases.csv_rows import shown
 from notifier.usecases.lookups import location_id_of
 from notifier.usecases.views import PatientView
 
+# The patients CSV's own columns; each channel adds its consent column (``ChannelSpec``).
 PATIENT_COLUMNS = (
     "external_id",
     "first_name",
@@ -42,8 +43,6 @@ PATIENT_COLUMNS = (
     "email",
     "language",
     "location",
-    "sms_consent",
-    "email_consent",
 )
 APPOINTMENT_COLUMNS = (
     "external_id",
@@ -69,11 +68,16 @@ class Patients(UseCase):
         """Upsert patients by ``external_id`` from a CSV (bytes, or text). A wrong header
         imports nothing and says why; a bad row is reported and the others land."""
         locations = self._locations()
+        specs = self.deps.channels.values()
         importer = Importer(
-            PATIENT_COLUMNS,
+            PATIENT_COLUMNS
+            + tuple(dict.fromkeys(spec.csv_column for spec in specs if spec.csv_required)),
             PATIENT_LENGTHS,
             lambda row, left_out: self._patient(row, locations, left_out),
             self._upsert_patients,
+            optional=tuple(
+                dict.fromkeys(spec.csv_column for spec in specs if not spec.csv_required)
+            ),
         )
         return import_rows(source, importer, on_progress)
 
@@ -145,7 +149,9 @@ class Patients(UseCase):
         off = {error.field for error in bad}
         for spec in self.deps.channels.values():
             column = spec.consent_field
-            consents[column] = _yes_no(cell(column), column) or consents.get(column, False)
+            consents[column] = _yes_no(cell(spec.csv_column), spec.csv_column) or consents.get(
+                column, False
+            )
             if spec.address.value in off:
                 consents[column] = False
             elif consents[column] and addresses[spec.address] is None:
