@@ -41,6 +41,9 @@ class ChannelSpec:
     format: MessageFormat  # the template family its messages are rendered from
     # All set: enabled; none set: disabled. "a|b": either will do.
     required_settings: tuple[str, ...] = ()
+    # Settings it cannot work without once enabled (shared with other channels, so their being
+    # set does not enable it): enabled without them is a configuration error.
+    needs_settings: tuple[str, ...] = ()
     # The Settings field with its weekly cap (messages per address in a rolling week), if any.
     cap_setting: str | None = None
     quiet_hours: bool = False  # held back during NOTIFIER_QUIET_HOURS unless urgent
@@ -62,6 +65,9 @@ class ChannelSpec:
     # The Settings field with a pool of senders with their own rates (domain.senders), if any.
     senders_setting: str | None = None
     max_characters: int | None = None  # the provider refuses a longer message (Twilio: 1,600)
+    # The provider fetches the words from us while it delivers them (a call's TwiML): they are
+    # kept when the message is prepared.
+    served: bool = False
 
     def __post_init__(self) -> None:
         if not self.consent_field:

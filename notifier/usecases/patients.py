@@ -53,6 +53,7 @@ APPOINTMENT_COLUMNS = (
     "provider",
     "status",
 )
+PHONE_TYPES = ("", "mobile", "landline")  # optional column; empty: not known
 _YES = {"yes", "y", "true", "t", "1"}
 _NO = {"no", "n", "false", "f", "0", ""}
 _PATIENT_ID = "patient_external_id"
@@ -75,8 +76,9 @@ class Patients(UseCase):
             PATIENT_LENGTHS,
             lambda row, left_out: self._patient(row, locations, left_out),
             self._upsert_patients,
-            optional=tuple(
-                dict.fromkeys(spec.csv_column for spec in specs if not spec.csv_required)
+            optional=(
+                *dict.fromkeys(spec.csv_column for spec in specs if not spec.csv_required),
+                "phone_type",
             ),
         )
         return import_rows(source, importer, on_progress)
@@ -158,6 +160,11 @@ class Patients(UseCase):
                 raise ValidationError(
                     f"{column} is yes but there is no {_ADDRESS_NOUN[spec.address]}", column
                 )
+        phone_type = cell("phone_type").lower()
+        if phone_type not in PHONE_TYPES:
+            raise ValidationError(
+                f"phone_type {cell('phone_type')!r} is not mobile or landline", "phone_type"
+            )
         kept = [spec.label for spec in self.deps.channels.values() if consents[spec.consent_field]]
         for error in bad:
             left_out.append(
@@ -173,6 +180,7 @@ class Patients(UseCase):
             "phone": addresses[AddressField.PHONE],
             "email": addresses[AddressField.EMAIL],
             "language": language.split("-")[0],
+            "phone_type": phone_type or None,
             "location_id": location.id,
             **consents,
         }
