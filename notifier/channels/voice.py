@@ -56,6 +56,7 @@ class VoiceChannel:
         redial_setting="voice_retries",
         redial_spacing_setting="voice_retry_minutes",
         served=True,
+        by_default=False,  # a notice calls only when its channels name voice
     )
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:

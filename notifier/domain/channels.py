@@ -65,6 +65,8 @@ class ChannelSpec:
     # The Settings field with a pool of senders with their own rates (domain.senders), if any.
     senders_setting: str | None = None
     max_characters: int | None = None  # the provider refuses a longer message (Twilio: 1,600)
+    # A notice that names no channels goes out on those with by_default (a call only when asked).
+    by_default: bool = True
     # The provider fetches the words from us while it delivers them (a call's TwiML): they are
     # kept when the message is prepared.
     served: bool = False

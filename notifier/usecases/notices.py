@@ -147,7 +147,7 @@ class Notices(UseCase):
             notice_kind = parse_kind(kind, draft.facts.closure)
             reminded = parse_reminder_audience(reminder_audience)
             facts = replace(draft.facts, audience=parse_audience(audience))
-            names = self.previews.channel_names(channels or ",".join(self.deps.channels))
+            names = self.previews.channel_names(channels or self.deps.default_channels())
             # Templates fail here, before anything is stored, never first at send time.
             preview = self.previews.compose(s, facts, draft.location.id, names)
             status = BroadcastStatus.SCHEDULED if planned else BroadcastStatus.DRAFT
@@ -193,7 +193,7 @@ class Notices(UseCase):
             parse_kind(kind, closure)
             parse_reminder_audience(reminder_audience)
             facts = replace(draft.facts, change=NoticeChange(change))
-            names = self.previews.channel_names(channels or ",".join(self.deps.channels))
+            names = self.previews.channel_names(channels or self.deps.default_channels())
             preview = self.previews.compose(s, facts, draft.location.id, names, estimate=False)
             preview.warnings.extend(self._send_warnings(closure, send_instant, names, urgent))
             return preview

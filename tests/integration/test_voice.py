@@ -1,0 +1,211 @@
+"""Calls end to end: the real app served on loopback, calls placed through the real twilio SDK
+at the sandbox's Twilio-compatible server, which fetches our signed TwiML, speaks it, presses
+the scripted keys, detects voicemails and posts signed status callbacks back to us."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+
+from notifier.clock import FrozenClock
+from notifier.runtime import run_once
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.web import Web, save_cova, served
+
+HEADER = (
+    "external_id,first_name,last_name,phone,email,language,location,sms_consent,"
+    "email_consent,voice_consent,phone_type"
+)
+RUTH, ROSA, OMAR = "+15405550121", "+15405550122", "+15405550123"
+PATIENTS = f"""\
+{HEADER}
+v1,Ruth,Baker,540-555-0121,,en,cova,no,no,yes,landline
+v2,Rosa,Diaz,540-555-0122,,es,cova,no,no,yes,landline
+v3,Omar,Haddad,540-555-0123,,en,cova,no,no,yes,
+"""
+CLOSURE_EN = (
+    "Due to inclement weather, COVA Spine and Pain Center will be closing early Wednesday, "
+    "February nineteenth, at twelve thirty p.m., and will be closed all day Thursday, "
+    "February twentieth."
+)
+CLOSURE_ES = (
+    "COVA Spine and Pain Center cerrará temprano el miércoles diecinueve de febrero, a las "
+    "doce y media del mediodía, y cerrará todo el día el jueves veinte de febrero."
+)
+
+
+def voice_web(
+    database_url: str,
+    twilio: FakeTwilio,
+    smtp: FakeSmtp,
+    clock: FrozenClock,
+    **settings: object,
+) -> Iterator[Web]:
+    values = {
+        "voice_from_number": twilio.from_number,
+        "voice_calls_per_second": 50.0,
+        "public_base_url": "http://127.0.0.1:9",  # replaced by the served address
+    } | settings
+    with served(database_url, twilio, smtp, clock, **values) as web:
+        save_cova(web.app)
+        report = web.app.patients.import_patients(io.StringIO(PATIENTS))
+        assert not report.errors, report.errors
+        yield web
+
+
+@pytest.fixture
+def web(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> Iterator[Web]:
+    yield from voice_web(database_url, fake_twilio, fake_smtp, clock)
+
+
+def call_out(web: Web, reason: str = "inclement weather") -> int:
+    notice = web.app.notices.create(
+        "cova", "2025-02-19 12:30", "2025-02-21 00:00", reason, channels="voice"
+    )
+    run_once(web.app)
+    web.twilio.flush(timeout=30)
+    web.settle()
+    return notice.id
+
+
+PATIENT_PHONES = {"v1": RUTH, "v2": ROSA, "v3": OMAR}
+
+
+def deliveries(web: Web, notice_id: int) -> dict[str, tuple[str, str | None]]:
+    """Each patient's call (by phone): its state and error."""
+    rows = web.app.deliveries.log(notice_id=notice_id, channel="voice", show_patients=True)
+    return {PATIENT_PHONES[str(row.patient)]: (row.state, row.error) for row in rows}
+
+
+def said(call: dict, where: str = "heard") -> str:
+    return " ".join(part["text"] for part in call[where])
+
+
+def test_a_landline_patient_hears_the_closure_in_english_and_in_spanish(web: Web) -> None:
+    call_out(web)
+    (ruth,) = web.twilio.calls_to(RUTH)
+    (rosa,) = web.twilio.calls_to(ROSA)
+    assert CLOSURE_EN in said(ruth)
+    assert said(ruth).startswith("Hello Ruth. This is COVA Spine and Pain Center")
+    assert "five four zero, five five five, zero one zero zero" in said(ruth)
+    assert {(p["language"], p["voice"]) for p in ruth["heard"]} == {("en-US", "Polly.Joanna")}
+    assert CLOSURE_ES in said(rosa)
+    assert {(p["language"], p["voice"]) for p in rosa["heard"]} == {("es-US", "Polly.Lupe")}
+    # Async answering-machine detection: the TwiML was fetched at once, no waiting on the verdict.
+    assert ruth["amd"] == ["human"] and ruth["status"] == "completed"
+    assert all("Ruth" not in url and "0121" not in url for url in ruth["fetched"])
+    assert all(cb["status"] == 200 for cb in ruth["callbacks"]), ruth["callbacks"]
+
+
+def test_a_voicemail_gets_the_whole_message_after_the_greeting(web: Web) -> None:
+    web.twilio.script_call(RUTH, "machine")
+    call_out(web)
+    (call,) = web.twilio.calls_to(RUTH)
+    assert call["amd"] == ["machine_end_beep"]
+    recorded = said(call, "voicemail")
+    assert recorded.startswith("Hello Ruth. This is COVA Spine and Pain Center")
+    assert CLOSURE_EN in recorded and recorded.endswith("Thank you. Goodbye.")
+    assert "press one" not in recorded  # a machine is not offered the menu
+    assert said(call, "greeting")  # what played over the greeting was lost, and said again
+
+
+def test_pressing_1_repeats_the_message(web: Web) -> None:
+    web.twilio.script_call(RUTH, {"answer": "human", "keys": ["1"]})
+    call_out(web)
+    (call,) = web.twilio.calls_to(RUTH)
+    assert call["pressed"] == ["1"]
+    assert said(call).count(CLOSURE_EN) == 2
+
+
+def test_pressing_9_opts_out_and_no_further_call_is_made(web: Web, clock: FrozenClock) -> None:
+    web.twilio.script_call(RUTH, {"answer": "human", "keys": ["9"]})
+    call_out(web)
+    (call,) = web.twilio.calls_to(RUTH)
+    assert "You will get no more calls from us." in said(call)
+    assert web.app.consent.is_opted_out("voice", RUTH)
+    assert not web.app.consent.is_opted_out("sms", RUTH)  # only calls
+    clock.advance(3600)
+    call_out(web, "a power outage")  # a second notice: Ruth is not called again
+    assert len(web.twilio.calls_to(RUTH)) == 1
+    assert len(web.twilio.calls_to(OMAR)) == 2
+
+
+def test_busy_then_answered_on_the_retry(web: Web, clock: FrozenClock) -> None:
+    web.twilio.script_call(RUTH, "busy", "human")
+    notice_id = call_out(web)
+    assert deliveries(web, notice_id)[RUTH][0] == "pending"
+    clock.advance(14 * 60)
+    run_once(web.app)
+    assert len(web.twilio.calls_to(RUTH)) == 1  # 15 minutes apart, not sooner
+    clock.advance(60)
+    run_once(web.app)
+    web.twilio.flush(timeout=30)
+    web.settle()
+    first, second = sorted(web.twilio.calls_to(RUTH), key=lambda c: c["started"])
+    assert first["status"] == "busy" and second["status"] == "completed"
+    assert CLOSURE_EN in said(second)
+    assert deliveries(web, notice_id)[RUTH][0] == "delivered"
+
+
+def test_no_answer_is_tried_twice_more_then_left_undelivered(web: Web, clock: FrozenClock) -> None:
+    web.twilio.script_call(RUTH, "no-answer")
+    notice_id = call_out(web)
+    for _ in range(3):
+        clock.advance(15 * 60)
+        run_once(web.app)
+        web.twilio.flush(timeout=30)
+        web.settle()
+    assert len(web.twilio.calls_to(RUTH)) == 3  # the first and the two retries
+    assert deliveries(web, notice_id)[RUTH][0] == "undelivered"
+
+
+def test_quiet_hours_defer_calls(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    clock.advance(4 * 3600)  # 22:00 in New York, the evening before: quiet hours
+    for web in voice_web(database_url, fake_twilio, fake_smtp, clock):
+        notice = web.app.notices.create(
+            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels="voice", urgent=False
+        )
+        run_once(web.app)
+        fake_twilio.flush(timeout=30)
+        assert fake_twilio.calls == {}
+        states = deliveries(web, notice.id)
+        assert {state for state, _ in states.values()} == {"pending"}
+        clock.advance(10 * 3600)  # 08:00: quiet hours are over
+        run_once(web.app)
+        fake_twilio.flush(timeout=30)
+        assert len(fake_twilio.calls) == 3
+
+
+def test_the_call_rate_holds_at_the_test_server(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    for web in voice_web(database_url, fake_twilio, fake_smtp, clock, voice_calls_per_second=1.0):
+        web.app.notices.create(
+            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels="voice"
+        )
+        run_once(web.app)
+        creates = sorted(
+            r["time"]
+            for r in fake_twilio.requests
+            if r["method"] == "POST" and r["path"].endswith("/Calls.json")
+        )
+        assert len(creates) == 3
+        # 1 call per second (a burst of one): the second waits a second, the third two.
+        assert creates[1] - creates[0] >= 0.9
+        assert creates[2] - creates[0] >= 1.9
+        fake_twilio.flush(timeout=30)
+
+
+def test_a_forged_or_expired_twiml_link_hangs_up_politely(web: Web) -> None:
+    answer = web.signed_post("/webhooks/twilio/voice/not-a-token", {"CallSid": "CA" + "0" * 32})
+    assert answer.status_code == 200
+    assert "<Hangup />" in answer.text and "<Say" not in answer.text
+    unsigned = web.client.post("/webhooks/twilio/voice/not-a-token", data={"CallSid": "x"})
+    assert unsigned.status_code == 403
