@@ -112,3 +112,18 @@ def parse_channels(text: str | Iterable[str], known: Iterable[str]) -> tuple[str
             "channels",
         )
     return tuple(dict.fromkeys(names))
+
+
+def parse_fallback(text: str, known: Iterable[str]) -> tuple[str, ...]:
+    """A notice's fallback order from ``"sms>voice>email"``: two or more known channels, each
+    once. A delivery that fails for good for a reason the next channel may cure is tried there."""
+    allowed = list(known)
+    names = [c.strip().lower() for c in text.split(">")]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or len(names) < 2 or len(set(names)) != len(names):
+        raise ValidationError(
+            f"fallback {text!r} not understood: two or more of {', '.join(allowed)}, each once, "
+            "in order, like sms>voice>email",
+            "fallback",
+        )
+    return tuple(names)

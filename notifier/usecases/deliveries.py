@@ -190,7 +190,12 @@ class Deliveries(UseCase):
             batch = receipt_rows.claim(s, now, limit or self.settings.receipts_batch_size)
             if not batch:
                 return {}
-            return receipts.apply(s, self.deps.channels, batch, now, wait, self._redials())
+            enabled = {
+                name: spec
+                for name, spec in self.deps.channels.items()
+                if self.deps.statuses[name].enabled
+            }
+            return receipts.apply(s, self.deps.channels, batch, now, wait, self._redials(), enabled)
 
     def _redials(self) -> dict[str, Redial]:
         """Each channel's redial policy (busy lines, no answer), from its settings."""

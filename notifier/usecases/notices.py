@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from notifier.domain.channels import parse_fallback
 from notifier.domain.closures import (
     BusinessHours,
     Closure,
@@ -128,6 +129,7 @@ class Notices(UseCase):
         audience: str = Audience.EVERYONE.value,
         reminder_at: str | None = None,
         reminder_audience: str = ReminderAudience.RECIPIENTS.value,
+        fallback: str | None = None,
     ) -> Created:
         """Check everything, render every message once (that rendering is the preview), then
         store the notice, what it was judged against, and its broadcast(s).
@@ -137,6 +139,8 @@ class Notices(UseCase):
         (``reminder_audience="recipients"``, the default) or to the audience as it is then
         (``"everyone"``). ``channels`` defaults to every registered channel. Without a
         ``send_at`` (None) the notice is a draft: stored and previewable, sent by ``send``.
+        A ``fallback`` ("sms>voice>email") tries the next channel with consent for a patient
+        whose delivery failed for good for a reason that channel may cure, once.
         """
         now = self.clock.now()
         with self.db.session() as s:
@@ -148,6 +152,7 @@ class Notices(UseCase):
             reminded = parse_reminder_audience(reminder_audience)
             facts = replace(draft.facts, audience=parse_audience(audience))
             names = self.previews.channel_names(channels or self.deps.default_channels())
+            chain = parse_fallback(fallback, self.deps.channels) if fallback else None
             # Templates fail here, before anything is stored, never first at send time.
             preview = self.previews.compose(s, facts, draft.location.id, names)
             status = BroadcastStatus.SCHEDULED if planned else BroadcastStatus.DRAFT
@@ -157,11 +162,14 @@ class Notices(UseCase):
             notice = _notice_row(draft.location, facts, notice_kind, now)
             s.add(notice)
             first = _broadcast_row(notice, send_instant, names, urgent, now, status=status)
+            first.fallback = ">".join(chain) if chain else None
             s.add(first)
             if reminder is not None:
                 s.flush()
                 repeats = first.id if reminded is ReminderAudience.RECIPIENTS else None
-                s.add(_broadcast_row(notice, reminder, names, urgent, now, repeats, status))
+                again = _broadcast_row(notice, reminder, names, urgent, now, repeats, status)
+                again.fallback = first.fallback
+                s.add(again)
             s.flush()
             preview.notice_id = notice.id
             log.info("notice created", extra={"action": "notice_created", "notice_id": notice.id})

@@ -26,6 +26,7 @@ from notifier.domain.untrusted import FREE_TEXT_LIMIT, printable
 from notifier.storage import receipts as receipt_rows
 from notifier.storage.limits import string_lengths
 from notifier.storage.models import Delivery, DeliveryEvent, Receipt
+from notifier.usecases.fallback import curable, take_over
 
 log = logging.getLogger(__name__)
 # A report's fields are cut to the columns they are stored in (PostgreSQL refuses longer).
@@ -67,11 +68,14 @@ def apply(
     now: datetime,
     unknown_wait: timedelta,
     redials: Mapping[str, Redial] | None = None,
+    enabled: Mapping[str, ChannelSpec] | None = None,
 ) -> dict[str, int]:
     """Apply a claimed batch; how many reports had each outcome (applied, duplicate, ignored,
     unknown_sid, waiting). The deliveries are locked as read, so every decision is made in
     memory and written in a few statements. A report that means "try again later" (a busy
-    line) makes its delivery pending again while the channel's ``redials`` allow."""
+    line) makes its delivery pending again while the channel's ``redials`` allow; one that
+    fails a delivery for a reason another channel may cure hands it to the notice's fallback
+    (on the ``enabled`` channels)."""
     found = receipt_rows.deliveries_for(s, sorted({r.provider_id for r in batch}))
     read = {f.delivery_id: f.state for f in found.values()}
     states = dict(read)
@@ -84,6 +88,7 @@ def apply(
     outcomes: list[tuple[int, str]] = []
     later: list[int] = []
     again: list[tuple[int, datetime]] = []
+    fallen: list[int] = []
     changes: dict[int, dict[str, Any]] = {}
     for receipt in sorted(batch, key=order):
         known = found.get(receipt.provider_id)
@@ -138,8 +143,13 @@ def apply(
             change |= {"b_was": read[delivery_id], "b_state": new.value}
             if receipt.error_code is not None and event is not None:
                 change |= {"b_code": receipt.error_code, "b_detail": event["detail"]}
+            if curable(spec, new, receipt.error_code):
+                fallen.append(delivery_id)
     receipt_rows.advance(s, list(changes.values()), now)
     receipt_rows.redial(s, again, now)
+    if fallen:
+        s.flush()
+        take_over(s, enabled or {}, fallen, now)
     receipt_rows.add_events(s, events)
     receipt_rows.mark(s, outcomes, now)
     receipt_rows.postpone(s, later, now + RETRY_UNKNOWN)
