@@ -5,6 +5,7 @@ the scripted keys, detects voicemails and posts signed status callbacks back to 
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -201,7 +202,7 @@ def test_the_call_rate_holds_at_the_test_server(
         # 1 call per second (a burst of one): three calls span two seconds, less the jitter of
         # the requests' own timing (PostgreSQL's shared timeline hands out one-second slots).
         assert creates[2] - creates[0] >= 1.5
-        assert all(b - a >= 0.5 for a, b in zip(creates, creates[1:], strict=False))
+        assert all(b - a >= 0.5 for a, b in itertools.pairwise(creates))
         fake_twilio.flush(timeout=30)
 
 
