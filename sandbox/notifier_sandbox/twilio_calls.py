@@ -172,11 +172,12 @@ class CallsApi:
             }
             self._calls[sid] = call
             gen = self._gen
+            created = self._public(call)
         self._tracker.add()
         threading.Thread(
             target=self._play, args=(sid, start, gen), name=f"fake-call-{sid[:8]}", daemon=True
         ).start()
-        return 201, self._public(call), sid
+        return 201, created, sid
 
     def _call(self, sid: str, path: str) -> dict[str, Any]:
         with self._lock:

@@ -301,3 +301,17 @@ def test_a_fallback_order_names_known_channels_each_once(web: Web) -> None:
             web.app.notices.create(
                 "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", fallback=bad
             )
+
+
+def test_the_preview_speaks_the_call_and_estimates_the_calls_at_the_call_rate(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    for web in voice_web(database_url, fake_twilio, fake_smtp, clock, voice_calls_per_second=0.5):
+        preview = web.app.notices.create(
+            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
+            channels="sms,voice", send_at=None,
+        ).preview  # fmt: skip
+        assert preview.channels["voice"] == "enabled"
+        assert preview.estimated_seconds["voice"] == pytest.approx(3 / 0.5)  # 3 calls, 0.5/s
+        spoken = {m.language: m.text for m in preview.messages["voice"]}
+        assert CLOSURE_EN in spoken["en"] and CLOSURE_ES in spoken["es"]
