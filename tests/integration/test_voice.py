@@ -315,3 +315,21 @@ def test_the_preview_speaks_the_call_and_estimates_the_calls_at_the_call_rate(
         assert preview.estimated_seconds["voice"] == pytest.approx(3 / 0.5)  # 3 calls, 0.5/s
         spoken = {m.language: m.text for m in preview.messages["voice"]}
         assert CLOSURE_EN in spoken["en"] and CLOSURE_ES in spoken["es"]
+
+
+def test_a_redial_due_in_quiet_hours_waits_for_the_morning(web: Web, clock: FrozenClock) -> None:
+    clock.advance(2 * 3600 + 50 * 60)  # 20:50 in New York
+    web.twilio.script_call(RUTH, "busy", "human")
+    notice_id = call_out(web)
+    clock.advance(15 * 60)  # 21:05: the redial is due, but it is quiet hours
+    run_once(web.app)
+    web.twilio.flush(timeout=30)
+    assert len(web.twilio.calls_to(RUTH)) == 1
+    state, _ = deliveries(web, notice_id)[RUTH]
+    assert state == "pending"
+    clock.advance(11 * 3600)  # 08:05 the next morning
+    run_once(web.app)
+    web.twilio.flush(timeout=30)
+    web.settle()
+    assert len(web.twilio.calls_to(RUTH)) == 2
+    assert deliveries(web, notice_id)[RUTH][0] == "delivered"
