@@ -333,3 +333,25 @@ def test_a_redial_due_in_quiet_hours_waits_for_the_morning(web: Web, clock: Froz
     web.settle()
     assert len(web.twilio.calls_to(RUTH)) == 2
     assert deliveries(web, notice_id)[RUTH][0] == "delivered"
+
+
+def test_a_text_retried_after_a_passing_error_is_not_also_a_call(
+    web: Web, clock: FrozenClock
+) -> None:
+    web.app.patients.import_patients(io.StringIO(LANDLINES))
+    web.twilio.fault(
+        match={"to": RUTH, "path_regex": "Messages"}, times=1, response={"status": 503}
+    )
+    notice = web.app.notices.create(
+        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
+        channels="sms", fallback="sms>voice",
+    )  # fmt: skip
+    for _ in range(3):  # the text fails once (503), is retried and goes out
+        run_once(web.app)
+        web.twilio.flush(timeout=30)
+        web.settle()
+        clock.advance(600)
+    log = by_channel(web, notice.id)
+    assert log[(RUTH, "sms")].state in ("sent", "delivered")  # type: ignore[attr-defined]
+    assert log[(RUTH, "sms")].attempts == 2  # type: ignore[attr-defined]
+    assert (RUTH, "voice") not in log and web.twilio.calls == {}
