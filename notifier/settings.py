@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     voice_retry_minutes: float = Field(default=15.0, gt=0)
     voice_link_minutes: float = Field(default=60.0, gt=0)
     voice_voices: str = "en=en-US:Polly.Joanna,es=es-US:Polly.Lupe"
+    # Look up the phone type (mobile, landline) of patients imported without one (Twilio Lookup
+    # v2 line type intelligence, billed per number).
+    twilio_lookup: bool = False
 
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)

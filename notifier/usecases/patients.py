@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from notifier.channels.lookup import PhoneTypes
 from notifier.domain.channels import AddressField
 from notifier.domain.closures import parse_local, zone
 from notifier.domain.consent import consent_state
@@ -70,18 +71,31 @@ class Patients(UseCase):
         imports nothing and says why; a bad row is reported and the others land."""
         locations = self._locations()
         specs = self.deps.channels.values()
+        phone_types = PhoneTypes(self.settings) if self._looks_up() else None
         importer = Importer(
             PATIENT_COLUMNS
             + tuple(dict.fromkeys(spec.csv_column for spec in specs if spec.csv_required)),
             PATIENT_LENGTHS,
-            lambda row, left_out: self._patient(row, locations, left_out),
+            lambda row, left_out: self._patient(row, locations, left_out, phone_types),
             self._upsert_patients,
             optional=(
                 *dict.fromkeys(spec.csv_column for spec in specs if not spec.csv_required),
                 "phone_type",
             ),
         )
-        return import_rows(source, importer, on_progress)
+        try:
+            return import_rows(source, importer, on_progress)
+        finally:
+            if phone_types is not None:
+                phone_types.close()
+
+    def _looks_up(self) -> bool:
+        """Phone types are looked up when configured and Twilio's account is set."""
+        return bool(
+            self.settings.twilio_lookup
+            and self.settings.twilio_account_sid
+            and self.settings.twilio_auth_token
+        )
 
     def import_appointments(
         self, source: Source, on_progress: Progress | None = None
@@ -131,7 +145,11 @@ class Patients(UseCase):
             return {loc.slug: loc for loc in location_rows.locations(s)}
 
     def _patient(
-        self, row: Row, locations: dict[str, Location], left_out: list[ValidationError]
+        self,
+        row: Row,
+        locations: dict[str, Location],
+        left_out: list[ValidationError],
+        phone_types: PhoneTypes | None = None,
     ) -> dict[str, object]:
         """A patient's values. A bad phone or email is left out (with its channels off, said
         in ``left_out``) when the other address is good; a row with no good address is
@@ -165,6 +183,9 @@ class Patients(UseCase):
             raise ValidationError(
                 f"phone_type {cell('phone_type')!r} is not mobile or landline", "phone_type"
             )
+        phone = addresses[AddressField.PHONE]
+        if not phone_type and phone and phone_types is not None:
+            phone_type = phone_types.of(phone) or ""
         kept = [spec.label for spec in self.deps.channels.values() if consents[spec.consent_field]]
         for error in bad:
             left_out.append(

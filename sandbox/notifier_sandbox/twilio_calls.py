@@ -25,7 +25,7 @@ import time
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin
 
 from notifier_sandbox.twilio_support import (
     API_VERSION,
@@ -41,6 +41,7 @@ from notifier_sandbox.twilio_support import (
 
 CALLS_RE = re.compile(rf"^/{API_VERSION}/Accounts/([^/]+)/Calls\.json$")
 CALL_RE = re.compile(rf"^/{API_VERSION}/Accounts/([^/]+)/Calls/([^/]+)\.json$")
+LOOKUP_RE = re.compile(r"^/v2/PhoneNumbers/([^/]+)$")  # Lookup v2 (lookups.twilio.com)
 FORM = "application/x-www-form-urlencoded"
 OUTCOMES = ("human", "machine", "busy", "no-answer", "failed")
 FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
@@ -56,6 +57,7 @@ class CallsApi:
         self._calls: dict[str, dict[str, Any]] = {}
         self._call_scripts: dict[str, list[dict[str, Any]]] = {}
         self._next_call_at = 0.0
+        self._line_types: dict[str, str] = {}
 
     # ------------------------------------------------------------------ test controls
     def script_call(self, to: str, *outcomes: str | dict[str, Any]) -> None:
@@ -71,6 +73,12 @@ class CallsApi:
             scripts.append(step)
         with self._lock:
             self._call_scripts[to] = scripts
+
+    def line_type(self, number: str, kind: str) -> None:
+        """What Lookup says ``number`` is (``mobile``, ``landline``, ``fixedVoip``...; default
+        ``mobile``)."""
+        with self._lock:
+            self._line_types[number] = kind
 
     @property
     def calls(self) -> dict[str, dict[str, Any]]:
@@ -96,7 +104,39 @@ class CallsApi:
             if method == "POST":
                 return 200, self._update_call(m[2], path, form), None
             raise ApiError(405, 20004)
+        if (m := LOOKUP_RE.match(path)) and method == "GET":
+            return 200, self._lookup(unquote(m[1]), query), None
         return super()._route(method, path, query, form, ctype, opts)  # type: ignore[misc]
+
+    def _lookup(self, number: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        if not E164_RE.match(number):
+            raise ApiError(404, 20404, path=f"/v2/PhoneNumbers/{number}")
+        fields = (query.get("Fields") or [""])[0].split(",")
+        with self._lock:
+            kind = self._line_types.get(number, "mobile")
+        line = None
+        if "line_type_intelligence" in fields:
+            line = {"type": kind, "carrier_name": "Fake Carrier", "mobile_country_code": "310",
+                    "mobile_network_code": "000", "error_code": None}  # fmt: skip
+        return {
+            "calling_country_code": "1",
+            "country_code": "US",
+            "phone_number": number,
+            "national_format": number,
+            "valid": True,
+            "validation_errors": [],
+            "caller_name": None,
+            "sim_swap": None,
+            "call_forwarding": None,
+            "line_status": None,
+            "line_type_intelligence": line,
+            "identity_match": None,
+            "reassigned_number": None,
+            "sms_pumping_risk": None,
+            "phone_number_quality_score": None,
+            "pre_fill": None,
+            "url": f"https://lookups.twilio.com/v2/PhoneNumbers/{number}",
+        }
 
     def _create_call(self, form, ctype: str) -> tuple[int, dict, str]:
         to, from_ = first(form, "To"), first(form, "From")

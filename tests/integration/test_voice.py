@@ -9,6 +9,7 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 
 from notifier.clock import FrozenClock
 from notifier.errors import ValidationError
@@ -355,3 +356,19 @@ def test_a_text_retried_after_a_passing_error_is_not_also_a_call(
     assert log[(RUTH, "sms")].state in ("sent", "delivered")  # type: ignore[attr-defined]
     assert log[(RUTH, "sms")].attempts == 2  # type: ignore[attr-defined]
     assert (RUTH, "voice") not in log and web.twilio.calls == {}
+
+
+def test_lookup_finds_the_landlines_of_patients_imported_without_a_phone_type(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    fake_twilio.line_type(OMAR, "landline")
+    fake_twilio.line_type(ROSA, "fixedVoip")
+    for web in voice_web(database_url, fake_twilio, fake_smtp, clock, twilio_lookup=True):
+        web.app.patients.import_patients(io.StringIO(PATIENTS.replace("landline", "mobile", 1)))
+        with web.app.db.session() as s:
+            types = dict(s.execute(text("SELECT external_id, phone_type FROM patients")).all())
+        # Given in the file: kept as given (v1, v2); looked up when empty (v3).
+        assert types == {"v1": "mobile", "v2": "landline", "v3": "landline"}
+        lookups = [r for r in fake_twilio.requests if r["path"].startswith("/v2/PhoneNumbers/")]
+        assert len(lookups) == 2  # only Omar, on each of the two imports
+        assert all(r["query"]["Fields"] == "line_type_intelligence" for r in lookups)
