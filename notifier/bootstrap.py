@@ -21,6 +21,7 @@ from notifier.settings import Settings
 from notifier.storage.engine import Database
 from notifier.usecases import Deps
 from notifier.usecases.accounts import Accounts
+from notifier.usecases.calls import Calls
 from notifier.usecases.consent import Consent
 from notifier.usecases.deliveries import Deliveries
 from notifier.usecases.health import Health
@@ -47,6 +48,7 @@ class App:
     deliveries: Deliveries
     patients: Patients
     consent: Consent
+    calls: Calls
     accounts: Accounts
     sessions: Sessions
     health: Health
@@ -110,6 +112,7 @@ def build_app(settings: Settings, clock: Clock | None = None, migrate: bool = Tr
         deliveries=Deliveries(deps),
         patients=Patients(deps),
         consent=Consent(deps),
+        calls=Calls(deps),
         accounts=accounts,
         sessions=Sessions(deps, accounts),
         health=Health(deps),

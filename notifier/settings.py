@@ -24,6 +24,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from notifier.domain.calls import parse_voices
 from notifier.domain.contacts import normalize_phone
 from notifier.domain.quiet_hours import QuietHours
 from notifier.domain.secret_keys import weakness
@@ -64,6 +65,21 @@ class Settings(BaseSettings):
     twilio_from_numbers: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
     twilio_timeout_seconds: float = Field(default=15.0, gt=0)
+
+    # Voice (issue 22): calls through Twilio's Calls API with the account above, from a
+    # voice-capable number; the TwiML is served by this service (NOTIFIER_PUBLIC_BASE_URL) from
+    # signed links that expire after voice_link_minutes. Busy or unanswered calls are tried
+    # voice_retries more times, voice_retry_minutes apart (never in quiet hours). <Say> speaks
+    # in the voice and language given per message language ("en=en-US:Polly.Joanna,...").
+    voice_from_number: str | None = None
+    voice_calls_per_second: float = Field(default=1.0, gt=0)
+    voice_retries: int = Field(default=2, ge=0, le=10)
+    voice_retry_minutes: float = Field(default=15.0, gt=0)
+    voice_link_minutes: float = Field(default=60.0, gt=0)
+    voice_voices: str = "en=en-US:Polly.Joanna,es=es-US:Polly.Lupe"
+    # Look up the phone type (mobile, landline) of patients imported without one (Twilio Lookup
+    # v2 line type intelligence, billed per number).
+    twilio_lookup: bool = False
 
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -263,6 +279,15 @@ class Settings(BaseSettings):
         path = value[len(prefix) :] if value.startswith(prefix) else None
         if path and not path.startswith(("/", ":memory:", "file:")):
             return f"{prefix}{Path.cwd() / path}"
+        return value
+
+    @field_validator("voice_voices")
+    @classmethod
+    def _is_voice_list(cls, value: str) -> str:
+        try:
+            parse_voices(value)
+        except NotifierError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("twilio_from_numbers")

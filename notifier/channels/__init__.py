@@ -19,6 +19,7 @@ from notifier.channels.base import (
 )
 from notifier.channels.email import EmailChannel
 from notifier.channels.sms import SmsChannel
+from notifier.channels.voice import VoiceChannel
 from notifier.domain.channels import ChannelSpec
 from notifier.domain.senders import Sender, parse_pool
 from notifier.errors import ConfigurationError
@@ -27,6 +28,7 @@ from notifier.settings import ENV_PREFIX, Settings
 CHANNELS: dict[str, ChannelFactory] = {
     SmsChannel.spec.name: SmsChannel,
     EmailChannel.spec.name: EmailChannel,
+    VoiceChannel.spec.name: VoiceChannel,
 }
 
 
@@ -44,6 +46,15 @@ def status(spec: ChannelSpec, settings: Settings) -> ChannelStatus:
         if not any(getattr(settings, one) for one in name.split("|"))
     ]
     if not missing:
+        needed = [
+            ENV_PREFIX + name.upper() for name in spec.needs_settings if not getattr(settings, name)
+        ]
+        if needed:
+            raise ConfigurationError(
+                f"{spec.label} needs {', '.join(needed)} (or unset "
+                f"{', '.join(ENV_PREFIX + n.upper() for n in spec.required_settings)} to "
+                "disable it)"
+            )
         return ChannelStatus(True)
     if len(missing) == len(spec.required_settings):
         return ChannelStatus(False, f"{spec.label} disabled: {', '.join(missing)} not set")
@@ -70,6 +81,11 @@ def rate(spec: ChannelSpec, settings: Settings) -> float:
     if pool:
         return sum(sender.rate for sender in pool)
     return float(getattr(settings, spec.rate_setting))
+
+
+def weekly_cap(spec: ChannelSpec, settings: Settings) -> int:
+    """The channel's weekly cap per address (0: none)."""
+    return int(getattr(settings, spec.cap_setting)) if spec.cap_setting else 0
 
 
 def senders(spec: ChannelSpec, settings: Settings) -> tuple[Sender, ...]:
@@ -99,4 +115,5 @@ __all__ = [
     "specs",
     "status",
     "statuses",
+    "weekly_cap",
 ]

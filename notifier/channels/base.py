@@ -39,6 +39,7 @@ class OutgoingMessage:
     html: str | None = None
     patient_id: int | None = None  # for links that act for this patient (unsubscribe)
     sender: str | None = None  # from the channel's pool of senders, if it has one
+    language: str | None = None  # the language it was rendered in
 
 
 @dataclass(frozen=True)

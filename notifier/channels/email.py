@@ -31,7 +31,15 @@ _PRINTABLE = re.compile(r"[\x20-\x7e]+")
 
 class EmailChannel:
     spec: ClassVar[ChannelSpec] = ChannelSpec(
-        "email", "email", AddressField.EMAIL, MessageFormat.EMAIL, ("smtp_host", "email_from")
+        "email",
+        "email",
+        AddressField.EMAIL,
+        MessageFormat.EMAIL,
+        ("smtp_host", "email_from"),
+        consent_field="email_consent",
+        rate_setting="email_rate_per_second",
+        # A mailbox that does not exist or refuses us for good: a text or a call may reach.
+        curable_codes=frozenset({"5xx"}),
     )
 
     def __init__(self, settings: Settings) -> None:

@@ -58,8 +58,10 @@ class SmsChannel:
             "twilio_from_number|twilio_from_numbers|twilio_messaging_service_sid",
         ),
         senders_setting="twilio_from_numbers",
-        weekly_cap=True,
+        rate_setting="sms_rate_per_second",
+        cap_setting="sms_weekly_cap",
         quiet_hours=True,
+        consent_field="sms_consent",
         # Twilio's MessageStatus in status callbacks; queued, sending, accepted change nothing.
         reports={
             "sent": DeliveryState.SENT,
@@ -68,6 +70,8 @@ class SmsChannel:
             "failed": DeliveryState.FAILED,
         },
         opt_out_codes=frozenset({"21610"}),  # the number texted STOP to Twilio
+        # Not a mobile number (21614), a landline or unreachable carrier (30006): a call may reach.
+        curable_codes=frozenset({"21614", "30006"}),
         max_characters=1600,  # Twilio refuses a longer body with error 21617
     )
 

@@ -67,6 +67,12 @@ def notice() -> None:
 )
 @click.option("--channels", default=None, help="e.g. 'sms,email' (default: every channel).")
 @click.option(
+    "--fallback",
+    default=None,
+    help="e.g. 'sms>voice>email': a patient a channel cannot reach for good (a landline cannot "
+    "take a text) is tried on the next channel they consented to, once.",
+)
+@click.option(
     "--reminder-at",
     default=None,
     help="Send the same message again at 'YYYY-MM-DD HH:MM' (e.g. the morning of the closure).",
@@ -109,6 +115,7 @@ def notice_create(
     message: str | None,
     send_at: str | None,
     channels: str | None,
+    fallback: str | None,
     reminder_at: str | None,
     reminder_audience: str,
     urgent: bool | None,
@@ -135,6 +142,7 @@ def notice_create(
         reminder_audience=reminder_audience,
         publish_at=publish_at,
         private=private,
+        fallback=fallback,
     )
     view = created.notice
     if as_json:

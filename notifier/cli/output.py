@@ -80,6 +80,8 @@ def print_preview(preview: Preview, labels: Mapping[str, str]) -> None:
         for m in messages:
             if m.subject is not None:
                 click.echo(f"\n--- {label} [{m.language}, {m.template}] Subject: {m.subject}")
+            elif m.segments is None:  # spoken: no segments to count
+                click.echo(f"\n--- {label} [{m.language}, {m.template}] {m.characters} characters")
             else:
                 click.echo(
                     f"\n--- {label} [{m.language}, {m.template}] {m.characters} characters, "

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from notifier import channels as registry
 from notifier.delivery import faults
 from notifier.domain.channels import ChannelSpec
 from notifier.domain.notices import WITHDRAWN, BroadcastStatus, too_late
@@ -109,7 +110,7 @@ class Fanout:
                     spec,
                     now,
                     None if status.enabled else status.reason,
-                    weekly_cap=self.deps.settings.sms_weekly_cap,
+                    weekly_cap=registry.weekly_cap(spec, self.deps.settings),
                 )
             notice_id, send_at = notice.id, broadcast.send_at
         # After the commit: the estimate informs, it never decides; nothing in it may undo the

@@ -20,6 +20,7 @@ from notifier.domain.deliveries import Outcome
 from notifier.storage import deliveries as delivery_rows
 from notifier.storage.engine import Database
 from notifier.usecases.consent import on_send_outcome
+from notifier.usecases.fallback import curable, take_over
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +120,14 @@ class OutcomeWriter:
         with self._db.session() as s:
             pairs = [(p.item.delivery_id, p.outcome) for p in batch]
             kept = delivery_rows.record_many(s, self._worker_id, pairs, now)
+            fallen: list[int] = []
             for pending, stored in zip(batch, kept, strict=True):
                 if stored:  # a send refused because the address unsubscribed with the provider
                     spec = self._specs[pending.item.channel]
                     on_send_outcome(s, spec, pending.item.message.to, pending.outcome.code, now)
+                    if curable(spec, pending.outcome.state, pending.outcome.code):
+                        fallen.append(pending.item.delivery_id)
+            take_over(s, self._specs, fallen, now)  # the notice's fallback, if it has one
         return kept
 
     def _lost(self, pending: _Pending, error: Exception) -> list[bool]:

@@ -34,6 +34,7 @@ from notifier.domain.notices import (
 from notifier.domain.quiet_hours import QuietHours, deferral
 from notifier.errors import TemplateError
 from notifier.rendering.messages import context, resolve_language
+from notifier.storage import calls as call_rows
 from notifier.storage import deliveries as delivery_rows
 from notifier.storage import notices as notice_rows
 from notifier.storage.models import Appointment, Delivery
@@ -282,6 +283,7 @@ class Preparer:
                 rendered.subject,
                 rendered.html,
                 delivery.patient_id,
+                language=language,
             ),
             attempts=delivery.attempts,
             needs_reconcile=delivery.needs_reconcile,
@@ -291,6 +293,12 @@ class Preparer:
         )
 
     def _write_back(self, s: Session, batch: _Batch, now: datetime) -> None:
+        spoken = [
+            (item.delivery_id, item.message.language or "", item.message.text)
+            for item in batch.items
+            if self.channels[item.channel].spec.served
+        ]
+        call_rows.keep(s, spoken, now)
         for (state, event, detail), ids in batch.finished.items():
             delivery_rows.set_states(s, ids, DeliveryState.SENDING, state, now, event, detail)
         for (until, event, detail), ids in batch.deferred.items():

@@ -53,7 +53,8 @@ class Source(StrEnum):
     PROVIDER_OPT_OUT = "21610"  # the provider refused a send: the address opted out there
     UNSUBSCRIBE_LINK = "unsubscribe_link"  # the email's one-click or confirmed unsubscribe
     API = "api"
-    IMPORT = "import"  # the clinic's patient CSV (sms_consent / email_consent columns)
+    IMPORT = "import"  # the clinic's patient CSV (each channel's consent column)
+    KEYPRESS = "keypress"  # pressed 9 during a call: no more calls
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from notifier.domain.closures import ClosureSegment
 from notifier.domain.notices import NoticeChange, Template
 from notifier.domain.segments import SegmentInfo, count_segments, normalize_sms_text
 from notifier.errors import TemplateError
+from notifier.rendering.spoken import spoken_date, spoken_digits, spoken_time
 
 # CLDR locale per message language. Plain "es" gives "12:30 p. m.", the form patients expect.
 LOCALES = {"en": "en_US", "es": "es"}
@@ -94,6 +95,9 @@ class Renderer:
         )
         self.env.filters["date"] = _date_filter
         self.env.filters["time"] = _time_filter
+        self.env.filters["spoken_date"] = _spoken_date_filter
+        self.env.filters["spoken_time"] = _spoken_time_filter
+        self.env.filters["digits"] = _digits_filter
 
     def languages(self) -> list[str]:
         """Languages with a short-text template; each must also have the email parts."""
@@ -105,6 +109,8 @@ class Renderer:
     def render(self, form: MessageFormat, ctx: MessageContext, template: str) -> Rendered:
         if form is MessageFormat.EMAIL:
             return self.render_email(ctx, template)
+        if form is MessageFormat.SPOKEN:
+            return self.render_spoken(ctx, template)
         return self.render_sms(ctx, template)
 
     def render_sms(self, ctx: MessageContext, template: str = Template.CLOSURE) -> Rendered:
@@ -117,6 +123,11 @@ class Renderer:
         the same macros as the texts, without greeting, opt-out line or update label."""
         raw = self._render(f"public/{template}.{ctx.language}.txt.j2", ctx)
         return " ".join(raw.split())
+
+    def render_spoken(self, ctx: MessageContext, template: str = Template.CLOSURE) -> Rendered:
+        """The words a call speaks: one paragraph, dates and times written for the ear."""
+        raw = self._render(f"{MessageFormat.SPOKEN.value}/{template}.{ctx.language}.txt.j2", ctx)
+        return Rendered(text=" ".join(raw.split()))
 
     def render_email(self, ctx: MessageContext, template: str = Template.CLOSURE) -> Rendered:
         name = f"{MessageFormat.EMAIL.value}/{template}.{ctx.language}"
@@ -151,7 +162,7 @@ class Renderer:
             variables = _escaped(variables)
         try:
             template = self.env.get_template(name)
-            return template.render(variables, locale=locale)
+            return template.render(variables, locale=locale, language=ctx.language)
         except TemplateNotFound:
             raise TemplateError(
                 f"template {name} is missing from {self.templates_dir} "
@@ -189,3 +200,21 @@ def _date_filter(context: Any, value: date | datetime, pattern: str = "EEEE, M/d
 def _time_filter(context: Any, value: datetime, pattern: str = "h:mm a") -> str:
     """``{{ segment.starts|time }}``: the wall-clock time already in the location's zone."""
     return format_time(value, pattern, locale=context["locale"])
+
+
+@pass_context
+def _spoken_date_filter(context: Any, value: date | datetime) -> str:
+    """``{{ segment.day|spoken_date }}``: "Wednesday, February nineteenth" (voice)."""
+    return spoken_date(value, context["language"], context["locale"])
+
+
+@pass_context
+def _spoken_time_filter(context: Any, value: datetime) -> str:
+    """``{{ segment.starts|spoken_time }}``: "twelve thirty p.m." (voice)."""
+    return spoken_time(value, context["language"])
+
+
+@pass_context
+def _digits_filter(context: Any, value: str) -> str:
+    """``{{ location.phone|digits }}``: the number read digit by digit, in its groups (voice)."""
+    return spoken_digits(value, context["language"])

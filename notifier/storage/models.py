@@ -92,6 +92,8 @@ class Patient(Base):
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
     sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     email_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    voice_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    phone_type: Mapped[str | None] = mapped_column(String(10))  # mobile, landline; None: unknown
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -148,6 +150,9 @@ class Broadcast(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     # A reminder: it goes again to the recipients of this broadcast (None: to the audience).
     repeats_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"))
+    # The notice's fallback order ("sms>voice>email"): a permanent failure another channel may
+    # cure queues the next channel with consent, once. None: no fallback.
+    fallback: Mapped[str | None] = mapped_column(String(100))
     fanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -186,6 +191,8 @@ class Delivery(Base):
     # affected appointments.
     message_kind: Mapped[str | None] = mapped_column(String(20))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The delivery whose permanent failure queued this one (the notice's fallback), if any.
+    fallback_of: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -296,6 +303,18 @@ class Receipt(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())  # later for a not-yet-known id
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str | None] = mapped_column(String(20))  # applied, duplicate, ignored...
+
+
+class SpokenMessage(Base):
+    """The words a call speaks, rendered when the call is placed: the provider fetches them
+    (TwiML) when the call is answered, and again when the patient presses 1."""
+
+    __tablename__ = "spoken_messages"
+
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ProviderCheck(Base):

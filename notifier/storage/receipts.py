@@ -25,6 +25,7 @@ class Found:
 
     delivery_id: int
     state: DeliveryState
+    attempts: int = 0  # provider calls made so far (a call redialled counts each)
 
 
 def append(s: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -52,12 +53,33 @@ def deliveries_for(s: Session, provider_ids: Sequence[str]) -> dict[str, Found]:
     """The deliveries the reports name, locked for this transaction in id order (PostgreSQL;
     SQLite has one writer at a time), so their states stay as read until the batch commits."""
     rows = s.execute(
-        select(Delivery.provider_id, Delivery.id, Delivery.state)
+        select(Delivery.provider_id, Delivery.id, Delivery.state, Delivery.attempts)
         .where(Delivery.provider_id.in_(provider_ids))
         .order_by(Delivery.id)
         .with_for_update()
     )
-    return {sid: Found(i, DeliveryState(state)) for sid, i, state in rows if sid is not None}
+    return {
+        sid: Found(i, DeliveryState(state), attempts or 0)
+        for sid, i, state, attempts in rows
+        if sid is not None
+    }
+
+
+def redial(s: Session, rows: Sequence[tuple[int, datetime]], now: datetime) -> None:
+    """Deliveries still "sent" whose call met a busy line or no answer: pending again, due at
+    the time given (quiet hours are checked when they are claimed)."""
+    for delivery_id, due in rows:
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.SENT.value)
+            .values(
+                state=DeliveryState.PENDING.value,
+                next_attempt_at=due,
+                lease_until=None,
+                claimed_by=None,
+                updated_at=now,
+            )
+        )
 
 
 def advance(s: Session, changes: Sequence[dict[str, Any]], now: datetime) -> None:

@@ -30,6 +30,10 @@ class Deps:
     def spec(self, name: str) -> ChannelSpec:
         return self.channels[name]
 
+    def default_channels(self) -> str:
+        """The channels of a notice that names none (``"sms,email"``)."""
+        return ",".join(name for name, spec in self.channels.items() if spec.by_default)
+
 
 class UseCase:
     def __init__(self, deps: Deps) -> None:

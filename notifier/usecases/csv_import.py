@@ -111,6 +111,7 @@ class Importer:
     lengths: Mapping[str, int]
     clean: Callable[[Row, list[ValidationError]], dict[str, object]]
     upsert: Callable[[Chunk, ImportReport], None]
+    optional: Sequence[str] = ()  # read when the header has them, else empty
 
 
 Progress = Callable[[int], None]
@@ -188,8 +189,8 @@ def _checked(
 
 
 def _check_cells(row: Row, importer: Importer) -> None:
-    for name in importer.columns:
-        problem = cell_problem(row[name] or "", importer.lengths.get(name))
+    for name in (*importer.columns, *importer.optional):
+        problem = cell_problem(row.get(name) or "", importer.lengths.get(name))
         if problem:
             raise ValidationError(problem, name)
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from notifier.domain.calls import Redial
 from notifier.domain.deliveries import Report, bucket_counts, eta_seconds
 from notifier.domain.notices import BroadcastStatus
 from notifier.domain.wording import plural
@@ -189,7 +190,23 @@ class Deliveries(UseCase):
             batch = receipt_rows.claim(s, now, limit or self.settings.receipts_batch_size)
             if not batch:
                 return {}
-            return receipts.apply(s, self.deps.channels, batch, now, wait)
+            enabled = {
+                name: spec
+                for name, spec in self.deps.channels.items()
+                if self.deps.statuses[name].enabled
+            }
+            return receipts.apply(s, self.deps.channels, batch, now, wait, self._redials(), enabled)
+
+    def _redials(self) -> dict[str, Redial]:
+        """Each channel's redial policy (busy lines, no answer), from its settings."""
+        return {
+            name: Redial(
+                int(getattr(self.settings, spec.redial_setting)),
+                timedelta(minutes=float(getattr(self.settings, spec.redial_spacing_setting))),
+            )
+            for name, spec in self.deps.channels.items()
+            if spec.redial_setting and spec.redial_spacing_setting
+        }
 
     def receipts_waiting(self) -> int:
         """Stored reports not applied yet."""

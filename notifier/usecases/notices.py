@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from notifier.domain.channels import parse_fallback
 from notifier.domain.closures import (
     BusinessHours,
     Closure,
@@ -130,6 +131,7 @@ class Notices(UseCase):
         reminder_audience: str = ReminderAudience.RECIPIENTS.value,
         publish_at: str | None = None,
         private: bool = False,
+        fallback: str | None = None,
     ) -> Created:
         """Check everything, render every message once (that rendering is the preview), then
         store the notice, what it was judged against, and its broadcast(s).
@@ -141,6 +143,8 @@ class Notices(UseCase):
         ``send_at`` (None) the notice is a draft: stored and previewable, sent by ``send``.
         The public page and feeds show it from ``publish_at`` (a local time; default: when it
         is queued, i.e. now, or when a draft is sent); a ``private`` notice never.
+        A ``fallback`` ("sms>voice>email") tries the next channel with consent for a patient
+        whose delivery failed for good for a reason that channel may cure, once.
         """
         now = self.clock.now()
         with self.db.session() as s:
@@ -151,7 +155,8 @@ class Notices(UseCase):
             notice_kind = parse_kind(kind, draft.facts.closure)
             reminded = parse_reminder_audience(reminder_audience)
             facts = replace(draft.facts, audience=parse_audience(audience))
-            names = self.previews.channel_names(channels or ",".join(self.deps.channels))
+            names = self.previews.channel_names(channels or self.deps.default_channels())
+            chain = parse_fallback(fallback, self.deps.channels) if fallback else None
             # Templates fail here, before anything is stored, never first at send time.
             preview = self.previews.compose(s, facts, draft.location.id, names)
             status = BroadcastStatus.SCHEDULED if planned else BroadcastStatus.DRAFT
@@ -165,11 +170,14 @@ class Notices(UseCase):
             )
             s.add(notice)
             first = _broadcast_row(notice, send_instant, names, urgent, now, status=status)
+            first.fallback = ">".join(chain) if chain else None
             s.add(first)
             if reminder is not None:
                 s.flush()
                 repeats = first.id if reminded is ReminderAudience.RECIPIENTS else None
-                s.add(_broadcast_row(notice, reminder, names, urgent, now, repeats, status))
+                again = _broadcast_row(notice, reminder, names, urgent, now, repeats, status)
+                again.fallback = first.fallback
+                s.add(again)
             s.flush()
             preview.notice_id = notice.id
             log.info("notice created", extra={"action": "notice_created", "notice_id": notice.id})
@@ -201,7 +209,7 @@ class Notices(UseCase):
             parse_kind(kind, closure)
             parse_reminder_audience(reminder_audience)
             facts = replace(draft.facts, change=NoticeChange(change))
-            names = self.previews.channel_names(channels or ",".join(self.deps.channels))
+            names = self.previews.channel_names(channels or self.deps.default_channels())
             preview = self.previews.compose(s, facts, draft.location.id, names, estimate=False)
             preview.warnings.extend(self._send_warnings(closure, send_instant, names, urgent))
             return preview

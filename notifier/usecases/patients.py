@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from notifier.channels.lookup import PhoneTypes
 from notifier.domain.channels import AddressField
 from notifier.domain.closures import parse_local, zone
 from notifier.domain.consent import consent_state
@@ -34,6 +35,7 @@ from notifier.usecases.csv_rows import shown
 from notifier.usecases.lookups import location_id_of
 from notifier.usecases.views import PatientView
 
+# The patients CSV's own columns; each channel adds its consent column (``ChannelSpec``).
 PATIENT_COLUMNS = (
     "external_id",
     "first_name",
@@ -42,8 +44,6 @@ PATIENT_COLUMNS = (
     "email",
     "language",
     "location",
-    "sms_consent",
-    "email_consent",
 )
 APPOINTMENT_COLUMNS = (
     "external_id",
@@ -54,6 +54,7 @@ APPOINTMENT_COLUMNS = (
     "provider",
     "status",
 )
+PHONE_TYPES = ("", "mobile", "landline")  # optional column; empty: not known
 _YES = {"yes", "y", "true", "t", "1"}
 _NO = {"no", "n", "false", "f", "0", ""}
 _PATIENT_ID = "patient_external_id"
@@ -69,13 +70,32 @@ class Patients(UseCase):
         """Upsert patients by ``external_id`` from a CSV (bytes, or text). A wrong header
         imports nothing and says why; a bad row is reported and the others land."""
         locations = self._locations()
+        specs = self.deps.channels.values()
+        phone_types = PhoneTypes(self.settings) if self._looks_up() else None
         importer = Importer(
-            PATIENT_COLUMNS,
+            PATIENT_COLUMNS
+            + tuple(dict.fromkeys(spec.csv_column for spec in specs if spec.csv_required)),
             PATIENT_LENGTHS,
-            lambda row, left_out: self._patient(row, locations, left_out),
+            lambda row, left_out: self._patient(row, locations, left_out, phone_types),
             self._upsert_patients,
+            optional=(
+                *dict.fromkeys(spec.csv_column for spec in specs if not spec.csv_required),
+                "phone_type",
+            ),
         )
-        return import_rows(source, importer, on_progress)
+        try:
+            return import_rows(source, importer, on_progress)
+        finally:
+            if phone_types is not None:
+                phone_types.close()
+
+    def _looks_up(self) -> bool:
+        """Phone types are looked up when configured and Twilio's account is set."""
+        return bool(
+            self.settings.twilio_lookup
+            and self.settings.twilio_account_sid
+            and self.settings.twilio_auth_token
+        )
 
     def import_appointments(
         self, source: Source, on_progress: Progress | None = None
@@ -125,7 +145,11 @@ class Patients(UseCase):
             return {loc.slug: loc for loc in location_rows.locations(s)}
 
     def _patient(
-        self, row: Row, locations: dict[str, Location], left_out: list[ValidationError]
+        self,
+        row: Row,
+        locations: dict[str, Location],
+        left_out: list[ValidationError],
+        phone_types: PhoneTypes | None = None,
     ) -> dict[str, object]:
         """A patient's values. A bad phone or email is left out (with its channels off, said
         in ``left_out``) when the other address is good; a row with no good address is
@@ -145,13 +169,23 @@ class Patients(UseCase):
         off = {error.field for error in bad}
         for spec in self.deps.channels.values():
             column = spec.consent_field
-            consents[column] = _yes_no(cell(column), column) or consents.get(column, False)
+            consents[column] = _yes_no(cell(spec.csv_column), spec.csv_column) or consents.get(
+                column, False
+            )
             if spec.address.value in off:
                 consents[column] = False
             elif consents[column] and addresses[spec.address] is None:
                 raise ValidationError(
                     f"{column} is yes but there is no {_ADDRESS_NOUN[spec.address]}", column
                 )
+        phone_type = cell("phone_type").lower()
+        if phone_type not in PHONE_TYPES:
+            raise ValidationError(
+                f"phone_type {cell('phone_type')!r} is not mobile or landline", "phone_type"
+            )
+        phone = addresses[AddressField.PHONE]
+        if not phone_type and phone and phone_types is not None:
+            phone_type = phone_types.of(phone) or ""
         kept = [spec.label for spec in self.deps.channels.values() if consents[spec.consent_field]]
         for error in bad:
             left_out.append(
@@ -167,6 +201,7 @@ class Patients(UseCase):
             "phone": addresses[AddressField.PHONE],
             "email": addresses[AddressField.EMAIL],
             "language": language.split("-")[0],
+            "phone_type": phone_type or None,
             "location_id": location.id,
             **consents,
         }

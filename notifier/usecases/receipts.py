@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from notifier.domain.calls import Redial
 from notifier.domain.channels import ChannelSpec
 from notifier.domain.contacts import mask_text
 from notifier.domain.deliveries import DeliveryState, Report, judge
@@ -25,6 +26,7 @@ from notifier.domain.untrusted import FREE_TEXT_LIMIT, printable
 from notifier.storage import receipts as receipt_rows
 from notifier.storage.limits import string_lengths
 from notifier.storage.models import Delivery, DeliveryEvent, Receipt
+from notifier.usecases.fallback import curable, take_over
 
 log = logging.getLogger(__name__)
 # A report's fields are cut to the columns they are stored in (PostgreSQL refuses longer).
@@ -65,10 +67,15 @@ def apply(
     batch: Sequence[Receipt],
     now: datetime,
     unknown_wait: timedelta,
+    redials: Mapping[str, Redial] | None = None,
+    enabled: Mapping[str, ChannelSpec] | None = None,
 ) -> dict[str, int]:
     """Apply a claimed batch; how many reports had each outcome (applied, duplicate, ignored,
     unknown_sid, waiting). The deliveries are locked as read, so every decision is made in
-    memory and written in a few statements."""
+    memory and written in a few statements. A report that means "try again later" (a busy
+    line) makes its delivery pending again while the channel's ``redials`` allow; one that
+    fails a delivery for a reason another channel may cure hands it to the notice's fallback
+    (on the ``enabled`` channels)."""
     found = receipt_rows.deliveries_for(s, sorted({r.provider_id for r in batch}))
     read = {f.delivery_id: f.state for f in found.values()}
     states = dict(read)
@@ -80,6 +87,8 @@ def apply(
     events: list[dict[str, Any]] = []
     outcomes: list[tuple[int, str]] = []
     later: list[int] = []
+    again: list[tuple[int, datetime]] = []
+    fallen: list[int] = []
     changes: dict[int, dict[str, Any]] = {}
     for receipt in sorted(batch, key=order):
         known = found.get(receipt.provider_id)
@@ -94,7 +103,36 @@ def apply(
             )
             continue
         delivery_id = known.delivery_id
-        new = channels[receipt.channel].reports[receipt.status]
+        spec = channels[receipt.channel]
+        policy = (redials or {}).get(spec.name)
+        if (
+            receipt.status in spec.redial_reports
+            and states[delivery_id] is DeliveryState.SENT
+            and delivery_id not in changes
+            and policy is not None
+            and policy.allows(known.attempts)
+        ):
+            due = now + policy.spacing
+            states[delivery_id] = DeliveryState.PENDING
+            again.append((delivery_id, due))
+            outcomes.append((receipt.id, "applied"))
+            detail = (
+                f"{receipt.status}: trying again at {due:%H:%M} UTC (attempt "
+                f"{known.attempts + 1} of {policy.tries + 1}, quiet hours permitting)"
+            )
+            events.append(
+                _event(
+                    "applied",
+                    delivery_id,
+                    now,
+                    "redial_scheduled",
+                    DeliveryState.PENDING,
+                    receipt.error_code,
+                    detail,
+                )
+            )
+            continue
+        new = spec.reports[receipt.status]
         verdict, event = _judged(receipt, delivery_id, states[delivery_id], new, now)
         outcomes.append((receipt.id, verdict))
         if event is not None:
@@ -105,7 +143,13 @@ def apply(
             change |= {"b_was": read[delivery_id], "b_state": new.value}
             if receipt.error_code is not None and event is not None:
                 change |= {"b_code": receipt.error_code, "b_detail": event["detail"]}
+            if curable(spec, new, receipt.error_code):
+                fallen.append(delivery_id)
     receipt_rows.advance(s, list(changes.values()), now)
+    receipt_rows.redial(s, again, now)
+    if fallen:
+        s.flush()
+        take_over(s, enabled or {}, fallen, now)
     receipt_rows.add_events(s, events)
     receipt_rows.mark(s, outcomes, now)
     receipt_rows.postpone(s, later, now + RETRY_UNKNOWN)

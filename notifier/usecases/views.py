@@ -188,6 +188,8 @@ class DeliveryView:
     # (managers, ``--show-patients``, API tokens with that right); None otherwise.
     patient: str | None = None
     patient_name: str | None = None
+    # The delivery this one stands in for (the notice's fallback: a text a landline refused).
+    fallback_of: int | None = None
 
 
 NOT_REACHED_COLUMNS = (
@@ -365,6 +367,7 @@ def delivery_view(d: Delivery, with_patient: bool = False) -> DeliveryView:
         updated_at=d.updated_at.isoformat(),
         patient=patient.external_id if patient else None,
         patient_name=f"{patient.first_name} {patient.last_name}" if patient else None,
+        fallback_of=d.fallback_of,
     )
 
 

@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect
 
 from notifier.bootstrap import App
 from notifier.errors import NotFoundError, ValidationError
-from notifier.web import api, api_imports, metrics, public, unsubscribe, webhooks
+from notifier.web import api, api_imports, calls, metrics, public, unsubscribe, webhooks
 from notifier.web.console import router as console_router
 from notifier.web.docs import add_docs
 from notifier.web.headers import SecurityHeaders
@@ -71,6 +71,7 @@ def create_app(app: App, receipts_stored: Callable[[], None] | None = None) -> F
 
     web.include_router(metrics.router)
     web.include_router(webhooks.router)
+    web.include_router(calls.router)
     web.include_router(unsubscribe.router)
     web.include_router(api.router)
     web.include_router(api_imports.router)

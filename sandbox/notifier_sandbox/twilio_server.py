@@ -33,6 +33,7 @@ from typing import Any
 from twilio.request_validator import RequestValidator
 
 from notifier_sandbox.twilio_api import MessagesApi, _Meta
+from notifier_sandbox.twilio_calls import CallsApi
 from notifier_sandbox.twilio_http import FakeHandler, FakeHTTPServer
 from notifier_sandbox.twilio_support import CallbackDispatcher, StatusEngine, Tracker
 
@@ -40,7 +41,7 @@ __all__ = ["FakeTwilio", "main"]
 _REGEX_KEYS = ("path_regex", "query_regex", "body_regex")
 
 
-class FakeTwilio(MessagesApi):
+class FakeTwilio(CallsApi, MessagesApi):
     """In-memory, thread-safe fake of ``/2010-04-01/Accounts/{AC}/Messages`` (see module doc)."""
 
     queue_limit_seconds = 36000  # 21611 threshold: "10 hours' worth of message segments"
@@ -120,6 +121,7 @@ class FakeTwilio(MessagesApi):
         self._geo_blocked: set[str] = set()
         self._busy_until: dict[str, float] = {}
         self._offset = 0.0
+        self._clear_calls()
 
     # ------------------------------------------------------------------ lifecycle / properties
     def start(self) -> FakeTwilio:

@@ -308,7 +308,7 @@ def test_the_patients_list_shows_consent_with_masked_addresses(
     assert "+1******0111" in row.group(0) and "m***@example.org" in row.group(0)
     assert "opted out" in row.group(0)
     p5 = re.search(r"<td class=\"mono\">p5</td>.*?</tr>", page, re.S)
-    assert p5 is not None and p5.group(0).count("no consent") == 2
+    assert p5 is not None and p5.group(0).count("no consent") == 3  # sms, email, voice
     assert "maria@example.org" not in page and "5550111" not in page
 
 

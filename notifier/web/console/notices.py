@@ -102,7 +102,9 @@ def new_notice(request: Request, app: Application, session: Session, user: Manag
     values = form_defaults()
     if len(locations) == 1:
         values["location"] = locations[0].slug
-    return _new_page(request, app, session, values, list(app.deps.channels), {}, None)
+    return _new_page(
+        request, app, session, values, app.deps.default_channels().split(","), {}, None
+    )
 
 
 def _new_page(
