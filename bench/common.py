@@ -17,6 +17,7 @@ from notifier.bootstrap import App, build_app
 from notifier.clock import Clock, ShiftedClock
 from notifier.settings import load_settings
 from notifier.storage.models import Broadcast, Patient
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_control import FakeTwilioProcess
 
 SHORT = "Closed today for snow. Reopens tomorrow 8 AM."  # one GSM-7 segment with the prefix
@@ -100,12 +101,14 @@ def queue_notice(
 ) -> int:
     """A notice for the whole location whose closure lasts two days from now; SMS only."""
     notice = app.notices.create(
-        location,
-        _local(app, 1),
-        _local(app, 2),
-        "snow",
-        message=message,
-        channels="sms",
+        NoticeRequest(
+            location=location,
+            starts=_local(app, 1),
+            ends=_local(app, 2),
+            reason="snow",
+            message=message,
+            channels=("sms",),
+        )
     )
     if send_at is not None:
         with app.db.session() as s:

@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from notifier.usecases.notice_requests import NoticeRequest
+
 DEFAULT_URL = os.environ.get(
     "NOTIFIER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -110,7 +112,13 @@ def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
             result["bare_insert_seconds"] = bare_baseline(conn)
         rss_before = peak_rss_mib()
         app.notices.create(
-            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+            NoticeRequest(
+                location="cova",
+                starts="2025-02-19 12:30",
+                ends="2025-02-21 00:00",
+                reason="inclement weather",
+                channels=("sms",),
+            )
         )
         started = time.perf_counter()
         app.fanout.fire_due()

@@ -30,6 +30,7 @@ from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
 from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
 from notifier.settings import load_settings
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_control import FakeTwilioProcess
 
 
@@ -113,7 +114,13 @@ def run(url: str, recipients: int, workers: int) -> dict[str, float]:
             time.sleep(3)  # let the workers start before the broadcast is queued
             app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
             app.notices.create(
-                "cova", "2025-02-19 12:30", "2025-02-21 00:00", "snow", channels="sms"
+                NoticeRequest(
+                    location="cova",
+                    starts="2025-02-19 12:30",
+                    ends="2025-02-21 00:00",
+                    reason="snow",
+                    channels=("sms",),
+                )
             )
             app.close()
             processes.append(subprocess.Popen([*command, "--role", "scheduler"], env=env))

@@ -10,6 +10,7 @@ from notifier.cli.output import as_dict, emit_json, emit_rows, print_preview
 from notifier.cli.root import app_of, main
 from notifier.cli.watching import notice_watch
 from notifier.domain.notices import Period
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier.usecases.views import NOT_REACHED_COLUMNS, Preview
 
 AFFECTED_COLUMNS = (
@@ -105,21 +106,22 @@ def notice_create(
     """Plan a closure notice and its broadcast (and a reminder): a draft, or queued to go
     out with --send-at."""
     app = app_of(ctx)
-    created = app.notices.create(
-        location_slug,
-        starts,
-        ends,
-        reason,
-        kind,
-        message,
-        send_at,
-        channels,
-        urgent,
+    request = NoticeRequest(
+        location=location_slug,
+        starts=starts,
+        ends=ends,
         intervals=intervals,
+        reason=reason,
+        kind=kind,
+        message=message,
+        send_at=send_at,
+        channels=tuple(channels.split(",")) if channels else (),
+        urgent=urgent,
         audience=audience,
         reminder_at=reminder_at,
         reminder_audience=reminder_audience,
     )
+    created = app.notices.create(request)
     view = created.notice
     if as_json:
         emit_json(as_dict(view))

@@ -96,7 +96,7 @@ class Fanout:
             ):
                 return 0  # another scheduler won the race
             counts: dict[str, int] = {}
-            for name in broadcast.channels.split(","):
+            for name in broadcast.channel_names:
                 spec = self.deps.channels.get(name)
                 if spec is None:
                     raise LookupError(

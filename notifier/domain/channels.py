@@ -64,10 +64,10 @@ class ChannelSpec:
         return f"NOTIFIER_{self.rate_setting.upper()}"
 
 
-def parse_channels(text: str | Iterable[str], known: Iterable[str]) -> tuple[str, ...]:
-    """Channel names from ``"sms,email"`` (or a list), each one of ``known``, deduplicated."""
+def parse_channels(given: Iterable[str], known: Iterable[str]) -> tuple[str, ...]:
+    """Channel names as given, each one of ``known``, deduplicated."""
     allowed = list(known)
-    names = [c.strip().lower() for c in (text.split(",") if isinstance(text, str) else text)]
+    names = [c.strip().lower() for c in given]
     names = [n for n in names if n]
     unknown = [n for n in names if n not in allowed]
     if unknown or not names:

@@ -238,12 +238,9 @@ def check_send_time(
         )
 
 
-def channels_of(broadcast_channels: Sequence[str]) -> tuple[str, ...]:
-    """The distinct channels of a notice's broadcasts (each a comma-separated list), in order."""
-    names: list[str] = []
-    for listed in broadcast_channels:
-        names.extend(name for name in listed.split(",") if name)
-    return tuple(dict.fromkeys(names))
+def channels_of(broadcast_channels: Sequence[Sequence[str]]) -> tuple[str, ...]:
+    """The distinct channels of a notice's broadcasts (each its channel names), in order."""
+    return tuple(dict.fromkeys(name for names in broadcast_channels for name in names))
 
 
 # --- what staff are told a notice is ------------------------------------------------------

@@ -147,6 +147,11 @@ class Broadcast(Base):
 
     notice: Mapped[Notice] = relationship(back_populates="broadcasts")
 
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """``channels`` as names: the one place the stored comma list is split."""
+        return tuple(name for name in self.channels.split(",") if name)
+
 
 class Delivery(Base):
     """One message to one address over one channel for one broadcast."""

@@ -10,7 +10,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload, object_session
 
-from notifier.domain.closures import BusinessHours, Closure, Interval, intervals_from_json, zone
+from notifier.domain.closures import (
+    BusinessHours,
+    Closure,
+    Interval,
+    intervals_from_json,
+    intervals_to_json,
+    zone,
+)
 from notifier.domain.deliveries import REACHED_STATES, DeliveryState
 from notifier.domain.notices import (
     ACTIVE_APPOINTMENT_STATUSES,
@@ -21,11 +28,12 @@ from notifier.domain.notices import (
     Heard,
     NoticeChange,
     NoticeFacts,
+    NoticeKind,
     NoticeStatus,
     what_changed,
 )
 from notifier.storage.deliveries import set_states
-from notifier.storage.models import Appointment, Broadcast, Delivery, Notice
+from notifier.storage.models import Appointment, Broadcast, Delivery, Location, Notice
 from notifier.storage.rows import changed
 
 
@@ -80,6 +88,51 @@ def _facts(notice: Notice) -> NoticeFacts:
         change=NoticeChange(notice.change),
         audience=Audience(notice.audience),
         clinic=Clinic(location.name, location.phone, location.default_language),
+    )
+
+
+def new_notice(location: Location, facts: NoticeFacts, kind: NoticeKind, now: datetime) -> Notice:
+    """A notice row keeping its facts: intervals, and the zone and hours they were judged by."""
+    closure = facts.closure
+    return Notice(
+        location=location,
+        kind=kind.value,
+        starts_at=closure.starts,
+        ends_at=closure.ends,
+        intervals=intervals_to_json(closure.intervals),
+        timezone=closure.tz.key,
+        business_hours=closure.hours.to_json(),
+        audience=facts.audience.value,
+        change=facts.change.value,
+        reason=facts.reason,
+        message=facts.message,
+        status=NoticeStatus.ACTIVE.value,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def new_broadcast(
+    notice: Notice,
+    send_at: datetime,
+    channels: Sequence[str],
+    urgent: bool | None,
+    now: datetime,
+    repeats_id: int | None = None,
+    status: BroadcastStatus = BroadcastStatus.SCHEDULED,
+) -> Broadcast:
+    """A broadcast row (its channels stored as one comma list, read by
+    ``Broadcast.channel_names``); a draft's ``send_at`` is when it was drafted until
+    ``Notices.send`` sets it."""
+    return Broadcast(
+        notice=notice,
+        send_at=send_at,
+        channels=",".join(channels),
+        urgent=urgent,
+        status=status.value,
+        repeats_id=repeats_id,
+        created_at=now,
     )
 
 

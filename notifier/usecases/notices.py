@@ -1,6 +1,7 @@
-"""Notices: create (checked, rendered once, stored with what it was judged against), list,
-update (a new version), cancel, retry a broadcast that failed, and the appointments a closure
-affects."""
+"""Notice commands: create (checked, rendered once, stored with what it was judged against),
+draft (the same, stored nowhere), send a draft, update (a new version), cancel, and retry a
+broadcast that failed. Reading is in ``usecases.notice_queries``; the request's shape and its
+checks in ``usecases.notice_requests``."""
 
 from __future__ import annotations
 
@@ -11,25 +12,16 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from notifier.domain.closures import (
-    BusinessHours,
-    Closure,
-    Interval,
-    intervals_from_json,
-    intervals_to_json,
-    parse_interval,
-    parse_local,
-    zone,
-)
+from notifier.domain.closures import BusinessHours, Closure, intervals_from_json, zone
 from notifier.domain.notices import (
     Audience,
     BroadcastStatus,
     Clinic,
     NoticeChange,
     NoticeFacts,
-    NoticeKind,
     NoticeStatus,
     ReminderAudience,
+    channels_of,
     check_not_over,
     check_send_time,
     check_wording,
@@ -41,161 +33,87 @@ from notifier.domain.notices import (
 from notifier.domain.quiet_hours import QuietHours, send_time_warning
 from notifier.errors import ValidationError
 from notifier.storage import notices as notice_rows
-from notifier.storage.models import Broadcast, Location, Notice
-from notifier.usecases import Deps, UseCase
-from notifier.usecases.lookups import location_id_of, require_location, require_notice
-from notifier.usecases.previews import Previews
-from notifier.usecases.views import (
-    AffectedAppointment,
-    Created,
-    NoticeView,
-    Preview,
-    notice_view,
+from notifier.storage.models import Location, Notice
+from notifier.usecases import Deps
+from notifier.usecases.lookups import require_location, require_notice
+from notifier.usecases.notice_queries import NoticeQueries
+from notifier.usecases.notice_requests import (
+    NoticeRequest,
+    closure_from_input,
+    reminder_instant,
+    send_instant,
 )
+from notifier.usecases.previews import Previews
+from notifier.usecases.views import Created, NoticeView, Preview
 
 log = logging.getLogger(__name__)
 
 
-class Notices(UseCase):
+class Notices(NoticeQueries):
     def __init__(self, deps: Deps, previews: Previews) -> None:
         super().__init__(deps)
         self.previews = previews
 
-    # --- reading ------------------------------------------------------------------------
-
-    def get(self, notice_id: int) -> NoticeView:
-        with self.db.session() as s:
-            return self._view(s, require_notice(s, notice_id))
-
-    def all(self, location_slug: str | None = None) -> list[NoticeView]:
-        """Every notice (of a location), as stored: nothing is re-checked, so one notice whose
-        location has changed since never stops the list."""
-        with self.db.session() as s:
-            return self._views(s, notice_rows.notices(s, location_id_of(s, location_slug)))
-
-    def chain(self, notice_id: int) -> list[NoticeView]:
-        """Every version of a notice, oldest first."""
-        with self.db.session() as s:
-            notice = require_notice(s, notice_id)
-            return self._views(s, notice_rows.chain(s, notice.root_id or notice.id))
-
-    def _views(self, s: Session, notices: Sequence[Notice]) -> list[NoticeView]:
-        """Notices as staff should read them now (what replaced each, in one query)."""
-        now = self.clock.now()
-        followed = notice_rows.successors(s, [n.id for n in notices])
-        return [notice_view(n, now, followed.get(n.id)) for n in notices]
-
-    def _view(self, s: Session, notice: Notice) -> NoticeView:
-        return self._views(s, [notice])[0]
-
-    def affected(self, notice_id: int) -> list[AffectedAppointment]:
-        """Appointments inside the notice's closed intervals, for the front desk to reschedule."""
-        with self.db.session() as s:
-            notice = require_notice(s, notice_id)
-            tz = zone(notice.timezone)
-            rows = notice_rows.affected_appointments(
-                s, notice.location_id, intervals_from_json(notice.intervals)
-            )
-            return [
-                AffectedAppointment(
-                    appointment=a.external_id,
-                    patient=a.patient.external_id,
-                    first_name=a.patient.first_name,
-                    last_name=a.patient.last_name,
-                    starts=a.starts_at.astimezone(tz).isoformat(),
-                    ends=a.ends_at.astimezone(tz).isoformat(),
-                    provider=a.provider,
-                    status=a.status,
-                )
-                for a in rows
-            ]
-
     # --- creating -----------------------------------------------------------------------
 
-    def create(
-        self,
-        location_slug: str,
-        starts: str | None,
-        ends: str | None,
-        reason: str,
-        kind: str | None = None,
-        message: str | None = None,
-        send_at: str | None = "now",
-        channels: str | None = None,
-        urgent: bool | None = None,
-        *,
-        intervals: Sequence[str] = (),
-        audience: str = Audience.EVERYONE.value,
-        reminder_at: str | None = None,
-        reminder_audience: str = ReminderAudience.RECIPIENTS.value,
-    ) -> Created:
+    def create(self, request: NoticeRequest) -> Created:
         """Check everything, render every message once (that rendering is the preview), then
         store the notice, what it was judged against, and its broadcast(s).
 
-        The closure is ``starts``–``ends``, or one or more ``intervals`` ("START/END"). A
-        ``reminder_at`` adds a second broadcast of the same message: to those the first reached
-        (``reminder_audience="recipients"``, the default) or to the audience as it is then
-        (``"everyone"``). ``channels`` defaults to every registered channel. Without a
-        ``send_at`` (None) the notice is a draft: stored and previewable, sent by ``send``.
+        A ``reminder_at`` adds a second broadcast of the same message: to those the first
+        reached (``reminder_audience="recipients"``, the default) or to the audience as it is
+        then (``"everyone"``). Without a ``send_at`` (None) the notice is a draft: stored and
+        previewable, sent by ``send``.
         """
         now = self.clock.now()
         with self.db.session() as s:
-            draft = self._draft(s, location_slug, starts, ends, intervals, reason, message)
-            planned = send_at is not None
-            send_instant = _send_instant(draft.facts.closure, send_at or "now", now)
-            reminder = _reminder_instant(reminder_at, draft.facts.closure, send_instant, now)
-            notice_kind = parse_kind(kind, draft.facts.closure)
-            reminded = parse_reminder_audience(reminder_audience)
-            facts = replace(draft.facts, audience=parse_audience(audience))
-            names = self.previews.channel_names(channels or ",".join(self.deps.channels))
+            draft = self._draft(s, request, request.reason)
+            planned = request.send_at is not None
+            first_at = send_instant(draft.facts.closure, request.send_at or "now", now)
+            reminder = reminder_instant(request.reminder_at, draft.facts.closure, first_at, now)
+            notice_kind = parse_kind(request.kind, draft.facts.closure)
+            reminded = parse_reminder_audience(request.reminder_audience)
+            facts = replace(draft.facts, audience=parse_audience(request.audience))
+            names = self.previews.chosen_channels(request.channels)
+            urgent = request.urgent
             # Templates fail here, before anything is stored, never first at send time.
             preview = self.previews.compose(s, facts, draft.location.id, names)
             status = BroadcastStatus.SCHEDULED if planned else BroadcastStatus.DRAFT
             if planned:
-                warnings = self._send_warnings(facts.closure, send_instant, names, urgent)
+                warnings = self._send_warnings(facts.closure, first_at, names, urgent)
                 preview.warnings.extend(warnings)
-            notice = _notice_row(draft.location, facts, notice_kind, now)
+            notice = notice_rows.new_notice(draft.location, facts, notice_kind, now)
             s.add(notice)
-            first = _broadcast_row(notice, send_instant, names, urgent, now, status=status)
+            first = notice_rows.new_broadcast(notice, first_at, names, urgent, now, status=status)
             s.add(first)
             if reminder is not None:
                 s.flush()
                 repeats = first.id if reminded is ReminderAudience.RECIPIENTS else None
-                s.add(_broadcast_row(notice, reminder, names, urgent, now, repeats, status))
+                s.add(
+                    notice_rows.new_broadcast(notice, reminder, names, urgent, now, repeats, status)
+                )
             s.flush()
             preview.notice_id = notice.id
             log.info("notice created", extra={"action": "notice_created", "notice_id": notice.id})
             return Created(self._view(s, notice), preview)
 
     def draft(
-        self,
-        location_slug: str,
-        starts: str,
-        ends: str,
-        reason: str,
-        kind: str | None = None,
-        message: str | None = None,
-        send_at: str = "now",
-        channels: str | None = None,
-        change: str = NoticeChange.ORIGINAL.value,
-        reminder_at: str | None = None,
-        reminder_audience: str = ReminderAudience.RECIPIENTS.value,
-        urgent: bool | None = None,
+        self, request: NoticeRequest, change: NoticeChange = NoticeChange.ORIGINAL
     ) -> Preview:
-        """What ``create`` with these fields would send, checked the same way; stores nothing.
-        ``change="update"`` words it as an update of an earlier notice."""
+        """What ``create`` with this request would send, checked the same way; stores nothing.
+        ``change=UPDATE`` words it as an update of an earlier notice."""
         now = self.clock.now()
         with self.db.session() as s:
-            draft = self._draft(s, location_slug, starts, ends, (), reason or "…", message)
+            draft = self._draft(s, request, request.reason or "…")
             closure = draft.facts.closure
-            send_instant = _send_instant(closure, send_at, now)
-            _reminder_instant(reminder_at, closure, send_instant, now)
-            parse_kind(kind, closure)
-            parse_reminder_audience(reminder_audience)
-            facts = replace(draft.facts, change=NoticeChange(change))
-            names = self.previews.channel_names(channels or ",".join(self.deps.channels))
+            first_at = send_instant(closure, request.send_at or "now", now)
+            reminder_instant(request.reminder_at, closure, first_at, now)
+            parse_kind(request.kind, closure)
+            parse_reminder_audience(request.reminder_audience)
+            facts = replace(draft.facts, change=change)
+            names = self.previews.chosen_channels(request.channels)
             preview = self.previews.compose(s, facts, draft.location.id, names, estimate=False)
-            preview.warnings.extend(self._send_warnings(closure, send_instant, names, urgent))
+            preview.warnings.extend(self._send_warnings(closure, first_at, names, request.urgent))
             return preview
 
     def _send_warnings(
@@ -214,19 +132,11 @@ class Notices(UseCase):
         )
         return [warning] if warning else []
 
-    def _draft(
-        self,
-        s: Session,
-        location_slug: str,
-        starts: str | None,
-        ends: str | None,
-        intervals: Sequence[str],
-        reason: str,
-        message: str | None,
-    ) -> _Draft:
+    def _draft(self, s: Session, request: NoticeRequest, reason: str) -> _Draft:
         """A notice's facts from people's input, checked against the location as it is now."""
-        location = require_location(s, location_slug, ": add it first")
-        closure = closure_from_input(location, starts, ends, intervals)
+        location = require_location(s, request.location, ": add it first")
+        closure = closure_from_input(location, request.starts, request.ends, request.intervals)
+        message = request.message
         check_wording(reason, message)
         facts = NoticeFacts(
             id=0,
@@ -252,7 +162,7 @@ class Notices(UseCase):
                     f"notice {notice_id} is not a draft: it is {self._view(s, notice).state}"
                 )
             closure = notice_rows.closure_of(notice)
-            instant = _send_instant(closure, send_at, now)
+            instant = send_instant(closure, send_at, now)
             first, *reminders = drafts
             for reminder in reminders:
                 if reminder.send_at <= instant:
@@ -265,7 +175,7 @@ class Notices(UseCase):
             first.send_at = instant
             for broadcast in drafts:
                 broadcast.status = BroadcastStatus.SCHEDULED.value
-            names = self.previews.channel_names([b.channels for b in drafts])
+            names = channels_of([b.channel_names for b in drafts])
             warnings = self._send_warnings(closure, instant, names, first.urgent)
             s.flush()
             log.info(
@@ -417,7 +327,7 @@ class Notices(UseCase):
             if reminder.status in waiting
         ]
         status = BroadcastStatus.DRAFT if drafted else BroadcastStatus.SCHEDULED
-        names = self.previews.channel_names([b.channels for b in original.broadcasts])
+        names = channels_of([b.channel_names for b in original.broadcasts])
         if not told and change is NoticeChange.CANCELLATION:
             notice_rows.cancel(s, original.id, now)  # nobody heard of it: nobody to tell
             s.expire_all()
@@ -434,7 +344,7 @@ class Notices(UseCase):
             clinic=Clinic(location.name, location.phone, location.default_language),
         )
         self.previews.compose(s, facts, location.id, names, estimate=False)
-        new = _notice_row(location, facts, parse_kind(None, closure), now)
+        new = notice_rows.new_notice(location, facts, parse_kind(None, closure), now)
         new.supersedes_id = original.id
         new.root_id = root
         new.version = original.version + 1
@@ -445,14 +355,14 @@ class Notices(UseCase):
         else:
             notice_rows.supersede(s, original.id, new.id, now)
         send_at = now if told or not first_waiting else max(now, first_send_at)
-        broadcast = _broadcast_row(new, send_at, names, urgent, now, status=status)
+        broadcast = notice_rows.new_broadcast(new, send_at, names, urgent, now, status=status)
         s.add(broadcast)
         s.flush()
         if change is not NoticeChange.CANCELLATION:  # waiting reminders carry over
             for at, to_recipients in carried:
                 if not too_late(closure.ends, at):
                     repeats = broadcast.id if to_recipients else None
-                    s.add(_broadcast_row(new, at, names, urgent, now, repeats, status))
+                    s.add(notice_rows.new_broadcast(new, at, names, urgent, now, repeats, status))
             s.flush()
         log.info(
             "notice version created",
@@ -473,101 +383,3 @@ class _Draft:
 
     location: Location
     facts: NoticeFacts
-
-
-def closure_from_input(
-    location: Location, starts: str | None, ends: str | None, intervals: Sequence[str]
-) -> Closure:
-    """One closure from ``--starts/--ends`` or from one or more ``--interval START/END``,
-    checked against the location's zone and business hours as they are now."""
-    tz = zone(location.timezone)
-    hours = BusinessHours.from_json(location.business_hours)
-    parsed: list[Interval] = [parse_interval(text, tz) for text in intervals]
-    if starts or ends:
-        if not (starts and ends):
-            raise ValidationError(
-                "give both a start and an end (or intervals 'START/END')",
-                "ends" if starts else "starts",
-            )
-        parsed.append(
-            (parse_local(starts, tz, "start", "starts"), parse_local(ends, tz, "end", "ends"))
-        )
-    if not parsed:
-        raise ValidationError(
-            "give the closure's start and end, or one or more intervals", "starts"
-        )
-    return Closure.checked(parsed, tz, hours)
-
-
-def _send_instant(closure: Closure, send_at: str, now: datetime) -> datetime:
-    """The send instant for ``send_at`` ('now' or a local time), checked against the closure."""
-    check_not_over(closure, now)
-    if send_at.strip().lower() == "now":
-        instant = now
-    else:
-        instant = parse_local(send_at, closure.tz, "send time", "send_at")
-    check_send_time(instant, closure, now)
-    return instant
-
-
-def _reminder_instant(
-    reminder_at: str | None, closure: Closure, send_instant: datetime, now: datetime
-) -> datetime | None:
-    """A reminder goes out after the first send and, like it, before the closure is over."""
-    if reminder_at is None or not reminder_at.strip():
-        return None
-    reminder = parse_local(reminder_at, closure.tz, "the reminder time", "reminder_at")
-    if reminder <= send_instant:
-        raise ValidationError(
-            f"the reminder time {closure.local(reminder):%Y-%m-%d %H:%M} must be after the send "
-            f"time ({closure.local(send_instant):%Y-%m-%d %H:%M})",
-            "reminder_at",
-        )
-    try:
-        check_send_time(reminder, closure, now, "reminder_at")
-    except ValidationError as exc:
-        raise ValidationError(f"the reminder: {exc}", "reminder_at") from None
-    return reminder
-
-
-def _notice_row(location: Location, facts: NoticeFacts, kind: NoticeKind, now: datetime) -> Notice:
-    """A notice row keeping its facts: intervals, and the zone and hours they were judged by."""
-    closure = facts.closure
-    return Notice(
-        location=location,
-        kind=kind.value,
-        starts_at=closure.starts,
-        ends_at=closure.ends,
-        intervals=intervals_to_json(closure.intervals),
-        timezone=closure.tz.key,
-        business_hours=closure.hours.to_json(),
-        audience=facts.audience.value,
-        change=facts.change.value,
-        reason=facts.reason,
-        message=facts.message,
-        status=NoticeStatus.ACTIVE.value,
-        version=1,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def _broadcast_row(
-    notice: Notice,
-    send_at: datetime,
-    channels: Sequence[str],
-    urgent: bool | None,
-    now: datetime,
-    repeats_id: int | None = None,
-    status: BroadcastStatus = BroadcastStatus.SCHEDULED,
-) -> Broadcast:
-    """A broadcast row; a draft's ``send_at`` is when it was drafted until ``send`` sets it."""
-    return Broadcast(
-        notice=notice,
-        send_at=send_at,
-        channels=",".join(channels),
-        urgent=urgent,
-        status=status.value,
-        repeats_id=repeats_id,
-        created_at=now,
-    )

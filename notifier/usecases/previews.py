@@ -62,9 +62,9 @@ class Previews(UseCase):
         with self.db.session() as s:
             notice = require_notice(s, notice_id)
             wanted = (
-                self.channel_names(channel)
+                self.chosen_channels((channel,))
                 if channel
-                else self.channel_names([b.channels for b in notice.broadcasts])
+                else channels_of([b.channel_names for b in notice.broadcasts])
             )
             preview = self.compose(
                 s, notice_rows.facts(notice), notice.location_id, wanted, refuse=False
@@ -73,11 +73,9 @@ class Previews(UseCase):
                 preview.warnings.append("this notice is cancelled: nothing more will be sent")
             return preview
 
-    def channel_names(self, text: str | Sequence[str]) -> tuple[str, ...]:
-        """Channels named by a person (``"sms,email"``), or those of stored broadcasts."""
-        if isinstance(text, str):
-            return parse_channels(text, self.deps.channels)
-        return channels_of(text)
+    def chosen_channels(self, names: Sequence[str]) -> tuple[str, ...]:
+        """Channels named by a person, each checked; none named means every channel."""
+        return parse_channels(names or tuple(self.deps.channels), self.deps.channels)
 
     def compose(
         self,

@@ -324,7 +324,7 @@ def notice_view(notice: Notice, now: datetime, followed_by: str | None = None) -
             BroadcastView(
                 id=b.id,
                 send_at=local_iso(b.send_at, tz),
-                channels=b.channels.split(","),
+                channels=list(b.channel_names),
                 urgent=b.urgent,
                 status=b.status,
                 status_reason=b.status_reason,

@@ -7,7 +7,7 @@ messages the CLI prints).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,6 +20,7 @@ from notifier.domain.contacts import mask_address, normalize_address
 from notifier.domain.deliveries import DeliveryState
 from notifier.domain.notices import Audience, NoticeKind, ReminderAudience
 from notifier.usecases.locations import Reworded
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier.usecases.views import DeliveryView, LocationView, NoticeView, NotReached, Preview
 from notifier.web.deps import Application
 
@@ -114,20 +115,22 @@ class NoticeIn(StrictIn):
 
     _clean = field_validator("starts", "ends", "reason", "message", "send_at", "reminder_at")(_text)
 
-    def arguments(self) -> dict[str, Any]:
-        """The fields as ``Notices.create`` and ``Notices.draft`` take them (but ``send_at``)."""
-        return {
-            "location_slug": self.location,
-            "starts": self.starts,
-            "ends": self.ends,
-            "reason": self.reason,
-            "kind": self.kind.value if self.kind else None,
-            "message": self.message,
-            "channels": ",".join(self.channels) if self.channels else None,
-            "urgent": self.urgent,
-            "reminder_at": self.reminder_at,
-            "reminder_audience": self.reminder_audience.value,
-        }
+    def request(self) -> NoticeRequest:
+        """The body as ``Notices.create`` and ``Notices.draft`` take it."""
+        return NoticeRequest(
+            location=self.location,
+            starts=self.starts,
+            ends=self.ends,
+            reason=self.reason,
+            kind=self.kind.value if self.kind else None,
+            message=self.message,
+            send_at=self.send_at,
+            channels=tuple(c.value for c in self.channels or ()),
+            urgent=self.urgent,
+            audience=self.audience.value,
+            reminder_at=self.reminder_at,
+            reminder_audience=self.reminder_audience.value,
+        )
 
 
 class OptOutIn(StrictIn):
@@ -180,15 +183,13 @@ class LocationOut(BaseModel):
 @router.post("/notices", status_code=201, response_model=NoticeView)
 def create_notice(body: NoticeIn, app: Application) -> NoticeView:
     """Create a notice and its broadcast (times in the location's zone)."""
-    return app.notices.create(
-        **body.arguments(), audience=body.audience.value, send_at=body.send_at
-    ).notice
+    return app.notices.create(body.request()).notice
 
 
 @router.post("/notices/preview", response_model=Preview)
 def preview_new_notice(body: NoticeIn, app: Application) -> Preview:
     """What creating this notice would send, checked the same way; stores nothing."""
-    return app.notices.draft(**body.arguments(), send_at=body.send_at or "now")
+    return app.notices.draft(body.request())
 
 
 @router.get("/notices", response_model=list[NoticeView])

@@ -4,11 +4,11 @@ error goes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import Request
 
 from notifier.errors import ValidationError
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier.web.console.pages import FIELDS
 
 URGENT_CHOICES = {"yes": True, "no": False}
@@ -59,20 +59,21 @@ class NoticeForm:
             errors["send_at"] = "give the date and time to send, or choose 'now'"
         return errors
 
-    def call_arguments(self) -> dict[str, Any]:
-        return {
-            "location_slug": self.values["location"],
-            "starts": self.values["starts"],
-            "ends": self.values["ends"],
-            "reason": self.values["reason"],
-            "kind": self.values["kind"] or None,
-            "message": self.values["message"] or None,
-            "send_at": self.send_at,
-            "channels": ",".join(self.channels),
-            "reminder_at": self.values.get("reminder_at") or None,
-            "reminder_audience": self.values.get("reminder_audience") or "recipients",
-            "urgent": URGENT_CHOICES.get(self.values.get("urgent", "")),
-        }
+    def request(self) -> NoticeRequest:
+        """The form as ``Notices.create`` and ``Notices.draft`` take it."""
+        return NoticeRequest(
+            location=self.values["location"],
+            starts=self.values["starts"],
+            ends=self.values["ends"],
+            reason=self.values["reason"],
+            kind=self.values["kind"] or None,
+            message=self.values["message"] or None,
+            send_at=self.send_at,
+            channels=tuple(self.channels),
+            reminder_at=self.values.get("reminder_at") or None,
+            reminder_audience=self.values.get("reminder_audience") or "recipients",
+            urgent=URGENT_CHOICES.get(self.values.get("urgent", "")),
+        )
 
 
 async def notice_form(request: Request) -> NoticeForm:

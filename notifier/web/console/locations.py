@@ -12,7 +12,7 @@ from notifier.bootstrap import App
 from notifier.errors import ValidationError
 from notifier.usecases.locations import LocationSaved
 from notifier.usecases.views import LocationView
-from notifier.web.console.auth import ConsoleSession, CsrfChecked, Manager, Session, SignedIn
+from notifier.web.console.auth import CsrfChecked, CurrentSignIn, Manager, SignedIn, SignIn
 from notifier.web.console.pages import not_found, page
 from notifier.web.deps import Application
 
@@ -37,30 +37,34 @@ def _values(view: LocationView | None) -> dict[str, str]:
 
 
 @router.get("/locations")
-def locations(request: Request, app: Application, session: Session, user: SignedIn) -> Response:
-    return page(request, app, session, "locations.html", locations=app.locations.all())
+def locations(
+    request: Request, app: Application, sign_in: CurrentSignIn, user: SignedIn
+) -> Response:
+    return page(request, app, sign_in, "locations.html", locations=app.locations.all())
 
 
 @router.get("/locations/new")
-def new_location(request: Request, app: Application, session: Session, user: Manager) -> Response:
-    return _form(request, app, session, _values(None), new=True)
+def new_location(
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager
+) -> Response:
+    return _form(request, app, sign_in, _values(None), new=True)
 
 
 @router.get("/locations/{slug}")
 def location_page(
-    request: Request, app: Application, session: Session, user: Manager, slug: str
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager, slug: str
 ) -> Response:
     found = next((loc for loc in app.locations.all() if loc.slug == slug), None)
     if found is None:
-        return not_found(request, app, session, f"There is no location {slug!r}.")
-    return _form(request, app, session, _values(found))
+        return not_found(request, app, sign_in, f"There is no location {slug!r}.")
+    return _form(request, app, sign_in, _values(found))
 
 
 @router.post("/locations", dependencies=[CsrfChecked])
 def save_location(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     user: Manager,
     slug: Annotated[str, Form(max_length=64)],
     name: Annotated[str, Form(max_length=200)],
@@ -76,14 +80,14 @@ def save_location(
     except ValidationError as exc:
         field = exc.field if exc.field in LOCATION_FIELDS else "form"
         errors = {field: str(exc)}
-        return _form(request, app, session, values, new=bool(new), errors=errors, status=422)
-    return _form(request, app, session, _values(saved.location), saved=saved)
+        return _form(request, app, sign_in, values, new=bool(new), errors=errors, status=422)
+    return _form(request, app, sign_in, _values(saved.location), saved=saved)
 
 
 def _form(
     request: Request,
     app: App,
-    session: ConsoleSession,
+    sign_in: SignIn,
     values: dict[str, str],
     *,
     new: bool = False,
@@ -95,7 +99,7 @@ def _form(
     return page(
         request,
         app,
-        session,
+        sign_in,
         "location.html",
         status=status,
         values=values,

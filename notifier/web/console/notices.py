@@ -4,7 +4,7 @@ page (facts, versions, summary bar, delivery log), its update, cancel and retry.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -13,10 +13,10 @@ from fastapi.responses import HTMLResponse, Response
 from notifier.bootstrap import App
 from notifier.domain.closures import zone
 from notifier.domain.deliveries import DeliveryState
-from notifier.domain.notices import Action, Period
+from notifier.domain.notices import Action, NoticeChange, Period
 from notifier.errors import NotFoundError, ValidationError
 from notifier.usecases.views import NoticeView, Preview
-from notifier.web.console.auth import ConsoleSession, CsrfChecked, Manager, Session, SignedIn
+from notifier.web.console.auth import CsrfChecked, CurrentSignIn, Manager, SignedIn, SignIn
 from notifier.web.console.deliveries import Filters, LogFilter, delivery_log
 from notifier.web.console.forms import NoticeForm, errors_of, form_defaults, notice_form
 from notifier.web.console.pages import (
@@ -50,13 +50,13 @@ class LocationNotices:
 def notices(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     user: SignedIn,
     location: str | None = None,
 ) -> Response:
     locations = app.locations.all()
     if location and location not in {loc.slug for loc in locations}:
-        return not_found(request, app, session, f"There is no location {location!r}.")
+        return not_found(request, app, sign_in, f"There is no location {location!r}.")
     groups = {
         loc.slug: LocationNotices(loc.slug, loc.name, loc.timezone, [], [], [])
         for loc in locations
@@ -77,7 +77,7 @@ def notices(
     return page(
         request,
         app,
-        session,
+        sign_in,
         "notices.html",
         groups=list(groups.values()),
         locations=locations,
@@ -97,18 +97,20 @@ def _now_by_location(app: App) -> dict[str, str]:
 
 
 @router.get("/notices/new")
-def new_notice(request: Request, app: Application, session: Session, user: Manager) -> Response:
+def new_notice(
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager
+) -> Response:
     locations = app.locations.all()
     values = form_defaults()
     if len(locations) == 1:
         values["location"] = locations[0].slug
-    return _new_page(request, app, session, values, list(app.deps.channels), {}, None)
+    return _new_page(request, app, sign_in, values, list(app.deps.channels), {}, None)
 
 
 def _new_page(
     request: Request,
     app: App,
-    session: ConsoleSession,
+    sign_in: SignIn,
     values: dict[str, str],
     channels: Sequence[str],
     errors: dict[str, str],
@@ -118,7 +120,7 @@ def _new_page(
     return page(
         request,
         app,
-        session,
+        sign_in,
         "notice_new.html",
         status=status,
         values=values,
@@ -132,17 +134,17 @@ def _new_page(
 
 @router.post("/notices/preview", dependencies=[CsrfChecked])
 async def preview_fragment(
-    request: Request, app: Application, session: Session, user: Manager
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager
 ) -> Response:
     """The live preview: what these fields would send, or what is wrong with them."""
     draft = await notice_form(request)
-    change = "update" if (await request.form()).get("change") == "update" else "original"
+    updating = (await request.form()).get("change") == "update"
+    change = NoticeChange.UPDATE if updating else NoticeChange.ORIGINAL
     errors = draft.missing()
     preview = None
     if not errors:
         try:
-            arguments = draft.call_arguments() | {"send_at": draft.send_at or "now"}
-            preview = app.notices.draft(**arguments, change=change)
+            preview = app.notices.draft(draft.request(), change)
         except ValidationError as exc:
             errors = errors_of(exc)
     return fragment(
@@ -152,7 +154,7 @@ async def preview_fragment(
 
 @router.post("/notices", dependencies=[CsrfChecked])
 async def create_notice(
-    request: Request, app: Application, session: Session, user: Manager
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager
 ) -> Response:
     draft = await notice_form(request)
     form = await request.form()
@@ -161,18 +163,18 @@ async def create_notice(
     if not errors:
         try:
             if form.get("action") == "preview":
-                preview = app.notices.draft(**draft.call_arguments() | {"send_at": "now"})
+                preview = app.notices.draft(replace(draft.request(), send_at="now"))
             else:
-                created = app.notices.create(**draft.call_arguments())
+                created = app.notices.create(draft.request())
                 return redirect(
-                    f"/console/notices/{created.notice.id}?created=1", request, app, session
+                    f"/console/notices/{created.notice.id}?created=1", request, app, sign_in
                 )
         except ValidationError as exc:
             errors = errors_of(exc)
     return _new_page(
         request,
         app,
-        session,
+        sign_in,
         draft.values,
         draft.channels,
         errors,
@@ -195,7 +197,7 @@ def _notice_or_none(app: App, notice_id: int) -> NoticeView | None:
 def notice_page(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     user: SignedIn,
     notice_id: int,
     filters: Filters,
@@ -204,16 +206,16 @@ def notice_page(
 ) -> Response:
     view = _notice_or_none(app, notice_id)
     if view is None:
-        return not_found(request, app, session, f"There is no notice {notice_id}.")
+        return not_found(request, app, sign_in, f"There is no notice {notice_id}.")
     return _notice_page(
-        request, app, session, view, filters, created=bool(created), updated=bool(updated)
+        request, app, sign_in, view, filters, created=bool(created), updated=bool(updated)
     )
 
 
 def _notice_page(
     request: Request,
     app: App,
-    session: ConsoleSession,
+    sign_in: SignIn,
     view: NoticeView,
     filters: LogFilter,
     status: int = 200,
@@ -223,7 +225,7 @@ def _notice_page(
     created: bool = False,
     updated: bool = False,
 ) -> HTMLResponse:
-    manager = session.user is not None and session.user.can_manage
+    manager = sign_in.user is not None and sign_in.user.can_manage
     rows = delivery_log(app, view.id, filters, show_patients=manager)
     all_rows = app.deliveries.log(view.id)
     chain = app.notices.chain(view.id)
@@ -233,7 +235,7 @@ def _notice_page(
     return page(
         request,
         app,
-        session,
+        sign_in,
         "notice.html",
         status=status,
         notice=view,
@@ -273,7 +275,7 @@ def _update_defaults(view: NoticeView) -> dict[str, str]:
 
 @router.post("/notices/{notice_id}/update", dependencies=[CsrfChecked])
 async def update_notice(
-    request: Request, app: Application, session: Session, user: Manager, notice_id: int
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager, notice_id: int
 ) -> Response:
     """A new version of the notice: new times, reason or wording.
 
@@ -282,7 +284,7 @@ async def update_notice(
     """
     view = _notice_or_none(app, notice_id)
     if view is None:
-        return not_found(request, app, session, f"There is no notice {notice_id}.")
+        return not_found(request, app, sign_in, f"There is no notice {notice_id}.")
     posted = await notice_form(request)
     current = _update_defaults(view)
     # The location, channels and send time are the notice's own: an update cannot change them.
@@ -293,7 +295,7 @@ async def update_notice(
     if not errors:
         try:
             if (await request.form()).get("action") == "preview":
-                preview = app.notices.draft(**draft.call_arguments(), change="update")
+                preview = app.notices.draft(draft.request(), NoticeChange.UPDATE)
             else:
                 times = {"starts": values["starts"], "ends": values["ends"]}
                 moved = any(
@@ -305,13 +307,13 @@ async def update_notice(
                     reason=values["reason"],
                     message=values["message"] or None,
                 )
-                return redirect(f"/console/notices/{new.id}?updated=1", request, app, session)
+                return redirect(f"/console/notices/{new.id}?updated=1", request, app, sign_in)
         except ValidationError as exc:
             errors = errors_of(exc)
     return _notice_page(
         request,
         app,
-        session,
+        sign_in,
         view,
         LogFilter(),
         status=422 if errors else 200,
@@ -323,7 +325,7 @@ async def update_notice(
 
 @router.get("/notices/{notice_id}/summary")
 def summary_fragment(
-    request: Request, app: Application, session: Session, user: SignedIn, notice_id: int
+    request: Request, app: Application, sign_in: CurrentSignIn, user: SignedIn, notice_id: int
 ) -> Response:
     view = _notice_or_none(app, notice_id)
     if view is None:
@@ -335,7 +337,7 @@ def summary_fragment(
 def cancel(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     user: Manager,
     notice_id: int,
     notify: Annotated[str, Form()] = "",
@@ -344,7 +346,7 @@ def cancel(
     return _act(
         request,
         app,
-        session,
+        sign_in,
         notice_id,
         "Not cancelled",
         lambda: app.notices.cancel(notice_id, notify=bool(notify)).id,
@@ -355,7 +357,7 @@ def cancel(
 def send(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     user: Manager,
     notice_id: int,
     send_mode: Annotated[str, Form()] = "now",
@@ -366,7 +368,7 @@ def send(
     return _act(
         request,
         app,
-        session,
+        sign_in,
         notice_id,
         "Not sent",
         lambda: app.notices.send(notice_id, when)[0].id,
@@ -375,7 +377,7 @@ def send(
 
 @router.post("/notices/{notice_id}/retry", dependencies=[CsrfChecked])
 def retry(
-    request: Request, app: Application, session: Session, user: Manager, notice_id: int
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager, notice_id: int
 ) -> Response:
     """Schedule again the broadcasts of this notice whose fan-out failed."""
 
@@ -383,13 +385,13 @@ def retry(
         app.notices.retry(notice_id)
         return notice_id
 
-    return _act(request, app, session, notice_id, "Not retried", retried)
+    return _act(request, app, sign_in, notice_id, "Not retried", retried)
 
 
 def _act(
     request: Request,
     app: App,
-    session: ConsoleSession,
+    sign_in: SignIn,
     notice_id: int,
     refused: str,
     action: Callable[[], int],
@@ -399,7 +401,7 @@ def _act(
     try:
         shown = action()
     except NotFoundError:
-        return not_found(request, app, session, f"There is no notice {notice_id}.")
+        return not_found(request, app, sign_in, f"There is no notice {notice_id}.")
     except ValidationError as exc:
-        return page(request, app, session, "error.html", status=409, title=refused, message=exc)
-    return redirect(f"/console/notices/{shown}", request, app, session)
+        return page(request, app, sign_in, "error.html", status=409, title=refused, message=exc)
+    return redirect(f"/console/notices/{shown}", request, app, sign_in)
