@@ -44,6 +44,11 @@ def twilio_server(latency_ms: tuple[float, float] | None) -> Iterator[FakeTwilio
         yield process
 
 
+# Benchmarks measure sending, not the confidence gates (issue 20): no undo window, no approval.
+BENCH_GATES: dict[str, Any] = {"send_hold_seconds": 0.0, "approval_threshold": 10**9}
+BENCH_GATES_ENV = {name.upper(): str(value) for name, value in BENCH_GATES.items()}
+
+
 @contextmanager
 def bench_app(
     twilio: FakeTwilioProcess | None, clock: Clock | None = None, **settings: Any
@@ -53,6 +58,7 @@ def bench_app(
             "database_url": f"sqlite:///{Path(tmp) / 'bench.db'}",
             "log_level": "WARNING",
             "sms_weekly_cap": 0,
+            **BENCH_GATES,
         }
         if twilio is not None:
             info = twilio.info

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from bench.common import SHORT, max_in_window, require_sent
+from bench.common import BENCH_GATES, SHORT, max_in_window, require_sent
 from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
 from bench.workers_pg import clinic, fresh_schema, service_env, stop
 from notifier.bootstrap import build_app
@@ -63,7 +63,9 @@ def run(url: str, rate: float, workers: int, shared: bool, seconds: float) -> di
             ]
             time.sleep(3)  # every worker up before the broadcast is queued
             before = [cpu_seconds(p.pid) for p in processes]
-            app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
+            app = build_app(
+                load_settings(database_url=sa_url, **BENCH_GATES), clock=FrozenClock(NOW)
+            )
             app.notices.create(
                 NoticeRequest(
                     location="cova",

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from bench.common import BENCH_GATES
 from notifier.usecases.notice_requests import NoticeRequest
 
 DEFAULT_URL = os.environ.get(
@@ -90,6 +91,7 @@ def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
             twilio_auth_token="unused",
             twilio_from_number="+15005550006",
             twilio_api_base_url="http://127.0.0.1:9",
+            **BENCH_GATES,
         )
         app = build_app(settings, clock=clock)
         app.locations.save(

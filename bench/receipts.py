@@ -42,7 +42,7 @@ import psycopg
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from bench.common import add_patients
+from bench.common import BENCH_GATES, add_patients
 from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
 from notifier.bootstrap import App, build_app
 from notifier.channels.base import OutgoingMessage, SendResult
@@ -85,6 +85,7 @@ def prepare(url: str, texts: int) -> list[str]:
         sms_weekly_cap=0,
         sms_rate_per_second=100_000.0,  # the texts are only the data the callbacks name
         dispatch_concurrency=32,
+        **BENCH_GATES,
     )
     app = build_app(settings, clock=FrozenClock(NOW))
     try:

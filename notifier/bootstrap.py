@@ -26,6 +26,7 @@ from notifier.usecases.health import Health
 from notifier.usecases.locations import Locations
 from notifier.usecases.notices import Notices
 from notifier.usecases.patients import Patients
+from notifier.usecases.plans import Plans
 from notifier.usecases.previews import Previews
 from notifier.usecases.sessions import Sessions
 
@@ -42,6 +43,7 @@ class App:
     locations: Locations
     notices: Notices
     previews: Previews
+    plans: Plans
     deliveries: Deliveries
     patients: Patients
     consent: Consent
@@ -93,6 +95,7 @@ def build_app(settings: Settings, clock: Clock | None = None, migrate: bool = Tr
     renderer = Renderer(settings.templates_dir)
     deps = Deps(db, clock, settings, Messages(renderer), registry.specs(), statuses)
     previews = Previews(deps)
+    plans = Plans(deps, previews)
     accounts = Accounts(deps)
     return App(
         settings=settings,
@@ -101,8 +104,9 @@ def build_app(settings: Settings, clock: Clock | None = None, migrate: bool = Tr
         renderer=renderer,
         deps=deps,
         locations=Locations(deps),
-        notices=Notices(deps, previews),
+        notices=Notices(deps, previews, plans),
         previews=previews,
+        plans=plans,
         deliveries=Deliveries(deps),
         patients=Patients(deps),
         consent=Consent(deps),

@@ -58,6 +58,7 @@ class SmsChannel:
             "twilio_from_number|twilio_from_numbers|twilio_messaging_service_sid",
         ),
         senders_setting="twilio_from_numbers",
+        price_setting="sms_price_per_segment",
         weekly_cap=True,
         quiet_hours=True,
         # Twilio's MessageStatus in status callbacks; queued, sending, accepted change nothing.

@@ -48,8 +48,13 @@ class ChannelSpec:
     # The Settings field with a pool of senders with their own rates (domain.senders), if any.
     senders_setting: str | None = None
     max_characters: int | None = None  # the provider refuses a longer message (Twilio: 1,600)
+    # The Settings field with the price of one rate unit (a segment or a message), for the
+    # plan's cost estimate; default ``<name>_price`` (a channel without one shows no cost).
+    price_setting: str = ""
 
     def __post_init__(self) -> None:
+        if not self.price_setting:
+            object.__setattr__(self, "price_setting", f"{self.name}_price")
         if not self.consent_field:
             object.__setattr__(self, "consent_field", f"{self.name}_consent")
         if not self.rate_setting:

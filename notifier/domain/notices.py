@@ -64,12 +64,18 @@ def parse_reminder_audience(value: str) -> ReminderAudience:
 
 class BroadcastStatus(StrEnum):
     DRAFT = "draft"  # planned, not scheduled: waits for someone to say when (``notice send``)
+    # More patients than NOTIFIER_APPROVAL_THRESHOLD: waits for a second manager's approval.
+    AWAITING_APPROVAL = "awaiting_approval"
     SCHEDULED = "scheduled"  # waiting for its send time
     SENDING = "sending"  # fanned out into deliveries
     DONE = "done"  # every delivery reached a final state
     EXPIRED = "expired"  # the closure ended before it could go out
     CANCELLED = "cancelled"
     FAILED = "failed"  # the fan-out hit an unexpected error (status_reason); can be retried
+
+
+WAITING = (BroadcastStatus.DRAFT, BroadcastStatus.AWAITING_APPROVAL, BroadcastStatus.SCHEDULED)
+"""A broadcast in one of these states has not gone out yet."""
 
 
 class Template(StrEnum):
@@ -256,6 +262,7 @@ class Period(StrEnum):
 
 class Action(StrEnum):
     SEND = "send"  # schedule a draft
+    APPROVE = "approve"  # a second manager lets a large broadcast go out
     UPDATE = "update"
     CANCEL = "cancel"
     RETRY = "retry"  # a broadcast's fan-out failed
@@ -269,6 +276,7 @@ KIND_WORDS = {
 
 _SENDING_WORDS = {
     BroadcastStatus.DRAFT: "draft",
+    BroadcastStatus.AWAITING_APPROVAL: "awaiting approval",
     BroadcastStatus.SCHEDULED: "scheduled",
     BroadcastStatus.SENDING: "sending",
     BroadcastStatus.DONE: "sent",
@@ -315,6 +323,8 @@ def standing(
     words = under_way if starts <= now else ahead
     if first is BroadcastStatus.DRAFT:
         words, actions = f"draft · {words}", [Action.SEND, *actions]
+    elif first is BroadcastStatus.AWAITING_APPROVAL:
+        words, actions = f"awaiting approval · {words}", [Action.APPROVE, *actions]
     elif change is NoticeChange.UPDATE:
         words += " · updated"
     if BroadcastStatus.FAILED in broadcasts:

@@ -120,6 +120,22 @@ class Notice(Base):
     root_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Who did what (issue 20): each an actor's kind (operator, user, token), id and name.
+    created_by_kind: Mapped[str | None] = mapped_column(String(20))
+    created_by_id: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str | None] = mapped_column(String(254))
+    # More patients than NOTIFIER_APPROVAL_THRESHOLD: a second manager approves before it sends.
+    needs_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    approved_by_kind: Mapped[str | None] = mapped_column(String(20))
+    approved_by_id: Mapped[int | None] = mapped_column(Integer)
+    approved_by: Mapped[str | None] = mapped_column(String(254))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Sent by one manager alone, with the reason they gave (flagged in the log and console).
+    emergency_reason: Mapped[str | None] = mapped_column(Text)
+    cancelled_by_kind: Mapped[str | None] = mapped_column(String(20))
+    cancelled_by_id: Mapped[int | None] = mapped_column(Integer)
+    cancelled_by: Mapped[str | None] = mapped_column(String(254))
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     location: Mapped[Location] = relationship()
     broadcasts: Mapped[list[Broadcast]] = relationship(

@@ -21,6 +21,7 @@ from notifier.domain.closures import (
 from notifier.domain.deliveries import REACHED_STATES, DeliveryState
 from notifier.domain.notices import (
     ACTIVE_APPOINTMENT_STATUSES,
+    WAITING,
     WITHDRAWN,
     Audience,
     BroadcastStatus,
@@ -176,7 +177,8 @@ def due_broadcast_ids(s: Session, now: datetime, limit: int = 100) -> list[int]:
 
 
 def next_send_at(s: Session) -> datetime | None:
-    """When the earliest scheduled broadcast is due (served by ix_broadcasts_status_send_at)."""
+    """When the earliest scheduled broadcast is due (served by ix_broadcasts_status_send_at);
+    the fan-out takes it the undo window later."""
     return s.scalar(
         select(func.min(Broadcast.send_at)).where(Broadcast.status == BroadcastStatus.SCHEDULED)
     )
@@ -326,9 +328,7 @@ def _withdraw(
         update(Broadcast)
         .where(
             Broadcast.notice_id == notice_id,
-            Broadcast.status.in_(
-                [BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED, BroadcastStatus.FAILED]
-            ),
+            Broadcast.status.in_([*WAITING, BroadcastStatus.FAILED]),
         )
         .values(status=BroadcastStatus.CANCELLED.value, status_reason=reason, finished_at=now),
     )

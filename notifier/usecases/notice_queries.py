@@ -4,6 +4,7 @@ closure affects; each as staff should read it now."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
@@ -35,8 +36,9 @@ class NoticeQueries(UseCase):
     def _views(self, s: Session, notices: Sequence[Notice]) -> list[NoticeView]:
         """Notices as staff should read them now (what replaced each, in one query)."""
         now = self.clock.now()
+        hold = timedelta(seconds=self.settings.send_hold_seconds)
         followed = notice_rows.successors(s, [n.id for n in notices])
-        return [notice_view(n, now, followed.get(n.id)) for n in notices]
+        return [notice_view(n, now, followed.get(n.id), hold) for n in notices]
 
     def _view(self, s: Session, notice: Notice) -> NoticeView:
         return self._views(s, [notice])[0]

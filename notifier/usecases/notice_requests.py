@@ -34,7 +34,8 @@ class NoticeRequest:
     The closure is ``starts``–``ends``, or one or more ``intervals`` ("START/END"). ``send_at``
     is 'now', a local time, or None for a draft (sent later by ``Notices.send``). ``channels``
     empty means every registered channel. A ``reminder_at`` adds a second broadcast of the same
-    message, to ``reminder_audience``.
+    message, to ``reminder_audience``. An ``emergency_reason`` lets it go out without a second
+    manager's approval.
     """
 
     location: str
@@ -50,6 +51,8 @@ class NoticeRequest:
     audience: str = Audience.EVERYONE.value
     reminder_at: str | None = None
     reminder_audience: str = ReminderAudience.RECIPIENTS.value
+    # One manager sends alone, above the approval threshold, saying why (recorded, flagged).
+    emergency_reason: str | None = None
 
 
 def closure_from_input(

@@ -12,8 +12,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from notifier.domain.actors import Actor, ActorKind
 from notifier.domain.closures import BusinessHours, Closure, intervals_from_json, zone
 from notifier.domain.notices import (
+    WAITING,
     Audience,
     BroadcastStatus,
     Clinic,
@@ -43,29 +45,36 @@ from notifier.usecases.notice_requests import (
     reminder_instant,
     send_instant,
 )
+from notifier.usecases.plans import Plans
 from notifier.usecases.previews import Previews
-from notifier.usecases.views import Created, NoticeView, Preview
+from notifier.usecases.views import Created, HistoryEntry, NoticeView, Preview, history_of
+
+OPERATOR = Actor.operator()
 
 log = logging.getLogger(__name__)
 
 
 class Notices(NoticeQueries):
-    def __init__(self, deps: Deps, previews: Previews) -> None:
+    def __init__(self, deps: Deps, previews: Previews, plans: Plans) -> None:
         super().__init__(deps)
         self.previews = previews
+        self.plans = plans
 
     # --- creating -----------------------------------------------------------------------
 
-    def create(self, request: NoticeRequest) -> Created:
+    def create(self, request: NoticeRequest, actor: Actor = OPERATOR) -> Created:
         """Check everything, render every message once (that rendering is the preview), then
         store the notice, what it was judged against, and its broadcast(s).
 
         A ``reminder_at`` adds a second broadcast of the same message: to those the first
         reached (``reminder_audience="recipients"``, the default) or to the audience as it is
         then (``"everyone"``). Without a ``send_at`` (None) the notice is a draft: stored and
-        previewable, sent by ``send``.
+        previewable, sent by ``send``. A broadcast to more patients than
+        ``NOTIFIER_APPROVAL_THRESHOLD`` waits for a second manager (``approve``) unless the
+        request gives an emergency reason.
         """
         now = self.clock.now()
+        emergency = _emergency_reason(request.emergency_reason, actor)
         with self.db.session() as s:
             draft = self._draft(s, request, request.reason)
             planned = request.send_at is not None
@@ -83,6 +92,8 @@ class Notices(NoticeQueries):
                 warnings = self._send_warnings(facts.closure, first_at, names, urgent)
                 preview.warnings.extend(warnings)
             notice = notice_rows.new_notice(draft.location, facts, notice_kind, now)
+            _stamp(notice, "created_by", actor)
+            notice.emergency_reason = emergency
             s.add(notice)
             first = notice_rows.new_broadcast(notice, first_at, names, urgent, now, status=status)
             s.add(first)
@@ -95,6 +106,8 @@ class Notices(NoticeQueries):
             s.flush()
             preview.notice_id = notice.id
             log.info("notice created", extra={"action": "notice_created", "notice_id": notice.id})
+            if planned:
+                self._gate(s, notice)
             return Created(self._view(s, notice), preview)
 
     def draft(
@@ -149,7 +162,9 @@ class Notices(NoticeQueries):
         )
         return _Draft(location, facts)
 
-    def send(self, notice_id: int, send_at: str) -> tuple[NoticeView, list[str]]:
+    def send(
+        self, notice_id: int, send_at: str, actor: Actor = OPERATOR
+    ) -> tuple[NoticeView, list[str]]:
         """Schedule a draft: its broadcast goes out at ``send_at`` ('now' or a local time),
         its reminders at their times. Returns the notice and what to know about the time
         (quiet hours)."""
@@ -179,9 +194,92 @@ class Notices(NoticeQueries):
             warnings = self._send_warnings(closure, instant, names, first.urgent)
             s.flush()
             log.info(
-                "draft scheduled", extra={"action": "notice_scheduled", "notice_id": notice_id}
+                "draft scheduled",
+                extra={"action": "notice_scheduled", "notice_id": notice_id, "by": actor.name},
             )
+            self._gate(s, notice)
             return self._view(s, notice), warnings
+
+    # --- two people: approval --------------------------------------------------------
+
+    def _gate(self, s: Session, notice: Notice) -> None:
+        """Hold the notice's scheduled broadcasts for a second manager when the plan reaches
+        more patients than NOTIFIER_APPROVAL_THRESHOLD, unless it is an emergency send (logged
+        as a warning, to be seen)."""
+        scheduled = [b for b in notice.broadcasts if b.status == BroadcastStatus.SCHEDULED]
+        if not scheduled:
+            return
+        if notice.emergency_reason:
+            log.warning(
+                "emergency broadcast without a second manager: %s",
+                notice.emergency_reason,
+                extra={
+                    "action": "notice_emergency",
+                    "notice_id": notice.id,
+                    "by": notice.created_by,
+                },
+            )
+            return
+        if not self.plans.of(s, notice).needs_approval:
+            return
+        notice.needs_approval = True
+        for broadcast in scheduled:
+            broadcast.status = BroadcastStatus.AWAITING_APPROVAL.value
+        s.flush()
+        log.info(
+            "notice awaits approval",
+            extra={"action": "notice_awaiting_approval", "notice_id": notice.id},
+        )
+
+    def approve(self, notice_id: int, actor: Actor) -> NoticeView:
+        """A second manager lets a notice awaiting approval go out: at its send time, or, when
+        that has passed, as soon as the undo window after this approval is over."""
+        now = self.clock.now()
+        with self.db.session() as s:
+            notice = self._latest(s, notice_id)
+            waiting = [
+                b for b in notice.broadcasts if b.status == BroadcastStatus.AWAITING_APPROVAL
+            ]
+            if not waiting:
+                raise ValidationError(
+                    f"notice {notice_id} does not await approval: it is "
+                    f"{self._view(s, notice).state}"
+                )
+            if actor.kind is not ActorKind.USER or not actor.can_manage:
+                raise ValidationError(
+                    "approval needs a named manager other than the creator: sign in to the "
+                    "console, or name yourself with --as EMAIL",
+                    "actor",
+                )
+            if (notice.created_by_kind, notice.created_by_id) == (actor.kind.value, actor.id):
+                raise ValidationError(
+                    f"{actor.name} created notice {notice_id}: another manager must approve it "
+                    "(or send it alone with --emergency and a reason)",
+                    "actor",
+                )
+            check_not_over(notice_rows.closure_of(notice), now)
+            for broadcast in waiting:
+                broadcast.send_at = max(broadcast.send_at, now)
+                broadcast.status = BroadcastStatus.SCHEDULED.value
+            _stamp(notice, "approved_by", actor)
+            notice.approved_at = now
+            s.flush()
+            log.info(
+                "notice approved",
+                extra={"action": "notice_approved", "notice_id": notice_id, "by": actor.name},
+            )
+            return self._view(s, notice)
+
+    def history(self, notice_id: int) -> list[HistoryEntry]:
+        """Who did what to a notice and its versions, and when, oldest first."""
+        with self.db.session() as s:
+            notice = require_notice(s, notice_id)
+            entries = [
+                entry
+                for version in notice_rows.chain(s, notice.root_id or notice.id)
+                for entry in history_of(version)
+            ]
+            return sorted(entries, key=lambda e: e.at)
 
     # --- versions: update, cancel -------------------------------------------------------
 
@@ -194,6 +292,7 @@ class Notices(NoticeQueries):
         intervals: Sequence[str] = (),
         reason: str | None = None,
         message: str | None = None,
+        actor: Actor = OPERATOR,
     ) -> NoticeView:
         """New times or wording as a new version of the notice, judged against the location's
         zone and hours as they are now (so an update also re-words a notice after the hours
@@ -231,10 +330,11 @@ class Notices(NoticeQueries):
                 reason.strip() if reason else original.reason,
                 message.strip() if message else original.message,
                 now,
+                actor,
             )
             return self._view(s, new)
 
-    def cancel(self, notice_id: int, notify: bool = False) -> NoticeView:
+    def cancel(self, notice_id: int, notify: bool = False, actor: Actor = OPERATOR) -> NoticeView:
         """Cancel a notice. With ``notify``, patients an earlier version reached are told the
         clinic is open after all (a new version in the chain); nobody else hears anything."""
         now = self.clock.now()
@@ -252,9 +352,12 @@ class Notices(NoticeQueries):
                     original.reason,
                     original.message,
                     now,
+                    actor,
                 )
+                self._cancelled_by(s, notice_id, actor, now)
                 return self._view(s, new)
             broadcasts, deliveries = notice_rows.cancel(s, notice_id, now)
+            self._cancelled_by(s, notice_id, actor, now)
             log.info(
                 "notice cancelled",
                 extra={
@@ -262,10 +365,18 @@ class Notices(NoticeQueries):
                     "notice_id": notice_id,
                     "broadcasts": broadcasts,
                     "deliveries": deliveries,
+                    "by": actor.name,
                 },
             )
             s.expire_all()
             return self._view(s, require_notice(s, notice_id))
+
+    def _cancelled_by(self, s: Session, notice_id: int, actor: Actor, now: datetime) -> None:
+        s.expire_all()
+        cancelled = require_notice(s, notice_id)
+        _stamp(cancelled, "cancelled_by", actor)
+        cancelled.cancelled_at = now
+        s.flush()
 
     def retry(self, notice_id: int) -> int:
         """Schedule again the broadcasts of a notice whose fan-out failed (after the cause was
@@ -309,22 +420,23 @@ class Notices(NoticeQueries):
         reason: str,
         message: str | None,
         now: datetime,
+        actor: Actor,
     ) -> Notice:
         """Store the next version of ``original`` and withdraw what of it has not gone out, in
-        the caller's transaction."""
+        the caller's transaction. An edit voids an approval: the new version is judged by the
+        threshold again ("open after all" to those already told never waits)."""
         root = original.root_id or original.id
         notice_rows.hold_waiting(s, root)
         told = notice_rows.chain_reached_anyone(s, root)
         # Read before the withdrawal below cancels whatever of the original still waits.
         first, *reminders = original.broadcasts
         drafted = first.status == BroadcastStatus.DRAFT  # a draft's next version is one too
-        waiting = (BroadcastStatus.SCHEDULED, BroadcastStatus.DRAFT)
-        first_waiting = first.status in waiting
+        first_waiting = first.status in WAITING
         first_send_at, urgent = first.send_at, first.urgent
         carried = [
             (reminder.send_at, reminder.repeats_id is not None)
             for reminder in reminders
-            if reminder.status in waiting
+            if reminder.status in WAITING
         ]
         status = BroadcastStatus.DRAFT if drafted else BroadcastStatus.SCHEDULED
         names = channels_of([b.channel_names for b in original.broadcasts])
@@ -348,6 +460,7 @@ class Notices(NoticeQueries):
         new.supersedes_id = original.id
         new.root_id = root
         new.version = original.version + 1
+        _stamp(new, "created_by", actor)
         s.add(new)
         s.flush()
         if change is NoticeChange.CANCELLATION:
@@ -364,6 +477,7 @@ class Notices(NoticeQueries):
                     repeats = broadcast.id if to_recipients else None
                     s.add(notice_rows.new_broadcast(new, at, names, urgent, now, repeats, status))
             s.flush()
+            self._gate(s, new)
         log.info(
             "notice version created",
             extra={
@@ -383,3 +497,21 @@ class _Draft:
 
     location: Location
     facts: NoticeFacts
+
+
+def _stamp(notice: Notice, role: str, actor: Actor) -> None:
+    """Record ``actor`` as the notice's ``created_by``, ``approved_by`` or ``cancelled_by``."""
+    setattr(notice, f"{role}_kind", actor.kind.value)
+    setattr(notice, f"{role}_id", actor.id)
+    setattr(notice, role, actor.name)
+
+
+def _emergency_reason(reason: str | None, actor: Actor) -> str | None:
+    """An emergency send needs a manager and a stated reason."""
+    if reason is None:
+        return None
+    if not reason.strip():
+        raise ValidationError("an emergency send needs a reason (--emergency-reason)", "emergency")
+    if not actor.can_manage:
+        raise ValidationError("only a manager may send alone in an emergency", "emergency")
+    return reason.strip()

@@ -30,7 +30,8 @@ from notifier.rendering.messages import context, resolve_language
 from notifier.settings import ENV_PREFIX
 from notifier.storage import notices as notice_rows
 from notifier.storage import patients as patient_rows
-from notifier.storage.models import Appointment
+from notifier.storage import recipients as recipient_rows
+from notifier.storage.models import Appointment, Notice
 from notifier.usecases import UseCase
 from notifier.usecases.lookups import require_notice
 from notifier.usecases.views import MessagePreview, Preview
@@ -53,6 +54,7 @@ class Estimate:
     for some patients (those deliveries will fail with the reason; the rest go out)."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    units: dict[str, int] = field(default_factory=dict)  # segments, or messages
     unrenderable: dict[str, str] = field(default_factory=dict)  # channel → the first error
 
 
@@ -174,8 +176,26 @@ class Previews(UseCase):
         for name in channels:
             spec = self.deps.spec(name)
             units = self._units(facts, spec, count_recipients(spec), result)
+            result.units[name] = units
             result.seconds[name] = estimates.seconds(units, registry.rate(spec, self.settings))
         return result
+
+    def queued(
+        self, s: Session, notice: Notice, broadcast_id: int, spec: ChannelSpec
+    ) -> Recipients:
+        """Who a fan-out queued, with each appointment-naming patient's own appointments."""
+        names, patients = recipient_rows.queued_names(s, broadcast_id, spec.name)
+        appointments: dict[int, list[tuple[datetime, str]]] = {p.id: [] for p in patients}
+        if patients:
+            for a in notice_rows.affected_appointments(
+                s,
+                notice.location_id,
+                notice_rows.closure_of(notice).intervals,
+                patient_ids=list(appointments),
+            ):
+                appointments[a.patient_id].append((a.starts_at, a.provider))
+        own = [(p.language, p.first_name, appointments[p.id]) for p in patients]
+        return Recipients(names, own)
 
     def _audience(
         self, s: Session, facts: NoticeFacts, location_id: int, spec: ChannelSpec

@@ -29,6 +29,7 @@ from itsdangerous import BadData, TimestampSigner
 
 from notifier.bootstrap import App
 from notifier.clock import Clock
+from notifier.domain.actors import Actor, ActorKind
 from notifier.usecases.accounts import UserView
 from notifier.usecases.sessions import NewSession
 from notifier.web.deps import get_app
@@ -141,6 +142,11 @@ def signed_in(request: Request, sign_in: CurrentSignIn) -> UserView:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise HTTPException(303, headers={"Location": f"/console/login?next={quote(target)}"})
     return sign_in.user
+
+
+def actor_of(user: UserView) -> Actor:
+    """The signed-in user as the use cases' acting person (every location: issue 19 scopes)."""
+    return Actor(ActorKind.USER, user.id, user.email, user.role)
 
 
 def manager(user: Annotated[UserView, Depends(signed_in)]) -> UserView:

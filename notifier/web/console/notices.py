@@ -16,7 +16,14 @@ from notifier.domain.deliveries import DeliveryState
 from notifier.domain.notices import Action, NoticeChange, Period
 from notifier.errors import NotFoundError, ValidationError
 from notifier.usecases.views import NoticeView, Preview
-from notifier.web.console.auth import CsrfChecked, CurrentSignIn, Manager, SignedIn, SignIn
+from notifier.web.console.auth import (
+    CsrfChecked,
+    CurrentSignIn,
+    Manager,
+    SignedIn,
+    SignIn,
+    actor_of,
+)
 from notifier.web.console.deliveries import Filters, LogFilter, delivery_log
 from notifier.web.console.forms import NoticeForm, errors_of, form_defaults, notice_form
 from notifier.web.console.pages import (
@@ -165,7 +172,7 @@ async def create_notice(
             if form.get("action") == "preview":
                 preview = app.notices.draft(replace(draft.request(), send_at="now"))
             else:
-                created = app.notices.create(draft.request())
+                created = app.notices.create(draft.request(), actor_of(user))
                 return redirect(
                     f"/console/notices/{created.notice.id}?created=1", request, app, sign_in
                 )
@@ -303,9 +310,11 @@ async def update_notice(
                 )
                 new = app.notices.update(
                     notice_id,
-                    **(times if moved else {}),
+                    starts=times["starts"] if moved else None,
+                    ends=times["ends"] if moved else None,
                     reason=values["reason"],
                     message=values["message"] or None,
+                    actor=actor_of(user),
                 )
                 return redirect(f"/console/notices/{new.id}?updated=1", request, app, sign_in)
         except ValidationError as exc:
@@ -349,7 +358,7 @@ def cancel(
         sign_in,
         notice_id,
         "Not cancelled",
-        lambda: app.notices.cancel(notice_id, notify=bool(notify)).id,
+        lambda: app.notices.cancel(notice_id, notify=bool(notify), actor=actor_of(user)).id,
     )
 
 
@@ -371,7 +380,7 @@ def send(
         sign_in,
         notice_id,
         "Not sent",
-        lambda: app.notices.send(notice_id, when)[0].id,
+        lambda: app.notices.send(notice_id, when, actor_of(user))[0].id,
     )
 
 
