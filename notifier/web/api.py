@@ -15,13 +15,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from notifier.bootstrap import App
 from notifier.channels import specs
+from notifier.domain.actors import Actor, ActorKind, Role
 from notifier.domain.consent import Source
 from notifier.domain.contacts import mask_address, normalize_address
 from notifier.domain.deliveries import DeliveryState
 from notifier.domain.notices import Audience, NoticeKind, ReminderAudience
 from notifier.usecases.locations import Reworded
 from notifier.usecases.notice_requests import NoticeRequest
-from notifier.usecases.views import DeliveryView, LocationView, NoticeView, NotReached, Preview
+from notifier.usecases.plans import Plan
+from notifier.usecases.views import (
+    DeliveryView,
+    HistoryEntry,
+    LocationView,
+    NoticeView,
+    NotReached,
+    Preview,
+)
 from notifier.web.deps import Application
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `notifier token create`")
@@ -112,8 +121,16 @@ class NoticeIn(StrictIn):
         description="everyone: the general notice to every patient; affected: only patients "
         "with an appointment in the closure; both: each the message that fits",
     )
+    emergency_reason: str | None = Field(
+        default=None,
+        max_length=500,
+        description="send without a second manager's approval, for this stated reason "
+        "(recorded on the notice and flagged in the log)",
+    )
 
-    _clean = field_validator("starts", "ends", "reason", "message", "send_at", "reminder_at")(_text)
+    _clean = field_validator(
+        "starts", "ends", "reason", "message", "send_at", "reminder_at", "emergency_reason"
+    )(_text)
 
     def request(self) -> NoticeRequest:
         """The body as ``Notices.create`` and ``Notices.draft`` take it."""
@@ -130,6 +147,7 @@ class NoticeIn(StrictIn):
             audience=self.audience.value,
             reminder_at=self.reminder_at,
             reminder_audience=self.reminder_audience.value,
+            emergency_reason=self.emergency_reason,
         )
 
 
@@ -180,10 +198,19 @@ class LocationOut(BaseModel):
     )
 
 
+def token_actor(token: Annotated[str, Depends(require_token)]) -> Actor:
+    """The calling API token as the acting party (issue 19 gives tokens their own scopes)."""
+    return Actor(ActorKind.TOKEN, None, token, Role.MANAGER)
+
+
+TokenActor = Annotated[Actor, Depends(token_actor)]
+
+
 @router.post("/notices", status_code=201, response_model=NoticeView)
-def create_notice(body: NoticeIn, app: Application) -> NoticeView:
-    """Create a notice and its broadcast (times in the location's zone)."""
-    return app.notices.create(body.request()).notice
+def create_notice(body: NoticeIn, app: Application, actor: TokenActor) -> NoticeView:
+    """Create a notice and its broadcast (times in the location's zone). Above
+    NOTIFIER_APPROVAL_THRESHOLD patients it awaits approval (POST …/approve)."""
+    return app.notices.create(body.request(), actor).notice
 
 
 @router.post("/notices/preview", response_model=Preview)
@@ -205,9 +232,39 @@ def show_notice(notice_id: Id, app: Application) -> NoticeView:
 
 
 @router.post("/notices/{notice_id}/cancel", response_model=NoticeView)
-def cancel_notice(notice_id: Id, app: Application) -> NoticeView:
-    """Cancel: nothing more of this notice is sent."""
-    return app.notices.cancel(notice_id)
+def cancel_notice(notice_id: Id, app: Application, actor: TokenActor) -> NoticeView:
+    """Cancel: nothing more of this notice is sent (in the undo window: nothing at all)."""
+    return app.notices.cancel(notice_id, actor=actor)
+
+
+class ApproveIn(StrictIn):
+    approver: str = Field(
+        min_length=3,
+        max_length=254,
+        examples=["ben@clinic.example"],
+        description="the approving manager: a console user other than the notice's creator",
+    )
+
+    _clean = field_validator("approver")(_text)
+
+
+@router.post("/notices/{notice_id}/approve", response_model=NoticeView)
+def approve_notice(notice_id: Id, body: ApproveIn, app: Application) -> NoticeView:
+    """A second manager lets a notice awaiting approval go out."""
+    return app.notices.approve(notice_id, app.accounts.actor_for_email(body.approver))
+
+
+@router.get("/notices/{notice_id}/plan", response_model=Plan)
+def notice_plan(notice_id: Id, app: Application) -> Plan:
+    """Before anything is sent: per channel who gets a message, who does not and why, quiet
+    hours, languages, segments, cost, first and last send time."""
+    return app.plans.of_notice(notice_id)
+
+
+@router.get("/notices/{notice_id}/history", response_model=list[HistoryEntry])
+def notice_history(notice_id: Id, app: Application) -> list[HistoryEntry]:
+    """Who created, approved, sent alone or cancelled the notice and its versions, and when."""
+    return app.notices.history(notice_id)
 
 
 class SendIn(BaseModel):

@@ -19,7 +19,8 @@ from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.peers import NEW_YORK, peer_settings
-from tests.support.web import add_cova
+from tests.support.web import PASSWORD as WEB_PASSWORD
+from tests.support.web import add_cova, csrf_of, served, sign_in
 
 PASSWORD = "correct horse battery"
 REFERENCE = NoticeRequest(
@@ -206,3 +207,51 @@ def test_a_cancel_in_the_undo_window_sends_nothing(
         assert ("cancelled", "user:ben@clinic.example") in history
     finally:
         app.close()
+
+
+def test_the_console_and_the_api_show_the_plan_approve_and_history(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    with served(database_url, fake_twilio, fake_smtp, clock, approval_threshold=2) as web:
+        add_cova(web.app)
+        for role in ("ana", "ben"):
+            web.app.accounts.create_user(f"{role}@cova.example", "manager", WEB_PASSWORD)
+        token = web.app.accounts.create_token("clinic website")
+        api = {"Authorization": f"Bearer {token}"}
+        body = {
+            "location": "cova",
+            "starts": "2025-02-19 12:30",
+            "ends": "2025-02-21 00:00",
+            "reason": "inclement weather",
+        }
+        created = web.client.post("/api/v1/notices", json=body, headers=api)
+        assert created.status_code == 201, created.text
+        notice = created.json()
+        assert notice["broadcasts"][0]["status"] == "awaiting_approval"
+        assert notice["created_by"] == "token:clinic website"
+        plan = web.client.get(f"/api/v1/notices/{notice['id']}/plan", headers=api).json()
+        assert {c["channel"]: c["send"] for c in plan["channels"]} == {"sms": 2, "email": 3}
+        assert plan["needs_approval"] and plan["patients"] == 4
+
+        ana = sign_in(web, "ana@cova.example")
+        try:
+            page = ana.get(f"/console/notices/{notice['id']}")
+            assert 'id="plan"' in page.text and 'id="approve-button"' in page.text
+            approved = ana.post(
+                f"/console/notices/{notice['id']}/approve", data={"csrf": csrf_of(page)}
+            )
+            assert approved.status_code == 303, approved.text
+        finally:
+            ana.close()
+        assert web.app.notices.get(notice["id"]).approved_by == "user:ana@cova.example"
+        history = web.client.get(f"/api/v1/notices/{notice['id']}/history", headers=api).json()
+        assert [(e["action"], e["by"]) for e in history] == [
+            ("created", "token:clinic website"),
+            ("approved", "user:ana@cova.example"),
+        ]
+        again = web.client.post(
+            f"/api/v1/notices/{notice['id']}/approve",
+            json={"approver": "ben@cova.example"},
+            headers=api,
+        )
+        assert again.status_code == 422 and "does not await approval" in again.text

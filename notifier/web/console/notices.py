@@ -3,6 +3,7 @@ page (facts, versions, summary bar, delivery log), its update, cancel and retry.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Annotated
@@ -15,6 +16,7 @@ from notifier.domain.closures import zone
 from notifier.domain.deliveries import DeliveryState
 from notifier.domain.notices import Action, NoticeChange, Period
 from notifier.errors import NotFoundError, ValidationError
+from notifier.usecases.plans import Plan
 from notifier.usecases.views import NoticeView, Preview
 from notifier.web.console.auth import (
     CsrfChecked,
@@ -37,6 +39,7 @@ from notifier.web.console.summary import summary_of
 from notifier.web.deps import Application
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 TABLE_ROWS = 500
 
 
@@ -266,7 +269,26 @@ def _notice_page(
         channels=form.channels,
         errors=errors or {},
         preview=preview,
+        plan=_plan_or_none(app, view) if manager else None,
+        history=app.notices.history(view.id),
     )
+
+
+def _plan_or_none(app: App, view: NoticeView) -> Plan | None:
+    """The plan of a notice that can still send (none for one that is over or withdrawn); a
+    plan that cannot be made never stops the page."""
+    if not view.actions:
+        return None
+    try:
+        return app.plans.of_notice(view.id)
+    except Exception:  # the page's boundary: the notice and its log still show
+        log.warning(
+            "the plan of notice %s could not be made",
+            view.id,
+            exc_info=True,
+            extra={"action": "plan_failed", "notice_id": view.id},
+        )
+        return None
 
 
 def _update_defaults(view: NoticeView) -> dict[str, str]:
@@ -381,6 +403,21 @@ def send(
         notice_id,
         "Not sent",
         lambda: app.notices.send(notice_id, when, actor_of(user))[0].id,
+    )
+
+
+@router.post("/notices/{notice_id}/approve", dependencies=[CsrfChecked])
+def approve(
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager, notice_id: int
+) -> Response:
+    """A second manager lets a notice awaiting approval go out (never its creator)."""
+    return _act(
+        request,
+        app,
+        sign_in,
+        notice_id,
+        "Not approved",
+        lambda: app.notices.approve(notice_id, actor_of(user)).id,
     )
 
 
