@@ -11,7 +11,7 @@ from notifier.cli.plans import PLAN_COLUMNS, plan_lines, plan_rows
 from notifier.cli.root import app_of, main
 from notifier.cli.watching import notice_watch
 from notifier.domain.actors import Actor
-from notifier.domain.notices import Period
+from notifier.domain.notices import Period, ReasonCode
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier.usecases.views import NOT_REACHED_COLUMNS, Preview
 
@@ -54,7 +54,19 @@ def notice() -> None:
     help="everyone: the general notice to all; affected: only patients with an appointment "
     "inside the closure, naming it; both: affected patients theirs, everyone else the general.",
 )
-@click.option("--reason", required=True, help="e.g. 'inclement weather'.")
+@click.option(
+    "--reason",
+    default="",
+    help="e.g. 'inclement weather', in the location's language (with --reason-code: extra "
+    "words beside the category's).",
+)
+@click.option(
+    "--reason-code",
+    type=click.Choice([c.value for c in ReasonCode]),
+    default=None,
+    help="The reason as a category, worded in every template language.",
+)
+@click.option("--reason-es", default=None, help="The reason's free text in Spanish.")
 @click.option(
     "--kind",
     type=click.Choice(["closure", "early-close", "delayed-open"]),
@@ -62,6 +74,7 @@ def notice() -> None:
     help="Defaults to what the times and business hours say.",
 )
 @click.option("--message", default=None, help="Custom wording instead of the generated text.")
+@click.option("--message-es", default=None, help="The custom wording in Spanish.")
 @click.option(
     "--send-at",
     default=None,
@@ -110,8 +123,11 @@ def notice_create(
     intervals: tuple[str, ...],
     audience: str,
     reason: str,
+    reason_code: str | None,
+    reason_es: str | None,
     kind: str | None,
     message: str | None,
+    message_es: str | None,
     send_at: str | None,
     channels: str | None,
     reminder_at: str | None,
@@ -144,6 +160,9 @@ def notice_create(
         reminder_at=reminder_at,
         reminder_audience=reminder_audience,
         emergency_reason=emergency_reason,
+        reason_code=reason_code,
+        reason_texts={"es": reason_es} if reason_es is not None else {},
+        message_texts={"es": message_es} if message_es is not None else {},
     )
     created = app.notices.create(request, acting(app, as_email))
     view = created.notice

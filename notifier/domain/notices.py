@@ -3,8 +3,8 @@ too late to tell anyone."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -91,6 +91,32 @@ ACTIVE_APPOINTMENT_STATUSES = ("scheduled", "confirmed")
 APPOINTMENT_STATUSES = ("scheduled", "confirmed", "cancelled", "completed", "no-show")
 
 
+class ReasonCode(StrEnum):
+    """Why a clinic closes, as a category each template language words in its own way
+    (``templates/_macros/reasons.<language>.j2``)."""
+
+    WEATHER = "weather"
+    POWER = "power"
+    WATER = "water"
+    STAFF = "staff"
+    HOLIDAY = "holiday"
+    EMERGENCY = "emergency"
+    MAINTENANCE = "maintenance"
+    OTHER = "other"  # no words of its own: the free text is the reason
+
+
+def parse_reason_code(value: str | None) -> ReasonCode | None:
+    if not value:
+        return None
+    try:
+        return ReasonCode(value.strip().lower())
+    except ValueError:
+        raise ValidationError(
+            f"reason code {value!r} not understood: use {', '.join(c.value for c in ReasonCode)}",
+            "reason_code",
+        ) from None
+
+
 @dataclass(frozen=True)
 class Clinic:
     """The location as messages name it."""
@@ -114,6 +140,24 @@ class NoticeFacts:
     # What this version changed from the one it replaced ("times", "reason", "wording"):
     # an update's messages say so.
     changed: tuple[str, ...] = ()
+    # A reason category, worded by each language's templates; ``reason`` and ``message`` are in
+    # the clinic's language, ``reasons`` and ``messages`` the same in other languages (a
+    # message never carries text written in another language).
+    reason_code: ReasonCode | None = None
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    messages: Mapping[str, str] = field(default_factory=dict)
+
+    def reason_in(self, language: str) -> str:
+        """The free-text reason written in ``language`` ("" when there is none)."""
+        if language == self.clinic.default_language:
+            return self.reason
+        return self.reasons.get(language, "")
+
+    def message_in(self, language: str) -> str | None:
+        """The custom message written in ``language`` (None when there is none)."""
+        if language == self.clinic.default_language:
+            return self.message
+        return self.messages.get(language)
 
 
 def what_changed(before: NoticeFacts, after: NoticeFacts) -> tuple[str, ...]:
@@ -121,9 +165,13 @@ def what_changed(before: NoticeFacts, after: NoticeFacts) -> tuple[str, ...]:
     changes = []
     if before.closure.intervals != after.closure.intervals:
         changes.append("times")
-    if before.reason != after.reason:
+    if (before.reason, before.reason_code, dict(before.reasons)) != (
+        after.reason,
+        after.reason_code,
+        dict(after.reasons),
+    ):
         changes.append("reason")
-    if before.message != after.message:
+    if (before.message, dict(before.messages)) != (after.message, dict(after.messages)):
         changes.append("wording")
     return tuple(changes)
 
@@ -200,10 +248,14 @@ def parse_audience(value: str) -> Audience:
         ) from None
 
 
-def check_wording(reason: str | None, message: str | None) -> None:
-    """A reason is required; custom wording, when given, must say something."""
-    if reason is not None and not reason.strip():
-        raise ValidationError("give a reason (e.g. 'inclement weather')", "reason")
+def check_wording(reason: str | None, message: str | None, code: ReasonCode | None = None) -> None:
+    """A reason is required (a category, free text, or both; "other" needs the text); custom
+    wording, when given, must say something."""
+    words_of_its_own = code is not None and code is not ReasonCode.OTHER
+    if reason is not None and not reason.strip() and not words_of_its_own:
+        raise ValidationError(
+            "give a reason (e.g. 'inclement weather') or a reason code (e.g. weather)", "reason"
+        )
     if message is not None and not message.strip():
         raise ValidationError("the custom message is empty: leave it out or write it", "message")
 

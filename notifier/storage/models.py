@@ -105,6 +105,10 @@ class Notice(Base):
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reason: Mapped[str] = mapped_column(Text)
     message: Mapped[str | None] = mapped_column(Text)
+    # A reason category (domain.notices.ReasonCode), and the reason and custom message in
+    # languages other than the location's: {"reason": {"es": ...}, "message": {"es": ...}}.
+    reason_code: Mapped[str | None] = mapped_column(String(20))
+    texts: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20))
     version: Mapped[int] = mapped_column(Integer, default=1)
     # What the notice was judged against, kept with it: the closed intervals as

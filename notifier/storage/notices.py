@@ -31,6 +31,7 @@ from notifier.domain.notices import (
     NoticeFacts,
     NoticeKind,
     NoticeStatus,
+    ReasonCode,
     what_changed,
 )
 from notifier.storage.deliveries import set_states
@@ -89,6 +90,9 @@ def _facts(notice: Notice) -> NoticeFacts:
         change=NoticeChange(notice.change),
         audience=Audience(notice.audience),
         clinic=Clinic(location.name, location.phone, location.default_language),
+        reason_code=ReasonCode(notice.reason_code) if notice.reason_code else None,
+        reasons=dict((notice.texts or {}).get("reason", {})),
+        messages=dict((notice.texts or {}).get("message", {})),
     )
 
 
@@ -107,11 +111,22 @@ def new_notice(location: Location, facts: NoticeFacts, kind: NoticeKind, now: da
         change=facts.change.value,
         reason=facts.reason,
         message=facts.message,
+        reason_code=facts.reason_code.value if facts.reason_code else None,
+        texts=_texts(facts),
         status=NoticeStatus.ACTIVE.value,
         version=1,
         created_at=now,
         updated_at=now,
     )
+
+
+def _texts(facts: NoticeFacts) -> dict[str, dict[str, str]] | None:
+    texts = {
+        part: dict(by_language)
+        for part, by_language in (("reason", facts.reasons), ("message", facts.messages))
+        if by_language
+    }
+    return texts or None
 
 
 def new_broadcast(

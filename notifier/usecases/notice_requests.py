@@ -4,8 +4,8 @@ checks that turn its text into a closure and send times."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from notifier.domain.closures import (
@@ -53,6 +53,37 @@ class NoticeRequest:
     reminder_audience: str = ReminderAudience.RECIPIENTS.value
     # One manager sends alone, above the approval threshold, saying why (recorded, flagged).
     emergency_reason: str | None = None
+    # A reason category (domain.notices.ReasonCode), worded in every template language; and
+    # the free-text reason and custom message in languages other than the location's
+    # (``reason`` and ``message`` are in the location's language).
+    reason_code: str | None = None
+    reason_texts: Mapping[str, str] = field(default_factory=dict)
+    message_texts: Mapping[str, str] = field(default_factory=dict)
+
+
+def translations(
+    texts: Mapping[str, str], available: Sequence[str], default: str, part: str
+) -> dict[str, str]:
+    """Texts in other languages, each in a language with templates and saying something."""
+    field_name = f"{part}_texts"
+    result: dict[str, str] = {}
+    for language, text in texts.items():
+        code = language.strip().lower()
+        if code not in available:
+            raise ValidationError(
+                f"there are no {code!r} templates for the {part} in {code!r}: use one of "
+                f"{', '.join(available)}",
+                field_name,
+            )
+        if code == default:
+            raise ValidationError(
+                f"{code!r} is the location's language: give that {part} as the plain --{part}",
+                field_name,
+            )
+        if not text.strip():
+            raise ValidationError(f"the {part} in {code!r} is empty: leave it out", field_name)
+        result[code] = text.strip()
+    return result
 
 
 def closure_from_input(

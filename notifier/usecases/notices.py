@@ -29,6 +29,7 @@ from notifier.domain.notices import (
     check_wording,
     parse_audience,
     parse_kind,
+    parse_reason_code,
     parse_reminder_audience,
     too_late,
 )
@@ -44,6 +45,7 @@ from notifier.usecases.notice_requests import (
     closure_from_input,
     reminder_instant,
     send_instant,
+    translations,
 )
 from notifier.usecases.plans import Plans
 from notifier.usecases.previews import Previews
@@ -117,7 +119,8 @@ class Notices(NoticeQueries):
         ``change=UPDATE`` words it as an update of an earlier notice."""
         now = self.clock.now()
         with self.db.session() as s:
-            draft = self._draft(s, request, request.reason or "…")
+            placeholder = "" if request.reason_code else "…"
+            draft = self._draft(s, request, request.reason or placeholder)
             closure = draft.facts.closure
             first_at = send_instant(closure, request.send_at or "now", now)
             reminder_instant(request.reminder_at, closure, first_at, now)
@@ -150,7 +153,17 @@ class Notices(NoticeQueries):
         location = require_location(s, request.location, ": add it first")
         closure = closure_from_input(location, request.starts, request.ends, request.intervals)
         message = request.message
-        check_wording(reason, message)
+        code = parse_reason_code(request.reason_code)
+        check_wording(reason, message, code)
+        available = self.deps.messages.languages()
+        default = location.default_language
+        messages = translations(request.message_texts, available, default, "message")
+        if messages and not message:
+            raise ValidationError(
+                "a custom message in another language needs one in the location's language "
+                "too (--message): patients of other languages get that one",
+                "message",
+            )
         facts = NoticeFacts(
             id=0,
             closure=closure,
@@ -158,7 +171,10 @@ class Notices(NoticeQueries):
             message=message.strip() if message else None,
             change=NoticeChange.ORIGINAL,
             audience=Audience.EVERYONE,
-            clinic=Clinic(location.name, location.phone, location.default_language),
+            clinic=Clinic(location.name, location.phone, default),
+            reason_code=code,
+            reasons=translations(request.reason_texts, available, default, "reason"),
+            messages=messages,
         )
         return _Draft(location, facts)
 
@@ -445,6 +461,7 @@ class Notices(NoticeQueries):
             s.expire_all()
             return require_notice(s, original.id)
         location = original.location
+        said = notice_rows.facts(original)
         facts = NoticeFacts(
             id=0,
             closure=closure,
@@ -454,6 +471,12 @@ class Notices(NoticeQueries):
             change=change if told else NoticeChange.ORIGINAL,
             audience=Audience(original.audience),
             clinic=Clinic(location.name, location.phone, location.default_language),
+            # The category and other languages' texts carry over; a new reason or message in
+            # the location's language drops the old translations of it (they would say the old
+            # thing).
+            reason_code=said.reason_code,
+            reasons=said.reasons if reason == original.reason else {},
+            messages=said.messages if message == original.message else {},
         )
         self.previews.compose(s, facts, location.id, names, estimate=False)
         new = notice_rows.new_notice(location, facts, parse_kind(None, closure), now)

@@ -18,6 +18,7 @@ from notifier.domain.notices import (
     Audience,
     NoticeFacts,
     NoticeStatus,
+    ReasonCode,
     Template,
     channels_of,
     template_for,
@@ -124,11 +125,11 @@ class Previews(UseCase):
 
     def languages(self, s: Session, facts: NoticeFacts, location_id: int) -> list[str]:
         """The location's default language and every patient's (where templates exist); a
-        custom message goes in the location's language alone."""
+        custom message goes in the languages it is written in."""
         available = self.deps.messages.languages()
         default = facts.clinic.default_language
         if facts.message:
-            return [default]
+            return sorted({default, *facts.messages})
         return sorted(
             {default}
             | {
@@ -147,16 +148,31 @@ class Previews(UseCase):
             if language == default:
                 continue
             patients = plural(count, "patient")
-            if facts.message:
+            if facts.message and facts.message_in(language) is None:
                 warnings.append(
                     f"{patients} with language {language!r} get the custom message in "
                     f"{default!r}, the location's language"
+                    + (f" (add --message-{language} to write it)" if language in available else "")
                 )
             elif resolve_language(language, default, available) != language:
                 warnings.append(
                     f"{patients} with language {language!r} get {default!r}: there are no "
                     f"{language!r} templates"
                 )
+            elif not facts.message and facts.reason and not facts.reason_in(language):
+                words = facts.reason_code and facts.reason_code is not ReasonCode.OTHER
+                never = f"the {default!r} text never goes into their messages"
+                if words:
+                    warnings.append(
+                        f"{patients} with language {language!r} get the reason category "
+                        f"without its free text (add --reason-{language}; {never})"
+                    )
+                else:
+                    warnings.append(
+                        f"{patients} with language {language!r} get no reason: it is written "
+                        f"only in {default!r} (add --reason-{language} or a --reason-code; "
+                        f"{never})"
+                    )
         return warnings
 
     def estimate(

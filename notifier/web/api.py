@@ -19,7 +19,7 @@ from notifier.domain.actors import Actor, ActorKind, Role
 from notifier.domain.consent import Source
 from notifier.domain.contacts import mask_address, normalize_address
 from notifier.domain.deliveries import DeliveryState
-from notifier.domain.notices import Audience, NoticeKind, ReminderAudience
+from notifier.domain.notices import Audience, NoticeKind, ReasonCode, ReminderAudience
 from notifier.usecases.locations import Reworded
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier.usecases.plans import Plan
@@ -38,6 +38,7 @@ _bearer = HTTPBearer(auto_error=False, description="a token from `notifier token
 ChannelName = StrEnum("ChannelName", {name: name for name in specs()})  # type: ignore[misc]
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+Language = Annotated[str, Field(min_length=2, max_length=8, pattern=r"^[a-z]{2,3}$")]
 
 
 TOKEN_REQUIRED = "a valid API token is required: Authorization: Bearer <token>"
@@ -97,9 +98,25 @@ class NoticeIn(StrictIn):
     location: Slug
     starts: str = Field(max_length=40, examples=["2025-02-19 12:30"])
     ends: str = Field(max_length=40, examples=["2025-02-21 00:00"])
-    reason: str = Field(max_length=500, examples=["inclement weather"])
+    reason: str = Field(
+        default="",
+        max_length=500,
+        examples=["inclement weather"],
+        description="in the location's language; may be empty with a reason_code",
+    )
+    reason_code: ReasonCode | None = Field(
+        default=None, description="the reason as a category, worded in every template language"
+    )
+    reason_texts: dict[Language, Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=dict,
+        description="the reason in other languages: {'es': '...'}; a message never carries "
+        "another language's text",
+    )
     kind: NoticeKind | None = None
     message: str | None = Field(default=None, max_length=1600)
+    message_texts: dict[Language, Annotated[str, Field(max_length=1600)]] = Field(
+        default_factory=dict, description="the custom message in other languages"
+    )
     send_at: str | None = Field(
         default="now", max_length=40, description="null: a draft, sent by POST …/send"
     )
@@ -132,6 +149,11 @@ class NoticeIn(StrictIn):
         "starts", "ends", "reason", "message", "send_at", "reminder_at", "emergency_reason"
     )(_text)
 
+    @field_validator("reason_texts", "message_texts")
+    @classmethod
+    def _clean_texts(cls, texts: dict[str, str]) -> dict[str, str]:
+        return {language: _text(text) or "" for language, text in texts.items()}
+
     def request(self) -> NoticeRequest:
         """The body as ``Notices.create`` and ``Notices.draft`` take it."""
         return NoticeRequest(
@@ -148,6 +170,9 @@ class NoticeIn(StrictIn):
             reminder_at=self.reminder_at,
             reminder_audience=self.reminder_audience.value,
             emergency_reason=self.emergency_reason,
+            reason_code=self.reason_code.value if self.reason_code else None,
+            reason_texts=self.reason_texts,
+            message_texts=self.message_texts,
         )
 
 

@@ -31,11 +31,20 @@ def upgrade() -> None:
         batch.add_column(sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("emergency_reason", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("reason_code", sa.String(length=20), nullable=True))
+        batch.add_column(sa.Column("texts", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("notices") as batch:
-        for name in ("emergency_reason", "cancelled_at", "approved_at", "needs_approval"):
+        for name in (
+            "texts",
+            "reason_code",
+            "emergency_reason",
+            "cancelled_at",
+            "approved_at",
+            "needs_approval",
+        ):
             batch.drop_column(name)
         for who in reversed(_ACTORS):
             for name in (who, f"{who}_id", f"{who}_kind"):
