@@ -247,7 +247,8 @@ def notice_list(ctx: click.Context, location_slug: str | None, as_json: bool) ->
         click.echo(f"{period.value.capitalize()}:")
         for v in listed:
             click.echo(
-                f"  {v.id}\t{v.location}\t{v.state}\t{v.starts[:16]} → {v.ends[:16]}\t{v.reason}"
+                f"  {v.id}\t{v.location}\t{v.state}\t{v.starts[:16]} → {v.ends[:16]}\t"
+                + " · ".join(part for part in (v.reason_code, v.reason) if part)
             )
             if v.hold_seconds_left is not None:
                 click.echo(

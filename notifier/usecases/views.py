@@ -134,6 +134,7 @@ class NoticeView:
     actions: list[str] = field(default_factory=list)
     clinic: str = ""  # the location's name
     # Who did what, with times (local ISO): each "kind:name" of the actor, e.g. "user:ana@…".
+    reason_code: str | None = None  # the reason's category, worded in every language
     created_by: str | None = None
     created_at: str | None = None
     needs_approval: bool = False  # more patients than NOTIFIER_APPROVAL_THRESHOLD
@@ -323,6 +324,7 @@ def notice_view(
         id=notice.id,
         location=notice.location.slug,
         clinic=notice.location.name,
+        reason_code=notice.reason_code,
         created_by=_actor(notice.created_by_kind, notice.created_by),
         created_at=local_iso(notice.created_at, tz),
         needs_approval=notice.needs_approval,
