@@ -212,7 +212,14 @@ def test_a_cancel_in_the_undo_window_sends_nothing(
 def test_the_console_and_the_api_show_the_plan_approve_and_history(
     database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
 ) -> None:
-    with served(database_url, fake_twilio, fake_smtp, clock, approval_threshold=2) as web:
+    with served(
+        database_url,
+        fake_twilio,
+        fake_smtp,
+        clock,
+        approval_threshold=2,
+        send_hold_seconds=60.0,
+    ) as web:
         add_cova(web.app)
         for role in ("ana", "ben"):
             web.app.accounts.create_user(f"{role}@cova.example", "manager", WEB_PASSWORD)
@@ -241,6 +248,9 @@ def test_the_console_and_the_api_show_the_plan_approve_and_history(
                 f"/console/notices/{notice['id']}/approve", data={"csrf": csrf_of(page)}
             )
             assert approved.status_code == 303, approved.text
+            page = ana.get(f"/console/notices/{notice['id']}")
+            assert 'id="hold-countdown" data-seconds="60"' in page.text
+            assert "sends in 60 s" in ana.get("/console/notices").text
         finally:
             ana.close()
         assert web.app.notices.get(notice["id"]).approved_by == "user:ana@cova.example"
