@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from notifier.bootstrap import App, build_app
+from notifier.cli.plans import plan_lines
 from notifier.domain.contacts import mask_address
 from notifier.runtime import Runtime, run_until_idle
 from notifier.settings import load_settings
@@ -103,6 +104,9 @@ def run_demo(workdir: Path, timeout: float = 60.0, serve: bool = False) -> None:
         )
         for sms in created.preview.messages["sms"]:
             say(f"\nSMS preview ({sms.segments} segments, {sms.encoding}):\n  {sms.text}")
+        say(f"\n$ notifier notice plan {notice.id}")
+        for line in plan_lines(app.plans.of_notice(notice.id)):
+            say(f"  {line}")
 
         # The real service: scheduler, dispatcher and heartbeat, until nothing is left to do.
         run_until_idle(app, timeout=timeout)
