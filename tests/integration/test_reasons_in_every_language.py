@@ -11,9 +11,11 @@ import pytest
 
 from notifier.bootstrap import App
 from notifier.errors import ValidationError
+from notifier.storage.models import Notice
 from notifier.usecases.notice_requests import NoticeRequest
 from tests.support.channels import FakeChannel
 from tests.support.patients import HEADER
+from tests.support.web import Web, csrf_of, signed_in
 
 PATIENTS = f"""\
 {HEADER}
@@ -113,3 +115,25 @@ def test_bad_reasons_are_refused(clinic: App, changes: dict[str, object], says: 
     with pytest.raises(ValidationError, match=says):
         clinic.notices.create(replace(REFERENCE, **changes))  # type: ignore[arg-type]
     assert clinic.notices.all() == []
+
+
+def test_the_console_takes_a_reason_category_and_spanish_text(web: Web) -> None:
+    with signed_in(web, "manager") as manager:
+        form = {
+            "location": "cova",
+            "starts": "2025-02-19T12:30",
+            "ends": "2025-02-21T00:00",
+            "reason": "",
+            "reason_code": "weather",
+            "reason_es": "hielo en las carreteras",
+            "channels": ["sms"],
+            "send_mode": "now",
+            "csrf": csrf_of(manager.get("/console/notices/new")),
+        }
+        created = manager.post("/console/notices", data=form)
+        assert created.status_code == 303, created.text
+    (notice,) = web.app.notices.all()
+    assert notice.reason_code == "weather" and notice.reason == ""
+    with web.app.db.session() as s:
+        stored = s.get(Notice, notice.id)
+        assert stored is not None and stored.texts == {"reason": {"es": "hielo en las carreteras"}}

@@ -298,6 +298,7 @@ def _update_defaults(view: NoticeView) -> dict[str, str]:
         "starts": view.starts[:16],
         "ends": view.ends[:16],
         "reason": view.reason,
+        "reason_code": view.reason_code or "",
         "message": view.message or "",
     }
 
