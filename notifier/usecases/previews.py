@@ -152,7 +152,6 @@ class Previews(UseCase):
                 warnings.append(
                     f"{patients} with language {language!r} get the custom message in "
                     f"{default!r}, the location's language"
-                    + (f" (add --message-{language} to write it)" if language in available else "")
                 )
             elif resolve_language(language, default, available) != language:
                 warnings.append(

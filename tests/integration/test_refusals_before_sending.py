@@ -58,12 +58,16 @@ def test_the_limit_counts_each_patients_own_text(cova_app: App) -> None:
             "email_consent\ns1,Luz,Vega,540-555-0192,,es,cova,yes,no\n"
         )
     )
-    sample = cova_app.notices.draft(NoticeRequest(location="cova", **REFERENCE))  # type: ignore[arg-type]
+    spanish = {"reason_texts": {"es": "el mal tiempo"}}
+    sample = cova_app.notices.draft(NoticeRequest(location="cova", **REFERENCE | spanish))  # type: ignore[arg-type]
     by_language = {m.language: m.characters for m in sample.messages["sms"]}
     assert by_language["es"] > by_language["en"]
-    reason = "y" * (1600 - by_language["en"] + len("inclement weather"))
+    # The Spanish reason (only Spanish texts carry it) makes the Spanish text one too long.
+    reason = "y" * (1600 - by_language["es"] + len("el mal tiempo") + 1)
     with pytest.raises(ValidationError, match="for some patients \\(language 'es'\\)"):
-        cova_app.notices.create(NoticeRequest(location="cova", **REFERENCE | {"reason": reason}))  # type: ignore[arg-type]
+        cova_app.notices.create(
+            NoticeRequest(location="cova", **REFERENCE | {"reason_texts": {"es": reason}})  # type: ignore[arg-type]
+        )
 
 
 def test_an_email_may_be_long(cova_app: App) -> None:
@@ -213,7 +217,8 @@ def test_patients_whose_language_has_no_templates_are_counted(cova_app: App) -> 
             "s1,Luz,Vega,540-555-0192,,es,cova,yes,no\n"
         )
     )
-    preview = cova_app.notices.draft(NoticeRequest(location="cova", **REFERENCE))  # type: ignore[arg-type]
+    spanish = {"reason_texts": {"es": "el mal tiempo"}}
+    preview = cova_app.notices.draft(NoticeRequest(location="cova", **REFERENCE | spanish))  # type: ignore[arg-type]
     assert "2 patients with language 'de' get 'en': there are no 'de' templates" in (
         preview.warnings
     )
