@@ -23,6 +23,10 @@ def plan_rows(plan: Plan) -> list[dict[str, Any]]:
             )
         for why, count in sorted(c.skipped.items()):
             rows.append({"channel": c.channel, "outcome": "skip", "reason": why, "messages": count})
+        if c.without_address:
+            why = "no valid address (not in the audience)"
+            row = {"channel": c.channel, "outcome": "none", "reason": why}
+            rows.append(row | {"messages": c.without_address})
     return rows
 
 
@@ -37,6 +41,11 @@ def plan_lines(plan: Plan) -> list[str]:
         lines.append(f"  {c.label}: {c.send} to send, {skipped} skipped")
         for why, count in sorted(c.skipped.items(), key=lambda item: -item[1]):
             lines.append(f"    skipped {count}: {why}")
+        if c.without_address:
+            lines.append(
+                f"    not in the audience: {c.without_address} patients without a valid "
+                f"{c.label} address (none given, or an invalid one left out at import)"
+            )
         if c.deferred_until:
             lines.append(f"    held by quiet hours until {c.deferred_until[:16].replace('T', ' ')}")
         if c.send:

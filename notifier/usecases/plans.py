@@ -24,6 +24,7 @@ from notifier.domain.notices import WAITING
 from notifier.domain.quiet_hours import QuietHours, deferral
 from notifier.rendering.messages import resolve_language
 from notifier.storage import notices as notice_rows
+from notifier.storage import patients as patient_rows
 from notifier.storage import recipients as recipient_rows
 from notifier.storage.models import Broadcast, Notice
 from notifier.usecases import Deps, UseCase
@@ -68,6 +69,9 @@ class ChannelPlan:
     first_send: str | None = None  # local ISO times
     last_send: str | None = None
     longest: MessagePreview | None = None  # text channels: the text with the most segments
+    # Patients with no (valid) address for the channel: outside the fan-out, so no delivery
+    # row and no skip says so; counted here for the front desk.
+    without_address: int = 0
 
 
 @dataclass
@@ -134,7 +138,14 @@ class Plans(UseCase):
         quiet = QuietHours.parse(self.settings.quiet_hours)
         names = broadcast.channel_names
         plans = {
-            name: ChannelPlan(name, self.deps.spec(name).label, 0, first_send=None)
+            name: ChannelPlan(
+                name,
+                self.deps.spec(name).label,
+                0,
+                without_address=patient_rows.without_address(
+                    s, notice.location_id, self.deps.spec(name)
+                ),
+            )
             for name in names
         }
         languages: dict[str, int] = defaultdict(int)

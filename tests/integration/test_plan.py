@@ -27,12 +27,14 @@ from tests.support.patients import HEADER, PATIENTS_CSV
 from tests.support.peers import NEW_YORK, peer_settings
 
 # The reference five, plus: a Spanish patient, a German one (no 'de' templates), one who texted
-# STOP, and one whose phone was texted this week already (at the annex).
+# STOP, one whose phone was texted this week already (at the annex), and one whose phone is
+# invalid (left out at import: outside the fan-out, counted apart).
 MORE = """\
 p6,Lucía,García,540-555-0116,lucia@example.org,es,cova,yes,yes
 p7,Jürgen,Weber,540-555-0117,juergen@example.org,de,cova,yes,yes
 p8,Olga,Stop,540-555-0118,olga@example.org,en,cova,yes,yes
 p9,Carl,Capped,540-555-0119,carl@example.org,en,cova,yes,no
+p10,Lee,Park,555-01,lee@example.org,en,cova,yes,yes
 """
 ANNEX = f"{HEADER}\na1,Carl,Capped,540-555-0119,,en,annex,yes,no\n"
 REFERENCE = NoticeRequest(
@@ -98,6 +100,7 @@ def test_the_plan_equals_the_outcome_per_channel_and_reason(mixed: App) -> None:
         "weekly SMS cap reached: 1 texts to this number in the last 7 days "
         "(NOTIFIER_SMS_WEEKLY_CAP)": 1,
     }
+    assert sms.without_address == 1  # Lee's phone was left out at import
     assert plan.fallbacks == {"de → en": 2}  # Jürgen's text and email
     assert plan.languages["es"] == 2
     # After the fan-out the plan reads what it did, and still agrees.
