@@ -17,6 +17,7 @@ from notifier.bootstrap import App, build_app
 from notifier.clock import Clock, ShiftedClock
 from notifier.settings import load_settings
 from notifier.storage.models import Broadcast, Patient
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_control import FakeTwilioProcess
 
 SHORT = "Closed today for snow. Reopens tomorrow 8 AM."  # one GSM-7 segment with the prefix
@@ -43,6 +44,11 @@ def twilio_server(latency_ms: tuple[float, float] | None) -> Iterator[FakeTwilio
         yield process
 
 
+# Benchmarks measure sending, not the confidence gates (issue 20): no undo window, no approval.
+BENCH_GATES: dict[str, Any] = {"send_hold_seconds": 0.0, "approval_threshold": 10**9}
+BENCH_GATES_ENV = {name.upper(): str(value) for name, value in BENCH_GATES.items()}
+
+
 @contextmanager
 def bench_app(
     twilio: FakeTwilioProcess | None, clock: Clock | None = None, **settings: Any
@@ -52,6 +58,7 @@ def bench_app(
             "database_url": f"sqlite:///{Path(tmp) / 'bench.db'}",
             "log_level": "WARNING",
             "sms_weekly_cap": 0,
+            **BENCH_GATES,
         }
         if twilio is not None:
             info = twilio.info
@@ -100,12 +107,14 @@ def queue_notice(
 ) -> int:
     """A notice for the whole location whose closure lasts two days from now; SMS only."""
     notice = app.notices.create(
-        location,
-        _local(app, 1),
-        _local(app, 2),
-        "snow",
-        message=message,
-        channels="sms",
+        NoticeRequest(
+            location=location,
+            starts=_local(app, 1),
+            ends=_local(app, 2),
+            reason="snow",
+            message=message,
+            channels=("sms",),
+        )
     )
     if send_at is not None:
         with app.db.session() as s:

@@ -22,12 +22,13 @@ import time
 from collections import Counter
 from typing import Any
 
-from bench.common import SHORT, max_in_window, require_sent
+from bench.common import BENCH_GATES, SHORT, max_in_window, require_sent
 from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
 from bench.workers_pg import clinic, fresh_schema, service_env, stop
 from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
 from notifier.settings import load_settings
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_control import FakeTwilioProcess
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -62,14 +63,18 @@ def run(url: str, rate: float, workers: int, shared: bool, seconds: float) -> di
             ]
             time.sleep(3)  # every worker up before the broadcast is queued
             before = [cpu_seconds(p.pid) for p in processes]
-            app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
+            app = build_app(
+                load_settings(database_url=sa_url, **BENCH_GATES), clock=FrozenClock(NOW)
+            )
             app.notices.create(
-                "cova",
-                "2025-02-19 12:30",
-                "2025-02-21 00:00",
-                "snow",
-                message=SHORT,
-                channels="sms",
+                NoticeRequest(
+                    location="cova",
+                    starts="2025-02-19 12:30",
+                    ends="2025-02-21 00:00",
+                    reason="snow",
+                    message=SHORT,
+                    channels=("sms",),
+                )
             )
             app.close()
             processes.append(subprocess.Popen([*command, "--role", "scheduler"], env=env))

@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 
+from bench.common import BENCH_GATES
 from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
 
 CHILD = [sys.executable, "-m", "bench.import_rows"]
@@ -59,7 +60,9 @@ def run_one(database: str, url: str, rows: int) -> dict[str, Any]:
             sa_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
             sa_url += ("&" if "?" in sa_url else "?") + f"options=-csearch_path%3D{schema}"
         try:
-            app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
+            app = build_app(
+                load_settings(database_url=sa_url, **BENCH_GATES), clock=FrozenClock(NOW)
+            )
             app.locations.save(
                 "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
             )

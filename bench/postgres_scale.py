@@ -27,6 +27,9 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from bench.common import BENCH_GATES
+from notifier.usecases.notice_requests import NoticeRequest
+
 DEFAULT_URL = os.environ.get(
     "NOTIFIER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -88,6 +91,7 @@ def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
             twilio_auth_token="unused",
             twilio_from_number="+15005550006",
             twilio_api_base_url="http://127.0.0.1:9",
+            **BENCH_GATES,
         )
         app = build_app(settings, clock=clock)
         app.locations.save(
@@ -110,7 +114,13 @@ def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
             result["bare_insert_seconds"] = bare_baseline(conn)
         rss_before = peak_rss_mib()
         app.notices.create(
-            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+            NoticeRequest(
+                location="cova",
+                starts="2025-02-19 12:30",
+                ends="2025-02-21 00:00",
+                reason="inclement weather",
+                channels=("sms",),
+            )
         )
         started = time.perf_counter()
         app.fanout.fire_due()

@@ -42,7 +42,7 @@ import psycopg
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from bench.common import add_patients
+from bench.common import BENCH_GATES, add_patients
 from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
 from notifier.bootstrap import App, build_app
 from notifier.channels.base import OutgoingMessage, SendResult
@@ -51,6 +51,7 @@ from notifier.clock import FrozenClock
 from notifier.domain.channels import ChannelSpec
 from notifier.settings import load_settings
 from notifier.storage.models import Delivery
+from notifier.usecases.notice_requests import NoticeRequest
 
 TOKEN = "0123456789abcdef0123456789abcdef"  # the fake account's auth token (signs callbacks)
 PUBLIC = "https://notifier.example"  # what Twilio was given: one URL for every process
@@ -84,6 +85,7 @@ def prepare(url: str, texts: int) -> list[str]:
         sms_weekly_cap=0,
         sms_rate_per_second=100_000.0,  # the texts are only the data the callbacks name
         dispatch_concurrency=32,
+        **BENCH_GATES,
     )
     app = build_app(settings, clock=FrozenClock(NOW))
     try:
@@ -91,7 +93,15 @@ def prepare(url: str, texts: int) -> list[str]:
             "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
         )
         add_patients(app, texts)
-        app.notices.create("cova", "2025-02-19 12:30", "2025-02-21 00:00", "snow", channels="sms")
+        app.notices.create(
+            NoticeRequest(
+                location="cova",
+                starts="2025-02-19 12:30",
+                ends="2025-02-21 00:00",
+                reason="snow",
+                channels=("sms",),
+            )
+        )
         app.fanout.fire_due()
         dispatcher = app.dispatcher({"sms": Accepting()}, "bench")
         try:

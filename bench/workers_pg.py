@@ -26,10 +26,12 @@ from typing import Any
 
 import psycopg
 
+from bench.common import BENCH_GATES, BENCH_GATES_ENV
 from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
 from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
 from notifier.settings import load_settings
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_control import FakeTwilioProcess
 
 
@@ -61,7 +63,8 @@ def fresh_schema(url: str) -> Iterator[str]:
 
 def clinic(sa_url: str, recipients: int) -> None:
     """The location and its patients (SMS consent only), pinned to ``NOW``."""
-    app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
+    settings = load_settings(database_url=sa_url, **BENCH_GATES)
+    app = build_app(settings, clock=FrozenClock(NOW))
     app.locations.save(
         "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
     )
@@ -85,7 +88,7 @@ def service_env(sa_url: str, info: dict[str, Any], **settings: str) -> dict[str,
         "DISPATCH_CONCURRENCY": "32",
         "LOG_LEVEL": "WARNING",
     }
-    env.update({f"NOTIFIER_{k}": v for k, v in (values | settings).items()})
+    env.update({f"NOTIFIER_{k}": v for k, v in (BENCH_GATES_ENV | values | settings).items()})
     env["NO_PROXY"] = "127.0.0.1,localhost"
     return env
 
@@ -111,9 +114,17 @@ def run(url: str, recipients: int, workers: int) -> dict[str, float]:
                 subprocess.Popen([*command, "--role", "worker"], env=env) for _ in range(workers)
             ]
             time.sleep(3)  # let the workers start before the broadcast is queued
-            app = build_app(load_settings(database_url=sa_url), clock=FrozenClock(NOW))
+            app = build_app(
+                load_settings(database_url=sa_url, **BENCH_GATES), clock=FrozenClock(NOW)
+            )
             app.notices.create(
-                "cova", "2025-02-19 12:30", "2025-02-21 00:00", "snow", channels="sms"
+                NoticeRequest(
+                    location="cova",
+                    starts="2025-02-19 12:30",
+                    ends="2025-02-21 00:00",
+                    reason="snow",
+                    channels=("sms",),
+                )
             )
             app.close()
             processes.append(subprocess.Popen([*command, "--role", "scheduler"], env=env))

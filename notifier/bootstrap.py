@@ -28,6 +28,7 @@ from notifier.usecases.health import Health
 from notifier.usecases.locations import Locations
 from notifier.usecases.notices import Notices
 from notifier.usecases.patients import Patients
+from notifier.usecases.plans import Plans
 from notifier.usecases.previews import Previews
 from notifier.usecases.public import PublicNotices
 from notifier.usecases.sessions import Sessions
@@ -45,6 +46,7 @@ class App:
     locations: Locations
     notices: Notices
     previews: Previews
+    plans: Plans
     deliveries: Deliveries
     patients: Patients
     consent: Consent
@@ -99,6 +101,7 @@ def build_app(settings: Settings, clock: Clock | None = None, migrate: bool = Tr
     renderer = Renderer(settings.templates_dir)
     deps = Deps(db, clock, settings, Messages(renderer), registry.specs(), statuses)
     previews = Previews(deps)
+    plans = Plans(deps, previews)
     accounts = Accounts(deps)
     return App(
         settings=settings,
@@ -107,8 +110,9 @@ def build_app(settings: Settings, clock: Clock | None = None, migrate: bool = Tr
         renderer=renderer,
         deps=deps,
         locations=Locations(deps),
-        notices=Notices(deps, previews),
+        notices=Notices(deps, previews, plans),
         previews=previews,
+        plans=plans,
         deliveries=Deliveries(deps),
         patients=Patients(deps),
         consent=Consent(deps),

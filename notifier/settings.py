@@ -157,6 +157,17 @@ class Settings(BaseSettings):
     # Twilio queues at most ~10 h of a sender's traffic; longer broadcasts get a warning.
     sms_queue_window_seconds: float = Field(default=36000.0, gt=0)
 
+    # Confidence before a mass send (issue 20). A broadcast to more than this many patients
+    # waits for a second manager's approval (0: every broadcast does).
+    approval_threshold: int = Field(default=50, ge=0)
+    # The undo window: seconds between a broadcast's due time and its first provider request,
+    # during which `notifier notice cancel` sends nothing.
+    send_hold_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # The plan's cost estimate: per SMS segment and per email, in ``price_currency``.
+    sms_price_per_segment: float = Field(default=0.0079, ge=0)
+    email_price: float = Field(default=0.0, ge=0)
+    price_currency: str = Field(default="USD", min_length=1, max_length=8)
+
     # Fleet rate (issue 25). On PostgreSQL all workers share one send timeline per sender; each
     # reserves this many seconds of it at a time (fewer database round trips, coarser sharing).
     rate_grant_seconds: float = Field(default=0.5, gt=0, le=10)

@@ -74,6 +74,12 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
     return {name: factory(settings) for name, factory in CHANNELS.items() if enabled[name].enabled}
 
 
+def price(spec: ChannelSpec, settings: Settings) -> float | None:
+    """What one rate unit (a segment or a message) of the channel costs; None: not configured."""
+    value = getattr(settings, spec.price_setting, None)
+    return float(value) if isinstance(value, int | float) else None
+
+
 def rate(spec: ChannelSpec, settings: Settings) -> float:
     """The channel's configured rate: units (segments or messages) per second; with a pool of
     senders, the pool's (each patient's share follows the senders' rates)."""

@@ -60,6 +60,7 @@ class SmsChannel:
         senders_setting="twilio_from_numbers",
         rate_setting="sms_rate_per_second",
         cap_setting="sms_weekly_cap",
+        price_setting="sms_price_per_segment",
         quiet_hours=True,
         consent_field="sms_consent",
         # Twilio's MessageStatus in status callbacks; queued, sending, accepted change nothing.

@@ -7,9 +7,12 @@ import click
 
 from notifier.bootstrap import App
 from notifier.cli.output import as_dict, emit_json, emit_rows, print_preview
+from notifier.cli.plans import PLAN_COLUMNS, plan_lines, plan_rows
 from notifier.cli.root import app_of, main
 from notifier.cli.watching import notice_watch
-from notifier.domain.notices import Period
+from notifier.domain.actors import Actor
+from notifier.domain.notices import Period, ReasonCode
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier.usecases.views import NOT_REACHED_COLUMNS, Preview
 
 AFFECTED_COLUMNS = (
@@ -51,7 +54,19 @@ def notice() -> None:
     help="everyone: the general notice to all; affected: only patients with an appointment "
     "inside the closure, naming it; both: affected patients theirs, everyone else the general.",
 )
-@click.option("--reason", required=True, help="e.g. 'inclement weather'.")
+@click.option(
+    "--reason",
+    default="",
+    help="e.g. 'inclement weather', in the location's language (with --reason-code: extra "
+    "words beside the category's).",
+)
+@click.option(
+    "--reason-code",
+    type=click.Choice([c.value for c in ReasonCode]),
+    default=None,
+    help="The reason as a category, worded in every template language.",
+)
+@click.option("--reason-es", default=None, help="The reason's free text in Spanish.")
 @click.option(
     "--kind",
     type=click.Choice(["closure", "early-close", "delayed-open"]),
@@ -59,6 +74,7 @@ def notice() -> None:
     help="Defaults to what the times and business hours say.",
 )
 @click.option("--message", default=None, help="Custom wording instead of the generated text.")
+@click.option("--message-es", default=None, help="The custom wording in Spanish.")
 @click.option(
     "--send-at",
     default=None,
@@ -101,6 +117,20 @@ def notice() -> None:
     is_flag=True,
     help="Keep it off the public page, banner and feeds.",
 )
+@click.option(
+    "--as",
+    "as_email",
+    default=None,
+    metavar="EMAIL",
+    help="Act as this console user (recorded on the notice; needed to approve).",
+)
+@click.option(
+    "--emergency",
+    is_flag=True,
+    help="Send without a second manager's approval (recorded and flagged); needs "
+    "--emergency-reason.",
+)
+@click.option("--emergency-reason", default=None, help="Why this cannot wait for approval.")
 @click.option("--json", "as_json", is_flag=True, help="Print the created notice as JSON.")
 @click.pass_context
 def notice_create(
@@ -111,8 +141,11 @@ def notice_create(
     intervals: tuple[str, ...],
     audience: str,
     reason: str,
+    reason_code: str | None,
+    reason_es: str | None,
     kind: str | None,
     message: str | None,
+    message_es: str | None,
     send_at: str | None,
     channels: str | None,
     fallback: str | None,
@@ -121,29 +154,41 @@ def notice_create(
     urgent: bool | None,
     publish_at: str | None,
     private: bool,
+    as_email: str | None,
+    emergency: bool,
+    emergency_reason: str | None,
     as_json: bool,
 ) -> None:
     """Plan a closure notice and its broadcast (and a reminder): a draft, or queued to go
     out with --send-at."""
     app = app_of(ctx)
-    created = app.notices.create(
-        location_slug,
-        starts,
-        ends,
-        reason,
-        kind,
-        message,
-        send_at,
-        channels,
-        urgent,
+    if emergency_reason is not None and not emergency:
+        raise click.UsageError("--emergency-reason goes with --emergency")
+    if emergency and emergency_reason is None:
+        raise click.UsageError("--emergency needs --emergency-reason TEXT (recorded on the notice)")
+    request = NoticeRequest(
+        location=location_slug,
+        starts=starts,
+        ends=ends,
         intervals=intervals,
+        reason=reason,
+        kind=kind,
+        message=message,
+        send_at=send_at,
+        channels=tuple(channels.split(",")) if channels else (),
+        urgent=urgent,
         audience=audience,
         reminder_at=reminder_at,
         reminder_audience=reminder_audience,
         publish_at=publish_at,
         private=private,
         fallback=fallback,
+        emergency_reason=emergency_reason,
+        reason_code=reason_code,
+        reason_texts={"es": reason_es} if reason_es is not None else {},
+        message_texts={"es": message_es} if message_es is not None else {},
     )
+    created = app.notices.create(request, acting(app, as_email))
     view = created.notice
     if as_json:
         emit_json(as_dict(view))
@@ -153,6 +198,14 @@ def notice_create(
         when = "not scheduled" if b.status == "draft" else f"at {b.send_at}"
         click.echo(f"  broadcast {b.id}: {','.join(b.channels)} {when}")
     _preview(app, created.preview)
+    if view.needs_approval and view.approved_by is None:
+        click.echo(
+            f"\nawaiting approval: more patients than NOTIFIER_APPROVAL_THRESHOLD; nothing is "
+            f"sent until another manager runs: notifier notice approve {view.id} --as EMAIL "
+            f"(see the plan: notifier notice plan {view.id})"
+        )
+    if view.emergency_reason:
+        click.echo(f"\nemergency send without approval, recorded: {view.emergency_reason}")
     if send_at is None:
         click.echo(
             f"\nnothing is sent until: notifier notice send {view.id} --send-at now "
@@ -165,10 +218,18 @@ def notice_create(
 @click.option(
     "--send-at", required=True, help="'now' or 'YYYY-MM-DD HH:MM' in the location's zone."
 )
+@click.option(
+    "--as",
+    "as_email",
+    default=None,
+    metavar="EMAIL",
+    help="Act as this console user (recorded on the notice; needed to approve).",
+)
 @click.pass_context
-def notice_send(ctx: click.Context, notice_id: int, send_at: str) -> None:
+def notice_send(ctx: click.Context, notice_id: int, send_at: str, as_email: str | None) -> None:
     """Schedule a draft notice: its broadcast goes out at --send-at."""
-    view, warnings = app_of(ctx).notices.send(notice_id, send_at)
+    app = app_of(ctx)
+    view, warnings = app.notices.send(notice_id, send_at, acting(app, as_email))
     for warning in warnings:
         click.echo(f"warning: {warning}")
     first = view.broadcasts[0]
@@ -210,11 +271,17 @@ def notice_list(ctx: click.Context, location_slug: str | None, as_json: bool) ->
         click.echo(f"{period.value.capitalize()}:")
         for v in listed:
             click.echo(
-                f"  {v.id}\t{v.location}\t{v.state}\t{v.starts[:16]} → {v.ends[:16]}\t{v.reason}"
+                f"  {v.id}\t{v.location}\t{v.state}\t{v.starts[:16]} → {v.ends[:16]}\t"
+                + " · ".join(part for part in (v.reason_code, v.reason) if part)
             )
-        for b in v.broadcasts:
-            if b.status == "failed":
-                click.echo(f"    broadcast {b.id} failed: {b.status_reason}")
+            if v.hold_seconds_left is not None:
+                click.echo(
+                    f"    sends in {v.hold_seconds_left} s (undo window until "
+                    f"{(v.held_until or '')[11:19]}): notifier notice cancel {v.id}"
+                )
+            for b in v.broadcasts:
+                if b.status == "failed":
+                    click.echo(f"    broadcast {b.id} failed: {b.status_reason}")
 
 
 @notice.command("cancel")
@@ -224,10 +291,18 @@ def notice_list(ctx: click.Context, location_slug: str | None, as_json: bool) ->
     is_flag=True,
     help="Tell the patients it already reached that the clinic is open after all.",
 )
+@click.option(
+    "--as",
+    "as_email",
+    default=None,
+    metavar="EMAIL",
+    help="Act as this console user (recorded on the notice; needed to approve).",
+)
 @click.pass_context
-def notice_cancel(ctx: click.Context, notice_id: int, notify: bool) -> None:
-    """Cancel a notice: nothing more of it is sent."""
-    view = app_of(ctx).notices.cancel(notice_id, notify=notify)
+def notice_cancel(ctx: click.Context, notice_id: int, notify: bool, as_email: str | None) -> None:
+    """Cancel a notice: nothing more of it is sent (in the undo window: nothing at all)."""
+    app = app_of(ctx)
+    view = app.notices.cancel(notice_id, notify=notify, actor=acting(app, as_email))
     if view.id != notice_id:
         click.echo(
             f"notice {notice_id} cancelled; notice {view.id} (version {view.version}) tells "
@@ -253,6 +328,13 @@ def notice_retry(ctx: click.Context, notice_id: int) -> None:
 @click.option("--interval", "intervals", multiple=True, help="New interval(s) 'START/END'.")
 @click.option("--reason", default=None)
 @click.option("--message", default=None, help="New custom wording.")
+@click.option(
+    "--as",
+    "as_email",
+    default=None,
+    metavar="EMAIL",
+    help="Act as this console user (recorded on the notice; needed to approve).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def notice_update(
@@ -263,13 +345,20 @@ def notice_update(
     intervals: tuple[str, ...],
     reason: str | None,
     message: str | None,
+    as_email: str | None,
     as_json: bool,
 ) -> None:
     """New times or wording: a new version, worded with the location's hours as they are now;
     unsent copies of the old one are withdrawn and only patients the old one reached are told."""
     app = app_of(ctx)
     view = app.notices.update(
-        notice_id, starts=starts, ends=ends, intervals=intervals, reason=reason, message=message
+        notice_id,
+        starts=starts,
+        ends=ends,
+        intervals=intervals,
+        reason=reason,
+        message=message,
+        actor=acting(app, as_email),
     )
     if as_json:
         emit_json(as_dict(view))
@@ -300,6 +389,65 @@ def notice_not_reached(ctx: click.Context, notice_id: int, fmt: str) -> None:
     phone and email, for the front desk to call. Unmasked: for managers only."""
     rows = [as_dict(v) for v in app_of(ctx).deliveries.not_reached(notice_id)]
     emit_rows(fmt, rows, NOT_REACHED_COLUMNS)
+
+
+@notice.command("plan")
+@click.argument("notice_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.pass_context
+def notice_plan(ctx: click.Context, notice_id: int, fmt: str) -> None:
+    """Before anything is sent: per channel who will get a message and who will not and why,
+    quiet hours, languages, segments, cost, and when the first and last messages go out."""
+    plan = app_of(ctx).plans.of_notice(notice_id)
+    if fmt == "json":
+        emit_json(as_dict(plan))
+    elif fmt == "csv":
+        emit_rows("csv", plan_rows(plan), PLAN_COLUMNS)
+    else:
+        for line in plan_lines(plan):
+            click.echo(line)
+
+
+@notice.command("approve")
+@click.argument("notice_id", type=int)
+@click.option(
+    "--as",
+    "as_email",
+    required=True,
+    metavar="EMAIL",
+    help="The approving manager (a console user other than the notice's creator).",
+)
+@click.pass_context
+def notice_approve(ctx: click.Context, notice_id: int, as_email: str) -> None:
+    """Let a notice awaiting approval go out (a second manager; never its creator)."""
+    app = app_of(ctx)
+    view = app.notices.approve(notice_id, app.accounts.actor_for_email(as_email))
+    first = view.broadcasts[0]
+    click.echo(
+        f"notice {view.id} approved by {as_email}: broadcast {first.id} at {first.send_at}, "
+        f"after the {app.settings.send_hold_seconds:g} s undo window"
+    )
+
+
+@notice.command("history")
+@click.argument("notice_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def notice_history(ctx: click.Context, notice_id: int, as_json: bool) -> None:
+    """Who created, approved, sent alone or cancelled the notice and its versions, and when."""
+    entries = app_of(ctx).notices.history(notice_id)
+    if as_json:
+        emit_json([as_dict(e) for e in entries])
+        return
+    for e in entries:
+        detail = f" ({e.detail})" if e.detail else ""
+        click.echo(f"{e.at[:19]}  notice {e.notice_id} v{e.version}  {e.action} by {e.by}{detail}")
+
+
+def acting(app: App, as_email: str | None) -> Actor:
+    """The console user named by --as, or the operator (who may create, cancel and update, and
+    never approve: approval needs a named person other than the creator)."""
+    return Actor.operator() if as_email is None else app.accounts.actor_for_email(as_email)
 
 
 notice.add_command(notice_watch)

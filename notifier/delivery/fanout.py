@@ -8,19 +8,15 @@ others due at the same moment go out regardless.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session
-
-from notifier import channels as registry
 from notifier.delivery import faults
-from notifier.domain.channels import ChannelSpec
 from notifier.domain.notices import WITHDRAWN, BroadcastStatus, too_late
 from notifier.storage import notices as notice_rows
 from notifier.storage import recipients as recipient_rows
-from notifier.storage.models import Notice
 from notifier.usecases import Deps
-from notifier.usecases.previews import Previews, Recipients
+from notifier.usecases.plans import fan_out_broadcast
+from notifier.usecases.previews import Previews
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +38,9 @@ class Fanout:
         """
         now = self.clock.now()
         with self.db.session() as s:
-            due = notice_rows.due_broadcast_ids(s, now)
+            # The undo window: a broadcast is taken only once its hold after its due time is
+            # over; until then ``Notices.cancel`` withdraws it with nothing sent.
+            due = notice_rows.due_broadcast_ids(s, now - self._hold)
         fired = 0
         for broadcast_id in due:
             try:
@@ -52,9 +50,14 @@ class Fanout:
         return fired
 
     def next_due(self) -> datetime | None:
-        """When the earliest scheduled broadcast is due."""
+        """When the earliest scheduled broadcast is due, its undo window over."""
         with self.db.session() as s:
-            return notice_rows.next_send_at(s)
+            due = notice_rows.next_send_at(s)
+        return None if due is None else due + self._hold
+
+    @property
+    def _hold(self) -> timedelta:
+        return timedelta(seconds=self.deps.settings.send_hold_seconds)
 
     def finish(self) -> int:
         """Mark sending broadcasts whose deliveries are all final as done."""
@@ -96,22 +99,7 @@ class Fanout:
                 s, broadcast_id, BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING, now
             ):
                 return 0  # another scheduler won the race
-            counts: dict[str, int] = {}
-            for name in broadcast.channels.split(","):
-                spec = self.deps.channels.get(name)
-                if spec is None:
-                    raise LookupError(
-                        f"channel {name!r} is not registered in this version of Notifier"
-                    )
-                status = self.deps.statuses[name]
-                counts[name] = recipient_rows.fan_out(
-                    s,
-                    broadcast,
-                    spec,
-                    now,
-                    None if status.enabled else status.reason,
-                    weekly_cap=registry.weekly_cap(spec, self.deps.settings),
-                )
+            counts = fan_out_broadcast(self.deps, s, broadcast, now)
             notice_id, send_at = notice.id, broadcast.send_at
         # After the commit: the estimate informs, it never decides; nothing in it may undo the
         # fan-out.
@@ -144,7 +132,7 @@ class Fanout:
                     notice_rows.facts(notice),
                     notice.location_id,
                     channels,
-                    lambda spec: self._queued(s, notice, broadcast_id, spec),
+                    lambda spec: self.previews.queued(s, notice, broadcast_id, spec),
                 )
         except Exception as error:
             log.warning(
@@ -161,23 +149,6 @@ class Fanout:
                 extra={"action": "broadcast_too_long", "broadcast_id": broadcast_id},
             )
         return estimate.seconds
-
-    def _queued(
-        self, s: Session, notice: Notice, broadcast_id: int, spec: ChannelSpec
-    ) -> Recipients:
-        """Who the fan-out queued, with each appointment-naming patient's own appointments."""
-        names, patients = recipient_rows.queued_names(s, broadcast_id, spec.name)
-        appointments: dict[int, list[tuple[datetime, str]]] = {p.id: [] for p in patients}
-        if patients:
-            for a in notice_rows.affected_appointments(
-                s,
-                notice.location_id,
-                notice_rows.closure_of(notice).intervals,
-                patient_ids=list(appointments),
-            ):
-                appointments[a.patient_id].append((a.starts_at, a.provider))
-        own = [(p.language, p.first_name, appointments[p.id]) for p in patients]
-        return Recipients(names, own)
 
     def _failed(self, broadcast_id: int, error: Exception) -> None:
         """Mark the broadcast failed with the reason (its transaction was rolled back, so no

@@ -70,8 +70,13 @@ class ChannelSpec:
     # The provider fetches the words from us while it delivers them (a call's TwiML): they are
     # kept when the message is prepared.
     served: bool = False
+    # The Settings field with the price of one rate unit (a segment or a message), for the
+    # plan's cost estimate; default ``<name>_price`` (a channel without one shows no cost).
+    price_setting: str = ""
 
     def __post_init__(self) -> None:
+        if not self.price_setting:
+            object.__setattr__(self, "price_setting", f"{self.name}_price")
         if not self.consent_field:
             object.__setattr__(self, "consent_field", f"{self.name}_consent")
         if not self.csv_column:
@@ -99,10 +104,10 @@ class ChannelSpec:
         return code in self.curable_codes or f"{code[:1]}xx" in self.curable_codes
 
 
-def parse_channels(text: str | Iterable[str], known: Iterable[str]) -> tuple[str, ...]:
-    """Channel names from ``"sms,email"`` (or a list), each one of ``known``, deduplicated."""
+def parse_channels(given: Iterable[str], known: Iterable[str]) -> tuple[str, ...]:
+    """Channel names as given, each one of ``known``, deduplicated."""
     allowed = list(known)
-    names = [c.strip().lower() for c in (text.split(",") if isinstance(text, str) else text)]
+    names = [c.strip().lower() for c in given]
     names = [n for n in names if n]
     unknown = [n for n in names if n not in allowed]
     if unknown or not names:

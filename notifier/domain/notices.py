@@ -3,8 +3,8 @@ too late to tell anyone."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -64,12 +64,18 @@ def parse_reminder_audience(value: str) -> ReminderAudience:
 
 class BroadcastStatus(StrEnum):
     DRAFT = "draft"  # planned, not scheduled: waits for someone to say when (``notice send``)
+    # More patients than NOTIFIER_APPROVAL_THRESHOLD: waits for a second manager's approval.
+    AWAITING_APPROVAL = "awaiting_approval"
     SCHEDULED = "scheduled"  # waiting for its send time
     SENDING = "sending"  # fanned out into deliveries
     DONE = "done"  # every delivery reached a final state
     EXPIRED = "expired"  # the closure ended before it could go out
     CANCELLED = "cancelled"
     FAILED = "failed"  # the fan-out hit an unexpected error (status_reason); can be retried
+
+
+WAITING = (BroadcastStatus.DRAFT, BroadcastStatus.AWAITING_APPROVAL, BroadcastStatus.SCHEDULED)
+"""A broadcast in one of these states has not gone out yet."""
 
 
 class Template(StrEnum):
@@ -83,6 +89,32 @@ class Template(StrEnum):
 
 ACTIVE_APPOINTMENT_STATUSES = ("scheduled", "confirmed")
 APPOINTMENT_STATUSES = ("scheduled", "confirmed", "cancelled", "completed", "no-show")
+
+
+class ReasonCode(StrEnum):
+    """Why a clinic closes, as a category each template language words in its own way
+    (``templates/_macros/reasons.<language>.j2``)."""
+
+    WEATHER = "weather"
+    POWER = "power"
+    WATER = "water"
+    STAFF = "staff"
+    HOLIDAY = "holiday"
+    EMERGENCY = "emergency"
+    MAINTENANCE = "maintenance"
+    OTHER = "other"  # no words of its own: the free text is the reason
+
+
+def parse_reason_code(value: str | None) -> ReasonCode | None:
+    if not value:
+        return None
+    try:
+        return ReasonCode(value.strip().lower())
+    except ValueError:
+        raise ValidationError(
+            f"reason code {value!r} not understood: use {', '.join(c.value for c in ReasonCode)}",
+            "reason_code",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -108,6 +140,24 @@ class NoticeFacts:
     # What this version changed from the one it replaced ("times", "reason", "wording"):
     # an update's messages say so.
     changed: tuple[str, ...] = ()
+    # A reason category, worded by each language's templates; ``reason`` and ``message`` are in
+    # the clinic's language, ``reasons`` and ``messages`` the same in other languages (a
+    # message never carries text written in another language).
+    reason_code: ReasonCode | None = None
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    messages: Mapping[str, str] = field(default_factory=dict)
+
+    def reason_in(self, language: str) -> str:
+        """The free-text reason written in ``language`` ("" when there is none)."""
+        if language == self.clinic.default_language:
+            return self.reason
+        return self.reasons.get(language, "")
+
+    def message_in(self, language: str) -> str | None:
+        """The custom message written in ``language`` (None when there is none)."""
+        if language == self.clinic.default_language:
+            return self.message
+        return self.messages.get(language)
 
 
 def what_changed(before: NoticeFacts, after: NoticeFacts) -> tuple[str, ...]:
@@ -115,9 +165,13 @@ def what_changed(before: NoticeFacts, after: NoticeFacts) -> tuple[str, ...]:
     changes = []
     if before.closure.intervals != after.closure.intervals:
         changes.append("times")
-    if before.reason != after.reason:
+    if (before.reason, before.reason_code, dict(before.reasons)) != (
+        after.reason,
+        after.reason_code,
+        dict(after.reasons),
+    ):
         changes.append("reason")
-    if before.message != after.message:
+    if (before.message, dict(before.messages)) != (after.message, dict(after.messages)):
         changes.append("wording")
     return tuple(changes)
 
@@ -194,10 +248,14 @@ def parse_audience(value: str) -> Audience:
         ) from None
 
 
-def check_wording(reason: str | None, message: str | None) -> None:
-    """A reason is required; custom wording, when given, must say something."""
-    if reason is not None and not reason.strip():
-        raise ValidationError("give a reason (e.g. 'inclement weather')", "reason")
+def check_wording(reason: str | None, message: str | None, code: ReasonCode | None = None) -> None:
+    """A reason is required (a category, free text, or both; "other" needs the text); custom
+    wording, when given, must say something."""
+    words_of_its_own = code is not None and code is not ReasonCode.OTHER
+    if reason is not None and not reason.strip() and not words_of_its_own:
+        raise ValidationError(
+            "give a reason (e.g. 'inclement weather') or a reason code (e.g. weather)", "reason"
+        )
     if message is not None and not message.strip():
         raise ValidationError("the custom message is empty: leave it out or write it", "message")
 
@@ -238,12 +296,9 @@ def check_send_time(
         )
 
 
-def channels_of(broadcast_channels: Sequence[str]) -> tuple[str, ...]:
-    """The distinct channels of a notice's broadcasts (each a comma-separated list), in order."""
-    names: list[str] = []
-    for listed in broadcast_channels:
-        names.extend(name for name in listed.split(",") if name)
-    return tuple(dict.fromkeys(names))
+def channels_of(broadcast_channels: Sequence[Sequence[str]]) -> tuple[str, ...]:
+    """The distinct channels of a notice's broadcasts (each its channel names), in order."""
+    return tuple(dict.fromkeys(name for names in broadcast_channels for name in names))
 
 
 # --- what staff are told a notice is ------------------------------------------------------
@@ -259,6 +314,7 @@ class Period(StrEnum):
 
 class Action(StrEnum):
     SEND = "send"  # schedule a draft
+    APPROVE = "approve"  # a second manager lets a large broadcast go out
     UPDATE = "update"
     CANCEL = "cancel"
     RETRY = "retry"  # a broadcast's fan-out failed
@@ -272,6 +328,7 @@ KIND_WORDS = {
 
 _SENDING_WORDS = {
     BroadcastStatus.DRAFT: "draft",
+    BroadcastStatus.AWAITING_APPROVAL: "awaiting approval",
     BroadcastStatus.SCHEDULED: "scheduled",
     BroadcastStatus.SENDING: "sending",
     BroadcastStatus.DONE: "sent",
@@ -318,6 +375,8 @@ def standing(
     words = under_way if starts <= now else ahead
     if first is BroadcastStatus.DRAFT:
         words, actions = f"draft · {words}", [Action.SEND, *actions]
+    elif first is BroadcastStatus.AWAITING_APPROVAL:
+        words, actions = f"awaiting approval · {words}", [Action.APPROVE, *actions]
     elif change is NoticeChange.UPDATE:
         words += " · updated"
     if BroadcastStatus.FAILED in broadcasts:

@@ -19,11 +19,12 @@ def context(
     appointments: Sequence[tuple[datetime, str]] = (),
 ) -> MessageContext:
     """The template variables for one message: the notice's words in ``language``, addressed to
-    ``first_name``, naming ``appointments`` (start, provider) when the patient has some. A
-    custom message is in one language, the location's: every patient gets it with that
-    language's words around it (never another language's footer glued on)."""
+    ``first_name``, naming ``appointments`` (start, provider) when the patient has some. The
+    reason and a custom message are the ones written in ``language`` (never another
+    language's text); a custom message not written in ``language`` goes in the location's
+    language, with that language's words around it (never another language's footer)."""
     closure = facts.closure
-    if facts.message:
+    if facts.message and facts.message_in(language) is None:
         language = facts.clinic.default_language
     phone = facts.clinic.phone
     return MessageContext(
@@ -31,10 +32,11 @@ def context(
         location_name=facts.clinic.name,
         location_phone=display_phone(phone) if phone else None,
         location_phone_e164=phone,
-        reason=facts.reason,
+        reason=facts.reason_in(language),
+        reason_code=facts.reason_code.value if facts.reason_code else None,
         segments=closure.wording(),
         reopens=closure.reopening_to_say(),
-        custom_message=facts.message,
+        custom_message=facts.message_in(language),
         first_name=first_name,
         change=facts.change.value,
         changed=facts.changed,

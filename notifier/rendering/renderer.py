@@ -61,6 +61,9 @@ class MessageContext:
     appointments: Sequence[AppointmentInfo] = ()  # the patient's own affected appointments
     changed: Sequence[str] = ()  # what an update changed: "times", "reason", "wording"
     extra: dict[str, Any] = field(default_factory=dict)
+    # A reason category (domain.notices.ReasonCode): its words come from the language's
+    # templates/_macros/reasons.<language>.j2; ``reason`` is then the free text beside it.
+    reason_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,27 @@ class Renderer:
         html = self._render(f"{name}.html.j2", ctx, html=True)
         return Rendered(text=text, subject=subject, html=html)
 
+    def reason_words(self, language: str, code: str | None, text: str) -> str:
+        """The reason as a message in ``language`` says it: the category's words from
+        ``_macros/reasons.<language>.j2``, and the free text written in that language beside
+        them (in parentheses) or alone."""
+        if not code:
+            return text
+        name = f"_macros/reasons.{language}.j2"
+        try:
+            words = getattr(self.env.get_template(name).module, "REASONS", {})
+        except TemplateNotFound:
+            raise TemplateError(
+                f"template {name} is missing from {self.templates_dir} (language {language!r} "
+                "needs the words of every reason category)"
+            ) from None
+        if code not in words:
+            raise TemplateError(f"template {name} has no words for the reason {code!r}")
+        phrase = str(words[code])
+        if phrase and text:
+            return f"{phrase} ({text})"
+        return phrase or text
+
     def _render(self, name: str, ctx: MessageContext, html: bool = False) -> str:
         locale = LOCALES.get(ctx.language, ctx.language)
         variables = {
@@ -144,7 +168,7 @@ class Renderer:
                 "phone": ctx.location_phone,
                 "phone_e164": ctx.location_phone_e164,
             },
-            "reason": ctx.reason,
+            "reason": self.reason_words(ctx.language, ctx.reason_code, ctx.reason),
             "message": ctx.custom_message,
             "segments": list(ctx.segments),
             "reopens": ctx.reopens,

@@ -110,6 +110,10 @@ class Notice(Base):
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reason: Mapped[str] = mapped_column(Text)
     message: Mapped[str | None] = mapped_column(Text)
+    # A reason category (domain.notices.ReasonCode), and the reason and custom message in
+    # languages other than the location's: {"reason": {"es": ...}, "message": {"es": ...}}.
+    reason_code: Mapped[str | None] = mapped_column(String(20))
+    texts: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20))
     version: Mapped[int] = mapped_column(Integer, default=1)
     # What the notice was judged against, kept with it: the closed intervals as
@@ -129,6 +133,22 @@ class Notice(Base):
     private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Who did what (issue 20): each an actor's kind (operator, user, token), id and name.
+    created_by_kind: Mapped[str | None] = mapped_column(String(20))
+    created_by_id: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str | None] = mapped_column(String(254))
+    # More patients than NOTIFIER_APPROVAL_THRESHOLD: a second manager approves before it sends.
+    needs_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    approved_by_kind: Mapped[str | None] = mapped_column(String(20))
+    approved_by_id: Mapped[int | None] = mapped_column(Integer)
+    approved_by: Mapped[str | None] = mapped_column(String(254))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Sent by one manager alone, with the reason they gave (flagged in the log and console).
+    emergency_reason: Mapped[str | None] = mapped_column(Text)
+    cancelled_by_kind: Mapped[str | None] = mapped_column(String(20))
+    cancelled_by_id: Mapped[int | None] = mapped_column(Integer)
+    cancelled_by: Mapped[str | None] = mapped_column(String(254))
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     location: Mapped[Location] = relationship()
     broadcasts: Mapped[list[Broadcast]] = relationship(
@@ -158,6 +178,11 @@ class Broadcast(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     notice: Mapped[Notice] = relationship(back_populates="broadcasts")
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """``channels`` as names: the one place the stored comma list is split."""
+        return tuple(name for name in self.channels.split(",") if name)
 
 
 class Delivery(Base):

@@ -10,10 +10,18 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload, object_session
 
-from notifier.domain.closures import BusinessHours, Closure, Interval, intervals_from_json, zone
+from notifier.domain.closures import (
+    BusinessHours,
+    Closure,
+    Interval,
+    intervals_from_json,
+    intervals_to_json,
+    zone,
+)
 from notifier.domain.deliveries import REACHED_STATES, DeliveryState
 from notifier.domain.notices import (
     ACTIVE_APPOINTMENT_STATUSES,
+    WAITING,
     WITHDRAWN,
     Audience,
     BroadcastStatus,
@@ -21,11 +29,13 @@ from notifier.domain.notices import (
     Heard,
     NoticeChange,
     NoticeFacts,
+    NoticeKind,
     NoticeStatus,
+    ReasonCode,
     what_changed,
 )
 from notifier.storage.deliveries import set_states
-from notifier.storage.models import Appointment, Broadcast, Delivery, Notice
+from notifier.storage.models import Appointment, Broadcast, Delivery, Location, Notice
 from notifier.storage.rows import changed
 
 
@@ -80,6 +90,65 @@ def _facts(notice: Notice) -> NoticeFacts:
         change=NoticeChange(notice.change),
         audience=Audience(notice.audience),
         clinic=Clinic(location.name, location.phone, location.default_language),
+        reason_code=ReasonCode(notice.reason_code) if notice.reason_code else None,
+        reasons=dict((notice.texts or {}).get("reason", {})),
+        messages=dict((notice.texts or {}).get("message", {})),
+    )
+
+
+def new_notice(location: Location, facts: NoticeFacts, kind: NoticeKind, now: datetime) -> Notice:
+    """A notice row keeping its facts: intervals, and the zone and hours they were judged by."""
+    closure = facts.closure
+    return Notice(
+        location=location,
+        kind=kind.value,
+        starts_at=closure.starts,
+        ends_at=closure.ends,
+        intervals=intervals_to_json(closure.intervals),
+        timezone=closure.tz.key,
+        business_hours=closure.hours.to_json(),
+        audience=facts.audience.value,
+        change=facts.change.value,
+        reason=facts.reason,
+        message=facts.message,
+        reason_code=facts.reason_code.value if facts.reason_code else None,
+        texts=_texts(facts),
+        status=NoticeStatus.ACTIVE.value,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _texts(facts: NoticeFacts) -> dict[str, dict[str, str]] | None:
+    texts = {
+        part: dict(by_language)
+        for part, by_language in (("reason", facts.reasons), ("message", facts.messages))
+        if by_language
+    }
+    return texts or None
+
+
+def new_broadcast(
+    notice: Notice,
+    send_at: datetime,
+    channels: Sequence[str],
+    urgent: bool | None,
+    now: datetime,
+    repeats_id: int | None = None,
+    status: BroadcastStatus = BroadcastStatus.SCHEDULED,
+) -> Broadcast:
+    """A broadcast row (its channels stored as one comma list, read by
+    ``Broadcast.channel_names``); a draft's ``send_at`` is when it was drafted until
+    ``Notices.send`` sets it."""
+    return Broadcast(
+        notice=notice,
+        send_at=send_at,
+        channels=",".join(channels),
+        urgent=urgent,
+        status=status.value,
+        repeats_id=repeats_id,
+        created_at=now,
     )
 
 
@@ -123,7 +192,8 @@ def due_broadcast_ids(s: Session, now: datetime, limit: int = 100) -> list[int]:
 
 
 def next_send_at(s: Session) -> datetime | None:
-    """When the earliest scheduled broadcast is due (served by ix_broadcasts_status_send_at)."""
+    """When the earliest scheduled broadcast is due (served by ix_broadcasts_status_send_at);
+    the fan-out takes it the undo window later."""
     return s.scalar(
         select(func.min(Broadcast.send_at)).where(Broadcast.status == BroadcastStatus.SCHEDULED)
     )
@@ -273,9 +343,7 @@ def _withdraw(
         update(Broadcast)
         .where(
             Broadcast.notice_id == notice_id,
-            Broadcast.status.in_(
-                [BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED, BroadcastStatus.FAILED]
-            ),
+            Broadcast.status.in_([*WAITING, BroadcastStatus.FAILED]),
         )
         .values(status=BroadcastStatus.CANCELLED.value, status_reason=reason, finished_at=now),
     )

@@ -111,3 +111,16 @@ def longest_first_names(s: Session, location_id: int, spec: ChannelSpec) -> list
         .order_by(Patient.language)
     )
     return [(language, name) for language, name in rows]
+
+
+def without_address(s: Session, location_id: int, spec: ChannelSpec) -> int:
+    """Patients at the location with no address for the channel (none given, or an invalid one
+    left out at import): no fan-out ever sees them."""
+    return int(
+        s.scalar(
+            select(func.count()).where(
+                Patient.location_id == location_id, address_column(spec).is_(None)
+            )
+        )
+        or 0
+    )

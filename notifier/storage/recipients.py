@@ -415,3 +415,29 @@ def finish_broadcasts(s: Session, now: datetime) -> int:
         .where(Broadcast.status == BroadcastStatus.SENDING, ~still_open)
         .values(status=BroadcastStatus.DONE.value, finished_at=now),
     )
+
+
+def decided(s: Session, broadcast_id: int) -> list[tuple[str, str, str | None, str, int]]:
+    """What a broadcast's fan-out decided, counted: (channel, state, reason, the patient's
+    language, deliveries)."""
+    rows = s.execute(
+        select(
+            Delivery.channel, Delivery.state, Delivery.error_message, Patient.language, func.count()
+        )
+        .join(Patient, Patient.id == Delivery.patient_id)
+        .where(Delivery.broadcast_id == broadcast_id)
+        .group_by(Delivery.channel, Delivery.state, Delivery.error_message, Patient.language)
+    )
+    return [(c, state, why, language, int(n)) for c, state, why, language, n in rows]
+
+
+def patients_to_send(s: Session, broadcast_id: int) -> int:
+    """How many patients a broadcast's fan-out queued a message for (on any channel)."""
+    return int(
+        s.scalar(
+            select(func.count(func.distinct(Delivery.patient_id))).where(
+                Delivery.broadcast_id == broadcast_id, Delivery.state == DeliveryState.PENDING
+            )
+        )
+        or 0
+    )

@@ -30,9 +30,9 @@ class Deps:
     def spec(self, name: str) -> ChannelSpec:
         return self.channels[name]
 
-    def default_channels(self) -> str:
-        """The channels of a notice that names none (``"sms,email"``)."""
-        return ",".join(name for name, spec in self.channels.items() if spec.by_default)
+    def default_channels(self) -> tuple[str, ...]:
+        """The channels of a notice that names none (SMS and email; a call only when asked)."""
+        return tuple(name for name, spec in self.channels.items() if spec.by_default)
 
 
 class UseCase:

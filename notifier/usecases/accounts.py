@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
-from notifier.domain.actors import Role
+from notifier.domain.actors import Actor, ActorKind, Role
 from notifier.domain.contacts import mask_email, normalize_email
 from notifier.errors import NotFoundError, ValidationError
 from notifier.storage import accounts as account_rows
@@ -126,6 +126,15 @@ class Accounts(UseCase):
                 s, name[:100], token_digest(token), self.clock.now(), sees_patients
             )
         return token
+
+    def actor_for_email(self, email: str) -> Actor:
+        """The console user named by ``email`` as the acting person (the CLI's ``--as``);
+        NotFoundError for an unknown or disabled user."""
+        with self.db.session() as s:
+            user = account_rows.user_by_email(s, email) if "\x00" not in email else None
+            if user is None or user.disabled_at is not None:
+                raise NotFoundError(f"no active user {mask_email(email.strip())}", "as")
+            return Actor(ActorKind.USER, user.id, user.email, Role(user.role), None)
 
     def token_sees_patients(self, token: str) -> bool:
         """Whether a live API token may read patients' names and addresses."""

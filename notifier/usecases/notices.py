@@ -1,6 +1,7 @@
-"""Notices: create (checked, rendered once, stored with what it was judged against), list,
-update (a new version), cancel, retry a broadcast that failed, and the appointments a closure
-affects."""
+"""Notice commands: create (checked, rendered once, stored with what it was judged against),
+draft (the same, stored nowhere), send a draft, update (a new version), cancel, and retry a
+broadcast that failed. Reading is in ``usecases.notice_queries``; the request's shape and its
+checks in ``usecases.notice_requests``."""
 
 from __future__ import annotations
 
@@ -11,207 +12,139 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from notifier.domain.actors import Actor, ActorKind
 from notifier.domain.channels import parse_fallback
-from notifier.domain.closures import (
-    BusinessHours,
-    Closure,
-    Interval,
-    intervals_from_json,
-    intervals_to_json,
-    parse_interval,
-    parse_local,
-    zone,
-)
+from notifier.domain.closures import BusinessHours, Closure, intervals_from_json, zone
 from notifier.domain.notices import (
+    WAITING,
     Audience,
     BroadcastStatus,
     Clinic,
     NoticeChange,
     NoticeFacts,
-    NoticeKind,
     NoticeStatus,
     ReminderAudience,
+    channels_of,
     check_not_over,
     check_send_time,
     check_wording,
     parse_audience,
     parse_kind,
+    parse_reason_code,
     parse_reminder_audience,
     too_late,
 )
 from notifier.domain.quiet_hours import QuietHours, send_time_warning
 from notifier.errors import ValidationError
 from notifier.storage import notices as notice_rows
-from notifier.storage.models import Broadcast, Location, Notice
-from notifier.usecases import Deps, UseCase
-from notifier.usecases.lookups import location_id_of, require_location, require_notice
-from notifier.usecases.previews import Previews
-from notifier.usecases.views import (
-    AffectedAppointment,
-    Created,
-    NoticeView,
-    Preview,
-    notice_view,
+from notifier.storage.models import Location, Notice
+from notifier.usecases import Deps
+from notifier.usecases.lookups import require_location, require_notice
+from notifier.usecases.notice_queries import NoticeQueries
+from notifier.usecases.notice_requests import (
+    NoticeRequest,
+    closure_from_input,
+    publish_instant,
+    reminder_instant,
+    send_instant,
+    translations,
 )
+from notifier.usecases.plans import Plans
+from notifier.usecases.previews import Previews
+from notifier.usecases.views import Created, HistoryEntry, NoticeView, Preview, history_of
+
+OPERATOR = Actor.operator()
 
 log = logging.getLogger(__name__)
 
 
-class Notices(UseCase):
-    def __init__(self, deps: Deps, previews: Previews) -> None:
+class Notices(NoticeQueries):
+    def __init__(self, deps: Deps, previews: Previews, plans: Plans) -> None:
         super().__init__(deps)
         self.previews = previews
-
-    # --- reading ------------------------------------------------------------------------
-
-    def get(self, notice_id: int) -> NoticeView:
-        with self.db.session() as s:
-            return self._view(s, require_notice(s, notice_id))
-
-    def all(self, location_slug: str | None = None) -> list[NoticeView]:
-        """Every notice (of a location), as stored: nothing is re-checked, so one notice whose
-        location has changed since never stops the list."""
-        with self.db.session() as s:
-            return self._views(s, notice_rows.notices(s, location_id_of(s, location_slug)))
-
-    def chain(self, notice_id: int) -> list[NoticeView]:
-        """Every version of a notice, oldest first."""
-        with self.db.session() as s:
-            notice = require_notice(s, notice_id)
-            return self._views(s, notice_rows.chain(s, notice.root_id or notice.id))
-
-    def _views(self, s: Session, notices: Sequence[Notice]) -> list[NoticeView]:
-        """Notices as staff should read them now (what replaced each, in one query)."""
-        now = self.clock.now()
-        followed = notice_rows.successors(s, [n.id for n in notices])
-        return [notice_view(n, now, followed.get(n.id)) for n in notices]
-
-    def _view(self, s: Session, notice: Notice) -> NoticeView:
-        return self._views(s, [notice])[0]
-
-    def affected(self, notice_id: int) -> list[AffectedAppointment]:
-        """Appointments inside the notice's closed intervals, for the front desk to reschedule."""
-        with self.db.session() as s:
-            notice = require_notice(s, notice_id)
-            tz = zone(notice.timezone)
-            rows = notice_rows.affected_appointments(
-                s, notice.location_id, intervals_from_json(notice.intervals)
-            )
-            return [
-                AffectedAppointment(
-                    appointment=a.external_id,
-                    patient=a.patient.external_id,
-                    first_name=a.patient.first_name,
-                    last_name=a.patient.last_name,
-                    starts=a.starts_at.astimezone(tz).isoformat(),
-                    ends=a.ends_at.astimezone(tz).isoformat(),
-                    provider=a.provider,
-                    status=a.status,
-                )
-                for a in rows
-            ]
+        self.plans = plans
 
     # --- creating -----------------------------------------------------------------------
 
-    def create(
-        self,
-        location_slug: str,
-        starts: str | None,
-        ends: str | None,
-        reason: str,
-        kind: str | None = None,
-        message: str | None = None,
-        send_at: str | None = "now",
-        channels: str | None = None,
-        urgent: bool | None = None,
-        *,
-        intervals: Sequence[str] = (),
-        audience: str = Audience.EVERYONE.value,
-        reminder_at: str | None = None,
-        reminder_audience: str = ReminderAudience.RECIPIENTS.value,
-        publish_at: str | None = None,
-        private: bool = False,
-        fallback: str | None = None,
-    ) -> Created:
+    def create(self, request: NoticeRequest, actor: Actor = OPERATOR) -> Created:
         """Check everything, render every message once (that rendering is the preview), then
         store the notice, what it was judged against, and its broadcast(s).
 
-        The closure is ``starts``–``ends``, or one or more ``intervals`` ("START/END"). A
-        ``reminder_at`` adds a second broadcast of the same message: to those the first reached
-        (``reminder_audience="recipients"``, the default) or to the audience as it is then
-        (``"everyone"``). ``channels`` defaults to every registered channel. Without a
-        ``send_at`` (None) the notice is a draft: stored and previewable, sent by ``send``.
-        The public page and feeds show it from ``publish_at`` (a local time; default: when it
-        is queued, i.e. now, or when a draft is sent); a ``private`` notice never.
-        A ``fallback`` ("sms>voice>email") tries the next channel with consent for a patient
-        whose delivery failed for good for a reason that channel may cure, once.
+        A ``reminder_at`` adds a second broadcast of the same message: to those the first
+        reached (``reminder_audience="recipients"``, the default) or to the audience as it is
+        then (``"everyone"``). Without a ``send_at`` (None) the notice is a draft: stored and
+        previewable, sent by ``send``. A broadcast to more patients than
+        ``NOTIFIER_APPROVAL_THRESHOLD`` waits for a second manager (``approve``) unless the
+        request gives an emergency reason. The public page and feeds show it from ``publish_at``
+        (default: when it is queued); a ``private`` notice never. A ``fallback``
+        ("sms>voice>email") tries the next channel with consent for a patient whose delivery
+        failed for good for a reason that channel may cure, once.
         """
         now = self.clock.now()
+        emergency = _emergency_reason(request.emergency_reason, actor)
         with self.db.session() as s:
-            draft = self._draft(s, location_slug, starts, ends, intervals, reason, message)
-            planned = send_at is not None
-            send_instant = _send_instant(draft.facts.closure, send_at or "now", now)
-            reminder = _reminder_instant(reminder_at, draft.facts.closure, send_instant, now)
-            notice_kind = parse_kind(kind, draft.facts.closure)
-            reminded = parse_reminder_audience(reminder_audience)
-            facts = replace(draft.facts, audience=parse_audience(audience))
-            names = self.previews.channel_names(channels or self.deps.default_channels())
-            chain = parse_fallback(fallback, self.deps.channels) if fallback else None
+            draft = self._draft(s, request, request.reason)
+            planned = request.send_at is not None
+            first_at = send_instant(draft.facts.closure, request.send_at or "now", now)
+            reminder = reminder_instant(request.reminder_at, draft.facts.closure, first_at, now)
+            notice_kind = parse_kind(request.kind, draft.facts.closure)
+            reminded = parse_reminder_audience(request.reminder_audience)
+            facts = replace(draft.facts, audience=parse_audience(request.audience))
+            names = self.previews.chosen_channels(request.channels)
+            urgent = request.urgent
+            chain = (
+                parse_fallback(request.fallback, self.deps.channels) if request.fallback else None
+            )
             # Templates fail here, before anything is stored, never first at send time.
             preview = self.previews.compose(s, facts, draft.location.id, names)
             status = BroadcastStatus.SCHEDULED if planned else BroadcastStatus.DRAFT
             if planned:
-                warnings = self._send_warnings(facts.closure, send_instant, names, urgent)
+                warnings = self._send_warnings(facts.closure, first_at, names, urgent)
                 preview.warnings.extend(warnings)
-            notice = _notice_row(draft.location, facts, notice_kind, now)
-            notice.private = private
-            notice.publish_at = _publish_instant(
-                publish_at, private, draft.facts.closure, planned, now
+            notice = notice_rows.new_notice(draft.location, facts, notice_kind, now)
+            _stamp(notice, "created_by", actor)
+            notice.emergency_reason = emergency
+            notice.private = request.private
+            notice.publish_at = publish_instant(
+                request.publish_at, request.private, draft.facts.closure, planned, now
             )
             s.add(notice)
-            first = _broadcast_row(notice, send_instant, names, urgent, now, status=status)
+            first = notice_rows.new_broadcast(notice, first_at, names, urgent, now, status=status)
             first.fallback = ">".join(chain) if chain else None
             s.add(first)
             if reminder is not None:
                 s.flush()
                 repeats = first.id if reminded is ReminderAudience.RECIPIENTS else None
-                again = _broadcast_row(notice, reminder, names, urgent, now, repeats, status)
+                again = notice_rows.new_broadcast(
+                    notice, reminder, names, urgent, now, repeats, status
+                )
                 again.fallback = first.fallback
                 s.add(again)
             s.flush()
             preview.notice_id = notice.id
             log.info("notice created", extra={"action": "notice_created", "notice_id": notice.id})
+            if planned:
+                self._gate(s, notice)
             return Created(self._view(s, notice), preview)
 
     def draft(
-        self,
-        location_slug: str,
-        starts: str,
-        ends: str,
-        reason: str,
-        kind: str | None = None,
-        message: str | None = None,
-        send_at: str = "now",
-        channels: str | None = None,
-        change: str = NoticeChange.ORIGINAL.value,
-        reminder_at: str | None = None,
-        reminder_audience: str = ReminderAudience.RECIPIENTS.value,
-        urgent: bool | None = None,
+        self, request: NoticeRequest, change: NoticeChange = NoticeChange.ORIGINAL
     ) -> Preview:
-        """What ``create`` with these fields would send, checked the same way; stores nothing.
-        ``change="update"`` words it as an update of an earlier notice."""
+        """What ``create`` with this request would send, checked the same way; stores nothing.
+        ``change=UPDATE`` words it as an update of an earlier notice."""
         now = self.clock.now()
         with self.db.session() as s:
-            draft = self._draft(s, location_slug, starts, ends, (), reason or "…", message)
+            placeholder = "" if request.reason_code else "…"
+            draft = self._draft(s, request, request.reason or placeholder)
             closure = draft.facts.closure
-            send_instant = _send_instant(closure, send_at, now)
-            _reminder_instant(reminder_at, closure, send_instant, now)
-            parse_kind(kind, closure)
-            parse_reminder_audience(reminder_audience)
-            facts = replace(draft.facts, change=NoticeChange(change))
-            names = self.previews.channel_names(channels or self.deps.default_channels())
+            first_at = send_instant(closure, request.send_at or "now", now)
+            reminder_instant(request.reminder_at, closure, first_at, now)
+            parse_kind(request.kind, closure)
+            parse_reminder_audience(request.reminder_audience)
+            facts = replace(draft.facts, change=change)
+            names = self.previews.chosen_channels(request.channels)
             preview = self.previews.compose(s, facts, draft.location.id, names, estimate=False)
-            preview.warnings.extend(self._send_warnings(closure, send_instant, names, urgent))
+            preview.warnings.extend(self._send_warnings(closure, first_at, names, request.urgent))
             return preview
 
     def _send_warnings(
@@ -230,20 +163,22 @@ class Notices(UseCase):
         )
         return [warning] if warning else []
 
-    def _draft(
-        self,
-        s: Session,
-        location_slug: str,
-        starts: str | None,
-        ends: str | None,
-        intervals: Sequence[str],
-        reason: str,
-        message: str | None,
-    ) -> _Draft:
+    def _draft(self, s: Session, request: NoticeRequest, reason: str) -> _Draft:
         """A notice's facts from people's input, checked against the location as it is now."""
-        location = require_location(s, location_slug, ": add it first")
-        closure = closure_from_input(location, starts, ends, intervals)
-        check_wording(reason, message)
+        location = require_location(s, request.location, ": add it first")
+        closure = closure_from_input(location, request.starts, request.ends, request.intervals)
+        message = request.message
+        code = parse_reason_code(request.reason_code)
+        check_wording(reason, message, code)
+        available = self.deps.messages.languages()
+        default = location.default_language
+        messages = translations(request.message_texts, available, default, "message")
+        if messages and not message:
+            raise ValidationError(
+                "a custom message in another language needs one in the location's language "
+                "too (--message): patients of other languages get that one",
+                "message",
+            )
         facts = NoticeFacts(
             id=0,
             closure=closure,
@@ -251,11 +186,16 @@ class Notices(UseCase):
             message=message.strip() if message else None,
             change=NoticeChange.ORIGINAL,
             audience=Audience.EVERYONE,
-            clinic=Clinic(location.name, location.phone, location.default_language),
+            clinic=Clinic(location.name, location.phone, default),
+            reason_code=code,
+            reasons=translations(request.reason_texts, available, default, "reason"),
+            messages=messages,
         )
         return _Draft(location, facts)
 
-    def send(self, notice_id: int, send_at: str) -> tuple[NoticeView, list[str]]:
+    def send(
+        self, notice_id: int, send_at: str, actor: Actor = OPERATOR
+    ) -> tuple[NoticeView, list[str]]:
         """Schedule a draft: its broadcast goes out at ``send_at`` ('now' or a local time),
         its reminders at their times. Returns the notice and what to know about the time
         (quiet hours)."""
@@ -268,7 +208,7 @@ class Notices(UseCase):
                     f"notice {notice_id} is not a draft: it is {self._view(s, notice).state}"
                 )
             closure = notice_rows.closure_of(notice)
-            instant = _send_instant(closure, send_at, now)
+            instant = send_instant(closure, send_at, now)
             first, *reminders = drafts
             for reminder in reminders:
                 if reminder.send_at <= instant:
@@ -283,13 +223,96 @@ class Notices(UseCase):
                 notice.publish_at = now
             for broadcast in drafts:
                 broadcast.status = BroadcastStatus.SCHEDULED.value
-            names = self.previews.channel_names([b.channels for b in drafts])
+            names = channels_of([b.channel_names for b in drafts])
             warnings = self._send_warnings(closure, instant, names, first.urgent)
             s.flush()
             log.info(
-                "draft scheduled", extra={"action": "notice_scheduled", "notice_id": notice_id}
+                "draft scheduled",
+                extra={"action": "notice_scheduled", "notice_id": notice_id, "by": actor.name},
             )
+            self._gate(s, notice)
             return self._view(s, notice), warnings
+
+    # --- two people: approval --------------------------------------------------------
+
+    def _gate(self, s: Session, notice: Notice) -> None:
+        """Hold the notice's scheduled broadcasts for a second manager when the plan reaches
+        more patients than NOTIFIER_APPROVAL_THRESHOLD, unless it is an emergency send (logged
+        as a warning, to be seen)."""
+        scheduled = [b for b in notice.broadcasts if b.status == BroadcastStatus.SCHEDULED]
+        if not scheduled:
+            return
+        if notice.emergency_reason:
+            log.warning(
+                "emergency broadcast without a second manager: %s",
+                notice.emergency_reason,
+                extra={
+                    "action": "notice_emergency",
+                    "notice_id": notice.id,
+                    "by": notice.created_by,
+                },
+            )
+            return
+        if not self.plans.of(s, notice).needs_approval:
+            return
+        notice.needs_approval = True
+        for broadcast in scheduled:
+            broadcast.status = BroadcastStatus.AWAITING_APPROVAL.value
+        s.flush()
+        log.info(
+            "notice awaits approval",
+            extra={"action": "notice_awaiting_approval", "notice_id": notice.id},
+        )
+
+    def approve(self, notice_id: int, actor: Actor) -> NoticeView:
+        """A second manager lets a notice awaiting approval go out: at its send time, or, when
+        that has passed, as soon as the undo window after this approval is over."""
+        now = self.clock.now()
+        with self.db.session() as s:
+            notice = self._latest(s, notice_id)
+            waiting = [
+                b for b in notice.broadcasts if b.status == BroadcastStatus.AWAITING_APPROVAL
+            ]
+            if not waiting:
+                raise ValidationError(
+                    f"notice {notice_id} does not await approval: it is "
+                    f"{self._view(s, notice).state}"
+                )
+            if actor.kind is not ActorKind.USER or not actor.can_manage:
+                raise ValidationError(
+                    "approval needs a named manager other than the creator: sign in to the "
+                    "console, or name yourself with --as EMAIL",
+                    "actor",
+                )
+            if (notice.created_by_kind, notice.created_by_id) == (actor.kind.value, actor.id):
+                raise ValidationError(
+                    f"{actor.name} created notice {notice_id}: another manager must approve it "
+                    "(or send it alone with --emergency and a reason)",
+                    "actor",
+                )
+            check_not_over(notice_rows.closure_of(notice), now)
+            for broadcast in waiting:
+                broadcast.send_at = max(broadcast.send_at, now)
+                broadcast.status = BroadcastStatus.SCHEDULED.value
+            _stamp(notice, "approved_by", actor)
+            notice.approved_at = now
+            s.flush()
+            log.info(
+                "notice approved",
+                extra={"action": "notice_approved", "notice_id": notice_id, "by": actor.name},
+            )
+            return self._view(s, notice)
+
+    def history(self, notice_id: int) -> list[HistoryEntry]:
+        """Who did what to a notice and its versions, and when, oldest first."""
+        with self.db.session() as s:
+            notice = require_notice(s, notice_id)
+            entries = [
+                entry
+                for version in notice_rows.chain(s, notice.root_id or notice.id)
+                for entry in history_of(version)
+            ]
+            return sorted(entries, key=lambda e: e.at)
 
     # --- versions: update, cancel -------------------------------------------------------
 
@@ -302,6 +325,7 @@ class Notices(UseCase):
         intervals: Sequence[str] = (),
         reason: str | None = None,
         message: str | None = None,
+        actor: Actor = OPERATOR,
     ) -> NoticeView:
         """New times or wording as a new version of the notice, judged against the location's
         zone and hours as they are now (so an update also re-words a notice after the hours
@@ -339,10 +363,11 @@ class Notices(UseCase):
                 reason.strip() if reason else original.reason,
                 message.strip() if message else original.message,
                 now,
+                actor,
             )
             return self._view(s, new)
 
-    def cancel(self, notice_id: int, notify: bool = False) -> NoticeView:
+    def cancel(self, notice_id: int, notify: bool = False, actor: Actor = OPERATOR) -> NoticeView:
         """Cancel a notice. With ``notify``, patients an earlier version reached are told the
         clinic is open after all (a new version in the chain); nobody else hears anything."""
         now = self.clock.now()
@@ -360,9 +385,12 @@ class Notices(UseCase):
                     original.reason,
                     original.message,
                     now,
+                    actor,
                 )
+                self._cancelled_by(s, notice_id, actor, now)
                 return self._view(s, new)
             broadcasts, deliveries = notice_rows.cancel(s, notice_id, now)
+            self._cancelled_by(s, notice_id, actor, now)
             log.info(
                 "notice cancelled",
                 extra={
@@ -370,10 +398,18 @@ class Notices(UseCase):
                     "notice_id": notice_id,
                     "broadcasts": broadcasts,
                     "deliveries": deliveries,
+                    "by": actor.name,
                 },
             )
             s.expire_all()
             return self._view(s, require_notice(s, notice_id))
+
+    def _cancelled_by(self, s: Session, notice_id: int, actor: Actor, now: datetime) -> None:
+        s.expire_all()
+        cancelled = require_notice(s, notice_id)
+        _stamp(cancelled, "cancelled_by", actor)
+        cancelled.cancelled_at = now
+        s.flush()
 
     def retry(self, notice_id: int) -> int:
         """Schedule again the broadcasts of a notice whose fan-out failed (after the cause was
@@ -417,30 +453,32 @@ class Notices(UseCase):
         reason: str,
         message: str | None,
         now: datetime,
+        actor: Actor,
     ) -> Notice:
         """Store the next version of ``original`` and withdraw what of it has not gone out, in
-        the caller's transaction."""
+        the caller's transaction. An edit voids an approval: the new version is judged by the
+        threshold again ("open after all" to those already told never waits)."""
         root = original.root_id or original.id
         notice_rows.hold_waiting(s, root)
         told = notice_rows.chain_reached_anyone(s, root)
         # Read before the withdrawal below cancels whatever of the original still waits.
         first, *reminders = original.broadcasts
         drafted = first.status == BroadcastStatus.DRAFT  # a draft's next version is one too
-        waiting = (BroadcastStatus.SCHEDULED, BroadcastStatus.DRAFT)
-        first_waiting = first.status in waiting
+        first_waiting = first.status in WAITING
         first_send_at, urgent = first.send_at, first.urgent
         carried = [
             (reminder.send_at, reminder.repeats_id is not None)
             for reminder in reminders
-            if reminder.status in waiting
+            if reminder.status in WAITING
         ]
         status = BroadcastStatus.DRAFT if drafted else BroadcastStatus.SCHEDULED
-        names = self.previews.channel_names([b.channels for b in original.broadcasts])
+        names = channels_of([b.channel_names for b in original.broadcasts])
         if not told and change is NoticeChange.CANCELLATION:
             notice_rows.cancel(s, original.id, now)  # nobody heard of it: nobody to tell
             s.expire_all()
             return require_notice(s, original.id)
         location = original.location
+        said = notice_rows.facts(original)
         facts = NoticeFacts(
             id=0,
             closure=closure,
@@ -450,13 +488,20 @@ class Notices(UseCase):
             change=change if told else NoticeChange.ORIGINAL,
             audience=Audience(original.audience),
             clinic=Clinic(location.name, location.phone, location.default_language),
+            # The category and other languages' texts carry over; a new reason or message in
+            # the location's language drops the old translations of it (they would say the old
+            # thing).
+            reason_code=said.reason_code,
+            reasons=said.reasons if reason == original.reason else {},
+            messages=said.messages if message == original.message else {},
         )
         self.previews.compose(s, facts, location.id, names, estimate=False)
-        new = _notice_row(location, facts, parse_kind(None, closure), now)
+        new = notice_rows.new_notice(location, facts, parse_kind(None, closure), now)
         new.supersedes_id = original.id
         new.root_id = root
         new.publish_at, new.private = original.publish_at, original.private
         new.version = original.version + 1
+        _stamp(new, "created_by", actor)
         s.add(new)
         s.flush()
         if change is NoticeChange.CANCELLATION:
@@ -464,15 +509,16 @@ class Notices(UseCase):
         else:
             notice_rows.supersede(s, original.id, new.id, now)
         send_at = now if told or not first_waiting else max(now, first_send_at)
-        broadcast = _broadcast_row(new, send_at, names, urgent, now, status=status)
+        broadcast = notice_rows.new_broadcast(new, send_at, names, urgent, now, status=status)
         s.add(broadcast)
         s.flush()
         if change is not NoticeChange.CANCELLATION:  # waiting reminders carry over
             for at, to_recipients in carried:
                 if not too_late(closure.ends, at):
                     repeats = broadcast.id if to_recipients else None
-                    s.add(_broadcast_row(new, at, names, urgent, now, repeats, status))
+                    s.add(notice_rows.new_broadcast(new, at, names, urgent, now, repeats, status))
             s.flush()
+            self._gate(s, new)
         log.info(
             "notice version created",
             extra={
@@ -494,121 +540,19 @@ class _Draft:
     facts: NoticeFacts
 
 
-def closure_from_input(
-    location: Location, starts: str | None, ends: str | None, intervals: Sequence[str]
-) -> Closure:
-    """One closure from ``--starts/--ends`` or from one or more ``--interval START/END``,
-    checked against the location's zone and business hours as they are now."""
-    tz = zone(location.timezone)
-    hours = BusinessHours.from_json(location.business_hours)
-    parsed: list[Interval] = [parse_interval(text, tz) for text in intervals]
-    if starts or ends:
-        if not (starts and ends):
-            raise ValidationError(
-                "give both a start and an end (or intervals 'START/END')",
-                "ends" if starts else "starts",
-            )
-        parsed.append(
-            (parse_local(starts, tz, "start", "starts"), parse_local(ends, tz, "end", "ends"))
-        )
-    if not parsed:
-        raise ValidationError(
-            "give the closure's start and end, or one or more intervals", "starts"
-        )
-    return Closure.checked(parsed, tz, hours)
+def _stamp(notice: Notice, role: str, actor: Actor) -> None:
+    """Record ``actor`` as the notice's ``created_by``, ``approved_by`` or ``cancelled_by``."""
+    setattr(notice, f"{role}_kind", actor.kind.value)
+    setattr(notice, f"{role}_id", actor.id)
+    setattr(notice, role, actor.name)
 
 
-def _send_instant(closure: Closure, send_at: str, now: datetime) -> datetime:
-    """The send instant for ``send_at`` ('now' or a local time), checked against the closure."""
-    check_not_over(closure, now)
-    if send_at.strip().lower() == "now":
-        instant = now
-    else:
-        instant = parse_local(send_at, closure.tz, "send time", "send_at")
-    check_send_time(instant, closure, now)
-    return instant
-
-
-def _publish_instant(
-    publish_at: str | None, private: bool, closure: Closure, queued: bool, now: datetime
-) -> datetime | None:
-    """When the public feeds show a new notice: at ``publish_at`` (local), else once queued
-    (now, or for a draft when it is sent: None until then)."""
-    if publish_at is None or not publish_at.strip():
-        return now if queued else None
-    if private:
-        raise ValidationError(
-            "a private notice is never published: give a publish time or --no-publish, not both",
-            "publish_at",
-        )
-    instant = parse_local(publish_at, closure.tz, "the publish time", "publish_at")
-    if too_late(closure.ends, instant):
-        raise ValidationError(
-            f"the publish time {closure.local(instant):%Y-%m-%d %H:%M} is after the closure "
-            f"ends ({closure.local(closure.ends):%Y-%m-%d %H:%M}); nobody would see it",
-            "publish_at",
-        )
-    return instant
-
-
-def _reminder_instant(
-    reminder_at: str | None, closure: Closure, send_instant: datetime, now: datetime
-) -> datetime | None:
-    """A reminder goes out after the first send and, like it, before the closure is over."""
-    if reminder_at is None or not reminder_at.strip():
+def _emergency_reason(reason: str | None, actor: Actor) -> str | None:
+    """An emergency send needs a manager and a stated reason."""
+    if reason is None:
         return None
-    reminder = parse_local(reminder_at, closure.tz, "the reminder time", "reminder_at")
-    if reminder <= send_instant:
-        raise ValidationError(
-            f"the reminder time {closure.local(reminder):%Y-%m-%d %H:%M} must be after the send "
-            f"time ({closure.local(send_instant):%Y-%m-%d %H:%M})",
-            "reminder_at",
-        )
-    try:
-        check_send_time(reminder, closure, now, "reminder_at")
-    except ValidationError as exc:
-        raise ValidationError(f"the reminder: {exc}", "reminder_at") from None
-    return reminder
-
-
-def _notice_row(location: Location, facts: NoticeFacts, kind: NoticeKind, now: datetime) -> Notice:
-    """A notice row keeping its facts: intervals, and the zone and hours they were judged by."""
-    closure = facts.closure
-    return Notice(
-        location=location,
-        kind=kind.value,
-        starts_at=closure.starts,
-        ends_at=closure.ends,
-        intervals=intervals_to_json(closure.intervals),
-        timezone=closure.tz.key,
-        business_hours=closure.hours.to_json(),
-        audience=facts.audience.value,
-        change=facts.change.value,
-        reason=facts.reason,
-        message=facts.message,
-        status=NoticeStatus.ACTIVE.value,
-        version=1,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def _broadcast_row(
-    notice: Notice,
-    send_at: datetime,
-    channels: Sequence[str],
-    urgent: bool | None,
-    now: datetime,
-    repeats_id: int | None = None,
-    status: BroadcastStatus = BroadcastStatus.SCHEDULED,
-) -> Broadcast:
-    """A broadcast row; a draft's ``send_at`` is when it was drafted until ``send`` sets it."""
-    return Broadcast(
-        notice=notice,
-        send_at=send_at,
-        channels=",".join(channels),
-        urgent=urgent,
-        status=status.value,
-        repeats_id=repeats_id,
-        created_at=now,
-    )
+    if not reason.strip():
+        raise ValidationError("an emergency send needs a reason (--emergency-reason)", "emergency")
+    if not actor.can_manage:
+        raise ValidationError("only a manager may send alone in an emergency", "emergency")
+    return reason.strip()

@@ -18,6 +18,7 @@ from notifier.domain.notices import (
     Audience,
     NoticeFacts,
     NoticeStatus,
+    ReasonCode,
     Template,
     channels_of,
     template_for,
@@ -30,7 +31,8 @@ from notifier.rendering.messages import context, resolve_language
 from notifier.settings import ENV_PREFIX
 from notifier.storage import notices as notice_rows
 from notifier.storage import patients as patient_rows
-from notifier.storage.models import Appointment
+from notifier.storage import recipients as recipient_rows
+from notifier.storage.models import Appointment, Notice
 from notifier.usecases import UseCase
 from notifier.usecases.lookups import require_notice
 from notifier.usecases.views import MessagePreview, Preview
@@ -53,6 +55,7 @@ class Estimate:
     for some patients (those deliveries will fail with the reason; the rest go out)."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    units: dict[str, int] = field(default_factory=dict)  # segments, or messages
     unrenderable: dict[str, str] = field(default_factory=dict)  # channel → the first error
 
 
@@ -62,9 +65,9 @@ class Previews(UseCase):
         with self.db.session() as s:
             notice = require_notice(s, notice_id)
             wanted = (
-                self.channel_names(channel)
+                self.chosen_channels((channel,))
                 if channel
-                else self.channel_names([b.channels for b in notice.broadcasts])
+                else channels_of([b.channel_names for b in notice.broadcasts])
             )
             preview = self.compose(
                 s, notice_rows.facts(notice), notice.location_id, wanted, refuse=False
@@ -73,11 +76,10 @@ class Previews(UseCase):
                 preview.warnings.append("this notice is cancelled: nothing more will be sent")
             return preview
 
-    def channel_names(self, text: str | Sequence[str]) -> tuple[str, ...]:
-        """Channels named by a person (``"sms,email"``), or those of stored broadcasts."""
-        if isinstance(text, str):
-            return parse_channels(text, self.deps.channels)
-        return channels_of(text)
+    def chosen_channels(self, names: Sequence[str]) -> tuple[str, ...]:
+        """Channels named by a person, each checked; none named means the default channels
+        (every channel a notice goes out on unless asked: not calls)."""
+        return parse_channels(names or self.deps.default_channels(), self.deps.channels)
 
     def compose(
         self,
@@ -124,11 +126,11 @@ class Previews(UseCase):
 
     def languages(self, s: Session, facts: NoticeFacts, location_id: int) -> list[str]:
         """The location's default language and every patient's (where templates exist); a
-        custom message goes in the location's language alone."""
+        custom message goes in the languages it is written in."""
         available = self.deps.messages.languages()
         default = facts.clinic.default_language
         if facts.message:
-            return [default]
+            return sorted({default, *facts.messages})
         return sorted(
             {default}
             | {
@@ -147,7 +149,7 @@ class Previews(UseCase):
             if language == default:
                 continue
             patients = plural(count, "patient")
-            if facts.message:
+            if facts.message and facts.message_in(language) is None:
                 warnings.append(
                     f"{patients} with language {language!r} get the custom message in "
                     f"{default!r}, the location's language"
@@ -157,6 +159,20 @@ class Previews(UseCase):
                     f"{patients} with language {language!r} get {default!r}: there are no "
                     f"{language!r} templates"
                 )
+            elif not facts.message and facts.reason and not facts.reason_in(language):
+                words = facts.reason_code and facts.reason_code is not ReasonCode.OTHER
+                never = f"the {default!r} text never goes into their messages"
+                if words:
+                    warnings.append(
+                        f"{patients} with language {language!r} get the reason category "
+                        f"without its free text (add --reason-{language}; {never})"
+                    )
+                else:
+                    warnings.append(
+                        f"{patients} with language {language!r} get no reason: it is written "
+                        f"only in {default!r} (add --reason-{language} or a --reason-code; "
+                        f"{never})"
+                    )
         return warnings
 
     def estimate(
@@ -176,8 +192,26 @@ class Previews(UseCase):
         for name in channels:
             spec = self.deps.spec(name)
             units = self._units(facts, spec, count_recipients(spec), result)
+            result.units[name] = units
             result.seconds[name] = estimates.seconds(units, registry.rate(spec, self.settings))
         return result
+
+    def queued(
+        self, s: Session, notice: Notice, broadcast_id: int, spec: ChannelSpec
+    ) -> Recipients:
+        """Who a fan-out queued, with each appointment-naming patient's own appointments."""
+        names, patients = recipient_rows.queued_names(s, broadcast_id, spec.name)
+        appointments: dict[int, list[tuple[datetime, str]]] = {p.id: [] for p in patients}
+        if patients:
+            for a in notice_rows.affected_appointments(
+                s,
+                notice.location_id,
+                notice_rows.closure_of(notice).intervals,
+                patient_ids=list(appointments),
+            ):
+                appointments[a.patient_id].append((a.starts_at, a.provider))
+        own = [(p.language, p.first_name, appointments[p.id]) for p in patients]
+        return Recipients(names, own)
 
     def _audience(
         self, s: Session, facts: NoticeFacts, location_id: int, spec: ChannelSpec

@@ -3,8 +3,9 @@ times in the location's zone (ISO 8601)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from notifier.domain.closures import BusinessHours, intervals_from_json, zone
 from notifier.domain.contacts import mask_address
@@ -137,6 +138,19 @@ class NoticeView:
     publish_at: str | None = None
     private: bool = False
     public_feeds: bool = True  # the location's public feeds are on
+    # Who did what, with times (local ISO): each "kind:name" of the actor, e.g. "user:ana@…".
+    reason_code: str | None = None  # the reason's category, worded in every language
+    created_by: str | None = None
+    created_at: str | None = None
+    needs_approval: bool = False  # more patients than NOTIFIER_APPROVAL_THRESHOLD
+    approved_by: str | None = None
+    approved_at: str | None = None
+    emergency_reason: str | None = None  # sent by one manager alone, saying why
+    cancelled_by: str | None = None
+    cancelled_at: str | None = None
+    # The undo window: the first broadcast is due and held until then (local ISO), seconds left.
+    held_until: str | None = None
+    hold_seconds_left: int | None = None
 
     @property
     def channels(self) -> list[str]:
@@ -286,7 +300,12 @@ def location_view(location: Location) -> LocationView:
     )
 
 
-def notice_view(notice: Notice, now: datetime, followed_by: str | None = None) -> NoticeView:
+def notice_view(
+    notice: Notice,
+    now: datetime,
+    followed_by: str | None = None,
+    hold: timedelta = timedelta(0),
+) -> NoticeView:
     """A notice as stored, and what it is at ``now`` (``followed_by``: the change of the
     version that replaced it). One whose stored zone or intervals cannot be read (a corrupted
     row) is still shown — in UTC, with no intervals — so one bad row never stops a list."""
@@ -308,10 +327,22 @@ def notice_view(notice: Notice, now: datetime, followed_by: str | None = None) -
         NoticeChange(followed_by) if followed_by else None,
         now,
     )
+    held = _held_until(notice, now, hold)
     return NoticeView(
         id=notice.id,
         location=notice.location.slug,
         clinic=notice.location.name,
+        reason_code=notice.reason_code,
+        created_by=_actor(notice.created_by_kind, notice.created_by),
+        created_at=local_iso(notice.created_at, tz),
+        needs_approval=notice.needs_approval,
+        approved_by=_actor(notice.approved_by_kind, notice.approved_by),
+        approved_at=local_iso(notice.approved_at, tz),
+        emergency_reason=notice.emergency_reason,
+        cancelled_by=_actor(notice.cancelled_by_kind, notice.cancelled_by),
+        cancelled_at=local_iso(notice.cancelled_at, tz),
+        held_until=local_iso(held, tz) if held else None,
+        hold_seconds_left=max(0, math.ceil((held - now).total_seconds())) if held else None,
         state=told.words,
         period=told.period.value,
         actions=[a.value for a in told.actions],
@@ -335,7 +366,7 @@ def notice_view(notice: Notice, now: datetime, followed_by: str | None = None) -
             BroadcastView(
                 id=b.id,
                 send_at=local_iso(b.send_at, tz),
-                channels=b.channels.split(","),
+                channels=list(b.channel_names),
                 urgent=b.urgent,
                 status=b.status,
                 status_reason=b.status_reason,
@@ -344,6 +375,61 @@ def notice_view(notice: Notice, now: datetime, followed_by: str | None = None) -
             for b in notice.broadcasts
         ],
     )
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One thing a person did to a notice: created, approved, sent alone (emergency),
+    cancelled."""
+
+    at: str  # local ISO time
+    notice_id: int
+    version: int
+    action: str
+    by: str  # "kind:name"
+    detail: str | None = None
+
+
+def history_of(notice: Notice) -> list[HistoryEntry]:
+    """What the notice's own columns say was done to it."""
+    tz = notice.timezone if _readable_zone(notice.timezone) else "UTC"
+    done: list[tuple[datetime | None, str, str | None, str | None, str | None]] = [
+        (notice.created_at, "created", notice.created_by_kind, notice.created_by, None),
+        (
+            notice.created_at if notice.emergency_reason else None,
+            "emergency send (no second manager)",
+            notice.created_by_kind,
+            notice.created_by,
+            notice.emergency_reason,
+        ),
+        (notice.approved_at, "approved", notice.approved_by_kind, notice.approved_by, None),
+        (notice.cancelled_at, "cancelled", notice.cancelled_by_kind, notice.cancelled_by, None),
+    ]
+    return [
+        HistoryEntry(
+            at=local_iso(at, tz) or "",
+            notice_id=notice.id,
+            version=notice.version,
+            action=action,
+            by=_actor(kind, name) or "unknown (before issue 20)",
+            detail=detail,
+        )
+        for at, action, kind, name, detail in done
+        if at is not None
+    ]
+
+
+def _actor(kind: str | None, name: str | None) -> str | None:
+    return f"{kind}:{name}" if kind and name else None
+
+
+def _held_until(notice: Notice, now: datetime, hold: timedelta) -> datetime | None:
+    """When the undo window of a due, scheduled broadcast of the notice ends (None: none is
+    held now)."""
+    for b in notice.broadcasts:
+        if b.status == BroadcastStatus.SCHEDULED and b.send_at <= now < b.send_at + hold:
+            return b.send_at + hold
+    return None
 
 
 def delivery_view(d: Delivery, with_patient: bool = False) -> DeliveryView:

@@ -7,7 +7,7 @@ messages the CLI prints).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -15,12 +15,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from notifier.bootstrap import App
 from notifier.channels import specs
+from notifier.domain.actors import Actor, ActorKind, Role
 from notifier.domain.consent import Source
 from notifier.domain.contacts import mask_address, normalize_address
 from notifier.domain.deliveries import DeliveryState
-from notifier.domain.notices import Audience, NoticeKind, ReminderAudience
+from notifier.domain.notices import Audience, NoticeKind, ReasonCode, ReminderAudience
 from notifier.usecases.locations import Reworded
-from notifier.usecases.views import DeliveryView, LocationView, NoticeView, NotReached, Preview
+from notifier.usecases.notice_requests import NoticeRequest
+from notifier.usecases.plans import Plan
+from notifier.usecases.views import (
+    DeliveryView,
+    HistoryEntry,
+    LocationView,
+    NoticeView,
+    NotReached,
+    Preview,
+)
 from notifier.web.deps import Application
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `notifier token create`")
@@ -28,6 +38,7 @@ _bearer = HTTPBearer(auto_error=False, description="a token from `notifier token
 ChannelName = StrEnum("ChannelName", {name: name for name in specs()})  # type: ignore[misc]
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+Language = Annotated[str, Field(min_length=2, max_length=8, pattern=r"^[a-z]{2,3}$")]
 
 
 TOKEN_REQUIRED = "a valid API token is required: Authorization: Bearer <token>"
@@ -87,9 +98,25 @@ class NoticeIn(StrictIn):
     location: Slug
     starts: str = Field(max_length=40, examples=["2025-02-19 12:30"])
     ends: str = Field(max_length=40, examples=["2025-02-21 00:00"])
-    reason: str = Field(max_length=500, examples=["inclement weather"])
+    reason: str = Field(
+        default="",
+        max_length=500,
+        examples=["inclement weather"],
+        description="in the location's language; may be empty with a reason_code",
+    )
+    reason_code: ReasonCode | None = Field(
+        default=None, description="the reason as a category, worded in every template language"
+    )
+    reason_texts: dict[Language, Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=dict,
+        description="the reason in other languages: {'es': '...'}; a message never carries "
+        "another language's text",
+    )
     kind: NoticeKind | None = None
     message: str | None = Field(default=None, max_length=1600)
+    message_texts: dict[Language, Annotated[str, Field(max_length=1600)]] = Field(
+        default_factory=dict, description="the custom message in other languages"
+    )
     send_at: str | None = Field(
         default="now", max_length=40, description="null: a draft, sent by POST …/send"
     )
@@ -111,23 +138,42 @@ class NoticeIn(StrictIn):
         description="everyone: the general notice to every patient; affected: only patients "
         "with an appointment in the closure; both: each the message that fits",
     )
+    emergency_reason: str | None = Field(
+        default=None,
+        max_length=500,
+        description="send without a second manager's approval, for this stated reason "
+        "(recorded on the notice and flagged in the log)",
+    )
 
-    _clean = field_validator("starts", "ends", "reason", "message", "send_at", "reminder_at")(_text)
+    _clean = field_validator(
+        "starts", "ends", "reason", "message", "send_at", "reminder_at", "emergency_reason"
+    )(_text)
 
-    def arguments(self) -> dict[str, Any]:
-        """The fields as ``Notices.create`` and ``Notices.draft`` take them (but ``send_at``)."""
-        return {
-            "location_slug": self.location,
-            "starts": self.starts,
-            "ends": self.ends,
-            "reason": self.reason,
-            "kind": self.kind.value if self.kind else None,
-            "message": self.message,
-            "channels": ",".join(self.channels) if self.channels else None,
-            "urgent": self.urgent,
-            "reminder_at": self.reminder_at,
-            "reminder_audience": self.reminder_audience.value,
-        }
+    @field_validator("reason_texts", "message_texts")
+    @classmethod
+    def _clean_texts(cls, texts: dict[str, str]) -> dict[str, str]:
+        return {language: _text(text) or "" for language, text in texts.items()}
+
+    def request(self) -> NoticeRequest:
+        """The body as ``Notices.create`` and ``Notices.draft`` take it."""
+        return NoticeRequest(
+            location=self.location,
+            starts=self.starts,
+            ends=self.ends,
+            reason=self.reason,
+            kind=self.kind.value if self.kind else None,
+            message=self.message,
+            send_at=self.send_at,
+            channels=tuple(c.value for c in self.channels or ()),
+            urgent=self.urgent,
+            audience=self.audience.value,
+            reminder_at=self.reminder_at,
+            reminder_audience=self.reminder_audience.value,
+            emergency_reason=self.emergency_reason,
+            reason_code=self.reason_code.value if self.reason_code else None,
+            reason_texts=self.reason_texts,
+            message_texts=self.message_texts,
+        )
 
 
 class OptOutIn(StrictIn):
@@ -177,18 +223,25 @@ class LocationOut(BaseModel):
     )
 
 
+def token_actor(token: Annotated[str, Depends(require_token)]) -> Actor:
+    """The calling API token as the acting party (issue 19 gives tokens their own scopes)."""
+    return Actor(ActorKind.TOKEN, None, token, Role.MANAGER)
+
+
+TokenActor = Annotated[Actor, Depends(token_actor)]
+
+
 @router.post("/notices", status_code=201, response_model=NoticeView)
-def create_notice(body: NoticeIn, app: Application) -> NoticeView:
-    """Create a notice and its broadcast (times in the location's zone)."""
-    return app.notices.create(
-        **body.arguments(), audience=body.audience.value, send_at=body.send_at
-    ).notice
+def create_notice(body: NoticeIn, app: Application, actor: TokenActor) -> NoticeView:
+    """Create a notice and its broadcast (times in the location's zone). Above
+    NOTIFIER_APPROVAL_THRESHOLD patients it awaits approval (POST …/approve)."""
+    return app.notices.create(body.request(), actor).notice
 
 
 @router.post("/notices/preview", response_model=Preview)
 def preview_new_notice(body: NoticeIn, app: Application) -> Preview:
     """What creating this notice would send, checked the same way; stores nothing."""
-    return app.notices.draft(**body.arguments(), send_at=body.send_at or "now")
+    return app.notices.draft(body.request())
 
 
 @router.get("/notices", response_model=list[NoticeView])
@@ -204,9 +257,39 @@ def show_notice(notice_id: Id, app: Application) -> NoticeView:
 
 
 @router.post("/notices/{notice_id}/cancel", response_model=NoticeView)
-def cancel_notice(notice_id: Id, app: Application) -> NoticeView:
-    """Cancel: nothing more of this notice is sent."""
-    return app.notices.cancel(notice_id)
+def cancel_notice(notice_id: Id, app: Application, actor: TokenActor) -> NoticeView:
+    """Cancel: nothing more of this notice is sent (in the undo window: nothing at all)."""
+    return app.notices.cancel(notice_id, actor=actor)
+
+
+class ApproveIn(StrictIn):
+    approver: str = Field(
+        min_length=3,
+        max_length=254,
+        examples=["ben@clinic.example"],
+        description="the approving manager: a console user other than the notice's creator",
+    )
+
+    _clean = field_validator("approver")(_text)
+
+
+@router.post("/notices/{notice_id}/approve", response_model=NoticeView)
+def approve_notice(notice_id: Id, body: ApproveIn, app: Application) -> NoticeView:
+    """A second manager lets a notice awaiting approval go out."""
+    return app.notices.approve(notice_id, app.accounts.actor_for_email(body.approver))
+
+
+@router.get("/notices/{notice_id}/plan", response_model=Plan)
+def notice_plan(notice_id: Id, app: Application) -> Plan:
+    """Before anything is sent: per channel who gets a message, who does not and why, quiet
+    hours, languages, segments, cost, first and last send time."""
+    return app.plans.of_notice(notice_id)
+
+
+@router.get("/notices/{notice_id}/history", response_model=list[HistoryEntry])
+def notice_history(notice_id: Id, app: Application) -> list[HistoryEntry]:
+    """Who created, approved, sent alone or cancelled the notice and its versions, and when."""
+    return app.notices.history(notice_id)
 
 
 class SendIn(BaseModel):

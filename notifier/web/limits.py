@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifier.bootstrap import App
 from notifier.web.api import TOKEN_REQUIRED
-from notifier.web.console.auth import console_session, manager, signed_in
+from notifier.web.console.auth import current_sign_in, manager, signed_in
 
 Gate = Callable[[Request], Response | None]
 """Who may send a body here: None lets the request in, a response refuses it unread."""
@@ -85,7 +85,7 @@ def signed_in_manager(app: App) -> Gate:
 
     def gate(request: Request) -> Response | None:
         try:
-            manager(signed_in(request, console_session(request, app)))  # kept for the route
+            manager(signed_in(request, current_sign_in(request, app)))  # kept for the route
         except HTTPException as exc:
             return refusal(request.url.path, exc.status_code, str(exc.detail), exc.headers)
         return None

@@ -17,9 +17,11 @@ from pathlib import Path
 import click
 
 from notifier.bootstrap import App, build_app
+from notifier.cli.plans import plan_lines
 from notifier.domain.contacts import mask_address
 from notifier.runtime import Runtime, run_until_idle
 from notifier.settings import load_settings
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 
@@ -36,6 +38,10 @@ external_id,first_name,last_name,phone,email,language,location,sms_consent,email
 
 
 CONSOLE_USER = "manager@cova.example"
+
+
+# The undo window, shortened from the 60 s default so the demo does not sit idle for a minute.
+DEMO_HOLD_SECONDS = 3.0
 
 
 def run_demo(workdir: Path, timeout: float = 60.0, serve: bool = False) -> None:
@@ -58,6 +64,7 @@ def run_demo(workdir: Path, timeout: float = 60.0, serve: bool = False) -> None:
             email_from="closures@cova.example",
             now=EVENING_BEFORE,
             poll_interval_seconds=0.2,
+            send_hold_seconds=DEMO_HOLD_SECONDS,
         )
         app = build_app(settings)
         say = click.echo
@@ -81,7 +88,12 @@ def run_demo(workdir: Path, timeout: float = 60.0, serve: bool = False) -> None:
         for error in report.errors:
             say(f"  line {error.line} ({error.external_id}): {error.reason}")
         created = app.notices.create(
-            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
+            NoticeRequest(
+                location="cova",
+                starts="2025-02-19 12:30",
+                ends="2025-02-21 00:00",
+                reason="inclement weather",
+            )
         )
         notice = created.notice
         say(
@@ -92,6 +104,9 @@ def run_demo(workdir: Path, timeout: float = 60.0, serve: bool = False) -> None:
         )
         for sms in created.preview.messages["sms"]:
             say(f"\nSMS preview ({sms.segments} segments, {sms.encoding}):\n  {sms.text}")
+        say(f"\n$ notifier notice plan {notice.id}")
+        for line in plan_lines(app.plans.of_notice(notice.id)):
+            say(f"  {line}")
 
         # The real service: scheduler, dispatcher and heartbeat, until nothing is left to do.
         run_until_idle(app, timeout=timeout)

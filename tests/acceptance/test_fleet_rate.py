@@ -20,6 +20,7 @@ import pytest
 from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
 from notifier.settings import load_settings
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_control import FakeTwilioProcess
 from notifier_sandbox.twilio_support import count_segments
 from tests.support.patients import patients_csv
@@ -81,7 +82,13 @@ def test_a_fleet_of_workers_stays_within_one_segment_rate_at_the_provider(
     try:
         time.sleep(2)  # every worker up before the broadcast, so that all of them compete
         notice = app.notices.create(
-            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+            NoticeRequest(
+                location="cova",
+                starts="2025-02-19 12:30",
+                ends="2025-02-21 00:00",
+                reason="inclement weather",
+                channels=("sms",),
+            )
         ).notice
         processes.append(
             subprocess.Popen(

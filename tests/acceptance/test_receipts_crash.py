@@ -27,6 +27,7 @@ from twilio.request_validator import RequestValidator
 from notifier.bootstrap import App, build_app
 from notifier.clock import FrozenClock
 from notifier.storage.models import DeliveryEvent, Receipt
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.channels import FakeChannel
 from tests.support.patients import patients_csv
@@ -64,7 +65,13 @@ def sent(database_url: str, fake_twilio: FakeTwilio, clock: FrozenClock) -> Iter
     save_cova(app)
     app.patients.import_patients(io.StringIO(patients_csv(DELIVERIES, with_email=False)))
     app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+            channels=("sms",),
+        )
     )
     app.fanout.fire_due()
     app.dispatcher({"sms": FakeChannel()}, "w1").drain()

@@ -18,6 +18,7 @@ import pytest
 from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
 from notifier.settings import load_settings
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_control import FakeTwilioProcess
 from tests.support.patients import patients_csv
 from tests.support.peers import EVENING_BEFORE
@@ -53,7 +54,13 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
     )
     app.patients.import_patients(io.StringIO(patients_csv(RECIPIENTS, with_email=False)))
     notice = app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+            channels=("sms",),
+        )
     ).notice
 
     schedulers = [

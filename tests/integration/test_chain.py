@@ -14,6 +14,7 @@ from notifier.bootstrap import App, build_app
 from notifier.channels.email import EmailChannel
 from notifier.clock import FrozenClock
 from notifier.storage.models import Delivery, DeliveryEvent
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.channels import FakeChannel, refusing
@@ -32,12 +33,12 @@ def send_all(app: App, sms: FakeChannel, email: FakeChannel | None = None) -> No
 
 def reference(app: App, **changes: object) -> int:
     values: dict[str, object] = {
-        "location_slug": "cova",
+        "location": "cova",
         "starts": "2025-02-19 12:30",
         "ends": "2025-02-21 00:00",
         "reason": "inclement weather",
     } | changes
-    return app.notices.create(**values).id  # type: ignore[arg-type]
+    return app.notices.create(NoticeRequest(**values)).id  # type: ignore[arg-type]
 
 
 def by_state(app: App, notice_id: int) -> dict[tuple[str, str], int]:
@@ -99,7 +100,7 @@ def test_an_update_corrects_those_told_and_tells_the_rest_the_latest_plainly(
 def test_an_update_of_an_update_corrects_everyone_any_version_reached(
     app: App, patients: None
 ) -> None:
-    original = reference(app, channels="sms")
+    original = reference(app, channels=("sms",))
     send_all(app, refusing(MARIA))  # the Smiths told; Maria's text refused
     v2 = app.notices.update(original, reason="ice")
     second = FakeChannel()
@@ -121,7 +122,7 @@ def test_an_update_of_an_update_corrects_everyone_any_version_reached(
 def test_every_delivery_of_an_update_has_exactly_one_queued_event_with_its_first_state(
     app: App, patients: None
 ) -> None:
-    original = reference(app, channels="sms")
+    original = reference(app, channels=("sms",))
     send_all(app, refusing(MARIA))
     app.notices.update(original, reason="ice")  # earlier recipients first, then the audience
     app.fanout.fire_due()
@@ -142,7 +143,7 @@ def test_every_delivery_of_an_update_has_exactly_one_queued_event_with_its_first
 def test_an_update_before_anything_went_out_simply_replaces_the_notice(
     app: App, patients: None, clock: FrozenClock
 ) -> None:
-    original = reference(app, send_at="2025-02-19 07:00", channels="sms")
+    original = reference(app, send_at="2025-02-19 07:00", channels=("sms",))
     update = app.notices.update(original, starts="2025-02-19 10:00", ends="2025-02-20 00:00")
     assert update.change == "original"  # nobody was told: the new version is the first word
     assert update.broadcasts[0].send_at == "2025-02-19T07:00:00-05:00"
@@ -227,7 +228,7 @@ def test_texts_beyond_the_weekly_cap_are_skipped_with_the_reason(
 
     # A week later the window has rolled on.
     clock.advance(8 * 86400)
-    later = reference(app, starts="2025-03-03 08:00", ends="2025-03-03 10:00", channels="sms")
+    later = reference(app, starts="2025-03-03 08:00", ends="2025-03-03 10:00", channels=("sms",))
     send_all(app, FakeChannel())
     assert by_state(app, later) == {("sms", "sent"): 2, ("sms", "skipped"): 2}  # no consent
 
@@ -336,7 +337,7 @@ def test_a_spanish_speaking_patient_gets_her_appointment_in_spanish(
         "p1,María,Lopez,540-555-0111,maria@example.org,es",
     )
     app.patients.import_patients(io.StringIO(spanish))
-    reference(app, audience="affected", reason="el mal tiempo", channels="sms")
+    reference(app, audience="affected", reason="el mal tiempo", channels=("sms",))
     channel = FakeChannel()
     send_all(app, channel)
     assert channel.sent[0].text.endswith(
@@ -350,12 +351,14 @@ def test_a_notice_with_several_intervals_matches_appointments_in_any_of_them(
     app: App, appointments: None
 ) -> None:
     notice = app.notices.create(
-        "cova",
-        None,
-        None,
-        "a power cut",
-        intervals=["2025-02-19 12:30/2025-02-19 17:00", "2025-02-21 08:00/2025-02-21 09:15"],
-        audience="affected",
+        NoticeRequest(
+            location="cova",
+            starts=None,
+            ends=None,
+            reason="a power cut",
+            intervals=("2025-02-19 12:30/2025-02-19 17:00", "2025-02-21 08:00/2025-02-21 09:15"),
+            audience="affected",
+        )
     ).notice
     assert len(notice.intervals) == 2
     assert [r.appointment for r in app.notices.affected(notice.id)] == ["a3"]

@@ -9,10 +9,11 @@ import pytest
 
 from notifier.bootstrap import App
 from notifier.errors import ValidationError
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier.web.console.forms import errors_of
 
 VALID: dict[str, Any] = {
-    "location_slug": "cova",
+    "location": "cova",
     "starts": "2025-02-19 12:30",
     "ends": "2025-02-21 00:00",
     "reason": "inclement weather",
@@ -31,8 +32,8 @@ VALID: dict[str, Any] = {
         ({"send_at": "2025-02-17 09:00"}, "send_at", "in the past"),
         ({"reason": "  "}, "reason", "give a reason"),
         ({"message": "  "}, "message", "custom message is empty"),
-        ({"channels": "fax"}, "channels", "fax not understood"),
-        ({"location_slug": "x"}, "location", "no location 'x'"),
+        ({"channels": ("fax",)}, "channels", "fax not understood"),
+        ({"location": "x"}, "location", "no location 'x'"),
         ({"kind": "closed-ish"}, "kind", "is not one of"),
         ({"reminder_at": "2025-02-18 17:00"}, "reminder_at", "must be after the send time"),
         ({"starts": "2025-02-22 10:00", "ends": "2025-02-22 11:00"}, "form", "does not touch"),
@@ -42,6 +43,6 @@ def test_an_error_is_shown_beside_the_field_it_is_about(
     app: App, cova: str, changes: dict[str, Any], field: str, says: str
 ) -> None:
     with pytest.raises(ValidationError) as caught:
-        app.notices.draft(**(VALID | changes))
+        app.notices.draft(NoticeRequest(**VALID | changes))
     assert says in str(caught.value)
     assert errors_of(caught.value) == {field: str(caught.value)}

@@ -14,6 +14,7 @@ from notifier.clock import FrozenClock
 from notifier.delivery.dispatcher import Dispatcher
 from notifier.storage import deliveries as delivery_rows
 from notifier.storage import reports
+from notifier.usecases.notice_requests import NoticeRequest
 from tests.support.channels import FakeChannel
 from tests.support.patients import PATIENTS_CSV
 
@@ -25,7 +26,13 @@ def queued(app: App, cova: str) -> int:
     """The reference notice fanned out: two SMS deliveries pending (email not dispatched here)."""
     app.patients.import_patients(io.StringIO(PATIENTS_CSV))
     notice = app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+            channels=("sms",),
+        )
     ).notice
     app.fanout.fire_due()
     return notice.id

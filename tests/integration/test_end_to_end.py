@@ -8,6 +8,7 @@ from email.message import EmailMessage
 
 from notifier.bootstrap import App
 from notifier.runtime import run_once
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.patients import PATIENTS_CSV
@@ -18,7 +19,12 @@ def test_reference_closure_reaches_each_consenting_patient_exactly_once(
 ) -> None:
     app.patients.import_patients(io.StringIO(PATIENTS_CSV))
     notice = app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+        )
     ).notice
     run_once(app)
     run_once(app)  # a second tick sends nothing more
@@ -75,7 +81,12 @@ def test_provider_errors_are_classified_and_recorded(
         match={"rcpt_regex": "ana@"}, stage="rcpt", reply="550 5.1.1 User unknown", times=None
     )
     notice = app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+        )
     ).notice
     run_once(app)
     by_address = {(d.channel, d.address): d for d in app.deliveries.log(notice.id)}

@@ -11,6 +11,7 @@ from sqlalchemy import text, update
 
 from notifier.bootstrap import App
 from notifier.storage.models import Broadcast, Notice
+from notifier.usecases.notice_requests import NoticeRequest
 from tests.support.channels import FakeChannel
 from tests.support.patients import HEADER, PATIENTS_CSV, phone
 
@@ -47,7 +48,16 @@ CLOSURES = {
 
 def closure(app: App, location: str, send_at: str = "2025-02-19 09:00") -> int:
     starts, ends, reason = CLOSURES[location]
-    return app.notices.create(location, starts, ends, reason, channels="sms", send_at=send_at).id
+    return app.notices.create(
+        NoticeRequest(
+            location=location,
+            starts=starts,
+            ends=ends,
+            reason=reason,
+            channels=("sms",),
+            send_at=send_at,
+        )
+    ).id
 
 
 def test_editing_hours_after_a_closure_was_queued_breaks_nothing(two_clinics: App) -> None:
@@ -165,7 +175,13 @@ def test_a_template_that_raises_for_one_patient_fails_that_delivery_and_sends_th
     try:
         bad.patients.import_patients(io.StringIO(PATIENTS_CSV))
         created = bad.notices.create(
-            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+            NoticeRequest(
+                location="cova",
+                starts="2025-02-19 12:30",
+                ends="2025-02-21 00:00",
+                reason="inclement weather",
+                channels=("sms",),
+            )
         )
         notice = created.id
         # The manager is told before anything goes out; the notice is stored all the same.

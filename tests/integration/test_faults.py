@@ -17,6 +17,7 @@ from notifier.clock import FrozenClock
 from notifier.runtime import run_once
 from notifier.storage import deliveries as delivery_rows
 from notifier.storage import reports
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import DROP, FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.patients import email, patients_csv, phone
@@ -48,7 +49,13 @@ def fault_app(
 def broadcast(app: App, patients: int, channels: str = "sms,email") -> int:
     app.patients.import_patients(io.StringIO(patients_csv(patients)))
     notice = app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels=channels
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+            channels=tuple(channels.split(",")),
+        )
     ).notice
     app.fanout.fire_due()
     return notice.id

@@ -18,6 +18,7 @@ from notifier.clock import FrozenClock
 from notifier.runtime import run_until_idle
 from notifier.storage import deliveries as delivery_rows
 from notifier.storage.models import Worker
+from notifier.usecases.notice_requests import NoticeRequest
 from tests.support.channels import FakeChannel, accept
 from tests.support.patients import PATIENTS_CSV
 from tests.support.records import event_kinds, events
@@ -28,7 +29,13 @@ def queued(app: App, cova: str) -> int:
     """The reference notice fanned out: two SMS deliveries pending."""
     app.patients.import_patients(io.StringIO(PATIENTS_CSV))
     notice = app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+            channels=("sms",),
+        )
     )
     app.fanout.fire_due()
     return notice.id

@@ -15,6 +15,7 @@ import pytest
 
 from notifier.clock import FrozenClock
 from notifier.logs import JSON_FIELDS, JsonFormatter, configure_logging
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.integration.test_no_patient_data_leaks import (
@@ -70,7 +71,11 @@ def test_json_lines_at_debug_carry_no_patient_data(
 def test_the_fan_out_logs_counts_not_minus_one(
     web: Web, fake_smtp: FakeSmtp, clock: FrozenClock, json_log: LogLines
 ) -> None:
-    notice = web.app.notices.create("cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice")
+    notice = web.app.notices.create(
+        NoticeRequest(
+            location="cova", starts="2025-02-19 12:30", ends="2025-02-21 00:00", reason="ice"
+        )
+    )
     web.app.fanout.fire_due()
     fired = [json.loads(line) for line in json_log.lines if '"broadcast_fired"' in line]
     assert len(fired) == 1

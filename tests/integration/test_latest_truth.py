@@ -17,6 +17,7 @@ from notifier.channels.base import ChannelError, OutgoingMessage, SendResult
 from notifier.channels.email import EmailChannel
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.channels import FakeChannel, accept
@@ -80,7 +81,13 @@ def test_an_update_during_sending_leaves_every_patient_with_the_latest_version(
     app = slow_app
     app.patients.import_patients(io.StringIO(TWELVE))
     original = app.notices.create(
-        "cova", "2025-02-20 08:00", "2025-02-21 00:00", "ice", channels="sms"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-20 08:00",
+            ends="2025-02-21 00:00",
+            reason="ice",
+            channels=("sms",),
+        )
     ).id
     app.fanout.fire_due()
     gate = Gate()
@@ -123,7 +130,13 @@ def test_originals_held_for_quiet_hours_are_replaced_not_lost(
     clock.set(datetime(2025, 2, 18, 22, 30, tzinfo=NEW_YORK))
     app.patients.import_patients(io.StringIO(PATIENTS_CSV))
     original = app.notices.create(
-        "cova", "2025-02-20 08:00", "2025-02-21 00:00", "ice", channels="sms,email"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-20 08:00",
+            ends="2025-02-21 00:00",
+            reason="ice",
+            channels=("sms", "email"),
+        )
     ).id
     texts, emails = FakeChannel(), FakeChannel(spec=EmailChannel.spec)
     run_once(app, {"sms": texts, "email": emails})

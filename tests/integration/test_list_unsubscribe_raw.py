@@ -16,6 +16,7 @@ import pytest
 from notifier.bootstrap import App, build_app
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.patients import PATIENTS_CSV
@@ -67,7 +68,15 @@ def test_list_unsubscribe_goes_out_unencoded_and_folded_between_its_uris(
 ) -> None:
     save_cova(app)
     app.patients.import_patients(io.StringIO(PATIENTS_CSV))
-    app.notices.create("cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels="email")
+    app.notices.create(
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="ice",
+            channels=("email",),
+        )
+    )
     run_once(app)
     received = fake_smtp.wait_for(3)
     base = app.settings.public_base_url or ""

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from notifier.bootstrap import App
 from notifier.cli import main
 from notifier.usecases.locations import LocationSaved
+from notifier.usecases.notice_requests import NoticeRequest
 from tests.support.web import PASSWORD, Web, csrf_of, sign_in
 
 SATURDAY_HOURS = "Mon-Fri 08:00-17:00; Sat 09:00-12:00"
@@ -39,12 +40,14 @@ def sms_text(app: App, notice_id: int) -> str:
 def early_close(app: App, location: str = "loc", day: str = "2025-02-19") -> int:
     """Closing early from noon: its words name the time the doors open the next morning."""
     return app.notices.create(
-        location,
-        f"{day} 12:00",
-        f"{day} 17:00",
-        "a storm",
-        channels="sms",
-        send_at="2025-02-19 07:00",
+        NoticeRequest(
+            location=location,
+            starts=f"{day} 12:00",
+            ends=f"{day} 17:00",
+            reason="a storm",
+            channels=("sms",),
+            send_at="2025-02-19 07:00",
+        )
     ).id
 
 
@@ -58,22 +61,26 @@ def queued(app: App, cova: str) -> dict[str, int]:
     notices = app.notices
     ids = {
         "saturday": notices.create(
-            "loc",
-            "2025-02-22 09:00",
-            "2025-02-22 12:00",
-            "a burst pipe",
-            channels="sms",
-            send_at="2025-02-19 09:00",
+            NoticeRequest(
+                location="loc",
+                starts="2025-02-22 09:00",
+                ends="2025-02-22 12:00",
+                reason="a burst pipe",
+                channels=("sms",),
+                send_at="2025-02-19 09:00",
+            )
         ).id,
         "early": early_close(app),
         # Opening late at 10:00 reads the same whether the doors usually open at 8 or at 9.
         "late": notices.create(
-            "loc",
-            "2025-02-20 08:00",
-            "2025-02-20 10:00",
-            "a power cut",
-            channels="sms",
-            send_at="2025-02-19 07:00",
+            NoticeRequest(
+                location="loc",
+                starts="2025-02-20 08:00",
+                ends="2025-02-20 10:00",
+                reason="a power cut",
+                channels=("sms",),
+                send_at="2025-02-19 07:00",
+            )
         ).id,
         "cancelled": early_close(app, day="2025-02-21"),
         "elsewhere": early_close(app, cova),

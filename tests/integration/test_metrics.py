@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
+from notifier.usecases.notice_requests import NoticeRequest
 from tests.support.web import Web, new_message_sid
 
 CHANNELS = ("sms", "email")
@@ -60,7 +61,14 @@ def delta(before: Samples, after: Samples, name: str) -> Callable[..., float]:
 def test_metrics_during_and_after_a_broadcast_match_the_delivery_log(
     web: Web, clock: FrozenClock
 ) -> None:
-    web.app.notices.create("cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather")
+    web.app.notices.create(
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+        )
+    )
     web.app.fanout.fire_due()
     clock.advance(42)  # the queue has waited 42 s when it is scraped
 
@@ -112,7 +120,14 @@ def test_webhook_requests_are_counted_by_result(web: Web) -> None:
 
 
 def test_labels_are_bounded_no_address_or_id(web: Web) -> None:
-    web.app.notices.create("cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather")
+    web.app.notices.create(
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+        )
+    )
     web.app.fanout.fire_due()
     run_once(web.app)
     text = web.client.get("/metrics").text

@@ -25,6 +25,7 @@ import pytest
 
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.logs import LogLines, captured_log
@@ -98,7 +99,11 @@ def refuse_and_quote_addresses(twilio: FakeTwilio, smtp: FakeSmtp) -> None:
 
 def broadcast_with_failures(web: Web, smtp: FakeSmtp, clock: FrozenClock) -> int:
     refuse_and_quote_addresses(web.twilio, smtp)
-    notice = web.app.notices.create("cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice")
+    notice = web.app.notices.create(
+        NoticeRequest(
+            location="cova", starts="2025-02-19 12:30", ends="2025-02-21 00:00", reason="ice"
+        )
+    )
     run_once(web.app)
     clock.advance(600)  # the retries are due
     run_once(web.app)

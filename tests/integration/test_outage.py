@@ -14,6 +14,7 @@ from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
 from notifier.storage import deliveries as delivery_rows
 from notifier.storage import reports
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.patients import patients_csv
 from tests.support.peers import peer_settings
@@ -40,7 +41,13 @@ def test_a_three_minute_outage_delays_every_text_and_fails_none(
     )
     app.patients.import_patients(io.StringIO(patients_csv(PATIENTS, with_email=False)))
     notice = app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+            channels=("sms",),
+        )
     ).notice
     app.fanout.fire_due()
     fake_twilio.fault(

@@ -16,6 +16,7 @@ import pytest
 from lxml import etree
 
 from notifier.clock import FrozenClock
+from notifier.usecases.notice_requests import NoticeRequest
 from tests.support.peers import NEW_YORK
 from tests.support.web import Web, csrf_of, signed_in
 
@@ -31,8 +32,8 @@ def cap_schema() -> etree.XMLSchema:
 
 def create(web: Web, **fields: object) -> int:
     starts, ends, reason = REFERENCE
-    values: dict[str, object] = {"channels": "sms", "send_at": "now"} | fields
-    return web.app.notices.create("cova", starts, ends, reason, **values).notice.id  # type: ignore[arg-type]
+    values: dict[str, object] = {"channels": ("sms",), "send_at": "now"} | fields
+    return web.app.notices.create(NoticeRequest("cova", starts, ends, reason, **values)).notice.id  # type: ignore[arg-type]
 
 
 def calendar(web: Web) -> icalendar.Calendar:
@@ -167,7 +168,9 @@ def test_an_update_that_drops_a_day_cancels_that_days_event(web: Web) -> None:
 def test_a_partial_closure_in_the_dst_week_is_at_the_right_utc_instant(web: Web) -> None:
     # Clocks sprang forward on Sunday 2025-03-09: Monday noon in New York is 16:00 UTC, not 17.
     web.app.notices.create(
-        "cova", "2025-03-10 12:00", "2025-03-10 15:00", "a staff meeting", channels="sms"
+        NoticeRequest(
+            "cova", "2025-03-10 12:00", "2025-03-10 15:00", "a staff meeting", channels=("sms",)
+        )
     )
     cal = calendar(web)
     (event,) = cal.walk("VEVENT")

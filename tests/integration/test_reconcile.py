@@ -10,6 +10,7 @@ from collections import Counter
 
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.records import events
 from tests.support.web import Web
@@ -32,7 +33,13 @@ def test_deliveries_whose_callbacks_were_lost_are_brought_up_to_date_from_the_pr
     fake_twilio.lose_callbacks("delivered", "undelivered")
     fake_twilio.fault({"to": MARIA}, response={"fate": "undelivered", "error_code": 30003})
     web.app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+            channels=("sms",),
+        )
     )
     run_once(web.app)
     fake_twilio.flush(timeout=20)

@@ -19,6 +19,7 @@ from notifier.bootstrap import App
 from notifier.cli import main
 from notifier.clock import FrozenClock
 from notifier.errors import ValidationError
+from notifier.usecases.notice_requests import NoticeRequest
 from tests.support.channels import FakeChannel
 from tests.support.peers import NEW_YORK
 from tests.support.web import Web, add_cova, csrf_of, signed_in
@@ -29,7 +30,7 @@ REFERENCE = {
     "starts": "2025-02-19 12:30",
     "ends": "2025-02-21 00:00",
     "reason": "inclement weather",
-    "channels": "sms",
+    "channels": ("sms",),
 }
 
 
@@ -44,7 +45,7 @@ def test_a_text_over_1600_characters_is_refused_at_create_and_preview(cova_app: 
     assert len(LONG) == 1702
     for attempt in (cova_app.notices.create, cova_app.notices.draft):
         with pytest.raises(ValidationError) as refused:
-            attempt("cova", message=LONG, **REFERENCE)  # type: ignore[operator]
+            attempt(NoticeRequest(location="cova", message=LONG, **REFERENCE))  # type: ignore[arg-type]
         assert "1,600" in str(refused.value) and refused.value.field == "message"
     assert cova_app.notices.all() == []
 
@@ -57,16 +58,22 @@ def test_the_limit_counts_each_patients_own_text(cova_app: App) -> None:
             "email_consent\ns1,Luz,Vega,540-555-0192,,es,cova,yes,no\n"
         )
     )
-    sample = cova_app.notices.draft("cova", **REFERENCE)  # type: ignore[arg-type]
+    spanish = {"reason_texts": {"es": "el mal tiempo"}}
+    sample = cova_app.notices.draft(NoticeRequest(location="cova", **REFERENCE | spanish))  # type: ignore[arg-type]
     by_language = {m.language: m.characters for m in sample.messages["sms"]}
     assert by_language["es"] > by_language["en"]
-    reason = "y" * (1600 - by_language["en"] + len("inclement weather"))
+    # The Spanish reason (only Spanish texts carry it) makes the Spanish text one too long.
+    reason = "y" * (1600 - by_language["es"] + len("el mal tiempo") + 1)
     with pytest.raises(ValidationError, match="for some patients \\(language 'es'\\)"):
-        cova_app.notices.create("cova", **(REFERENCE | {"reason": reason}))  # type: ignore[arg-type]
+        cova_app.notices.create(
+            NoticeRequest(location="cova", **REFERENCE | {"reason_texts": {"es": reason}})  # type: ignore[arg-type]
+        )
 
 
 def test_an_email_may_be_long(cova_app: App) -> None:
-    created = cova_app.notices.create("cova", message=LONG, **(REFERENCE | {"channels": "email"}))  # type: ignore[arg-type]
+    created = cova_app.notices.create(
+        NoticeRequest(location="cova", message=LONG, **REFERENCE | {"channels": ("email",)})
+    )  # type: ignore[arg-type]
     assert created.notice.id > 0
 
 
@@ -153,11 +160,17 @@ def test_the_console_refuses_it_at_preview_and_create(manager: httpx.Client, web
 
 
 def test_a_send_time_inside_quiet_hours_says_when_texts_really_go(cova_app: App) -> None:
-    preview = cova_app.notices.draft("cova", send_at="2025-02-18 22:30", **REFERENCE)  # type: ignore[arg-type]
+    preview = cova_app.notices.draft(
+        NoticeRequest(location="cova", send_at="2025-02-18 22:30", **REFERENCE)
+    )  # type: ignore[arg-type]
     assert any("texts go out at 2025-02-19 08:00" in w for w in preview.warnings)
-    urgent = cova_app.notices.draft("cova", send_at="2025-02-18 22:30", urgent=True, **REFERENCE)  # type: ignore[arg-type]
+    urgent = cova_app.notices.draft(
+        NoticeRequest(location="cova", send_at="2025-02-18 22:30", urgent=True, **REFERENCE)
+    )  # type: ignore[arg-type]
     assert not any("quiet hours" in w for w in urgent.warnings)
-    daytime = cova_app.notices.draft("cova", send_at="2025-02-18 19:00", **REFERENCE)  # type: ignore[arg-type]
+    daytime = cova_app.notices.draft(
+        NoticeRequest(location="cova", send_at="2025-02-18 19:00", **REFERENCE)
+    )  # type: ignore[arg-type]
     assert not any("quiet hours" in w for w in daytime.warnings)
 
 
@@ -165,7 +178,9 @@ def test_a_2230_send_for_a_closure_starting_at_midnight_goes_at_once(
     cova_app: App, clock: FrozenClock
 ) -> None:
     closure = REFERENCE | {"starts": "2025-02-19 00:00", "ends": "2025-02-20 00:00"}
-    created = cova_app.notices.create("cova", send_at="2025-02-18 22:30", **closure)  # type: ignore[arg-type]
+    created = cova_app.notices.create(
+        NoticeRequest(location="cova", send_at="2025-02-18 22:30", **closure)
+    )  # type: ignore[arg-type]
     assert any("urgent by rule" in w for w in created.preview.warnings)
     clock.set(datetime(2025, 2, 18, 22, 30, tzinfo=NEW_YORK))
     cova_app.fanout.fire_due()
@@ -180,10 +195,7 @@ def test_not_urgent_still_holds_them_when_the_manager_says_so(
 ) -> None:
     closure = REFERENCE | {"starts": "2025-02-19 00:00", "ends": "2025-02-20 00:00"}
     created = cova_app.notices.create(
-        "cova",
-        send_at="2025-02-18 22:30",
-        urgent=False,
-        **closure,  # type: ignore[arg-type]
+        NoticeRequest(location="cova", send_at="2025-02-18 22:30", urgent=False, **closure)
     )
     assert any("texts go out at 2025-02-19 08:00" in w for w in created.preview.warnings)
     clock.set(datetime(2025, 2, 18, 22, 30, tzinfo=NEW_YORK))
@@ -205,7 +217,8 @@ def test_patients_whose_language_has_no_templates_are_counted(cova_app: App) -> 
             "s1,Luz,Vega,540-555-0192,,es,cova,yes,no\n"
         )
     )
-    preview = cova_app.notices.draft("cova", **REFERENCE)  # type: ignore[arg-type]
+    spanish = {"reason_texts": {"es": "el mal tiempo"}}
+    preview = cova_app.notices.draft(NoticeRequest(location="cova", **REFERENCE | spanish))  # type: ignore[arg-type]
     assert "2 patients with language 'de' get 'en': there are no 'de' templates" in (
         preview.warnings
     )
@@ -219,7 +232,9 @@ def test_a_custom_message_gets_no_other_languages_footer(cova_app: App) -> None:
             "email_consent\ns1,Luz,Vega,540-555-0192,,es,cova,yes,no\n"
         )
     )
-    created = cova_app.notices.create("cova", message="We are closed, stay safe.", **REFERENCE)  # type: ignore[arg-type]
+    created = cova_app.notices.create(
+        NoticeRequest(location="cova", message="We are closed, stay safe.", **REFERENCE)
+    )  # type: ignore[arg-type]
     assert [m.language for m in created.preview.messages["sms"]] == ["en"]
     assert (
         "1 patient with language 'es' get the custom message in 'en', the location's language"

@@ -16,6 +16,7 @@ from notifier.cli import main
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
 from notifier.storage import reports
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.channels import FakeChannel
 from tests.support.patients import HEADER, patients_csv, phone
@@ -24,7 +25,13 @@ from tests.support.patients import HEADER, patients_csv, phone
 def notice(app: App, patients: int, channels: str = "sms") -> int:
     app.patients.import_patients(io.StringIO(patients_csv(patients)))
     return app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels=channels
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+            channels=tuple(channels.split(",")),
+        )
     ).id
 
 
@@ -61,7 +68,11 @@ def test_no_retry_for_a_cancelled_notice_or_an_ended_closure(
     run_once(app)
     app.notices.cancel(cancelled)
     assert app.deliveries.retry_failed(cancelled) == 0
-    ended = app.notices.create("cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice").id
+    ended = app.notices.create(
+        NoticeRequest(
+            location="cova", starts="2025-02-19 12:30", ends="2025-02-21 00:00", reason="ice"
+        )
+    ).id
     app.fanout.fire_due()
     run_once(app)
     clock.advance(3 * 24 * 3600)
@@ -107,7 +118,14 @@ def test_the_estimate_counts_each_patients_own_segments(app: App, cova: str) -> 
     app.patients.import_patients(io.StringIO(MIXED))
     app.patients.import_appointments(io.StringIO(APPOINTMENT))
     created = app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels="sms", audience="both"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="ice",
+            channels=("sms",),
+            audience="both",
+        )
     )
     channel = FakeChannel(lambda message, call: SendResult(f"SM{message.delivery_id:032d}"))
     run_once(app, {"sms": channel})
@@ -122,7 +140,13 @@ def test_a_short_queue_window_is_warned_about_in_minutes_and_seconds(app: App, c
     app.settings.sms_queue_window_seconds = 600
     app.patients.import_patients(io.StringIO(patients_csv(20)))
     preview = app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels="sms"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="ice",
+            channels=("sms",),
+        )
     ).preview
     [warning] = [w for w in preview.warnings if "queues" in w]
     assert "takes about 13 min 20 s" in warning  # 20 texts × 2 segments ÷ 0.05/s = 800 s

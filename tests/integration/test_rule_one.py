@@ -34,6 +34,7 @@ from notifier.storage.models import (
     OptOut,
     Worker,
 )
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.channels import FakeChannel, accept
@@ -111,7 +112,13 @@ class Story:
     def start(self) -> None:
         self.versions.append(
             self.app.notices.create(
-                "cova", "2025-02-20 08:00", "2025-02-21 00:00", "v1", channels="sms"
+                NoticeRequest(
+                    location="cova",
+                    starts="2025-02-20 08:00",
+                    ends="2025-02-21 00:00",
+                    reason="v1",
+                    channels=("sms",),
+                )
             ).id
         )
 

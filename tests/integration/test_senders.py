@@ -12,6 +12,7 @@ import pytest
 from notifier.bootstrap import App, build_app
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.patients import patients_csv
 from tests.support.peers import peer_settings
@@ -45,7 +46,15 @@ def test_each_patient_hears_from_the_same_number_of_the_pool_across_notices(
     app = app_with(database_url, pool_twilio, clock, twilio_from_numbers=numbers)
     try:
         for start, end in [("2025-02-19 12:30", "2025-02-20 00:00"), ("2025-02-24", "2025-02-25")]:
-            app.notices.create("cova", start, end, "inclement weather", channels="sms")
+            app.notices.create(
+                NoticeRequest(
+                    location="cova",
+                    starts=start,
+                    ends=end,
+                    reason="inclement weather",
+                    channels=("sms",),
+                )
+            )
             run_once(app)
     finally:
         app.close()
@@ -69,7 +78,13 @@ def test_a_messaging_service_is_sent_as_messaging_service_sid_without_from(
     )
     try:
         notice = app.notices.create(
-            "cova", "2025-02-19 12:30", "2025-02-20 00:00", "inclement weather", channels="sms"
+            NoticeRequest(
+                location="cova",
+                starts="2025-02-19 12:30",
+                ends="2025-02-20 00:00",
+                reason="inclement weather",
+                channels=("sms",),
+            )
         ).notice
         run_once(app)
         states = {d.state for d in app.deliveries.log(notice.id) if d.state != "skipped"}

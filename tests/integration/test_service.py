@@ -17,6 +17,7 @@ from notifier.errors import NotFoundError, TemplateError, ValidationError
 from notifier.rendering.renderer import default_templates_dir
 from notifier.runtime import run_once
 from notifier.storage.models import Delivery, DeliveryEvent, Notice, Patient
+from notifier.usecases.notice_requests import NoticeRequest
 from tests.support.channels import FakeChannel
 from tests.support.patients import HEADER, PATIENTS_CSV
 
@@ -28,12 +29,12 @@ def count(app: App, model: type) -> int:
 
 def create_reference(app: App, **changes: str) -> int:
     values = {
-        "location_slug": "cova",
+        "location": "cova",
         "starts": "2025-02-19 12:30",
         "ends": "2025-02-21 00:00",
         "reason": "inclement weather",
     } | changes
-    return app.notices.create(**values).id  # type: ignore[arg-type]
+    return app.notices.create(NoticeRequest(**values)).id  # type: ignore[arg-type]
 
 
 def test_bad_csv_rows_are_reported_by_line_and_good_rows_still_land(app: App, cova: str) -> None:
@@ -88,8 +89,8 @@ def test_reimport_updates_by_external_id(app: App, cova: str) -> None:
         ({"ends": "2025-02-19 10:00"}, "before it starts"),
         ({"send_at": "2025-02-22 09:00"}, "after the closure ends"),
         ({"starts": "2025-02-22 00:00", "ends": "2025-02-23 23:00"}, "business hours"),
-        ({"location_slug": "nowhere"}, "no location 'nowhere'"),
-        ({"channels": "sms,pager"}, "pager"),
+        ({"location": "nowhere"}, "no location 'nowhere'"),
+        ({"channels": ("sms", "pager")}, "pager"),
         ({"starts": "tomorrow"}, "not a date and time"),
         ({"starts": "2025-02-10 08:00", "ends": "2025-02-11 00:00"}, "closure ended"),
     ],

@@ -21,6 +21,7 @@ from notifier.channels.email import EmailChannel
 from notifier.cli import main
 from notifier.cli.watching import watch_rich
 from notifier.clock import FrozenClock
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier.usecases.views import Progress
 from tests.support.channels import FakeChannel, refusing
 from tests.support.peers import NEW_YORK
@@ -114,7 +115,13 @@ PRIVATE = ("Maria", "Lopez", "5405550111", "maria@example.org")
 def landline_maria(web: Web) -> int:
     """The reference notice by SMS and email; Maria's phone is a landline (21614)."""
     created = web.app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms,email"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+            channels=("sms", "email"),
+        )
     )
     web.app.fanout.fire_due()
     channels = {"sms": refusing("+15405550111"), "email": FakeChannel(spec=EmailChannel.spec)}
@@ -274,7 +281,13 @@ def test_notice_create_without_send_at_makes_a_draft_that_sends_only_when_told(
 
 def test_a_draft_is_cancelled_or_updated_as_a_draft(web: Web) -> None:
     created = web.app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", send_at=None
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="ice",
+            send_at=None,
+        )
     )
     updated = web.app.notices.update(created.id, reason="snow")
     assert updated.state == "draft · upcoming closure"
@@ -291,7 +304,13 @@ def test_notice_watch_follows_the_broadcast_and_ends_when_it_does(
     web: Web, clock: FrozenClock
 ) -> None:
     created = web.app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels="sms"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="ice",
+            channels=("sms",),
+        )
     )
     outcome: dict[str, str] = {}
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from notifier.clock import FrozenClock
 from notifier.storage.models import Delivery
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.patients import patients_csv
@@ -64,7 +65,13 @@ def test_a_stop_during_a_broadcast_stops_every_text_to_that_number_not_yet_hande
 ) -> None:
     web = slow_web
     web.app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+            channels=("sms",),
+        )
     )
     web.app.fanout.fire_due()
     dispatcher = web.app.dispatcher()

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from notifier.clock import FrozenClock
 from notifier.errors import ValidationError
 from notifier.runtime import run_once
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.web import Web, save_cova, served
@@ -68,7 +69,7 @@ def web(
 
 def call_out(web: Web, reason: str = "inclement weather") -> int:
     notice = web.app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", reason, channels="voice"
+        NoticeRequest("cova", "2025-02-19 12:30", "2025-02-21 00:00", reason, channels=("voice",))
     )
     run_once(web.app)
     web.twilio.flush(timeout=30)
@@ -173,7 +174,14 @@ def test_quiet_hours_defer_calls(
     clock.advance(4 * 3600)  # 22:00 in New York, the evening before: quiet hours
     for web in voice_web(database_url, fake_twilio, fake_smtp, clock):
         notice = web.app.notices.create(
-            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels="voice", urgent=False
+            NoticeRequest(
+                "cova",
+                "2025-02-19 12:30",
+                "2025-02-21 00:00",
+                "ice",
+                channels=("voice",),
+                urgent=False,
+            )
         )
         run_once(web.app)
         fake_twilio.flush(timeout=30)
@@ -191,7 +199,9 @@ def test_the_call_rate_holds_at_the_test_server(
 ) -> None:
     for web in voice_web(database_url, fake_twilio, fake_smtp, clock, voice_calls_per_second=1.0):
         web.app.notices.create(
-            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels="voice"
+            NoticeRequest(
+                "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels=("voice",)
+            )
         )
         run_once(web.app)
         creates = sorted(
@@ -240,10 +250,10 @@ def by_channel(web: Web, notice_id: int) -> dict[tuple[str, str], object]:
 
 def test_sms_21614_falls_back_to_a_call_once(web: Web, clock: FrozenClock) -> None:
     fallback_web(web)
-    notice = web.app.notices.create(
+    notice = web.app.notices.create(NoticeRequest(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
-        channels="sms", fallback="sms>voice>email",
-    )  # fmt: skip
+        channels=("sms",), fallback="sms>voice>email",
+    ))  # fmt: skip
     for _ in range(3):  # the text fails, the call is queued, placed; nothing more after that
         run_once(web.app)
         web.twilio.flush(timeout=30)
@@ -263,10 +273,10 @@ def test_sms_21614_falls_back_to_a_call_once(web: Web, clock: FrozenClock) -> No
 
 def test_a_patient_already_called_is_not_called_again_by_the_fallback(web: Web) -> None:
     fallback_web(web)
-    notice = web.app.notices.create(
+    notice = web.app.notices.create(NoticeRequest(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
-        channels="sms,voice", fallback="sms>voice",
-    )  # fmt: skip
+        channels=("sms", "voice"), fallback="sms>voice",
+    ))  # fmt: skip
     for _ in range(2):
         run_once(web.app)
         web.twilio.flush(timeout=30)
@@ -280,10 +290,10 @@ def test_an_undelivered_30006_report_falls_back_too(web: Web, clock: FrozenClock
     web.twilio.fault(
         match={"to": RUTH}, times=None, response={"fate": "undelivered", "error_code": 30006}
     )
-    notice = web.app.notices.create(
+    notice = web.app.notices.create(NoticeRequest(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
-        channels="sms", fallback="sms>voice",
-    )  # fmt: skip
+        channels=("sms",), fallback="sms>voice",
+    ))  # fmt: skip
     for _ in range(3):
         run_once(web.app)
         web.twilio.flush(timeout=30)
@@ -300,7 +310,7 @@ def test_a_fallback_order_names_known_channels_each_once(web: Web) -> None:
     for bad in ("sms", "sms>fax", "sms>voice>sms"):
         with pytest.raises(ValidationError, match="fallback"):
             web.app.notices.create(
-                "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", fallback=bad
+                NoticeRequest("cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", fallback=bad)
             )
 
 
@@ -308,10 +318,10 @@ def test_the_preview_speaks_the_call_and_estimates_the_calls_at_the_call_rate(
     database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
 ) -> None:
     for web in voice_web(database_url, fake_twilio, fake_smtp, clock, voice_calls_per_second=0.5):
-        preview = web.app.notices.create(
+        preview = web.app.notices.create(NoticeRequest(
             "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
-            channels="sms,voice", send_at=None,
-        ).preview  # fmt: skip
+            channels=("sms", "voice"), send_at=None,
+        )).preview  # fmt: skip
         assert preview.channels["voice"] == "enabled"
         assert preview.estimated_seconds["voice"] == pytest.approx(3 / 0.5)  # 3 calls, 0.5/s
         spoken = {m.language: m.text for m in preview.messages["voice"]}
@@ -343,10 +353,10 @@ def test_a_text_retried_after_a_passing_error_is_not_also_a_call(
     web.twilio.fault(
         match={"to": RUTH, "path_regex": "Messages"}, times=1, response={"status": 503}
     )
-    notice = web.app.notices.create(
+    notice = web.app.notices.create(NoticeRequest(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
-        channels="sms", fallback="sms>voice",
-    )  # fmt: skip
+        channels=("sms",), fallback="sms>voice",
+    ))  # fmt: skip
     for _ in range(3):  # the text fails once (503), is retried and goes out
         run_once(web.app)
         web.twilio.flush(timeout=30)

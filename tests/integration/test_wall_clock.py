@@ -10,6 +10,7 @@ import time_machine
 
 from notifier.bootstrap import App
 from notifier.runtime import run_once
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.patients import PATIENTS_CSV
@@ -23,7 +24,12 @@ def test_the_reference_story_passes_late_at_night_years_later(
         assert datetime.now().year == 2031  # the wall clock really moved
         app.patients.import_patients(io.StringIO(PATIENTS_CSV))
         notice = app.notices.create(
-            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather"
+            NoticeRequest(
+                location="cova",
+                starts="2025-02-19 12:30",
+                ends="2025-02-21 00:00",
+                reason="inclement weather",
+            )
         ).notice
         run_once(app)
     states = sorted(d.state for d in app.deliveries.log(notice.id))

@@ -15,6 +15,7 @@ import pytest
 from notifier.clock import FrozenClock
 from notifier.storage import accounts as account_rows
 from notifier.storage import consent as consent_rows
+from notifier.usecases.notice_requests import NoticeRequest
 from tests.support.channels import FakeChannel
 from tests.support.web import PASSWORD, Web, broadcast_sms, csrf_of, sign_in
 
@@ -554,12 +555,14 @@ def test_an_update_that_keeps_the_times_keeps_every_interval(
     web: Web, manager: httpx.Client
 ) -> None:
     original = web.app.notices.create(
-        "cova",
-        None,
-        None,
-        "inclement weather",
-        send_at="2025-02-19 07:00",
-        intervals=["2025-02-19 12:30/2025-02-19 17:00", "2025-02-20 08:00/2025-02-20 12:00"],
+        NoticeRequest(
+            location="cova",
+            starts=None,
+            ends=None,
+            reason="inclement weather",
+            send_at="2025-02-19 07:00",
+            intervals=("2025-02-19 12:30/2025-02-19 17:00", "2025-02-20 08:00/2025-02-20 12:00"),
+        )
     ).id
     page = manager.get(f"/console/notices/{original}")
     assert "This closure has 2 separate intervals" in page.text

@@ -15,6 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
+from notifier.usecases.notice_requests import NoticeRequest
 from tests.support.web import Web
 
 EXAMPLES = 25
@@ -23,7 +24,11 @@ EXAMPLES = 25
 @pytest.fixture
 def web(web: Web) -> Web:
     """The shared served app (reference location and patients), plus this file's own setup."""
-    web.app.notices.create("cova", "2025-02-19 12:30", "2025-02-21 00:00", "storm")
+    web.app.notices.create(
+        NoticeRequest(
+            location="cova", starts="2025-02-19 12:30", ends="2025-02-21 00:00", reason="storm"
+        )
+    )
     return web
 
 

@@ -8,6 +8,7 @@ from twilio.request_validator import RequestValidator
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
 from notifier.storage.models import Delivery
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.channels import FakeChannel
@@ -192,7 +193,13 @@ def test_an_unsigned_inbound_stop_is_refused(web: Web) -> None:
 def test_a_send_refused_with_21610_records_the_opt_out(web: Web) -> None:
     web.twilio.opt_out(MARIA)  # Maria texted STOP to Twilio before we heard of it
     web.app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+            channels=("sms",),
+        )
     )
     run_once(web.app)
     failed = web.app.deliveries.log(state="failed")
@@ -211,7 +218,13 @@ def test_end_to_end_twilios_own_callbacks_and_replies_reach_the_running_server(
     ):
         add_cova(web.app)
         notice = web.app.notices.create(
-            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="sms"
+            NoticeRequest(
+                location="cova",
+                starts="2025-02-19 12:30",
+                ends="2025-02-21 00:00",
+                reason="inclement weather",
+                channels=("sms",),
+            )
         )
         run_once(web.app)
         twilio.flush(timeout=20)

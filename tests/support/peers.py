@@ -16,10 +16,20 @@ NEW_YORK = ZoneInfo("America/New_York")
 EVENING_BEFORE = datetime(2025, 2, 18, 18, 0, tzinfo=NEW_YORK)
 
 
+NO_APPROVAL = 10_000_000  # patients: tests not about approval never reach it
+
+
 def peer_settings(
     database_url: str, twilio: FakeTwilio | None, smtp: FakeSmtp | None, **extra: Any
 ) -> Settings:
-    values: dict[str, Any] = {"database_url": database_url, "retry_base_seconds": 1.0}
+    # No undo window and no approval unless a test is about them (tests/integration/
+    # test_approval_and_hold.py): the rest send at once, as they did before issue 20.
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "retry_base_seconds": 1.0,
+        "send_hold_seconds": 0.0,
+        "approval_threshold": NO_APPROVAL,
+    }
     if twilio is not None:
         values |= {
             "twilio_account_sid": twilio.account_sid,

@@ -60,6 +60,9 @@ def service_env(
         "NOW": EVENING_BEFORE.isoformat(),
         "POLL_INTERVAL_SECONDS": "0.2",
         "HTTP_PORT": "0",
+        # As in peer_settings: no undo window, no approval, unless a test asks for them.
+        "SEND_HOLD_SECONDS": "0",
+        "APPROVAL_THRESHOLD": "10000000",
     }
     if twilio is not None:
         values |= {

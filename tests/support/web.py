@@ -15,6 +15,7 @@ from twilio.request_validator import RequestValidator
 
 from notifier.bootstrap import App, build_app
 from notifier.clock import FrozenClock
+from notifier.usecases.notice_requests import NoticeRequest
 from notifier.web.server import HttpServer
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
@@ -150,9 +151,9 @@ def broadcast_sms(app: App, channel: FakeChannel, **notice: object) -> int:
         "starts": "2025-02-19 12:30",
         "ends": "2025-02-21 00:00",
         "reason": "inclement weather",
-        "channels": "sms",
+        "channels": ("sms",),
     } | notice
-    created = app.notices.create("cova", **values)  # type: ignore[arg-type]
+    created = app.notices.create(NoticeRequest(location="cova", **values))  # type: ignore[arg-type]
     app.fanout.fire_due()
     app.dispatcher({"sms": channel}, "w1").drain()
     return created.id
@@ -161,7 +162,13 @@ def broadcast_sms(app: App, channel: FakeChannel, **notice: object) -> int:
 def broadcast_email(app: App) -> int:
     """The reference notice by email, fired and dispatched through the SMTP peer; its id."""
     created = app.notices.create(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels="email"
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+            channels=("email",),
+        )
     )
     app.fanout.fire_due()
     dispatcher = app.dispatcher()

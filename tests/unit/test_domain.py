@@ -119,9 +119,9 @@ def test_business_hours_round_trip_through_json() -> None:
 
 
 def test_channels_are_checked() -> None:
-    assert parse_channels("sms, email,sms", CHANNELS) == ("sms", "email")
+    assert parse_channels(["sms", " email", "sms"], CHANNELS) == ("sms", "email")
     with pytest.raises(ValidationError, match="fax"):
-        parse_channels("sms,fax", CHANNELS)
+        parse_channels(["sms", "fax"], CHANNELS)
 
 
 def test_retry_delay_grows_exponentially_is_capped_and_honours_retry_after() -> None:

@@ -189,3 +189,24 @@ def test_an_update_without_known_changes_still_says_it_is_one() -> None:
     email = Renderer().render_email(reference_context(change="update"))
     assert "This updates our earlier message." in email.text
     assert Renderer().render_sms(reference_context(change="update")).text.startswith("UPDATE: ")
+
+
+def test_golden_spanish_sms_with_a_reason_code() -> None:
+    """The category's Spanish words, never the English free text beside them."""
+    sms = Renderer().render_sms(reference_context(language="es", reason="", reason_code="weather"))
+    assert sms.text == (
+        "Por el mal tiempo, COVA Spine and Pain Center cerrará temprano el miércoles 19 de "
+        "febrero de 2025 a las 12:30 p. m. y cerrará todo el día el jueves 20 de febrero de "
+        "2025. Reabrimos el viernes 21 de febrero de 2025 a las 8:00 a. m. Cuídese. "
+        "Preguntas: (540) 555-0100. Responda STOP para cancelar."
+    )
+
+
+@pytest.mark.parametrize("language", Renderer().languages())
+def test_every_language_words_every_reason_code(language: str) -> None:
+    from notifier.domain.notices import ReasonCode
+
+    renderer = Renderer()
+    for code in ReasonCode:
+        words = renderer.reason_words(language, code.value, "")
+        assert words or code is ReasonCode.OTHER, (language, code)

@@ -29,6 +29,7 @@ from itsdangerous import BadData, TimestampSigner
 
 from notifier.bootstrap import App
 from notifier.clock import Clock
+from notifier.domain.actors import Actor, ActorKind
 from notifier.usecases.accounts import UserView
 from notifier.usecases.sessions import NewSession
 from notifier.web.deps import get_app
@@ -74,8 +75,8 @@ def genuine_csrf(app: App, token: str) -> bool:
 
 
 @dataclass
-class ConsoleSession:
-    """This request's session, signed in (``token``) or not, and the cookies to send back
+class SignIn:
+    """This request's sign-in, signed in (``token``) or not, and the cookies to send back
     (a value sets one, None deletes it)."""
 
     csrf: str
@@ -92,27 +93,27 @@ class ConsoleSession:
         self.cookies |= {COOKIE: None, CSRF_COOKIE: csrf}
 
 
-def load_session(request: Request, app: App) -> ConsoleSession:
+def load_sign_in(request: Request, app: App) -> SignIn:
     raw = request.cookies.get(COOKIE)
     if raw:
         live = app.sessions.current(raw)
         if live is not None:
-            return ConsoleSession(csrf=live.csrf, user=live.user, token=raw)
+            return SignIn(csrf=live.csrf, user=live.user, token=raw)
     token = request.cookies.get(CSRF_COOKIE)
     if token and len(token) < 200 and genuine_csrf(app, token):
-        session = ConsoleSession(csrf=token)
+        sign_in = SignIn(csrf=token)
     else:
-        session = ConsoleSession(csrf=pre_sign_in_csrf(app))
-        session.cookies[CSRF_COOKIE] = session.csrf
+        sign_in = SignIn(csrf=pre_sign_in_csrf(app))
+        sign_in.cookies[CSRF_COOKIE] = sign_in.csrf
     if raw:
-        session.cookies[COOKIE] = None  # ended, unknown or from before server-side sessions
-    return session
+        sign_in.cookies[COOKIE] = None  # ended, unknown or from before server-side sessions
+    return sign_in
 
 
-def save_session(response: Response, request: Request, app: App, session: ConsoleSession) -> None:
+def save_sign_in(response: Response, request: Request, app: App, sign_in: SignIn) -> None:
     base = app.settings.public_base_url
     secure = base is not None and base.startswith("https://")
-    for name, value in session.cookies.items():
+    for name, value in sign_in.cookies.items():
         if value is None:
             response.delete_cookie(
                 name, path=COOKIE_PATH, secure=secure, httponly=True, samesite="lax"
@@ -121,26 +122,31 @@ def save_session(response: Response, request: Request, app: App, session: Consol
             response.set_cookie(
                 name, value, path=COOKIE_PATH, secure=secure, httponly=True, samesite="lax"
             )
-    session.cookies.clear()
+    sign_in.cookies.clear()
 
 
-def console_session(request: Request, app: Annotated[App, Depends(get_app)]) -> ConsoleSession:
-    session: ConsoleSession | None = getattr(request.state, "console_session", None)
-    if session is None:
-        session = load_session(request, app)
-        request.state.console_session = session
-    return session
+def current_sign_in(request: Request, app: Annotated[App, Depends(get_app)]) -> SignIn:
+    sign_in: SignIn | None = getattr(request.state, "current_sign_in", None)
+    if sign_in is None:
+        sign_in = load_sign_in(request, app)
+        request.state.current_sign_in = sign_in
+    return sign_in
 
 
-Session = Annotated[ConsoleSession, Depends(console_session)]
+CurrentSignIn = Annotated[SignIn, Depends(current_sign_in)]
 
 
-def signed_in(request: Request, session: Session) -> UserView:
+def signed_in(request: Request, sign_in: CurrentSignIn) -> UserView:
     """The signed-in user, or a redirect to the sign-in page (back here afterwards)."""
-    if session.user is None:
+    if sign_in.user is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise HTTPException(303, headers={"Location": f"/console/login?next={quote(target)}"})
-    return session.user
+    return sign_in.user
+
+
+def actor_of(user: UserView) -> Actor:
+    """The signed-in user as the use cases' acting person (every location: issue 19 scopes)."""
+    return Actor(ActorKind.USER, user.id, user.email, user.role)
 
 
 def manager(user: Annotated[UserView, Depends(signed_in)]) -> UserView:
@@ -149,14 +155,14 @@ def manager(user: Annotated[UserView, Depends(signed_in)]) -> UserView:
     return user
 
 
-async def csrf_checked(request: Request, session: Session) -> None:
+async def csrf_checked(request: Request, sign_in: CurrentSignIn) -> None:
     """Refuse a POST whose token is not this session's."""
     sent = request.headers.get("x-csrf-token")
     if sent is None:
         form = await request.form()
         value = form.get("csrf")
         sent = value if isinstance(value, str) else None
-    if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+    if not sent or not hmac.compare_digest(sent.encode(), sign_in.csrf.encode()):
         raise HTTPException(403, "the form expired or did not come from this site: reload it")
 
 

@@ -14,7 +14,7 @@ from notifier.bootstrap import App
 from notifier.errors import NotFoundError
 from notifier.spreadsheets import csv_text
 from notifier.usecases.views import DELIVERY_CSV_COLUMNS, NOT_REACHED_COLUMNS, DeliveryView
-from notifier.web.console.auth import Manager, Session, SignedIn
+from notifier.web.console.auth import CurrentSignIn, Manager, SignedIn
 from notifier.web.console.pages import not_found, page
 from notifier.web.deps import Application
 
@@ -78,14 +78,14 @@ def export(app: Application, user: SignedIn, notice_id: int, filters: Filters) -
 
 @router.get("/notices/{notice_id}/not-reached")
 def not_reached_page(
-    request: Request, app: Application, session: Session, user: Manager, notice_id: int
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager, notice_id: int
 ) -> Response:
     """Patients this notice did not reach, with phone and email, for the front desk to call."""
     try:
         notice, rows = app.notices.get(notice_id), app.deliveries.not_reached(notice_id)
     except NotFoundError:
-        return not_found(request, app, session, f"There is no notice {notice_id}.")
-    return page(request, app, session, "not_reached.html", notice=notice, rows=rows)
+        return not_found(request, app, sign_in, f"There is no notice {notice_id}.")
+    return page(request, app, sign_in, "not_reached.html", notice=notice, rows=rows)
 
 
 @router.get("/notices/{notice_id}/not-reached.csv")
@@ -106,11 +106,11 @@ def not_reached_csv(app: Application, user: Manager, notice_id: int) -> Response
 
 @router.get("/deliveries/{delivery_id}")
 def delivery_page(
-    request: Request, app: Application, session: Session, user: SignedIn, delivery_id: int
+    request: Request, app: Application, sign_in: CurrentSignIn, user: SignedIn, delivery_id: int
 ) -> Response:
     try:
         delivery, events = app.deliveries.history(delivery_id)
     except NotFoundError:
-        return not_found(request, app, session, f"There is no delivery {delivery_id}.")
+        return not_found(request, app, sign_in, f"There is no delivery {delivery_id}.")
     tz = app.notices.get(delivery.notice_id).timezone
-    return page(request, app, session, "delivery.html", delivery=delivery, events=events, tz=tz)
+    return page(request, app, sign_in, "delivery.html", delivery=delivery, events=events, tz=tz)

@@ -12,7 +12,7 @@ from notifier.bootstrap import App
 from notifier.errors import ValidationError
 from notifier.usecases.locations import LocationSaved
 from notifier.usecases.views import LocationView
-from notifier.web.console.auth import ConsoleSession, CsrfChecked, Manager, Session, SignedIn
+from notifier.web.console.auth import CsrfChecked, CurrentSignIn, Manager, SignedIn, SignIn
 from notifier.web.console.pages import not_found, page
 from notifier.web.deps import Application
 
@@ -37,44 +37,48 @@ def _values(view: LocationView | None) -> dict[str, str]:
 
 
 @router.get("/locations")
-def locations(request: Request, app: Application, session: Session, user: SignedIn) -> Response:
-    return page(request, app, session, "locations.html", locations=app.locations.all())
+def locations(
+    request: Request, app: Application, sign_in: CurrentSignIn, user: SignedIn
+) -> Response:
+    return page(request, app, sign_in, "locations.html", locations=app.locations.all())
 
 
 @router.get("/locations/new")
-def new_location(request: Request, app: Application, session: Session, user: Manager) -> Response:
-    return _form(request, app, session, _values(None), new=True)
+def new_location(
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager
+) -> Response:
+    return _form(request, app, sign_in, _values(None), new=True)
 
 
 @router.get("/locations/{slug}")
 def location_page(
-    request: Request, app: Application, session: Session, user: Manager, slug: str
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager, slug: str
 ) -> Response:
     found = next((loc for loc in app.locations.all() if loc.slug == slug), None)
     if found is None:
-        return not_found(request, app, session, f"There is no location {slug!r}.")
-    return _form(request, app, session, _values(found), feeds=found.public_feeds)
+        return not_found(request, app, sign_in, f"There is no location {slug!r}.")
+    return _form(request, app, sign_in, _values(found), feeds=found.public_feeds)
 
 
 @router.post("/locations/{slug}/feeds", dependencies=[CsrfChecked])
 def switch_feeds(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     user: Manager,
     slug: str,
     on: Annotated[str, Form(pattern="^(on|off)$")],
 ) -> Response:
     """Turn the location's public page, banner and feeds on or off."""
     view = app.locations.set_public_feeds(slug, on == "on")
-    return _form(request, app, session, _values(view), feeds=view.public_feeds, switched=True)
+    return _form(request, app, sign_in, _values(view), feeds=view.public_feeds, switched=True)
 
 
 @router.post("/locations", dependencies=[CsrfChecked])
 def save_location(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     user: Manager,
     slug: Annotated[str, Form(max_length=64)],
     name: Annotated[str, Form(max_length=200)],
@@ -90,15 +94,15 @@ def save_location(
     except ValidationError as exc:
         field = exc.field if exc.field in LOCATION_FIELDS else "form"
         errors = {field: str(exc)}
-        return _form(request, app, session, values, new=bool(new), errors=errors, status=422)
+        return _form(request, app, sign_in, values, new=bool(new), errors=errors, status=422)
     view = saved.location
-    return _form(request, app, session, _values(view), saved=saved, feeds=view.public_feeds)
+    return _form(request, app, sign_in, _values(view), saved=saved, feeds=view.public_feeds)
 
 
 def _form(
     request: Request,
     app: App,
-    session: ConsoleSession,
+    sign_in: SignIn,
     values: dict[str, str],
     *,
     new: bool = False,
@@ -112,7 +116,7 @@ def _form(
     return page(
         request,
         app,
-        session,
+        sign_in,
         "location.html",
         status=status,
         values=values,

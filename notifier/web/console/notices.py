@@ -3,8 +3,9 @@ page (facts, versions, summary bar, delivery log), its update, cancel and retry.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -13,10 +14,18 @@ from fastapi.responses import HTMLResponse, Response
 from notifier.bootstrap import App
 from notifier.domain.closures import zone
 from notifier.domain.deliveries import DeliveryState
-from notifier.domain.notices import Action, Period
+from notifier.domain.notices import Action, NoticeChange, Period
 from notifier.errors import NotFoundError, ValidationError
+from notifier.usecases.plans import Plan
 from notifier.usecases.views import NoticeView, Preview
-from notifier.web.console.auth import ConsoleSession, CsrfChecked, Manager, Session, SignedIn
+from notifier.web.console.auth import (
+    CsrfChecked,
+    CurrentSignIn,
+    Manager,
+    SignedIn,
+    SignIn,
+    actor_of,
+)
 from notifier.web.console.deliveries import Filters, LogFilter, delivery_log
 from notifier.web.console.forms import NoticeForm, errors_of, form_defaults, notice_form
 from notifier.web.console.pages import (
@@ -30,6 +39,7 @@ from notifier.web.console.summary import summary_of
 from notifier.web.deps import Application
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 TABLE_ROWS = 500
 
 
@@ -50,13 +60,13 @@ class LocationNotices:
 def notices(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     user: SignedIn,
     location: str | None = None,
 ) -> Response:
     locations = app.locations.all()
     if location and location not in {loc.slug for loc in locations}:
-        return not_found(request, app, session, f"There is no location {location!r}.")
+        return not_found(request, app, sign_in, f"There is no location {location!r}.")
     groups = {
         loc.slug: LocationNotices(loc.slug, loc.name, loc.timezone, [], [], [])
         for loc in locations
@@ -77,7 +87,7 @@ def notices(
     return page(
         request,
         app,
-        session,
+        sign_in,
         "notices.html",
         groups=list(groups.values()),
         locations=locations,
@@ -97,20 +107,20 @@ def _now_by_location(app: App) -> dict[str, str]:
 
 
 @router.get("/notices/new")
-def new_notice(request: Request, app: Application, session: Session, user: Manager) -> Response:
+def new_notice(
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager
+) -> Response:
     locations = app.locations.all()
     values = form_defaults()
     if len(locations) == 1:
         values["location"] = locations[0].slug
-    return _new_page(
-        request, app, session, values, app.deps.default_channels().split(","), {}, None
-    )
+    return _new_page(request, app, sign_in, values, list(app.deps.default_channels()), {}, None)
 
 
 def _new_page(
     request: Request,
     app: App,
-    session: ConsoleSession,
+    sign_in: SignIn,
     values: dict[str, str],
     channels: Sequence[str],
     errors: dict[str, str],
@@ -120,7 +130,7 @@ def _new_page(
     return page(
         request,
         app,
-        session,
+        sign_in,
         "notice_new.html",
         status=status,
         values=values,
@@ -134,17 +144,17 @@ def _new_page(
 
 @router.post("/notices/preview", dependencies=[CsrfChecked])
 async def preview_fragment(
-    request: Request, app: Application, session: Session, user: Manager
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager
 ) -> Response:
     """The live preview: what these fields would send, or what is wrong with them."""
     draft = await notice_form(request)
-    change = "update" if (await request.form()).get("change") == "update" else "original"
+    updating = (await request.form()).get("change") == "update"
+    change = NoticeChange.UPDATE if updating else NoticeChange.ORIGINAL
     errors = draft.missing()
     preview = None
     if not errors:
         try:
-            arguments = draft.call_arguments() | {"send_at": draft.send_at or "now"}
-            preview = app.notices.draft(**arguments, change=change)
+            preview = app.notices.draft(draft.request(), change)
         except ValidationError as exc:
             errors = errors_of(exc)
     return fragment(
@@ -154,7 +164,7 @@ async def preview_fragment(
 
 @router.post("/notices", dependencies=[CsrfChecked])
 async def create_notice(
-    request: Request, app: Application, session: Session, user: Manager
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager
 ) -> Response:
     draft = await notice_form(request)
     form = await request.form()
@@ -163,18 +173,18 @@ async def create_notice(
     if not errors:
         try:
             if form.get("action") == "preview":
-                preview = app.notices.draft(**draft.call_arguments() | {"send_at": "now"})
+                preview = app.notices.draft(replace(draft.request(), send_at="now"))
             else:
-                created = app.notices.create(**draft.call_arguments())
+                created = app.notices.create(draft.request(), actor_of(user))
                 return redirect(
-                    f"/console/notices/{created.notice.id}?created=1", request, app, session
+                    f"/console/notices/{created.notice.id}?created=1", request, app, sign_in
                 )
         except ValidationError as exc:
             errors = errors_of(exc)
     return _new_page(
         request,
         app,
-        session,
+        sign_in,
         draft.values,
         draft.channels,
         errors,
@@ -197,7 +207,7 @@ def _notice_or_none(app: App, notice_id: int) -> NoticeView | None:
 def notice_page(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     user: SignedIn,
     notice_id: int,
     filters: Filters,
@@ -206,16 +216,16 @@ def notice_page(
 ) -> Response:
     view = _notice_or_none(app, notice_id)
     if view is None:
-        return not_found(request, app, session, f"There is no notice {notice_id}.")
+        return not_found(request, app, sign_in, f"There is no notice {notice_id}.")
     return _notice_page(
-        request, app, session, view, filters, created=bool(created), updated=bool(updated)
+        request, app, sign_in, view, filters, created=bool(created), updated=bool(updated)
     )
 
 
 def _notice_page(
     request: Request,
     app: App,
-    session: ConsoleSession,
+    sign_in: SignIn,
     view: NoticeView,
     filters: LogFilter,
     status: int = 200,
@@ -225,7 +235,7 @@ def _notice_page(
     created: bool = False,
     updated: bool = False,
 ) -> HTMLResponse:
-    manager = session.user is not None and session.user.can_manage
+    manager = sign_in.user is not None and sign_in.user.can_manage
     rows = delivery_log(app, view.id, filters, show_patients=manager)
     all_rows = app.deliveries.log(view.id)
     chain = app.notices.chain(view.id)
@@ -235,7 +245,7 @@ def _notice_page(
     return page(
         request,
         app,
-        session,
+        sign_in,
         "notice.html",
         status=status,
         notice=view,
@@ -262,7 +272,26 @@ def _notice_page(
         public=(app.settings.public_base_url or str(request.base_url)).rstrip("/")
         + f"/public/{view.location}",
         root_id=view.root_id or view.id,
+        plan=_plan_or_none(app, view) if manager else None,
+        history=app.notices.history(view.id),
     )
+
+
+def _plan_or_none(app: App, view: NoticeView) -> Plan | None:
+    """The plan of a notice that can still send (none for one that is over or withdrawn); a
+    plan that cannot be made never stops the page."""
+    if not view.actions:
+        return None
+    try:
+        return app.plans.of_notice(view.id)
+    except Exception:  # the page's boundary: the notice and its log still show
+        log.warning(
+            "the plan of notice %s could not be made",
+            view.id,
+            exc_info=True,
+            extra={"action": "plan_failed", "notice_id": view.id},
+        )
+        return None
 
 
 def _update_defaults(view: NoticeView) -> dict[str, str]:
@@ -272,13 +301,14 @@ def _update_defaults(view: NoticeView) -> dict[str, str]:
         "starts": view.starts[:16],
         "ends": view.ends[:16],
         "reason": view.reason,
+        "reason_code": view.reason_code or "",
         "message": view.message or "",
     }
 
 
 @router.post("/notices/{notice_id}/update", dependencies=[CsrfChecked])
 async def update_notice(
-    request: Request, app: Application, session: Session, user: Manager, notice_id: int
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager, notice_id: int
 ) -> Response:
     """A new version of the notice: new times, reason or wording.
 
@@ -287,7 +317,7 @@ async def update_notice(
     """
     view = _notice_or_none(app, notice_id)
     if view is None:
-        return not_found(request, app, session, f"There is no notice {notice_id}.")
+        return not_found(request, app, sign_in, f"There is no notice {notice_id}.")
     posted = await notice_form(request)
     current = _update_defaults(view)
     # The location, channels and send time are the notice's own: an update cannot change them.
@@ -298,7 +328,7 @@ async def update_notice(
     if not errors:
         try:
             if (await request.form()).get("action") == "preview":
-                preview = app.notices.draft(**draft.call_arguments(), change="update")
+                preview = app.notices.draft(draft.request(), NoticeChange.UPDATE)
             else:
                 times = {"starts": values["starts"], "ends": values["ends"]}
                 moved = any(
@@ -306,17 +336,19 @@ async def update_notice(
                 )
                 new = app.notices.update(
                     notice_id,
-                    **(times if moved else {}),
+                    starts=times["starts"] if moved else None,
+                    ends=times["ends"] if moved else None,
                     reason=values["reason"],
                     message=values["message"] or None,
+                    actor=actor_of(user),
                 )
-                return redirect(f"/console/notices/{new.id}?updated=1", request, app, session)
+                return redirect(f"/console/notices/{new.id}?updated=1", request, app, sign_in)
         except ValidationError as exc:
             errors = errors_of(exc)
     return _notice_page(
         request,
         app,
-        session,
+        sign_in,
         view,
         LogFilter(),
         status=422 if errors else 200,
@@ -328,7 +360,7 @@ async def update_notice(
 
 @router.get("/notices/{notice_id}/summary")
 def summary_fragment(
-    request: Request, app: Application, session: Session, user: SignedIn, notice_id: int
+    request: Request, app: Application, sign_in: CurrentSignIn, user: SignedIn, notice_id: int
 ) -> Response:
     view = _notice_or_none(app, notice_id)
     if view is None:
@@ -340,7 +372,7 @@ def summary_fragment(
 def cancel(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     user: Manager,
     notice_id: int,
     notify: Annotated[str, Form()] = "",
@@ -349,10 +381,10 @@ def cancel(
     return _act(
         request,
         app,
-        session,
+        sign_in,
         notice_id,
         "Not cancelled",
-        lambda: app.notices.cancel(notice_id, notify=bool(notify)).id,
+        lambda: app.notices.cancel(notice_id, notify=bool(notify), actor=actor_of(user)).id,
     )
 
 
@@ -360,7 +392,7 @@ def cancel(
 def send(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     user: Manager,
     notice_id: int,
     send_mode: Annotated[str, Form()] = "now",
@@ -371,16 +403,31 @@ def send(
     return _act(
         request,
         app,
-        session,
+        sign_in,
         notice_id,
         "Not sent",
-        lambda: app.notices.send(notice_id, when)[0].id,
+        lambda: app.notices.send(notice_id, when, actor_of(user))[0].id,
+    )
+
+
+@router.post("/notices/{notice_id}/approve", dependencies=[CsrfChecked])
+def approve(
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager, notice_id: int
+) -> Response:
+    """A second manager lets a notice awaiting approval go out (never its creator)."""
+    return _act(
+        request,
+        app,
+        sign_in,
+        notice_id,
+        "Not approved",
+        lambda: app.notices.approve(notice_id, actor_of(user)).id,
     )
 
 
 @router.post("/notices/{notice_id}/retry", dependencies=[CsrfChecked])
 def retry(
-    request: Request, app: Application, session: Session, user: Manager, notice_id: int
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager, notice_id: int
 ) -> Response:
     """Schedule again the broadcasts of this notice whose fan-out failed."""
 
@@ -388,13 +435,13 @@ def retry(
         app.notices.retry(notice_id)
         return notice_id
 
-    return _act(request, app, session, notice_id, "Not retried", retried)
+    return _act(request, app, sign_in, notice_id, "Not retried", retried)
 
 
 def _act(
     request: Request,
     app: App,
-    session: ConsoleSession,
+    sign_in: SignIn,
     notice_id: int,
     refused: str,
     action: Callable[[], int],
@@ -404,7 +451,7 @@ def _act(
     try:
         shown = action()
     except NotFoundError:
-        return not_found(request, app, session, f"There is no notice {notice_id}.")
+        return not_found(request, app, sign_in, f"There is no notice {notice_id}.")
     except ValidationError as exc:
-        return page(request, app, session, "error.html", status=409, title=refused, message=exc)
-    return redirect(f"/console/notices/{shown}", request, app, session)
+        return page(request, app, sign_in, "error.html", status=409, title=refused, message=exc)
+    return redirect(f"/console/notices/{shown}", request, app, sign_in)

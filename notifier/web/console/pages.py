@@ -16,7 +16,7 @@ from notifier.bootstrap import App
 from notifier.domain.closures import zone
 from notifier.domain.estimates import duration
 from notifier.rendering.renderer import default_templates_dir
-from notifier.web.console.auth import ConsoleSession, save_session
+from notifier.web.console.auth import SignIn, save_sign_in
 
 # Pages hold patient data: never cached. The security headers come from notifier.web.headers.
 PAGE_HEADERS = {"Cache-Control": "no-store"}
@@ -26,7 +26,10 @@ FIELDS = (
     "starts",
     "ends",
     "reason",
+    "reason_code",
+    "reason_texts",
     "message",
+    "message_texts",
     "channels",
     "send_at",
     "reminder_at",
@@ -77,7 +80,7 @@ def fragment(template: str, **context: Any) -> HTMLResponse:
 def page(
     request: Request,
     app: App,
-    session: ConsoleSession,
+    sign_in: SignIn,
     template: str,
     status: int = 200,
     **context: Any,
@@ -87,22 +90,22 @@ def page(
         .get_template(template)
         .render(
             request=request,
-            user=session.user,
-            csrf=session.csrf,
+            user=sign_in.user,
+            csrf=sign_in.csrf,
             labels=channel_labels(app),
             **context,
         )
     )
     response = HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
-    save_session(response, request, app, session)
+    save_sign_in(response, request, app, sign_in)
     return response
 
 
-def redirect(url: str, request: Request, app: App, session: ConsoleSession) -> Response:
+def redirect(url: str, request: Request, app: App, sign_in: SignIn) -> Response:
     response = RedirectResponse(url, status_code=303, headers=PAGE_HEADERS)
-    save_session(response, request, app, session)
+    save_sign_in(response, request, app, sign_in)
     return response
 
 
-def not_found(request: Request, app: App, session: ConsoleSession, what: str) -> HTMLResponse:
-    return page(request, app, session, "error.html", status=404, title="Not found", message=what)
+def not_found(request: Request, app: App, sign_in: SignIn, what: str) -> HTMLResponse:
+    return page(request, app, sign_in, "error.html", status=404, title="Not found", message=what)

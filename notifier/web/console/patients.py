@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from notifier.errors import NotFoundError, ValidationError
 from notifier.usecases.csv_import import ImportReport
-from notifier.web.console.auth import CsrfChecked, Manager, Session, SignedIn
+from notifier.web.console.auth import CsrfChecked, CurrentSignIn, Manager, SignedIn
 from notifier.web.console.pages import not_found, page
 from notifier.web.deps import Application
 
@@ -24,7 +24,7 @@ PAGE_SIZE = 100
 def patients(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     user: SignedIn,
     location: str = "",
     page_number: Annotated[int, Query(alias="page")] = 1,
@@ -33,11 +33,11 @@ def patients(
     try:
         rows, total = app.patients.page(location or None, PAGE_SIZE, (number - 1) * PAGE_SIZE)
     except NotFoundError as exc:
-        return not_found(request, app, session, str(exc))
+        return not_found(request, app, sign_in, str(exc))
     return page(
         request,
         app,
-        session,
+        sign_in,
         "patients.html",
         rows=rows,
         total=total,
@@ -50,15 +50,17 @@ def patients(
 
 
 @router.get("/patients/import")
-def import_page(request: Request, app: Application, session: Session, user: Manager) -> Response:
-    return page(request, app, session, "import.html", report=None, error=None, filename=None)
+def import_page(
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager
+) -> Response:
+    return page(request, app, sign_in, "import.html", report=None, error=None, filename=None)
 
 
 @router.post("/patients/import", dependencies=[CsrfChecked])
 async def import_upload(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     user: Manager,
     file: Annotated[UploadFile, File()],
 ) -> Response:
@@ -80,7 +82,7 @@ async def import_upload(
     return page(
         request,
         app,
-        session,
+        sign_in,
         "import.html",
         status=422 if error or (report and report.errors) else 200,  # as the API answers
         report=report,

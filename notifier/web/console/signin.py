@@ -10,8 +10,8 @@ from fastapi.responses import FileResponse, Response
 from notifier.usecases.sessions import Busy, Refused, Throttled
 from notifier.web.console.auth import (
     CsrfChecked,
-    Session,
-    load_session,
+    CurrentSignIn,
+    load_sign_in,
     pre_sign_in_csrf,
     safe_next,
 )
@@ -36,23 +36,23 @@ def static(name: str) -> Response:
 
 @router.get("/login")
 def login_page(request: Request, app: Application, next: str | None = None) -> Response:
-    session = load_session(request, app)
-    if session.user is not None:
-        return redirect(safe_next(next), request, app, session)
-    return page(request, app, session, "login.html", next=safe_next(next), email="", error=None)
+    sign_in = load_sign_in(request, app)
+    if sign_in.user is not None:
+        return redirect(safe_next(next), request, app, sign_in)
+    return page(request, app, sign_in, "login.html", next=safe_next(next), email="", error=None)
 
 
 @router.post("/login", dependencies=[CsrfChecked])
 def login(
     request: Request,
     app: Application,
-    session: Session,
+    sign_in: CurrentSignIn,
     email: Annotated[str, Form(max_length=254)],
     password: Annotated[str, Form(max_length=1000)],
     next: Annotated[str, Form()] = "",
 ) -> Response:
     # Every attempt is recorded and counted per client address before the password is checked.
-    outcome = app.sessions.sign_in(email, password, client_ip(request), replacing=session.token)
+    outcome = app.sessions.sign_in(email, password, client_ip(request), replacing=sign_in.token)
     if isinstance(outcome, Throttled | Refused | Busy):
         headers = {}
         if isinstance(outcome, Throttled):
@@ -67,7 +67,7 @@ def login(
         response = page(
             request,
             app,
-            session,
+            sign_in,
             "login.html",
             status=status,
             next=safe_next(next),
@@ -76,14 +76,14 @@ def login(
         )
         response.headers.update(headers)
         return response
-    session.signed_in(outcome)
-    return redirect(safe_next(next), request, app, session)
+    sign_in.signed_in(outcome)
+    return redirect(safe_next(next), request, app, sign_in)
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
-def logout(request: Request, app: Application, session: Session) -> Response:
+def logout(request: Request, app: Application, sign_in: CurrentSignIn) -> Response:
     """End the session on the server too: its cookie, replayed, signs nobody in."""
-    if session.token is not None:
-        app.sessions.sign_out(session.token)
-    session.signed_out(pre_sign_in_csrf(app))
-    return redirect("/console/login", request, app, session)
+    if sign_in.token is not None:
+        app.sessions.sign_out(sign_in.token)
+    sign_in.signed_out(pre_sign_in_csrf(app))
+    return redirect("/console/login", request, app, sign_in)

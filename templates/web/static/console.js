@@ -95,7 +95,22 @@ function pollSummary(box) {
   setTimeout(tick, 2000);
 }
 
+// The undo window: count the seconds down where the page shows them; at zero, reload to show
+// the broadcast going out (the server, not this count, decides when it goes).
+function countDown(element) {
+  let left = Number(element.dataset.seconds);
+  const tick = () => {
+    left -= 1;
+    if (left <= 0) { window.location.reload(); return; }
+    element.querySelector(".seconds").textContent = String(left);
+    setTimeout(tick, 1000);
+  };
+  setTimeout(tick, 1000);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const hold = document.getElementById("hold-countdown");
+  if (hold) countDown(hold);
   const form = document.getElementById("notice-form");
   if (form) livePreview(form);
   const summary = document.getElementById("summary");

@@ -1,0 +1,267 @@
+"""Two people before a mass send, and an undo window before the first provider request: the
+threshold, no self-approval, an edit voids the approval, the emergency path is recorded, a late
+approval waits out the hold, and a cancel in the hold sends nothing (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import pytest
+
+from notifier.bootstrap import App, build_app
+from notifier.clock import FrozenClock
+from notifier.domain.actors import Actor
+from notifier.errors import ValidationError
+from notifier.usecases.notice_requests import NoticeRequest
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.peers import NEW_YORK, peer_settings
+from tests.support.web import PASSWORD as WEB_PASSWORD
+from tests.support.web import add_cova, csrf_of, served, sign_in
+
+PASSWORD = "correct horse battery"
+REFERENCE = NoticeRequest(
+    location="cova",
+    starts="2025-02-19 12:30",
+    ends="2025-02-21 00:00",
+    reason="inclement weather",
+)
+SIX_PM = datetime(2025, 2, 18, 18, 0, tzinfo=NEW_YORK)
+
+
+def gated_app(
+    database_url: str, twilio: FakeTwilio, smtp: FakeSmtp, clock: FrozenClock, **settings: object
+) -> App:
+    values = {"approval_threshold": 2, "send_hold_seconds": 0.0} | settings
+    app = build_app(peer_settings(database_url, twilio, smtp, **values), clock=clock)
+    add_cova(app)  # five patients: four get a message (Maria, the Smiths, Ana by email)
+    for email, role in (("ana@clinic.example", "manager"), ("ben@clinic.example", "manager")):
+        app.accounts.create_user(email, role, PASSWORD)
+    app.accounts.create_user("vic@clinic.example", "viewer", PASSWORD)
+    return app
+
+
+@pytest.fixture
+def app(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> Iterator[App]:
+    built = gated_app(database_url, fake_twilio, fake_smtp, clock)
+    yield built
+    built.close()
+
+
+def who(app: App, email: str) -> Actor:
+    return app.accounts.actor_for_email(email)
+
+
+def test_above_the_threshold_nothing_goes_until_another_manager_approves(app: App) -> None:
+    ana, ben = who(app, "ana@clinic.example"), who(app, "ben@clinic.example")
+    created = app.notices.create(REFERENCE, ana)
+    view = created.notice
+    assert view.needs_approval and view.state.startswith("awaiting approval")
+    assert "approve" in view.actions
+    assert app.fanout.fire_due() == 0 and app.deliveries.log(view.id) == []
+
+    refusals = {
+        "the creator": ana,
+        "the operator": Actor.operator(),
+        "a viewer": who(app, "vic@clinic.example"),
+    }
+    for _, actor in refusals.items():
+        with pytest.raises(ValidationError, match=r"another manager|named manager"):
+            app.notices.approve(view.id, actor)
+    assert app.fanout.fire_due() == 0
+
+    approved = app.notices.approve(view.id, ben)
+    assert approved.approved_by == "user:ben@clinic.example"
+    assert app.fanout.fire_due() == 1
+    assert app.deliveries.log(view.id)
+    with pytest.raises(ValidationError, match="does not await approval"):
+        app.notices.approve(view.id, ben)
+    history = [(e.action, e.by) for e in app.notices.history(view.id)]
+    assert history == [
+        ("created", "user:ana@clinic.example"),
+        ("approved", "user:ben@clinic.example"),
+    ]
+
+
+def test_at_or_under_the_threshold_it_is_scheduled_at_once(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    app = gated_app(database_url, fake_twilio, fake_smtp, clock, approval_threshold=4)
+    try:
+        view = app.notices.create(REFERENCE).notice  # four patients: not above four
+        assert not view.needs_approval and view.broadcasts[0].status == "scheduled"
+        assert app.fanout.fire_due() == 1
+    finally:
+        app.close()
+
+
+def test_threshold_zero_gates_every_broadcast(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    app = gated_app(database_url, fake_twilio, fake_smtp, clock, approval_threshold=0)
+    try:
+        view = app.notices.create(replace(REFERENCE, channels=("email",))).notice
+        assert view.broadcasts[0].status == "awaiting_approval"
+    finally:
+        app.close()
+
+
+def test_an_edit_voids_the_approval(app: App) -> None:
+    ana, ben = who(app, "ana@clinic.example"), who(app, "ben@clinic.example")
+    view = app.notices.create(replace(REFERENCE, send_at="2025-02-19 07:00"), ana).notice
+    app.notices.approve(view.id, ben)
+    edited = app.notices.update(view.id, reason="a snow storm", actor=ana)
+    assert edited.id != view.id and edited.created_by == "user:ana@clinic.example"
+    assert edited.needs_approval and edited.approved_by is None
+    assert edited.broadcasts[0].status == "awaiting_approval"
+    assert app.notices.get(view.id).broadcasts[0].status == "cancelled"
+    with pytest.raises(ValidationError, match="another manager"):
+        app.notices.approve(edited.id, ana)
+    assert app.notices.approve(edited.id, ben).approved_by == "user:ben@clinic.example"
+
+
+def test_an_emergency_send_goes_alone_recorded_and_flagged(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    ana = who(app, "ana@clinic.example")
+    with pytest.raises(ValidationError, match="needs a reason"):
+        app.notices.create(replace(REFERENCE, emergency_reason="  "), ana)
+    with pytest.raises(ValidationError, match="only a manager"):
+        app.notices.create(
+            replace(REFERENCE, emergency_reason="fire"), who(app, "vic@clinic.example")
+        )
+    with caplog.at_level(logging.WARNING, logger="notifier"):
+        view = app.notices.create(
+            replace(REFERENCE, emergency_reason="the building is flooding"), ana
+        ).notice
+    assert not view.needs_approval and view.emergency_reason == "the building is flooding"
+    flagged = [r for r in caplog.records if getattr(r, "action", None) == "notice_emergency"]
+    assert len(flagged) == 1 and flagged[0].levelno == logging.WARNING
+    assert app.fanout.fire_due() == 1
+    actions = [(e.action, e.by, e.detail) for e in app.notices.history(view.id)]
+    assert (
+        "emergency send (no second manager)",
+        "user:ana@clinic.example",
+        "the building is flooding",
+    ) in actions
+
+
+def test_a_late_approval_sends_after_the_hold_and_never_after_the_closure(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    app = gated_app(database_url, fake_twilio, fake_smtp, clock, send_hold_seconds=60.0)
+    try:
+        ana, ben = who(app, "ana@clinic.example"), who(app, "ben@clinic.example")
+        view = app.notices.create(replace(REFERENCE, send_at="2025-02-18 19:00"), ana).notice
+        late = datetime(2025, 2, 18, 21, 0, tzinfo=NEW_YORK)
+        clock.set(late)
+        approved = app.notices.approve(view.id, ben)
+        assert approved.broadcasts[0].send_at == late.isoformat()
+        assert approved.hold_seconds_left == 60
+        clock.set(late + timedelta(seconds=59))
+        assert app.fanout.fire_due() == 0
+        clock.set(late + timedelta(seconds=60))
+        assert app.fanout.fire_due() == 1
+
+        other = app.notices.create(replace(REFERENCE, reason="ice"), ana).notice
+        clock.set(datetime(2025, 2, 21, 0, 0, tzinfo=NEW_YORK))
+        with pytest.raises(ValidationError, match="closure ended"):
+            app.notices.approve(other.id, ben)
+    finally:
+        app.close()
+
+
+def test_a_cancel_in_the_undo_window_sends_nothing(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    app = gated_app(
+        database_url,
+        fake_twilio,
+        fake_smtp,
+        clock,
+        send_hold_seconds=60.0,
+        approval_threshold=1000,
+    )
+    try:
+        kept = app.notices.create(replace(REFERENCE, reason="ice")).notice
+        view = app.notices.create(REFERENCE).notice
+        clock.set(SIX_PM + timedelta(seconds=20))
+        listed = app.notices.get(view.id)
+        assert listed.hold_seconds_left == 40
+        assert listed.held_until == (SIX_PM + timedelta(seconds=60)).isoformat()
+        assert app.fanout.fire_due() == 0
+        cancelled = app.notices.cancel(view.id, actor=who(app, "ben@clinic.example"))
+        assert cancelled.cancelled_by == "user:ben@clinic.example"
+        clock.set(SIX_PM + timedelta(seconds=61))
+        assert app.fanout.fire_due() == 1  # the other notice, its window over
+        app.dispatcher().drain()
+        assert app.deliveries.log(view.id) == []
+        assert fake_twilio.received_creates()  # the kept notice went out
+        assert all(d.state == "sent" for d in app.deliveries.log(kept.id) if d.state != "skipped")
+        history = [(e.action, e.by) for e in app.notices.history(view.id)]
+        assert ("cancelled", "user:ben@clinic.example") in history
+    finally:
+        app.close()
+
+
+def test_the_console_and_the_api_show_the_plan_approve_and_history(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    with served(
+        database_url,
+        fake_twilio,
+        fake_smtp,
+        clock,
+        approval_threshold=2,
+        send_hold_seconds=60.0,
+    ) as web:
+        add_cova(web.app)
+        for role in ("ana", "ben"):
+            web.app.accounts.create_user(f"{role}@cova.example", "manager", WEB_PASSWORD)
+        token = web.app.accounts.create_token("clinic website")
+        api = {"Authorization": f"Bearer {token}"}
+        body = {
+            "location": "cova",
+            "starts": "2025-02-19 12:30",
+            "ends": "2025-02-21 00:00",
+            "reason": "inclement weather",
+        }
+        created = web.client.post("/api/v1/notices", json=body, headers=api)
+        assert created.status_code == 201, created.text
+        notice = created.json()
+        assert notice["broadcasts"][0]["status"] == "awaiting_approval"
+        assert notice["created_by"] == "token:clinic website"
+        plan = web.client.get(f"/api/v1/notices/{notice['id']}/plan", headers=api).json()
+        assert {c["channel"]: c["send"] for c in plan["channels"]} == {"sms": 2, "email": 3}
+        assert plan["needs_approval"] and plan["patients"] == 4
+
+        ana = sign_in(web, "ana@cova.example")
+        try:
+            page = ana.get(f"/console/notices/{notice['id']}")
+            assert 'id="plan"' in page.text and 'id="approve-button"' in page.text
+            approved = ana.post(
+                f"/console/notices/{notice['id']}/approve", data={"csrf": csrf_of(page)}
+            )
+            assert approved.status_code == 303, approved.text
+            page = ana.get(f"/console/notices/{notice['id']}")
+            assert 'id="hold-countdown" data-seconds="60"' in page.text
+            assert "sends in 60 s" in ana.get("/console/notices").text
+        finally:
+            ana.close()
+        assert web.app.notices.get(notice["id"]).approved_by == "user:ana@cova.example"
+        history = web.client.get(f"/api/v1/notices/{notice['id']}/history", headers=api).json()
+        assert [(e["action"], e["by"]) for e in history] == [
+            ("created", "token:clinic website"),
+            ("approved", "user:ana@cova.example"),
+        ]
+        again = web.client.post(
+            f"/api/v1/notices/{notice['id']}/approve",
+            json={"approver": "ben@cova.example"},
+            headers=api,
+        )
+        assert again.status_code == 422 and "does not await approval" in again.text

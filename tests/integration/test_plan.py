@@ -1,0 +1,146 @@
+"""The plan of a broadcast equals its outcome, one for one per channel and reason, on a mixed
+audience (consent, opt-outs, the weekly cap, a shared phone, a language without templates), on
+SQLite and PostgreSQL; and it shows quiet hours, cost and times."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
+
+import pytest
+from click.testing import CliRunner
+
+from notifier.bootstrap import App, build_app
+from notifier.channels.email import EmailChannel
+from notifier.cli import main
+from notifier.clock import FrozenClock
+from notifier.domain.consent import Source
+from notifier.usecases.notice_requests import NoticeRequest
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.channels import FakeChannel
+from tests.support.patients import HEADER, PATIENTS_CSV
+from tests.support.peers import NEW_YORK, peer_settings
+
+# The reference five, plus: a Spanish patient, a German one (no 'de' templates), one who texted
+# STOP, one whose phone was texted this week already (at the annex), and one whose phone is
+# invalid (left out at import: outside the fan-out, counted apart).
+MORE = """\
+p6,Lucía,García,540-555-0116,lucia@example.org,es,cova,yes,yes
+p7,Jürgen,Weber,540-555-0117,juergen@example.org,de,cova,yes,yes
+p8,Olga,Stop,540-555-0118,olga@example.org,en,cova,yes,yes
+p9,Carl,Capped,540-555-0119,carl@example.org,en,cova,yes,no
+p10,Lee,Park,555-01,lee@example.org,en,cova,yes,yes
+"""
+ANNEX = f"{HEADER}\na1,Carl,Capped,540-555-0119,,en,annex,yes,no\n"
+REFERENCE = NoticeRequest(
+    location="cova",
+    starts="2025-02-19 12:30",
+    ends="2025-02-21 00:00",
+    reason="inclement weather",
+)
+
+
+@pytest.fixture
+def mixed(database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp) -> Iterator[App]:
+    clock = FrozenClock(datetime(2025, 2, 18, 17, 0, tzinfo=NEW_YORK))
+    settings = peer_settings(database_url, fake_twilio, fake_smtp, sms_weekly_cap=1)
+    app = build_app(settings, clock=clock)
+    for slug, name in (("cova", "COVA Spine and Pain Center"), ("annex", "COVA Annex")):
+        app.locations.save(slug, name, "America/New_York", "Mon-Fri 08:00-17:00", "540-555-0100")
+    app.patients.import_patients(io.StringIO(PATIENTS_CSV + MORE))
+    app.patients.import_patients(io.StringIO(ANNEX))
+    app.consent.opt_out("sms", "+15405550118", Source.API)
+    annex = app.notices.create(
+        NoticeRequest(
+            location="annex",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="a burst pipe",
+            channels=("sms",),
+        )
+    )
+    send_all(app)
+    assert [d.state for d in app.deliveries.log(annex.id)] == ["sent"]
+    clock.set(datetime(2025, 2, 18, 18, 0, tzinfo=NEW_YORK))
+    yield app
+    app.close()
+
+
+def send_all(app: App) -> None:
+    app.fanout.fire_due()
+    channels = {"sms": FakeChannel(), "email": FakeChannel(spec=EmailChannel.spec)}
+    app.dispatcher(channels, "w1").drain()  # type: ignore[arg-type]
+
+
+def test_the_plan_equals_the_outcome_per_channel_and_reason(mixed: App) -> None:
+    notice = mixed.notices.create(REFERENCE).notice
+    plan = mixed.plans.of_notice(notice.id)
+    assert plan.dry_run
+    assert mixed.deliveries.log(notice.id) == []  # the dry run kept nothing
+
+    send_all(mixed)
+    log = mixed.deliveries.log(notice.id)
+    for channel in plan.channels:
+        mine = [d for d in log if d.channel == channel.channel]
+        sent = sum(1 for d in mine if d.state in ("sent", "delivered"))
+        skipped = Counter(d.error for d in mine if d.state == "skipped")
+        assert (channel.send, channel.skipped) == (sent, dict(skipped)), channel.channel
+    sms = {c.channel: c for c in plan.channels}["sms"]
+    # Maria, the Smiths' shared phone, Lucía, Jürgen; Ana and Tom said no; Olga said STOP;
+    # Carl's number had its one text this week.
+    assert sms.send == 4
+    assert sms.skipped == {
+        "no SMS consent": 2,
+        "opted out": 1,
+        "weekly SMS cap reached: 1 texts to this number in the last 7 days "
+        "(NOTIFIER_SMS_WEEKLY_CAP)": 1,
+    }
+    assert sms.without_address == 1  # Lee's phone was left out at import
+    assert plan.fallbacks == {"de → en": 2}  # Jürgen's text and email
+    assert plan.languages["es"] == 2
+    # After the fan-out the plan reads what it did, and still agrees.
+    after = mixed.plans.of_notice(notice.id)
+    assert not after.dry_run
+    assert [(c.send, c.skipped) for c in after.channels] == [
+        (c.send, c.skipped) for c in plan.channels
+    ]
+
+
+def test_the_plan_shows_cost_segments_times_and_quiet_hours(mixed: App) -> None:
+    notice = mixed.notices.create(
+        replace(REFERENCE, send_at="2025-02-18 22:30", urgent=False)
+    ).notice
+    plan = mixed.plans.of_notice(notice.id)
+    sms = {c.channel: c for c in plan.channels}["sms"]
+    assert sms.deferred_until == "2025-02-19T08:00:00-05:00"
+    assert sms.first_send == "2025-02-19T08:00:00-05:00"
+    assert sms.units >= sms.send  # segments: at least one per text
+    assert sms.cost == round(sms.units * 0.0079, 4)
+    assert sms.longest is not None and sms.longest.segments
+    assert plan.currency == "USD" and plan.segments == sms.units
+    email = {c.channel: c for c in plan.channels}["email"]
+    assert email.deferred_until is None and email.first_send == "2025-02-18T22:30:00-05:00"
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        result = CliRunner().invoke(
+            main, ["notice", "plan", str(notice.id), "--format", "csv"], obj={"app": mixed}
+        )
+    finally:  # the CLI configures logging for its process; give pytest's handlers back
+        root.handlers[:], root.level = handlers, level
+    assert result.exit_code == 0, result.output
+    assert "sms,skip,opted out,1" in result.output
+    assert "sms,defer,quiet hours until 2025-02-19 08:00,4" in result.output
+
+    # At 22:30 the texts are held by quiet hours, as planned; the emails go.
+    mixed.clock.set(datetime(2025, 2, 18, 22, 30, tzinfo=NEW_YORK))  # type: ignore[attr-defined]
+    send_all(mixed)
+    states = Counter((d.channel, d.state) for d in mixed.deliveries.log(notice.id))
+    assert states[("sms", "pending")] == sms.send
+    assert states[("email", "sent")] == email.send
