@@ -27,9 +27,12 @@ from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
 from bench.workers_pg import clinic, fresh_schema, service_env, stop
 from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
+from notifier.domain.actors import Actor
 from notifier.settings import load_settings
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_control import FakeTwilioProcess
+
+OPERATOR = Actor.operator()  # benchmarks run the installation: every location
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -67,6 +70,7 @@ def run(url: str, rate: float, workers: int, shared: bool, seconds: float) -> di
                 load_settings(database_url=sa_url, **BENCH_GATES), clock=FrozenClock(NOW)
             )
             app.notices.create(
+                OPERATOR,
                 NoticeRequest(
                     location="cova",
                     starts="2025-02-19 12:30",
@@ -74,7 +78,7 @@ def run(url: str, rate: float, workers: int, shared: bool, seconds: float) -> di
                     reason="snow",
                     message=SHORT,
                     channels=("sms",),
-                )
+                ),
             )
             app.close()
             processes.append(subprocess.Popen([*command, "--role", "scheduler"], env=env))

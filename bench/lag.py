@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.common import add_patients, bench_app, queue_notice, require_sent
+from notifier.domain.actors import Actor
 from notifier.runtime import Runtime
 from notifier_sandbox.twilio_control import FakeTwilioProcess
+
+OPERATOR = Actor.operator()  # benchmarks run the installation: every location
 
 
 def scheduling_lag(twilio: FakeTwilioProcess, broadcasts: int, spacing: float) -> dict[str, Any]:
@@ -20,7 +23,9 @@ def scheduling_lag(twilio: FakeTwilioProcess, broadcasts: int, spacing: float) -
         # One location each: a second notice for the same closure would supersede the first.
         for k, (body, send_at) in enumerate(due.items()):
             slug = f"lag{k}"
-            app.locations.save(slug, f"Clinic {k}", "America/New_York", "Mon-Fri 08:00-17:00")
+            app.locations.save(
+                OPERATOR, slug, f"Clinic {k}", "America/New_York", "Mon-Fri 08:00-17:00"
+            )
             add_patients(app, 3, start=3 * k, location_id=k + 2)
             queue_notice(app, message=body, send_at=send_at, location=slug)
         with Runtime(app) as runtime:

@@ -28,7 +28,10 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from bench.common import BENCH_GATES
+from notifier.domain.actors import Actor
 from notifier.usecases.notice_requests import NoticeRequest
+
+OPERATOR = Actor.operator()  # benchmarks run the installation: every location
 
 DEFAULT_URL = os.environ.get(
     "NOTIFIER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -95,7 +98,11 @@ def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
         )
         app = build_app(settings, clock=clock)
         app.locations.save(
-            "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+            OPERATOR,
+            "cova",
+            "COVA Spine and Pain Center",
+            "America/New_York",
+            "Mon-Fri 08:00-17:00",
         )
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'SET search_path TO "{schema}"')
@@ -114,13 +121,14 @@ def run_one(url: str, size: int, claim_seconds: float) -> dict[str, float]:
             result["bare_insert_seconds"] = bare_baseline(conn)
         rss_before = peak_rss_mib()
         app.notices.create(
+            OPERATOR,
             NoticeRequest(
                 location="cova",
                 starts="2025-02-19 12:30",
                 ends="2025-02-21 00:00",
                 reason="inclement weather",
                 channels=("sms",),
-            )
+            ),
         )
         started = time.perf_counter()
         app.fanout.fire_due()

@@ -48,10 +48,13 @@ from notifier.bootstrap import App, build_app
 from notifier.channels.base import OutgoingMessage, SendResult
 from notifier.channels.sms import SmsChannel
 from notifier.clock import FrozenClock
+from notifier.domain.actors import Actor
 from notifier.domain.channels import ChannelSpec
 from notifier.settings import load_settings
 from notifier.storage.models import Delivery
 from notifier.usecases.notice_requests import NoticeRequest
+
+OPERATOR = Actor.operator()  # benchmarks run the installation: every location
 
 TOKEN = "0123456789abcdef0123456789abcdef"  # the fake account's auth token (signs callbacks)
 PUBLIC = "https://notifier.example"  # what Twilio was given: one URL for every process
@@ -90,17 +93,22 @@ def prepare(url: str, texts: int) -> list[str]:
     app = build_app(settings, clock=FrozenClock(NOW))
     try:
         app.locations.save(
-            "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+            OPERATOR,
+            "cova",
+            "COVA Spine and Pain Center",
+            "America/New_York",
+            "Mon-Fri 08:00-17:00",
         )
         add_patients(app, texts)
         app.notices.create(
+            OPERATOR,
             NoticeRequest(
                 location="cova",
                 starts="2025-02-19 12:30",
                 ends="2025-02-21 00:00",
                 reason="snow",
                 channels=("sms",),
-            )
+            ),
         )
         app.fanout.fire_due()
         dispatcher = app.dispatcher({"sms": Accepting()}, "bench")

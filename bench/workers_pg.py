@@ -30,9 +30,12 @@ from bench.common import BENCH_GATES, BENCH_GATES_ENV
 from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
 from notifier.bootstrap import build_app
 from notifier.clock import FrozenClock
+from notifier.domain.actors import Actor
 from notifier.settings import load_settings
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_control import FakeTwilioProcess
+
+OPERATOR = Actor.operator()  # benchmarks run the installation: every location
 
 
 def patients_csv(count: int) -> str:
@@ -66,9 +69,9 @@ def clinic(sa_url: str, recipients: int) -> None:
     settings = load_settings(database_url=sa_url, **BENCH_GATES)
     app = build_app(settings, clock=FrozenClock(NOW))
     app.locations.save(
-        "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+        OPERATOR, "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
     )
-    app.patients.import_patients(io.StringIO(patients_csv(recipients)))
+    app.patients.import_patients(OPERATOR, io.StringIO(patients_csv(recipients)))
     app.close()
 
 
@@ -118,13 +121,14 @@ def run(url: str, recipients: int, workers: int) -> dict[str, float]:
                 load_settings(database_url=sa_url, **BENCH_GATES), clock=FrozenClock(NOW)
             )
             app.notices.create(
+                OPERATOR,
                 NoticeRequest(
                     location="cova",
                     starts="2025-02-19 12:30",
                     ends="2025-02-21 00:00",
                     reason="snow",
                     channels=("sms",),
-                )
+                ),
             )
             app.close()
             processes.append(subprocess.Popen([*command, "--role", "scheduler"], env=env))

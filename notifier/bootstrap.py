@@ -21,6 +21,7 @@ from notifier.settings import Settings
 from notifier.storage.engine import Database
 from notifier.usecases import Deps
 from notifier.usecases.accounts import Accounts
+from notifier.usecases.audit import Audit
 from notifier.usecases.calls import Calls
 from notifier.usecases.consent import Consent
 from notifier.usecases.deliveries import Deliveries
@@ -31,6 +32,7 @@ from notifier.usecases.patients import Patients
 from notifier.usecases.plans import Plans
 from notifier.usecases.previews import Previews
 from notifier.usecases.public import PublicNotices
+from notifier.usecases.retention import Retention
 from notifier.usecases.sessions import Sessions
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class App:
     consent: Consent
     calls: Calls
     accounts: Accounts
+    audit: Audit
+    retention: Retention
     sessions: Sessions
     health: Health
     fanout: Fanout
@@ -118,6 +122,8 @@ def build_app(settings: Settings, clock: Clock | None = None, migrate: bool = Tr
         consent=Consent(deps),
         calls=Calls(deps),
         accounts=accounts,
+        audit=Audit(deps),
+        retention=Retention(deps),
         sessions=Sessions(deps, accounts),
         health=Health(deps),
         fanout=Fanout(deps, previews),

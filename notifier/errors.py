@@ -4,7 +4,8 @@
     ├── ConfigurationError      a setting is missing or malformed (names the variable)
     ├── ValidationError         bad input from a person: a closure, an address, a CSV row;
     │   │                       ``field`` names the input it is about (forms put it there)
-    │   └── NotFoundError       an id or slug that does not exist
+    │   └── NotFoundError       an id or slug that does not exist (or is not the actor's)
+    ├── ForbiddenError          the actor's role may not do this (a viewer, a read token)
     ├── TemplateError           a template that does not compile or render
     └── ChannelError            a provider refused or failed a send (see channels.base)
 
@@ -42,3 +43,7 @@ class NotFoundError(ValidationError):
 
 class TemplateError(NotifierError):
     """A message template failed to compile or render."""
+
+
+class ForbiddenError(NotifierError):
+    """The actor's role may not do this (a viewer cannot send, a read token cannot cancel)."""

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 ROLES = ("all", "scheduler", "worker")
 RECEIPT_BATCHES_PER_RUN = 20
 RECONCILE_SECONDS = 60.0
+RETENTION_SECONDS = 3600.0  # the retention job: hourly (and once at start)
 
 
 @dataclass
@@ -128,6 +129,14 @@ def reconcile() -> None:
         faults.log_failure(log, "reconciliation failed", error, action="reconcile_failed")
 
 
+def retention() -> None:
+    """Erase what is older than NOTIFIER_RETENTION_DAYS (at start, then hourly)."""
+    try:
+        _current().app.retention.run()
+    except Exception as error:  # the run rolled back: the next one erases it
+        faults.log_failure(log, "retention run failed", error, action="retention_failed")
+
+
 def heartbeat() -> None:
     """Say this process is alive, then take over what dead workers held (on its own schedule,
     whatever the queue is doing)."""
@@ -172,6 +181,14 @@ def configure(
     if role in ("all", "scheduler"):
         scheduler.add_job(
             fire_broadcasts, "interval", seconds=interval, id="fire_broadcasts", **common
+        )
+        scheduler.add_job(
+            retention,
+            "interval",
+            seconds=RETENTION_SECONDS,
+            id="retention",
+            next_run_time=datetime.now(UTC),
+            **common,
         )
     if role in ("all", "worker"):
         scheduler.add_job(dispatch, "interval", seconds=interval, id="dispatch", **common)

@@ -192,6 +192,9 @@ class Settings(BaseSettings):
     receipts_reconcile_after_minutes: float = Field(default=30.0, ge=0)
     receipts_reconcile_for_hours: float = Field(default=72.0, gt=0)
 
+    # Deliveries older than this lose their addresses and provider error texts (retention).
+    retention_days: int = Field(default=90, ge=1, le=36_500)
+
     # Pretend the current time is this (the clock then runs forward): demos and end-to-end tests.
     now: datetime | None = None
 

@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
-from notifier.cli import accounts, admin, deliveries, imports, locations, notices, serve
+from notifier.cli import (
+    accounts,
+    admin,
+    audit,
+    deliveries,
+    imports,
+    locations,
+    notices,
+    retention,
+    serve,
+)
 from notifier.cli.root import main
 
-__all__ = ["accounts", "admin", "deliveries", "imports", "locations", "main", "notices", "serve"]
+__all__ = [
+    "accounts",
+    "admin",
+    "audit",
+    "deliveries",
+    "imports",
+    "locations",
+    "main",
+    "notices",
+    "retention",
+    "serve",
+]

@@ -7,7 +7,7 @@ import sys
 import click
 
 from notifier import channels
-from notifier.cli.root import app_of, main
+from notifier.cli.root import acting, actor_of, app_of, main
 from notifier.domain.urls import mask_url_secrets
 from notifier.settings import load_settings
 
@@ -49,22 +49,35 @@ def user() -> None:
     """Web console users."""
 
 
+def _slugs(text: str | None) -> list[str] | None:
+    """``--locations cova,cova-north`` as slugs; None (every location) when not given."""
+    return [slug.strip() for slug in text.split(",") if slug.strip()] if text else None
+
+
+LOCATIONS_HELP = "Slugs, comma-separated, e.g. cova,cova-north (default: every location)."
+
+
 @user.command("create")
+@acting
 @click.option("--email", required=True, help="The address the user signs in with.")
 @click.option(
     "--role",
-    type=click.Choice(["manager", "viewer"]),
+    type=click.Choice(["admin", "manager", "viewer"]),
     required=True,
-    help="manager: create and cancel notices, import patients; viewer: read-only.",
+    help="admin: every location, users and tokens; manager: create and cancel notices, "
+    "import patients, in their locations; viewer: read-only, in their locations.",
 )
+@click.option("--locations", default=None, help=LOCATIONS_HELP)
 @click.pass_context
-def user_create(ctx: click.Context, email: str, role: str) -> None:
+def user_create(ctx: click.Context, email: str, role: str, locations: str | None) -> None:
     """Add a console user. The password is prompted for, or read from stdin when piped."""
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    view = app_of(ctx).accounts.create_user(email, role, password)
+    view = app_of(ctx).accounts.create_user(
+        email, role, password, _slugs(locations), actor=actor_of(ctx)
+    )
     click.echo(f"user {view.id} created: {view.email} ({view.role})")
 
 
@@ -74,14 +87,28 @@ def token() -> None:
 
 
 @token.command("create")
+@acting
 @click.option("--name", required=True, help="Who or what uses it, e.g. 'clinic website'.")
 @click.option(
     "--sees-patients",
     is_flag=True,
     help="It may read patients' names and addresses (the log's patient field, not-reached).",
 )
+@click.option("--locations", default=None, help=LOCATIONS_HELP)
+@click.option(
+    "--scope",
+    type=click.Choice(["read", "send"]),
+    default="send",
+    show_default=True,
+    help="read: notices, the log and summaries only; send: also create, send, cancel, import.",
+)
 @click.pass_context
-def token_create(ctx: click.Context, name: str, sees_patients: bool) -> None:
+def token_create(
+    ctx: click.Context, name: str, sees_patients: bool, locations: str | None, scope: str
+) -> None:
     """Create a token and print it once (only its SHA-256 is stored)."""
-    click.echo(app_of(ctx).accounts.create_token(name, sees_patients))
+    accounts = app_of(ctx).accounts
+    click.echo(
+        accounts.create_token(name, sees_patients, _slugs(locations), scope, actor=actor_of(ctx))
+    )
     click.echo("store it now: it cannot be shown again", err=True)

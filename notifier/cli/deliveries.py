@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from notifier.cli.output import as_dict, emit_rows
-from notifier.cli.root import app_of, main
+from notifier.cli.root import acting, actor_of, app_of, main
 from notifier.usecases.views import DELIVERY_CSV_COLUMNS
 
 PATIENT_COLUMNS = ("patient", "patient_name")
@@ -17,6 +17,7 @@ TABLE_COLUMNS = tuple(
 
 
 @main.group("deliveries", invoke_without_command=True)
+@acting
 @click.option("--notice", "notice_id", type=int, default=None)
 @click.option("--status", "state", default=None, help="pending, sent, delivered, failed, ...")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
@@ -34,7 +35,9 @@ def deliveries(
     (addresses masked)."""
     if ctx.invoked_subcommand is not None:
         return
-    log = app_of(ctx).deliveries.log(notice_id, state, show_patients=show_patients)
+    log = app_of(ctx).deliveries.log(
+        actor_of(ctx), notice_id, state, show_patients=show_patients, export=fmt == "csv"
+    )
     rows = [as_dict(v) for v in log]
     if not show_patients:
         for row in rows:
@@ -44,9 +47,10 @@ def deliveries(
 
 
 @deliveries.command("retry")
+@acting
 @click.option("--notice", "notice_id", type=int, default=None, help="Only this notice's.")
 @click.pass_context
 def deliveries_retry(ctx: click.Context, notice_id: int | None) -> None:
     """Re-queue failed deliveries (never for a cancelled notice or an ended closure)."""
-    count = app_of(ctx).deliveries.retry_failed(notice_id)
+    count = app_of(ctx).deliveries.retry_failed(actor_of(ctx), notice_id)
     click.echo(f"{count} failed deliveries re-queued")

@@ -14,10 +14,11 @@ from rich.progress import Progress as RichProgress
 
 from notifier.bootstrap import App
 from notifier.cli.output import report_import
-from notifier.cli.root import app_of, main
+from notifier.cli.root import acting, actor_of, app_of, main
+from notifier.domain.actors import Actor
 from notifier.usecases.csv_import import ImportReport, Progress
 
-Importer = Callable[[App, BinaryIO, Progress], ImportReport]
+Importer = Callable[[App, Actor, BinaryIO, Progress], ImportReport]
 BIG = 2000  # lines: a file this long shows its progress
 
 
@@ -26,6 +27,7 @@ def _import_command(group: click.Group, noun: str, run: Importer, help_text: str
     when any row was rejected."""
 
     @group.command("import", help=help_text)
+    @acting
     @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.pass_context
     def command(ctx: click.Context, file: Path) -> None:
@@ -33,7 +35,9 @@ def _import_command(group: click.Group, noun: str, run: Importer, help_text: str
         with file.open("rb") as stream:
             lines = sum(block.count(b"\n") for block in iter(lambda: stream.read(1 << 20), b""))
         with file.open("rb") as stream, import_progress(file.name, lines) as told:
-            report = run(app, stream, told)  # decoded by the import, bad bytes reported by line
+            report = run(
+                app, actor_of(ctx), stream, told
+            )  # decoded by the import, bad bytes reported by line
         report_import(file, report, noun)
 
 
@@ -65,12 +69,12 @@ def appointments() -> None:
 _import_command(
     patients,
     "patients",
-    lambda app, stream, told: app.patients.import_patients(stream, told),
+    lambda app, actor, stream, told: app.patients.import_patients(actor, stream, told),
     "Import patients from a CSV file (upsert by external_id).",
 )
 _import_command(
     appointments,
     "appointments",
-    lambda app, stream, told: app.patients.import_appointments(stream, told),
+    lambda app, actor, stream, told: app.patients.import_appointments(actor, stream, told),
     "Import appointments from a CSV file (upsert by external_id; times in the location's zone).",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from notifier.cli.output import as_dict, emit_json
-from notifier.cli.root import app_of, main
+from notifier.cli.root import acting, actor_of, app_of, main
 
 
 @main.group()
@@ -14,6 +14,7 @@ def location() -> None:
 
 
 @location.command("add")
+@acting
 @click.option("--slug", required=True, help="Short id used everywhere else, e.g. cova.")
 @click.option(
     "--name", required=True, help="Name patients know, e.g. 'COVA Spine and Pain Center'."
@@ -39,7 +40,7 @@ def location_add(
 ) -> None:
     """Add a location, or change it if the slug exists. Queued notices keep their words; those
     the change would word differently are listed, with what to do."""
-    saved = app_of(ctx).locations.save(slug, name, tz, hours, phone, language)
+    saved = app_of(ctx).locations.save(actor_of(ctx), slug, name, tz, hours, phone, language)
     view = saved.location
     click.echo(f"location {view.slug}: {view.name} ({view.timezone}; {view.business_hours})")
     for reworded in saved.reworded:
@@ -53,11 +54,12 @@ def location_add(
 
 
 @location.command("list")
+@acting
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def location_list(ctx: click.Context, as_json: bool) -> None:
     """List locations."""
-    views = app_of(ctx).locations.all()
+    views = app_of(ctx).locations.all(actor_of(ctx))
     if as_json:
         emit_json([as_dict(v) for v in views])
         return
@@ -66,13 +68,14 @@ def location_list(ctx: click.Context, as_json: bool) -> None:
 
 
 @location.command("feeds")
+@acting
 @click.argument("slug")
 @click.argument("switch", type=click.Choice(["on", "off"]))
 @click.pass_context
 def location_feeds(ctx: click.Context, slug: str, switch: str) -> None:
     """Turn a location's public page, banner and feeds (/public/SLUG...) on or off."""
     app = app_of(ctx)
-    view = app.locations.set_public_feeds(slug, switch == "on")
+    view = app.locations.set_public_feeds(actor_of(ctx), slug, switch == "on")
     base = (app.settings.public_base_url or "http://HOST").rstrip("/")
     if view.public_feeds:
         click.echo(f"location {view.slug}: public feeds on at {base}/public/{view.slug}")

@@ -8,9 +8,8 @@ import click
 from notifier.bootstrap import App
 from notifier.cli.output import as_dict, emit_json, emit_rows, print_preview
 from notifier.cli.plans import PLAN_COLUMNS, plan_lines, plan_rows
-from notifier.cli.root import app_of, main
+from notifier.cli.root import acting, actor_of, app_of, main
 from notifier.cli.watching import notice_watch
-from notifier.domain.actors import Actor
 from notifier.domain.notices import Period, ReasonCode
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier.usecases.views import NOT_REACHED_COLUMNS, Preview
@@ -37,6 +36,7 @@ def notice() -> None:
 
 
 @notice.command("create")
+@acting
 @click.option("--location", "location_slug", required=True)
 @click.option("--starts", default=None, help="'YYYY-MM-DD HH:MM' in the location's zone.")
 @click.option("--ends", default=None, help="'YYYY-MM-DD HH:MM' in the location's zone.")
@@ -118,13 +118,6 @@ def notice() -> None:
     help="Keep it off the public page, banner and feeds.",
 )
 @click.option(
-    "--as",
-    "as_email",
-    default=None,
-    metavar="EMAIL",
-    help="Act as this console user (recorded on the notice; needed to approve).",
-)
-@click.option(
     "--emergency",
     is_flag=True,
     help="Send without a second manager's approval (recorded and flagged); needs "
@@ -154,7 +147,6 @@ def notice_create(
     urgent: bool | None,
     publish_at: str | None,
     private: bool,
-    as_email: str | None,
     emergency: bool,
     emergency_reason: str | None,
     as_json: bool,
@@ -188,7 +180,7 @@ def notice_create(
         reason_texts={"es": reason_es} if reason_es is not None else {},
         message_texts={"es": message_es} if message_es is not None else {},
     )
-    created = app.notices.create(request, acting(app, as_email))
+    created = app.notices.create(actor_of(ctx), request)
     view = created.notice
     if as_json:
         emit_json(as_dict(view))
@@ -214,22 +206,15 @@ def notice_create(
 
 
 @notice.command("send")
+@acting
 @click.argument("notice_id", type=int)
 @click.option(
     "--send-at", required=True, help="'now' or 'YYYY-MM-DD HH:MM' in the location's zone."
 )
-@click.option(
-    "--as",
-    "as_email",
-    default=None,
-    metavar="EMAIL",
-    help="Act as this console user (recorded on the notice; needed to approve).",
-)
 @click.pass_context
-def notice_send(ctx: click.Context, notice_id: int, send_at: str, as_email: str | None) -> None:
+def notice_send(ctx: click.Context, notice_id: int, send_at: str) -> None:
     """Schedule a draft notice: its broadcast goes out at --send-at."""
-    app = app_of(ctx)
-    view, warnings = app.notices.send(notice_id, send_at, acting(app, as_email))
+    view, warnings = app_of(ctx).notices.send(actor_of(ctx), notice_id, send_at)
     for warning in warnings:
         click.echo(f"warning: {warning}")
     first = view.broadcasts[0]
@@ -237,6 +222,7 @@ def notice_send(ctx: click.Context, notice_id: int, send_at: str, as_email: str 
 
 
 @notice.command("preview")
+@acting
 @click.argument("notice_id", type=int)
 @click.option("--channel", default=None, help="Only this channel's messages.")
 @click.option("--json", "as_json", is_flag=True)
@@ -244,7 +230,7 @@ def notice_send(ctx: click.Context, notice_id: int, send_at: str, as_email: str 
 def notice_preview(ctx: click.Context, notice_id: int, channel: str | None, as_json: bool) -> None:
     """Show exactly what patients will receive."""
     app = app_of(ctx)
-    preview = app.previews.of_notice(notice_id, channel)
+    preview = app.previews.of_notice(actor_of(ctx), notice_id, channel)
     if as_json:
         emit_json(as_dict(preview))
     else:
@@ -252,13 +238,14 @@ def notice_preview(ctx: click.Context, notice_id: int, channel: str | None, as_j
 
 
 @notice.command("list")
+@acting
 @click.option("--location", "location_slug", default=None)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def notice_list(ctx: click.Context, location_slug: str | None, as_json: bool) -> None:
     """List notices under Upcoming, Now and Past, each as what it is ("upcoming closure",
     "open after all · sent"); a broadcast that failed is shown under its notice, with why."""
-    views = app_of(ctx).notices.all(location_slug)
+    views = app_of(ctx).notices.all(actor_of(ctx), location_slug)
     if as_json:
         emit_json([as_dict(v) for v in views])
         return
@@ -285,24 +272,17 @@ def notice_list(ctx: click.Context, location_slug: str | None, as_json: bool) ->
 
 
 @notice.command("cancel")
+@acting
 @click.argument("notice_id", type=int)
 @click.option(
     "--notify",
     is_flag=True,
     help="Tell the patients it already reached that the clinic is open after all.",
 )
-@click.option(
-    "--as",
-    "as_email",
-    default=None,
-    metavar="EMAIL",
-    help="Act as this console user (recorded on the notice; needed to approve).",
-)
 @click.pass_context
-def notice_cancel(ctx: click.Context, notice_id: int, notify: bool, as_email: str | None) -> None:
+def notice_cancel(ctx: click.Context, notice_id: int, notify: bool) -> None:
     """Cancel a notice: nothing more of it is sent (in the undo window: nothing at all)."""
-    app = app_of(ctx)
-    view = app.notices.cancel(notice_id, notify=notify, actor=acting(app, as_email))
+    view = app_of(ctx).notices.cancel(actor_of(ctx), notice_id, notify=notify)
     if view.id != notice_id:
         click.echo(
             f"notice {notice_id} cancelled; notice {view.id} (version {view.version}) tells "
@@ -313,28 +293,23 @@ def notice_cancel(ctx: click.Context, notice_id: int, notify: bool, as_email: st
 
 
 @notice.command("retry")
+@acting
 @click.argument("notice_id", type=int)
 @click.pass_context
 def notice_retry(ctx: click.Context, notice_id: int) -> None:
     """Schedule again the broadcasts of a notice whose fan-out failed (after fixing the cause)."""
-    count = app_of(ctx).notices.retry(notice_id)
+    count = app_of(ctx).notices.retry(actor_of(ctx), notice_id)
     click.echo(f"{count} failed broadcast(s) of notice {notice_id} scheduled again")
 
 
 @notice.command("update")
+@acting
 @click.argument("notice_id", type=int)
 @click.option("--starts", default=None, help="New start, 'YYYY-MM-DD HH:MM'.")
 @click.option("--ends", default=None, help="New end, 'YYYY-MM-DD HH:MM'.")
 @click.option("--interval", "intervals", multiple=True, help="New interval(s) 'START/END'.")
 @click.option("--reason", default=None)
 @click.option("--message", default=None, help="New custom wording.")
-@click.option(
-    "--as",
-    "as_email",
-    default=None,
-    metavar="EMAIL",
-    help="Act as this console user (recorded on the notice; needed to approve).",
-)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def notice_update(
@@ -345,20 +320,19 @@ def notice_update(
     intervals: tuple[str, ...],
     reason: str | None,
     message: str | None,
-    as_email: str | None,
     as_json: bool,
 ) -> None:
     """New times or wording: a new version, worded with the location's hours as they are now;
     unsent copies of the old one are withdrawn and only patients the old one reached are told."""
     app = app_of(ctx)
     view = app.notices.update(
+        actor_of(ctx),
         notice_id,
         starts=starts,
         ends=ends,
         intervals=intervals,
         reason=reason,
         message=message,
-        actor=acting(app, as_email),
     )
     if as_json:
         emit_json(as_dict(view))
@@ -367,38 +341,41 @@ def notice_update(
         f"notice {view.id} (version {view.version}, supersedes {view.supersedes_id}, "
         f"{view.change}): {view.starts} → {view.ends}"
     )
-    _preview(app, app.previews.of_notice(view.id))
+    _preview(app, app.previews.of_notice(actor_of(ctx), view.id))
 
 
 @notice.command("affected")
+@acting
 @click.argument("notice_id", type=int)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
 @click.pass_context
 def notice_affected(ctx: click.Context, notice_id: int, fmt: str) -> None:
     """Appointments inside the closure, for the front desk to reschedule."""
-    rows = [as_dict(v) for v in app_of(ctx).notices.affected(notice_id)]
+    rows = [as_dict(v) for v in app_of(ctx).notices.affected(actor_of(ctx), notice_id)]
     emit_rows(fmt, rows, AFFECTED_COLUMNS)
 
 
 @notice.command("not-reached")
+@acting
 @click.argument("notice_id", type=int)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
 @click.pass_context
 def notice_not_reached(ctx: click.Context, notice_id: int, fmt: str) -> None:
     """Patients this notice did not reach (undelivered, failed, skipped, expired), with their
     phone and email, for the front desk to call. Unmasked: for managers only."""
-    rows = [as_dict(v) for v in app_of(ctx).deliveries.not_reached(notice_id)]
+    rows = [as_dict(v) for v in app_of(ctx).deliveries.not_reached(actor_of(ctx), notice_id)]
     emit_rows(fmt, rows, NOT_REACHED_COLUMNS)
 
 
 @notice.command("plan")
+@acting
 @click.argument("notice_id", type=int)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
 @click.pass_context
 def notice_plan(ctx: click.Context, notice_id: int, fmt: str) -> None:
     """Before anything is sent: per channel who will get a message and who will not and why,
     quiet hours, languages, segments, cost, and when the first and last messages go out."""
-    plan = app_of(ctx).plans.of_notice(notice_id)
+    plan = app_of(ctx).plans.of_notice(actor_of(ctx), notice_id)
     if fmt == "json":
         emit_json(as_dict(plan))
     elif fmt == "csv":
@@ -409,45 +386,35 @@ def notice_plan(ctx: click.Context, notice_id: int, fmt: str) -> None:
 
 
 @notice.command("approve")
+@acting
 @click.argument("notice_id", type=int)
-@click.option(
-    "--as",
-    "as_email",
-    required=True,
-    metavar="EMAIL",
-    help="The approving manager (a console user other than the notice's creator).",
-)
 @click.pass_context
-def notice_approve(ctx: click.Context, notice_id: int, as_email: str) -> None:
-    """Let a notice awaiting approval go out (a second manager; never its creator)."""
-    app = app_of(ctx)
-    view = app.notices.approve(notice_id, app.accounts.actor_for_email(as_email))
+def notice_approve(ctx: click.Context, notice_id: int) -> None:
+    """Let a notice awaiting approval go out (a second manager, named with --as EMAIL; never
+    its creator, never the operator)."""
+    app, actor = app_of(ctx), actor_of(ctx)
+    view = app.notices.approve(actor, notice_id)
     first = view.broadcasts[0]
     click.echo(
-        f"notice {view.id} approved by {as_email}: broadcast {first.id} at {first.send_at}, "
+        f"notice {view.id} approved by {actor.name}: broadcast {first.id} at {first.send_at}, "
         f"after the {app.settings.send_hold_seconds:g} s undo window"
     )
 
 
 @notice.command("history")
+@acting
 @click.argument("notice_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def notice_history(ctx: click.Context, notice_id: int, as_json: bool) -> None:
     """Who created, approved, sent alone or cancelled the notice and its versions, and when."""
-    entries = app_of(ctx).notices.history(notice_id)
+    entries = app_of(ctx).notices.history(actor_of(ctx), notice_id)
     if as_json:
         emit_json([as_dict(e) for e in entries])
         return
     for e in entries:
         detail = f" ({e.detail})" if e.detail else ""
         click.echo(f"{e.at[:19]}  notice {e.notice_id} v{e.version}  {e.action} by {e.by}{detail}")
-
-
-def acting(app: App, as_email: str | None) -> Actor:
-    """The console user named by --as, or the operator (who may create, cancel and update, and
-    never approve: approval needs a named person other than the creator)."""
-    return Actor.operator() if as_email is None else app.accounts.actor_for_email(as_email)
 
 
 notice.add_command(notice_watch)

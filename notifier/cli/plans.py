@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from notifier.domain.estimates import duration
+from notifier.domain.wording import plural
 from notifier.usecases.plans import Plan
 
 PLAN_COLUMNS = ("channel", "outcome", "reason", "messages")
@@ -43,7 +44,7 @@ def plan_lines(plan: Plan) -> list[str]:
             lines.append(f"    skipped {count}: {why}")
         if c.without_address:
             lines.append(
-                f"    not in the audience: {c.without_address} patients without a valid "
+                f"    not in the audience: {plural(c.without_address, 'patient')} without a valid "
                 f"{c.label} address (none given, or an invalid one left out at import)"
             )
         if c.deferred_until:

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from notifier.bootstrap import App, build_app
+from notifier.domain.actors import Actor
 from notifier.errors import ConfigurationError, NotifierError, ValidationError
 from notifier.logs import configure_logging
 from notifier.settings import load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class NotifierGroup(click.Group):
@@ -39,12 +43,49 @@ class NotifierGroup(click.Group):
             sys.exit(1)
 
 
+AS_HELP = (
+    "Act as this console user, with their role and locations (default: the operator, who "
+    "sees every location)."
+)
+
+
+def _remember_as(ctx: click.Context, _param: click.Parameter, email: str | None) -> None:
+    if email is not None:
+        ctx.find_root().ensure_object(dict)
+        ctx.find_root().obj["as"] = email
+
+
+def acting(command: F) -> F:
+    """Give a command ``--as EMAIL`` (read by ``actor_of``)."""
+    option = click.option(
+        "--as",
+        "as_email",
+        metavar="EMAIL",
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_remember_as,
+        help=AS_HELP,
+    )
+    return option(command)
+
+
 @click.group(cls=NotifierGroup)
+@acting
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Notifier: closure notices for clinics, sent by SMS and email."""
     ctx.ensure_object(dict)
     configure_logging("WARNING")
+
+
+def actor_of(ctx: click.Context) -> Actor:
+    """Who runs this command: the operator (every location), or the console user ``--as``
+    names (their role and locations; an unknown or disabled one is an error)."""
+    email: str | None = ctx.find_root().obj.get("as")
+    if email is None:
+        return Actor.operator()
+    return app_of(ctx).accounts.actor_for_email(email)
 
 
 def app_of(ctx: click.Context, migrate: bool = False) -> App:

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from notifier.cli.root import app_of
+from notifier.cli.root import acting, actor_of, app_of
 from notifier.domain.deliveries import BUCKETS
 from notifier.domain.estimates import duration
 from notifier.usecases.views import Progress as SendingProgress
@@ -76,16 +76,17 @@ def watch_rich(read: Read, interval: float, sleep: Callable[[float], None]) -> S
 
 
 @click.command("watch")
+@acting
 @click.argument("notice_id", type=int)
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds.")
 @click.pass_context
 def notice_watch(ctx: click.Context, notice_id: int, interval: float) -> None:
     """Follow a notice's sending (counts by state, pace, ETA, why messages wait) until it is
     over: a progress bar in a terminal, plain lines when piped."""
-    app = app_of(ctx)
+    app, actor = app_of(ctx), actor_of(ctx)
 
     def read() -> SendingProgress:
-        return app.deliveries.progress(notice_id)
+        return app.deliveries.progress(actor, notice_id)
 
     first = read()  # an unknown notice fails here, before any drawing
     if first.state.startswith("draft"):

@@ -7,7 +7,7 @@ may be seen and done; adapters (CLI, API, console) only say who is acting. Pure:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -33,6 +33,7 @@ class Actor:
     name: str  # the user's email or the token's name; "operator" for the command line
     role: Role
     locations: frozenset[int] | None = None
+    ip: str | None = None  # where the request came from (None at the command line)
 
     @classmethod
     def operator(cls) -> Actor:
@@ -56,3 +57,13 @@ class Actor:
     def visible(self, location_ids: Iterable[int]) -> list[int]:
         """The subset of ``location_ids`` this actor may see, in the given order."""
         return [lid for lid in location_ids if self.sees(lid)]
+
+    def at(self, ip: str | None) -> Actor:
+        """The same actor, acting from ``ip`` (for the audit trail)."""
+        return replace(self, ip=ip[:64] if ip else None)
+
+    @property
+    def label(self) -> str:
+        """How the audit trail and the consent ledger name this actor: "user:3",
+        "token:2", "operator" (never an email: ledgers name staff by id)."""
+        return self.kind.value if self.id is None else f"{self.kind.value}:{self.id}"

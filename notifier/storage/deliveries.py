@@ -244,9 +244,12 @@ def hand_back(
     return len(held)
 
 
-def retry_failed(s: Session, now: datetime, notice_id: int | None = None) -> list[int]:
+def retry_failed(
+    s: Session, now: datetime, notice_id: int | None = None, within: frozenset[int] | None = None
+) -> list[int]:
     """Re-queue failed deliveries on request (attempts kept), except where sending is pointless:
-    a withdrawn notice or a closure that has ended (``ends_at > now``: see ``too_late``)."""
+    a withdrawn notice or a closure that has ended (``ends_at > now``: see ``too_late``); only
+    of the locations ``within`` (None: every location)."""
     query = (
         select(Delivery.id)
         .join(Delivery.broadcast)
@@ -260,6 +263,8 @@ def retry_failed(s: Session, now: datetime, notice_id: int | None = None) -> lis
     )
     if notice_id is not None:
         query = query.where(Broadcast.notice_id == notice_id)
+    if within is not None:
+        query = query.where(Notice.location_id.in_(within))
     ids = list(s.scalars(query))
     if not ids:
         return []

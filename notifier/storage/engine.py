@@ -96,6 +96,9 @@ def _sqlite_engine(url: str, file: Path | None) -> Engine:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Erased patients' data (retention, forget) is overwritten in the file, not left in
+        # free pages.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

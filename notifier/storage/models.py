@@ -96,6 +96,8 @@ class Patient(Base):
     phone_type: Mapped[str | None] = mapped_column(String(10))  # mobile, landline; None: unknown
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the patient's contact data was erased on request (``notifier patients forget``).
+    forgotten_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     location: Mapped[Location] = relationship()
 
@@ -363,6 +365,19 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # May read patients' names and addresses (the log's patient field, not-reached lists).
     sees_patients: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # read: reads only; send: also creates, sends and cancels notices, imports, lifts opt-outs.
+    scope: Mapped[str] = mapped_column(String(10), default="send", server_default="send")
+    # Every location (tokens made before scopes existed); else those in token_locations.
+    all_locations: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+class TokenLocation(Base):
+    """A location an API token may see and act in (when it does not have them all)."""
+
+    __tablename__ = "token_locations"
+
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), primary_key=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), primary_key=True)
 
 
 class User(Base):
@@ -377,6 +392,50 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Every location (admins, users made before scopes existed); else those in user_locations.
+    all_locations: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+class UserLocation(Base):
+    """A location a console user may see and act in (when they do not have them all)."""
+
+    __tablename__ = "user_locations"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), primary_key=True)
+
+
+class AuditEvent(Base):
+    """Append-only: who did or read what, when, from where. Ids and counts only, never
+    patients' data. On PostgreSQL a trigger refuses UPDATE and DELETE."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_kind: Mapped[str] = mapped_column(String(10))  # operator, user, token
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_name: Mapped[str] = mapped_column(String(254))  # a staff email, a token's name
+    ip: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))  # notice_create, patients_list, signin...
+    target: Mapped[str | None] = mapped_column(String(100))  # "notice:7", "location:2"
+    count: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(10), default="ok")  # ok, refused
+
+
+class SuppressedHash(Base):
+    """An opt-out whose address was erased (a forgotten patient): only a keyed hash of the
+    address is kept, so the address stays suppressed if it is ever imported again."""
+
+    __tablename__ = "suppressed_hashes"
+    __table_args__ = (UniqueConstraint("channel", "digest"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    digest: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256 hex of the address
+    source: Mapped[str] = mapped_column(String(40))  # the original opt-out's source
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ConsoleSession(Base):

@@ -43,10 +43,15 @@ def notice(s: Session, notice_id: int) -> Notice | None:
     return s.get(Notice, notice_id, options=[joinedload(Notice.location)])
 
 
-def notices(s: Session, location_id: int | None = None) -> Sequence[Notice]:
+def notices(
+    s: Session, location_id: int | None = None, within: frozenset[int] | None = None
+) -> Sequence[Notice]:
+    """Notices (of a location), of the locations ``within`` (None: every location)."""
     query = select(Notice).options(joinedload(Notice.location)).order_by(Notice.starts_at)
     if location_id is not None:
         query = query.where(Notice.location_id == location_id)
+    if within is not None:
+        query = query.where(Notice.location_id.in_(within))
     return s.scalars(query).all()
 
 

@@ -42,14 +42,22 @@ def patients_with_address(s: Session, spec: ChannelSpec, address: str) -> Sequen
 
 
 def page(
-    s: Session, location_id: int | None = None, limit: int = 200, offset: int = 0
+    s: Session,
+    location_id: int | None = None,
+    limit: int = 200,
+    offset: int = 0,
+    within: frozenset[int] | None = None,
 ) -> tuple[Sequence[Patient], int]:
-    """One page of patients (by external id) and how many there are in all."""
+    """One page of patients (by external id) and how many there are in all, of the
+    locations ``within`` (None: every location)."""
     query = select(Patient).options(joinedload(Patient.location))
     counted = select(func.count()).select_from(Patient)
     if location_id is not None:
         query = query.where(Patient.location_id == location_id)
         counted = counted.where(Patient.location_id == location_id)
+    if within is not None:
+        query = query.where(Patient.location_id.in_(within))
+        counted = counted.where(Patient.location_id.in_(within))
     rows = s.scalars(query.order_by(Patient.external_id).limit(limit).offset(offset)).all()
     return rows, int(s.scalar(counted) or 0)
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from notifier.domain.deliveries import REACHED_STATES, DeliveryState
-from notifier.storage.models import Broadcast, Delivery, DeliveryEvent, Patient
+from notifier.storage.models import Broadcast, Delivery, DeliveryEvent, Notice, Patient
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class LogQuery:
     limit: int | None = None
     offset: int = 0
     with_patients: bool = False  # load each delivery's patient (for managers)
+    within: frozenset[int] | None = None  # only these locations' notices (None: every one)
 
 
 def delivery_log(s: Session, wanted: LogQuery) -> Sequence[Delivery]:
@@ -35,6 +36,9 @@ def delivery_log(s: Session, wanted: LogQuery) -> Sequence[Delivery]:
     )
     if notice_id is not None:
         query = query.where(Broadcast.notice_id == notice_id)
+    if wanted.within is not None:
+        located = select(Notice.id).where(Notice.location_id.in_(wanted.within))
+        query = query.where(Broadcast.notice_id.in_(located))
     if state is not None:
         query = query.where(Delivery.state == state)
     if channel is not None:

@@ -1,5 +1,7 @@
-"""Who may use Notifier: console users (managers and viewers; argon2id hashes; a disabled user
-is out at once) and API bearer tokens (shown once, stored only as a SHA-256 digest, revocable)."""
+"""Who may use Notifier: console users (admins, managers and viewers; argon2id hashes; a
+disabled user is out at once) and API bearer tokens (shown once, stored only as a SHA-256
+digest, revocable), each scoped to locations (or every location), and the ``Actor`` each one
+acts as. Every change is in the audit trail."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ import functools
 import hashlib
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,9 +22,11 @@ from notifier.domain.actors import Actor, ActorKind, Role
 from notifier.domain.contacts import mask_email, normalize_email
 from notifier.errors import NotFoundError, ValidationError
 from notifier.storage import accounts as account_rows
+from notifier.storage import locations as location_rows
 from notifier.storage import sessions as session_rows
 from notifier.storage.models import ApiToken, User
 from notifier.usecases import UseCase
+from notifier.usecases.audit import record
 
 log = logging.getLogger(__name__)
 MIN_PASSWORD_LENGTH = 10
@@ -35,15 +41,28 @@ def _dummy_hash() -> str:
     return _HASHER.hash("not a password of anyone's")
 
 
+OPERATOR = Actor.operator()
+
+
+class TokenScope(StrEnum):
+    READ = "read"  # reads notices, the log, summaries
+    SEND = "send"  # also creates, sends, cancels notices, imports, lifts opt-outs
+
+
 @dataclass(frozen=True)
 class UserView:
     id: int
     email: str
     role: Role
+    locations: frozenset[int] | None = None  # None: every location
 
     @property
     def can_manage(self) -> bool:
         return self.role in (Role.ADMIN, Role.MANAGER)
+
+    def actor(self, ip: str | None = None) -> Actor:
+        """This user as the actor of a request from ``ip``."""
+        return Actor(ActorKind.USER, self.id, self.email, self.role, self.locations, ip)
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,7 @@ class UserListing:
     status: str  # active, disabled
     created: str
     last_sign_in: str | None
+    locations: str  # "all" or the slugs, comma-separated
 
 
 @dataclass(frozen=True)
@@ -63,10 +83,22 @@ class TokenListing:
     status: str  # live, revoked
     created: str
     revoked: str | None
+    scope: str = TokenScope.SEND.value
+    locations: str = "all"
 
 
 class Accounts(UseCase):
-    def create_user(self, email: str, role: str, password: str) -> UserView:
+    def create_user(
+        self,
+        email: str,
+        role: str,
+        password: str,
+        locations: Sequence[str] | None = None,
+        *,
+        actor: Actor = OPERATOR,
+    ) -> UserView:
+        """A new console user, of ``locations`` (slugs; None or an admin: every location)."""
+        _require_admin(actor)
         try:
             chosen = Role(role)
         except ValueError:
@@ -85,8 +117,11 @@ class Accounts(UseCase):
                 raise exists  # created meanwhile by another command
             user = account_rows.user_by_email(s, address)
             assert user is not None
+            scoped = None if chosen is Role.ADMIN else _location_ids(s, locations)
+            account_rows.set_user_locations(s, user, scoped)
+            record(s, actor, "user_create", self.clock.now(), f"user:{user.id}")
             log.info("user created", extra={"action": "user_created", "user_id": user.id})
-            return user_view(user)
+            return user_view(s, user)
 
     def authenticate(self, email: str, password: str) -> UserView | None:
         """The user when the password matches; None otherwise (never says which part was wrong).
@@ -96,7 +131,7 @@ class Accounts(UseCase):
         with self.db.session() as s:
             # NUL is in no stored email, and PostgreSQL refuses it in a query: no such user.
             user = account_rows.user_by_email(s, email) if "\x00" not in email else None
-            found = None if user is None or user.disabled_at is not None else user_view(user)
+            found = None if user is None or user.disabled_at is not None else user_view(s, user)
             stored = user.password_hash if user is not None and found is not None else None
         if found is None or stored is None:
             _verify(_dummy_hash(), password)
@@ -112,29 +147,68 @@ class Accounts(UseCase):
             if rehashed is not None and user.password_hash == stored:
                 user.password_hash = rehashed
             user.last_login_at = self.clock.now()
-            return user_view(user)
+            return user_view(s, user)
 
-    def create_token(self, name: str, sees_patients: bool = False) -> str:
+    def create_token(
+        self,
+        name: str,
+        sees_patients: bool = False,
+        locations: Sequence[str] | None = None,
+        scope: str = TokenScope.SEND.value,
+        *,
+        actor: Actor = OPERATOR,
+    ) -> str:
         """A new random API token for ``name``; the caller shows it once, we keep its digest.
-        ``sees_patients``: it may read patients' names and addresses (not-reached lists)."""
+        ``sees_patients``: it may read patients' names and addresses (not-reached lists);
+        ``locations``: the slugs it may see (None: every location); ``scope``: read or send."""
+        _require_admin(actor)
         name = name.strip()
         if not name:
             raise ValidationError("give the token a name (who or what uses it)", "name")
+        try:
+            chosen = TokenScope(scope)
+        except ValueError:
+            raise ValidationError(
+                f"scope {scope!r} is not one of {', '.join(t.value for t in TokenScope)}", "scope"
+            ) from None
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.db.session() as s:
-            account_rows.add_api_token(
-                s, name[:100], token_digest(token), self.clock.now(), sees_patients
+            now = self.clock.now()
+            row = account_rows.add_api_token(
+                s,
+                name[:100],
+                token_digest(token),
+                now,
+                sees_patients,
+                chosen.value,
+                _location_ids(s, locations),
             )
+            record(s, actor, "token_create", now, f"token:{row.id}")
         return token
 
+    def token_actor(self, token: str, ip: str | None = None) -> Actor | None:
+        """The actor a live API token acts as, or None. A ``send`` token of every location
+        acts as an admin (as every token did before scopes), a ``send`` token of some
+        locations as their manager, a ``read`` token as a viewer."""
+        with self.db.session() as s:
+            found = account_rows.api_token_by_hash(s, token_digest(token))
+            if found is None:
+                return None
+            locations = account_rows.token_location_ids(s, found)
+            if found.scope == TokenScope.READ:
+                role = Role.VIEWER
+            else:
+                role = Role.ADMIN if locations is None else Role.MANAGER
+            return Actor(ActorKind.TOKEN, found.id, found.name, role, locations, ip)
+
     def actor_for_email(self, email: str) -> Actor:
-        """The console user named by ``email`` as the acting person (the CLI's ``--as``);
-        NotFoundError for an unknown or disabled user."""
+        """The actor a live console user is (the CLI's ``--as EMAIL``); NotFoundError for an
+        unknown or disabled user."""
         with self.db.session() as s:
             user = account_rows.user_by_email(s, email) if "\x00" not in email else None
             if user is None or user.disabled_at is not None:
-                raise NotFoundError(f"no active user {mask_email(email.strip())}", "as")
-            return Actor(ActorKind.USER, user.id, user.email, Role(user.role), None)
+                raise NotFoundError(f"no active user {mask_email(email.strip())}", "email")
+            return user_view(s, user).actor()
 
     def token_sees_patients(self, token: str) -> bool:
         """Whether a live API token may read patients' names and addresses."""
@@ -142,41 +216,45 @@ class Accounts(UseCase):
             found = account_rows.api_token_by_hash(s, token_digest(token))
             return bool(found and found.sees_patients)
 
-    def token_name(self, token: str) -> str | None:
-        """The name of a live API token, or None."""
+    def users(self, *, actor: Actor = OPERATOR) -> list[UserListing]:
+        """Every console user with their role and locations (admins only)."""
+        _require_admin(actor)
         with self.db.session() as s:
-            found = account_rows.api_token_by_hash(s, token_digest(token))
-            return found.name if found else None
+            return [_listing(s, user) for user in account_rows.all_users(s)]
 
-    def users(self) -> list[UserListing]:
-        with self.db.session() as s:
-            return [_listing(user) for user in account_rows.all_users(s)]
-
-    def disable_user(self, email: str) -> tuple[UserView, int]:
+    def disable_user(self, email: str, *, actor: Actor = OPERATOR) -> tuple[UserView, int]:
         """Disable a user and end their console sessions at once; how many were open."""
+        _require_admin(actor)
         with self.db.session() as s:
             user = _existing_user(s, email)
             now = self.clock.now()
             user.disabled_at = user.disabled_at or now
             ended = session_rows.end_sessions_of(s, user.id, now, "user_disabled")
+            record(s, actor, "user_disable", now, f"user:{user.id}")
             log.info("user disabled", extra={"action": "user_disabled", "user_id": user.id})
-            return user_view(user), ended
+            return user_view(s, user), ended
 
-    def enable_user(self, email: str) -> UserView:
+    def enable_user(self, email: str, *, actor: Actor = OPERATOR) -> UserView:
         """Let a disabled user sign in again (their old sessions stay ended)."""
+        _require_admin(actor)
         with self.db.session() as s:
             user = _existing_user(s, email)
             user.disabled_at = None
+            record(s, actor, "user_enable", self.clock.now(), f"user:{user.id}")
             log.info("user enabled", extra={"action": "user_enabled", "user_id": user.id})
-            return user_view(user)
+            return user_view(s, user)
 
-    def tokens(self) -> list[TokenListing]:
+    def tokens(self, *, actor: Actor = OPERATOR) -> list[TokenListing]:
         """Every API token, live or revoked (never the token itself)."""
+        _require_admin(actor)
         with self.db.session() as s:
-            return [_token_listing(token) for token in account_rows.api_tokens(s)]
+            return [_token_listing(s, token) for token in account_rows.api_tokens(s)]
 
-    def revoke_token(self, name: str | None = None, token_id: int | None = None) -> TokenListing:
+    def revoke_token(
+        self, name: str | None = None, token_id: int | None = None, *, actor: Actor = OPERATOR
+    ) -> TokenListing:
         """Revoke one live token, by id or by a name only one live token has."""
+        _require_admin(actor)
         with self.db.session() as s:
             if token_id is not None:
                 found = account_rows.api_token(s, token_id)
@@ -197,8 +275,9 @@ class Accounts(UseCase):
             else:
                 raise ValidationError("say which token: --name or --id", "name")
             found.revoked_at = self.clock.now()
+            record(s, actor, "token_revoke", found.revoked_at, f"token:{found.id}")
             log.info("token revoked", extra={"action": "token_revoked", "token_id": found.id})
-            return _token_listing(found)
+            return _token_listing(s, found)
 
 
 def token_digest(token: str) -> str:
@@ -212,8 +291,34 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-def user_view(user: User) -> UserView:
-    return UserView(id=user.id, email=user.email, role=Role(user.role))
+def user_view(s: Session, user: User) -> UserView:
+    role = Role(user.role)
+    locations = None if role is Role.ADMIN else account_rows.user_location_ids(s, user)
+    return UserView(id=user.id, email=user.email, role=role, locations=locations)
+
+
+def _require_admin(actor: Actor) -> None:
+    if not actor.is_admin or not actor.every_location:
+        raise NotFoundError("users and tokens are for admins only")
+
+
+def _location_ids(s: Session, slugs: Sequence[str] | None) -> frozenset[int] | None:
+    """The ids of the locations named; None (every location) when none is named."""
+    named = [slug.strip() for slug in slugs or () if slug.strip()]
+    if not named:
+        return None
+    ids = []
+    for slug in named:
+        location = location_rows.location_by_slug(s, slug)
+        if location is None:
+            raise NotFoundError(f"no location {slug!r}", "locations")
+        ids.append(location.id)
+    return frozenset(ids)
+
+
+def _slugs(s: Session, location_ids: frozenset[int] | None) -> str:
+    slugs = account_rows.location_slugs(s, location_ids)
+    return "all" if slugs is None else ",".join(slugs)
 
 
 def _existing_user(s: Session, email: str) -> User:
@@ -223,7 +328,7 @@ def _existing_user(s: Session, email: str) -> User:
     return user
 
 
-def _listing(user: User) -> UserListing:
+def _listing(s: Session, user: User) -> UserListing:
     return UserListing(
         id=user.id,
         email=user.email,
@@ -231,16 +336,19 @@ def _listing(user: User) -> UserListing:
         status="disabled" if user.disabled_at else "active",
         created=user.created_at.isoformat(timespec="seconds"),
         last_sign_in=_iso(user.last_login_at),
+        locations="all" if user.role == Role.ADMIN else _slugs(s, user_view(s, user).locations),
     )
 
 
-def _token_listing(token: ApiToken) -> TokenListing:
+def _token_listing(s: Session, token: ApiToken) -> TokenListing:
     return TokenListing(
         id=token.id,
         name=token.name,
         status="revoked" if token.revoked_at else "live",
         created=token.created_at.isoformat(timespec="seconds"),
         revoked=_iso(token.revoked_at),
+        scope=token.scope,
+        locations=_slugs(s, account_rows.token_location_ids(s, token)),
     )
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from notifier.domain.actors import Actor
 from notifier.domain.channels import ChannelSpec
 from notifier.domain.consent import (
     CONSENT_GRANTED,
@@ -24,11 +25,16 @@ from notifier.domain.consent import (
     match,
 )
 from notifier.domain.contacts import mask_address
+from notifier.domain.erasure import address_digest
+from notifier.errors import NotFoundError
 from notifier.storage import consent as consent_rows
+from notifier.storage import erasure as erasure_rows
 from notifier.storage import patients as patient_rows
 from notifier.storage.models import ConsentEvent, Patient
 from notifier.unsubscribe import Subscriber, tokens
 from notifier.usecases import UseCase, inbound
+from notifier.usecases.audit import record
+from notifier.usecases.lookups import require_manager
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +52,40 @@ class Consent(UseCase):
     # --- opt-outs and opt-ins -------------------------------------------------------------
 
     def opt_out(
-        self, channel: str, address: str, source: Source, patient_id: int | None = None
+        self,
+        channel: str,
+        address: str,
+        source: Source,
+        patient_id: int | None = None,
+        *,
+        actor: Actor | None = None,
     ) -> bool:
-        """Record an opt-out; False if the address was already opted out (nothing changes)."""
+        """Record an opt-out (always allowed, whoever asks); False if the address was already
+        opted out (nothing changes). The ledger names the ``actor`` who recorded it, if any."""
         spec, now = self.deps.spec(channel), self.clock.now()
+        detail = f"recorded by {actor.label}" if actor is not None else None
         with self.db.session() as s:
-            return opt_out(s, spec, address, source, now, patient_id=patient_id)
+            changed = opt_out(s, spec, address, source, now, patient_id=patient_id, detail=detail)
+            if actor is not None:
+                record(s, actor, "opt_out", now, f"channel:{spec.name}", int(changed))
+            return changed
 
-    def opt_in(self, channel: str, address: str, source: Source) -> bool:
-        """Lift an opt-out; False if there was none."""
+    def opt_in(self, actor: Actor, channel: str, address: str, source: Source) -> bool:
+        """Lift an opt-out; False if there was none. Only for an address a patient of the
+        actor's locations has (else NotFoundError); the ledger names the actor."""
+        spec, now = self.deps.spec(channel), self.clock.now()
+        require_manager(actor)
         with self.db.session() as s:
-            return opt_in(s, self.deps.spec(channel), address, source, self.clock.now())
+            if not actor.every_location:
+                holders = patient_rows.patients_with_address(s, spec, address)
+                if not any(actor.sees(p.location_id) for p in holders):
+                    raise NotFoundError("no patient of your locations has this address", "address")
+            changed = opt_in(s, spec, address, source, now, detail=f"lifted by {actor.label}")
+            if self.settings.secret_key is not None:  # not kept suppressed by hash either
+                key = self.settings.secret_key.get_secret_value()
+                erasure_rows.forget_hash(s, spec.name, address_digest(key, spec.name, address))
+            record(s, actor, "opt_in", now, f"channel:{spec.name}", int(changed))
+            return changed
 
     def is_opted_out(self, channel: str, address: str) -> bool:
         with self.db.session() as s:

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from notifier.domain.actors import Actor
 from notifier.domain.calls import Redial
 from notifier.domain.deliveries import Report, bucket_counts, eta_seconds
 from notifier.domain.notices import BroadcastStatus
@@ -26,7 +27,8 @@ from notifier.storage import notices as notice_rows
 from notifier.storage import receipts as receipt_rows
 from notifier.storage import reports
 from notifier.usecases import UseCase, receipts
-from notifier.usecases.lookups import require_notice
+from notifier.usecases.audit import record
+from notifier.usecases.lookups import require_manager, require_notice
 from notifier.usecases.views import (
     DeliveryView,
     EventView,
@@ -44,29 +46,39 @@ log = logging.getLogger(__name__)
 class Deliveries(UseCase):
     def log(
         self,
+        actor: Actor,
         notice_id: int | None = None,
         state: str | None = None,
         channel: str | None = None,
         limit: int | None = None,
         offset: int = 0,
         show_patients: bool = False,
+        export: bool = False,
     ) -> list[DeliveryView]:
-        """The log, addresses masked; ``show_patients`` names each patient (for those allowed:
-        managers, tokens with the right)."""
+        """The log of the actor's locations, addresses masked; ``show_patients`` names each
+        patient (for those allowed: managers, tokens with the right). Audited as a bulk read
+        when it names patients or is an ``export`` (a CSV download)."""
         with self.db.session() as s:
             if notice_id is not None:
-                require_notice(s, notice_id)
-            query = reports.LogQuery(notice_id, state, channel, limit, offset, show_patients)
+                require_notice(s, notice_id, actor)
+            query = reports.LogQuery(
+                notice_id, state, channel, limit, offset, show_patients, actor.locations
+            )
             rows = reports.delivery_log(s, query)
+            if show_patients or export:
+                target = f"notice:{notice_id}" if notice_id is not None else None
+                record(s, actor, "delivery_log_export", self.clock.now(), target, len(rows))
             return [delivery_view(d, show_patients) for d in rows]
 
-    def not_reached(self, notice_id: int) -> list[NotReached]:
+    def not_reached(self, actor: Actor, notice_id: int) -> list[NotReached]:
         """This notice's messages that reached nobody (undelivered, failed, skipped by consent
         or the weekly cap, expired), with each patient's name, phone and email and the
         channels that did reach them: for the front desk to call. Managers only."""
         with self.db.session() as s:
-            require_notice(s, notice_id)
+            require_notice(s, notice_id, actor)
             rows = reports.not_reached(s, notice_id)
+            target = f"notice:{notice_id}"
+            record(s, actor, "not_reached_export", self.clock.now(), target, len(rows))
             reached = reports.reached_channels(s, notice_id, sorted({d.patient_id for d in rows}))
             return [
                 NotReached(
@@ -83,37 +95,37 @@ class Deliveries(UseCase):
                 for d in rows
             ]
 
-    def history(self, delivery_id: int) -> tuple[DeliveryView, list[EventView]]:
+    def history(self, actor: Actor, delivery_id: int) -> tuple[DeliveryView, list[EventView]]:
         """One delivery and every event it went through, oldest first."""
         with self.db.session() as s:
             delivery = reports.delivery(s, delivery_id)
-            if delivery is None:
+            if delivery is None or not actor.sees(delivery.broadcast.notice.location_id):
                 raise NotFoundError(f"no delivery with id {delivery_id}")
             events = [event_view(e) for e in reports.events_for(s, [delivery_id])]
             return delivery_view(delivery), events
 
-    def summary(self, notice_id: int) -> dict[str, dict[str, int]]:
+    def summary(self, actor: Actor, notice_id: int) -> dict[str, dict[str, int]]:
         """Deliveries by channel and state."""
         with self.db.session() as s:
-            require_notice(s, notice_id)
+            require_notice(s, notice_id, actor)
             counts: dict[str, dict[str, int]] = {}
             for (channel, state), count in reports.state_counts(s, [notice_id]).items():
                 counts.setdefault(channel, {})[state] = count
             return counts
 
-    def waits(self, notice_id: int) -> list[str]:
+    def waits(self, actor: Actor, notice_id: int) -> list[str]:
         """Why this notice's messages still wait, counted: "2 messages waiting: quiet hours:
         held until 2025-02-19 08:00 America/New_York"."""
         with self.db.session() as s:
-            require_notice(s, notice_id)
+            require_notice(s, notice_id, actor)
             return _waits(s, notice_id)
 
-    def progress(self, notice_id: int) -> Progress:
+    def progress(self, actor: Actor, notice_id: int) -> Progress:
         """Counts by bucket, why messages wait, the pace so far and an ETA, and whether the
         notice's sending is over (nothing queued and no broadcast due or going out)."""
         now = self.clock.now()
         with self.db.session() as s:
-            notice = require_notice(s, notice_id)
+            notice = require_notice(s, notice_id, actor)
             states: dict[str, int] = {}
             for (_, state), count in reports.state_counts(s, [notice_id]).items():
                 states[state] = states.get(state, 0) + count
@@ -148,20 +160,24 @@ class Deliveries(UseCase):
                 next_send_at=local_iso(ahead[0], notice.timezone) if ahead else None,
             )
 
-    def reached_anyone(self, notice_id: int) -> bool:
+    def reached_anyone(self, actor: Actor, notice_id: int) -> bool:
         """Whether this notice or an earlier version of it reached anyone (an update then goes
         only to them)."""
         with self.db.session() as s:
-            notice = require_notice(s, notice_id)
+            notice = require_notice(s, notice_id, actor)
             return notice_rows.chain_reached_anyone(s, notice.root_id or notice.id)
 
-    def retry_failed(self, notice_id: int | None = None) -> int:
-        """Re-queue failed deliveries (not of withdrawn notices or ended closures)."""
+    def retry_failed(self, actor: Actor, notice_id: int | None = None) -> int:
+        """Re-queue failed deliveries (not of withdrawn notices or ended closures) of the
+        actor's locations."""
         now = self.clock.now()
         with self.db.session() as s:
             if notice_id is not None:
-                require_notice(s, notice_id)
-            ids = delivery_rows.retry_failed(s, now, notice_id)
+                require_notice(s, notice_id, actor)
+            require_manager(actor)
+            ids = delivery_rows.retry_failed(s, now, notice_id, actor.locations)
+            target = f"notice:{notice_id}" if notice_id is not None else None
+            record(s, actor, "deliveries_retry", now, target, len(ids))
         log.info(
             "failed deliveries re-queued",
             extra={"action": "retry_requested", "notice_id": notice_id, "count": len(ids)},

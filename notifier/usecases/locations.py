@@ -10,17 +10,19 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from notifier.domain.actors import Actor
 from notifier.domain.channels import MessageFormat
 from notifier.domain.closures import BusinessHours, Closure, zone
 from notifier.domain.contacts import normalize_phone
 from notifier.domain.notices import NoticeFacts, template_for
-from notifier.errors import ValidationError
+from notifier.errors import ForbiddenError, NotFoundError, ValidationError
 from notifier.rendering.messages import context
 from notifier.storage import locations as location_rows
 from notifier.storage import notices as notice_rows
 from notifier.storage.models import Location
 from notifier.usecases import UseCase
-from notifier.usecases.lookups import require_location
+from notifier.usecases.audit import record
+from notifier.usecases.lookups import require_location, require_manager
 from notifier.usecases.views import LocationView, local_iso, location_view
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ class LocationSaved:
 class Locations(UseCase):
     def save(
         self,
+        actor: Actor,
         slug: str,
         name: str,
         timezone: str,
@@ -76,7 +79,9 @@ class Locations(UseCase):
         default_language: str = "en",
     ) -> LocationSaved:
         """Add a location, or change it if the slug exists. Queued notices are never touched:
-        those whose words the change would alter are listed, with what to do."""
+        those whose words the change would alter are listed, with what to do. Managers change
+        their own locations; only an admin of every location adds one."""
+        require_manager(actor)
         slug = slug.strip().lower()
         if not slug or not slug.replace("-", "").isalnum():
             raise ValidationError(
@@ -96,6 +101,11 @@ class Locations(UseCase):
             )
         now = self.clock.now()
         with self.db.session() as s:
+            existing = location_rows.location_by_slug(s, slug)
+            if existing is not None and not actor.sees(existing.id):
+                raise NotFoundError(f"no location {slug!r}", "location")
+            if existing is None and not (actor.is_admin and actor.every_location):
+                raise ForbiddenError("only an admin adds locations")
             created = location_rows.add_location(
                 s, slug, name.strip(), tz.key, hours.to_json(), now
             )
@@ -109,6 +119,8 @@ class Locations(UseCase):
             location.default_language = default_language
             s.flush()
             reworded = self._reworded(s, location, tz, hours, now, before)
+            action = "location_create" if created else "location_update"
+            record(s, actor, action, now, f"location:{location.id}")
             if reworded:
                 log.warning(
                     "location changed: queued notices keep their words",
@@ -120,21 +132,24 @@ class Locations(UseCase):
                 )
             return LocationSaved(location_view(location), created, reworded)
 
-    def set_public_feeds(self, slug: str, on: bool) -> LocationView:
+    def set_public_feeds(self, actor: Actor, slug: str, on: bool) -> LocationView:
         """Turn the location's public page, banner and feeds on or off (off: they answer 404)."""
+        require_manager(actor)
         with self.db.session() as s:
-            location = require_location(s, slug)
+            location = require_location(s, slug, actor)
             location.public_feeds = on
             s.flush()
+            record(s, actor, "location_feeds", self.clock.now(), f"location:{location.id}")
             log.info(
                 "public feeds switched",
                 extra={"action": "public_feeds", "location": location.slug, "on": on},
             )
             return location_view(location)
 
-    def all(self) -> list[LocationView]:
+    def all(self, actor: Actor) -> list[LocationView]:
+        """The locations the actor may see."""
         with self.db.session() as s:
-            return [location_view(loc) for loc in location_rows.locations(s)]
+            return [location_view(loc) for loc in location_rows.locations(s) if actor.sees(loc.id)]
 
     def _texts(self, s: Session, location: Location, now: datetime) -> dict[int, str]:
         return {

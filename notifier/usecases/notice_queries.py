@@ -8,29 +8,32 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from notifier.domain.actors import Actor
 from notifier.domain.closures import intervals_from_json, zone
 from notifier.storage import notices as notice_rows
 from notifier.storage.models import Notice
 from notifier.usecases import UseCase
+from notifier.usecases.audit import record
 from notifier.usecases.lookups import location_id_of, require_notice
 from notifier.usecases.views import AffectedAppointment, NoticeView, notice_view
 
 
 class NoticeQueries(UseCase):
-    def get(self, notice_id: int) -> NoticeView:
+    def get(self, actor: Actor, notice_id: int) -> NoticeView:
         with self.db.session() as s:
-            return self._view(s, require_notice(s, notice_id))
+            return self._view(s, require_notice(s, notice_id, actor))
 
-    def all(self, location_slug: str | None = None) -> list[NoticeView]:
-        """Every notice (of a location), as stored: nothing is re-checked, so one notice whose
-        location has changed since never stops the list."""
+    def all(self, actor: Actor, location_slug: str | None = None) -> list[NoticeView]:
+        """Every notice (of a location) the actor may see, as stored: nothing is re-checked,
+        so one notice whose location has changed since never stops the list."""
         with self.db.session() as s:
-            return self._views(s, notice_rows.notices(s, location_id_of(s, location_slug)))
+            location_id = location_id_of(s, location_slug, actor)
+            return self._views(s, notice_rows.notices(s, location_id, actor.locations))
 
-    def chain(self, notice_id: int) -> list[NoticeView]:
+    def chain(self, actor: Actor, notice_id: int) -> list[NoticeView]:
         """Every version of a notice, oldest first."""
         with self.db.session() as s:
-            notice = require_notice(s, notice_id)
+            notice = require_notice(s, notice_id, actor)
             return self._views(s, notice_rows.chain(s, notice.root_id or notice.id))
 
     def _views(self, s: Session, notices: Sequence[Notice]) -> list[NoticeView]:
@@ -43,14 +46,17 @@ class NoticeQueries(UseCase):
     def _view(self, s: Session, notice: Notice) -> NoticeView:
         return self._views(s, [notice])[0]
 
-    def affected(self, notice_id: int) -> list[AffectedAppointment]:
-        """Appointments inside the notice's closed intervals, for the front desk to reschedule."""
+    def affected(self, actor: Actor, notice_id: int) -> list[AffectedAppointment]:
+        """Appointments inside the notice's closed intervals, for the front desk to reschedule
+        (a bulk read of patients' data: audited)."""
         with self.db.session() as s:
-            notice = require_notice(s, notice_id)
+            notice = require_notice(s, notice_id, actor)
             tz = zone(notice.timezone)
             rows = notice_rows.affected_appointments(
                 s, notice.location_id, intervals_from_json(notice.intervals)
             )
+            target = f"notice:{notice_id}"
+            record(s, actor, "affected_export", self.clock.now(), target, len(rows))
             return [
                 AffectedAppointment(
                     appointment=a.external_id,

@@ -39,7 +39,8 @@ from notifier.errors import ValidationError
 from notifier.storage import notices as notice_rows
 from notifier.storage.models import Location, Notice
 from notifier.usecases import Deps
-from notifier.usecases.lookups import require_location, require_notice
+from notifier.usecases.audit import record
+from notifier.usecases.lookups import require_location, require_manager, require_notice
 from notifier.usecases.notice_queries import NoticeQueries
 from notifier.usecases.notice_requests import (
     NoticeRequest,
@@ -53,7 +54,7 @@ from notifier.usecases.plans import Plans
 from notifier.usecases.previews import Previews
 from notifier.usecases.views import Created, HistoryEntry, NoticeView, Preview, history_of
 
-OPERATOR = Actor.operator()
+_EVERYWHERE = Actor.operator()  # re-reading a row the caller was already allowed to change
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class Notices(NoticeQueries):
 
     # --- creating -----------------------------------------------------------------------
 
-    def create(self, request: NoticeRequest, actor: Actor = OPERATOR) -> Created:
+    def create(self, actor: Actor, request: NoticeRequest) -> Created:
         """Check everything, render every message once (that rendering is the preview), then
         store the notice, what it was judged against, and its broadcast(s).
 
@@ -80,10 +81,11 @@ class Notices(NoticeQueries):
         ("sms>voice>email") tries the next channel with consent for a patient whose delivery
         failed for good for a reason that channel may cure, once.
         """
+        require_manager(actor)
         now = self.clock.now()
         emergency = _emergency_reason(request.emergency_reason, actor)
         with self.db.session() as s:
-            draft = self._draft(s, request, request.reason)
+            draft = self._draft(s, actor, request, request.reason)
             planned = request.send_at is not None
             first_at = send_instant(draft.facts.closure, request.send_at or "now", now)
             reminder = reminder_instant(request.reminder_at, draft.facts.closure, first_at, now)
@@ -122,20 +124,21 @@ class Notices(NoticeQueries):
                 s.add(again)
             s.flush()
             preview.notice_id = notice.id
+            record(s, actor, "notice_create", now, f"notice:{notice.id}")
             log.info("notice created", extra={"action": "notice_created", "notice_id": notice.id})
             if planned:
                 self._gate(s, notice)
             return Created(self._view(s, notice), preview)
 
     def draft(
-        self, request: NoticeRequest, change: NoticeChange = NoticeChange.ORIGINAL
+        self, actor: Actor, request: NoticeRequest, change: NoticeChange = NoticeChange.ORIGINAL
     ) -> Preview:
         """What ``create`` with this request would send, checked the same way; stores nothing.
         ``change=UPDATE`` words it as an update of an earlier notice."""
         now = self.clock.now()
         with self.db.session() as s:
             placeholder = "" if request.reason_code else "…"
-            draft = self._draft(s, request, request.reason or placeholder)
+            draft = self._draft(s, actor, request, request.reason or placeholder)
             closure = draft.facts.closure
             first_at = send_instant(closure, request.send_at or "now", now)
             reminder_instant(request.reminder_at, closure, first_at, now)
@@ -163,9 +166,9 @@ class Notices(NoticeQueries):
         )
         return [warning] if warning else []
 
-    def _draft(self, s: Session, request: NoticeRequest, reason: str) -> _Draft:
+    def _draft(self, s: Session, actor: Actor, request: NoticeRequest, reason: str) -> _Draft:
         """A notice's facts from people's input, checked against the location as it is now."""
-        location = require_location(s, request.location, ": add it first")
+        location = require_location(s, request.location, actor, ": add it first")
         closure = closure_from_input(location, request.starts, request.ends, request.intervals)
         message = request.message
         code = parse_reason_code(request.reason_code)
@@ -193,15 +196,14 @@ class Notices(NoticeQueries):
         )
         return _Draft(location, facts)
 
-    def send(
-        self, notice_id: int, send_at: str, actor: Actor = OPERATOR
-    ) -> tuple[NoticeView, list[str]]:
+    def send(self, actor: Actor, notice_id: int, send_at: str) -> tuple[NoticeView, list[str]]:
         """Schedule a draft: its broadcast goes out at ``send_at`` ('now' or a local time),
         its reminders at their times. Returns the notice and what to know about the time
         (quiet hours)."""
+        require_manager(actor)
         now = self.clock.now()
         with self.db.session() as s:
-            notice = self._latest(s, notice_id)
+            notice = self._latest(s, notice_id, actor)
             drafts = [b for b in notice.broadcasts if b.status == BroadcastStatus.DRAFT]
             if not drafts:
                 raise ValidationError(
@@ -226,6 +228,7 @@ class Notices(NoticeQueries):
             names = channels_of([b.channel_names for b in drafts])
             warnings = self._send_warnings(closure, instant, names, first.urgent)
             s.flush()
+            record(s, actor, "notice_send", now, f"notice:{notice_id}")
             log.info(
                 "draft scheduled",
                 extra={"action": "notice_scheduled", "notice_id": notice_id, "by": actor.name},
@@ -264,12 +267,12 @@ class Notices(NoticeQueries):
             extra={"action": "notice_awaiting_approval", "notice_id": notice.id},
         )
 
-    def approve(self, notice_id: int, actor: Actor) -> NoticeView:
+    def approve(self, actor: Actor, notice_id: int) -> NoticeView:
         """A second manager lets a notice awaiting approval go out: at its send time, or, when
         that has passed, as soon as the undo window after this approval is over."""
         now = self.clock.now()
         with self.db.session() as s:
-            notice = self._latest(s, notice_id)
+            notice = self._latest(s, notice_id, actor)
             waiting = [
                 b for b in notice.broadcasts if b.status == BroadcastStatus.AWAITING_APPROVAL
             ]
@@ -297,16 +300,17 @@ class Notices(NoticeQueries):
             _stamp(notice, "approved_by", actor)
             notice.approved_at = now
             s.flush()
+            record(s, actor, "notice_approve", now, f"notice:{notice_id}")
             log.info(
                 "notice approved",
                 extra={"action": "notice_approved", "notice_id": notice_id, "by": actor.name},
             )
             return self._view(s, notice)
 
-    def history(self, notice_id: int) -> list[HistoryEntry]:
+    def history(self, actor: Actor, notice_id: int) -> list[HistoryEntry]:
         """Who did what to a notice and its versions, and when, oldest first."""
         with self.db.session() as s:
-            notice = require_notice(s, notice_id)
+            notice = require_notice(s, notice_id, actor)
             entries = [
                 entry
                 for version in notice_rows.chain(s, notice.root_id or notice.id)
@@ -318,6 +322,7 @@ class Notices(NoticeQueries):
 
     def update(
         self,
+        actor: Actor,
         notice_id: int,
         *,
         starts: str | None = None,
@@ -325,7 +330,6 @@ class Notices(NoticeQueries):
         intervals: Sequence[str] = (),
         reason: str | None = None,
         message: str | None = None,
-        actor: Actor = OPERATOR,
     ) -> NoticeView:
         """New times or wording as a new version of the notice, judged against the location's
         zone and hours as they are now (so an update also re-words a notice after the hours
@@ -336,9 +340,10 @@ class Notices(NoticeQueries):
         actually reached (per channel). If nothing had gone out yet, the new version simply
         replaces the old one and goes to everyone at the old send time.
         """
+        require_manager(actor)
         now = self.clock.now()
         with self.db.session() as s:
-            original = self._latest(s, notice_id)
+            original = self._latest(s, notice_id, actor)
             location = original.location
             tz = zone(original.timezone)
             if (starts or ends) and not intervals:  # one end moved: keep the other
@@ -365,18 +370,21 @@ class Notices(NoticeQueries):
                 now,
                 actor,
             )
+            record(s, actor, "notice_update", now, f"notice:{notice_id}")
             return self._view(s, new)
 
-    def cancel(self, notice_id: int, notify: bool = False, actor: Actor = OPERATOR) -> NoticeView:
+    def cancel(self, actor: Actor, notice_id: int, notify: bool = False) -> NoticeView:
         """Cancel a notice. With ``notify``, patients an earlier version reached are told the
         clinic is open after all (a new version in the chain); nobody else hears anything."""
         now = self.clock.now()
         with self.db.session() as s:
-            notice = require_notice(s, notice_id)
+            notice = require_notice(s, notice_id, actor)
+            require_manager(actor)
             if notice.status == NoticeStatus.CANCELLED:
                 raise ValidationError(f"notice {notice_id} is already cancelled")
+            record(s, actor, "notice_cancel", now, f"notice:{notice_id}")
             if notify:
-                original = self._latest(s, notice_id)
+                original = self._latest(s, notice_id, actor)
                 new = self._next_version(
                     s,
                     original,
@@ -402,21 +410,22 @@ class Notices(NoticeQueries):
                 },
             )
             s.expire_all()
-            return self._view(s, require_notice(s, notice_id))
+            return self._view(s, require_notice(s, notice_id, actor))
 
     def _cancelled_by(self, s: Session, notice_id: int, actor: Actor, now: datetime) -> None:
         s.expire_all()
-        cancelled = require_notice(s, notice_id)
+        cancelled = require_notice(s, notice_id, _EVERYWHERE)
         _stamp(cancelled, "cancelled_by", actor)
         cancelled.cancelled_at = now
         s.flush()
 
-    def retry(self, notice_id: int) -> int:
+    def retry(self, actor: Actor, notice_id: int) -> int:
         """Schedule again the broadcasts of a notice whose fan-out failed (after the cause was
         fixed): they go out at once, or at their send time if that is still ahead."""
         now = self.clock.now()
         with self.db.session() as s:
-            notice = require_notice(s, notice_id)
+            notice = require_notice(s, notice_id, actor)
+            require_manager(actor)
             if notice.status != NoticeStatus.ACTIVE:
                 raise ValidationError(f"notice {notice_id} is {notice.status}: nothing to retry")
             check_not_over(notice_rows.closure_of(notice), now)
@@ -427,14 +436,15 @@ class Notices(NoticeQueries):
                     s, broadcast_id, BroadcastStatus.FAILED, BroadcastStatus.SCHEDULED, now
                 )
             ]
+            record(s, actor, "notice_retry", now, f"notice:{notice_id}", len(retried))
         log.info(
             "failed broadcasts scheduled again",
             extra={"action": "broadcast_retry", "notice_id": notice_id, "count": len(retried)},
         )
         return len(retried)
 
-    def _latest(self, s: Session, notice_id: int) -> Notice:
-        notice = require_notice(s, notice_id)
+    def _latest(self, s: Session, notice_id: int, actor: Actor) -> Notice:
+        notice = require_notice(s, notice_id, actor)
         if notice.status == NoticeStatus.SUPERSEDED:
             newest = notice_rows.chain(s, notice.root_id or notice.id)[-1]
             raise ValidationError(
@@ -476,7 +486,7 @@ class Notices(NoticeQueries):
         if not told and change is NoticeChange.CANCELLATION:
             notice_rows.cancel(s, original.id, now)  # nobody heard of it: nobody to tell
             s.expire_all()
-            return require_notice(s, original.id)
+            return require_notice(s, original.id, _EVERYWHERE)
         location = original.location
         said = notice_rows.facts(original)
         facts = NoticeFacts(
@@ -529,7 +539,7 @@ class Notices(NoticeQueries):
             },
         )
         s.expire_all()
-        return require_notice(s, new.id)
+        return require_notice(s, new.id, _EVERYWHERE)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 from notifier.channels.lookup import PhoneTypes
+from notifier.domain.actors import Actor
 from notifier.domain.channels import AddressField
 from notifier.domain.closures import parse_local, zone
 from notifier.domain.consent import consent_state
@@ -19,6 +20,7 @@ from notifier.storage import patients as patient_rows
 from notifier.storage.limits import string_lengths
 from notifier.storage.models import Appointment, Location, Patient
 from notifier.usecases import UseCase
+from notifier.usecases.audit import record
 from notifier.usecases.consent import record_imported_consent
 from notifier.usecases.csv_import import (
     Cells,
@@ -32,7 +34,8 @@ from notifier.usecases.csv_import import (
     import_rows,
 )
 from notifier.usecases.csv_rows import shown
-from notifier.usecases.lookups import location_id_of
+from notifier.usecases.lookups import location_id_of, require_manager
+from notifier.usecases.retention import restore_suppressed
 from notifier.usecases.views import PatientView
 
 # The patients CSV's own columns; each channel adds its consent column (``ChannelSpec``).
@@ -66,10 +69,14 @@ APPOINTMENT_LENGTHS = string_lengths(Appointment) | {_PATIENT_ID: PATIENT_LENGTH
 
 
 class Patients(UseCase):
-    def import_patients(self, source: Source, on_progress: Progress | None = None) -> ImportReport:
+    def import_patients(
+        self, actor: Actor, source: Source, on_progress: Progress | None = None
+    ) -> ImportReport:
         """Upsert patients by ``external_id`` from a CSV (bytes, or text). A wrong header
-        imports nothing and says why; a bad row is reported and the others land."""
-        locations = self._locations()
+        imports nothing and says why; a bad row is reported and the others land. Rows of a
+        location the actor does not have are refused as unknown."""
+        require_manager(actor)
+        locations = self._locations(actor)
         specs = self.deps.channels.values()
         phone_types = PhoneTypes(self.settings) if self._looks_up() else None
         importer = Importer(
@@ -77,17 +84,19 @@ class Patients(UseCase):
             + tuple(dict.fromkeys(spec.csv_column for spec in specs if spec.csv_required)),
             PATIENT_LENGTHS,
             lambda row, left_out: self._patient(row, locations, left_out, phone_types),
-            self._upsert_patients,
+            lambda chunk, report: self._upsert_patients(actor, chunk, report),
             optional=(
                 *dict.fromkeys(spec.csv_column for spec in specs if not spec.csv_required),
                 "phone_type",
             ),
         )
         try:
-            return import_rows(source, importer, on_progress)
+            report = import_rows(source, importer, on_progress)
         finally:
             if phone_types is not None:
                 phone_types.close()
+        self._audit(actor, "patients_import", report)
+        return report
 
     def _looks_up(self) -> bool:
         """Phone types are looked up when configured and Twilio's account is set."""
@@ -98,26 +107,36 @@ class Patients(UseCase):
         )
 
     def import_appointments(
-        self, source: Source, on_progress: Progress | None = None
+        self, actor: Actor, source: Source, on_progress: Progress | None = None
     ) -> ImportReport:
         """Upsert appointments by ``external_id``; the patient must exist at the same location.
         Times are in the location's zone."""
-        locations = self._locations()
+        require_manager(actor)
+        locations = self._locations(actor)
         importer = Importer(
             APPOINTMENT_COLUMNS,
             APPOINTMENT_LENGTHS,
             lambda row, _: _appointment(row, locations),
-            self._upsert_appointments,
+            lambda chunk, report: self._upsert_appointments(actor, chunk, report),
         )
-        return import_rows(source, importer, on_progress)
+        report = import_rows(source, importer, on_progress)
+        self._audit(actor, "appointments_import", report)
+        return report
+
+    def _audit(self, actor: Actor, action: str, report: ImportReport) -> None:
+        with self.db.session() as s:
+            record(s, actor, action, self.clock.now(), count=report.imported)
 
     def page(
-        self, location_slug: str | None = None, limit: int = 200, offset: int = 0
+        self, actor: Actor, location_slug: str | None = None, limit: int = 200, offset: int = 0
     ) -> tuple[list[PatientView], int]:
-        """One page of patients with their consent per channel (addresses masked), and the
-        total."""
+        """One page of the actor's patients with their consent per channel (addresses masked),
+        and the total (a bulk read of patients' data: audited)."""
         with self.db.session() as s:
-            rows, total = patient_rows.page(s, location_id_of(s, location_slug), limit, offset)
+            location_id = location_id_of(s, location_slug, actor)
+            rows, total = patient_rows.page(s, location_id, limit, offset, actor.locations)
+            target = f"location:{location_id}" if location_id is not None else None
+            record(s, actor, "patients_list", self.clock.now(), target, len(rows))
             addresses = [a for p in rows for a in (p.phone, p.email) if a]
             opted_out = consent_rows.opted_out(s, addresses) if addresses else set()
             views = [
@@ -140,9 +159,10 @@ class Patients(UseCase):
             ]
             return views, total
 
-    def _locations(self) -> dict[str, Location]:
+    def _locations(self, actor: Actor) -> dict[str, Location]:
+        """The locations rows may name: the actor's."""
         with self.db.session() as s:
-            return {loc.slug: loc for loc in location_rows.locations(s)}
+            return {loc.slug: loc for loc in location_rows.locations(s) if actor.sees(loc.id)}
 
     def _patient(
         self,
@@ -231,7 +251,7 @@ class Patients(UseCase):
                 )
         return addresses, bad
 
-    def _upsert_patients(self, chunk: Chunk, report: ImportReport) -> None:
+    def _upsert_patients(self, actor: Actor, chunk: Chunk, report: ImportReport) -> None:
         now = self.clock.now()
         consent_columns = sorted({spec.consent_field for spec in self.deps.channels.values()})
         with self.db.session() as s:
@@ -239,8 +259,13 @@ class Patients(UseCase):
                 s, [str(v["external_id"]) for _, v in chunk]
             )
             applied: list[tuple[Patient, dict[str, bool] | None]] = []
-            for _, values in chunk:
+            for line, values in chunk:
                 patient = existing.get(str(values["external_id"]))
+                if patient is not None and not actor.sees(patient.location_id):
+                    reason = "external_id is taken by a patient of another location"
+                    error = RowError(line, str(values["external_id"]), reason, "external_id")
+                    report.errors.append(error)
+                    continue
                 if patient is None:
                     patient = Patient(**values, created_at=now, updated_at=now)
                     s.add(patient)
@@ -256,8 +281,9 @@ class Patients(UseCase):
             s.flush()  # ids for the ledger
             for patient, consent_before in applied:
                 record_imported_consent(s, dict(self.deps.channels), patient, consent_before, now)
+            restore_suppressed(s, self, [patient for patient, _ in applied])
 
-    def _upsert_appointments(self, chunk: Chunk, report: ImportReport) -> None:
+    def _upsert_appointments(self, actor: Actor, chunk: Chunk, report: ImportReport) -> None:
         """Store a chunk; a row whose patient is unknown (or elsewhere) is reported, not stored."""
         now = self.clock.now()
         with self.db.session() as s:
@@ -278,6 +304,11 @@ class Patients(UseCase):
                     report.errors.append(error)
                     continue
                 appointment = existing.get(str(values["external_id"]))
+                if appointment is not None and not actor.sees(appointment.location_id):
+                    reason = "external_id is taken by an appointment of another location"
+                    error = RowError(line, str(values["external_id"]), reason, "external_id")
+                    report.errors.append(error)
+                    continue
                 if appointment is None:
                     s.add(
                         Appointment(**values, patient_id=patient.id, created_at=now, updated_at=now)

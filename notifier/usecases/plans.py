@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from notifier import channels as registry
+from notifier.domain.actors import Actor
 from notifier.domain.deliveries import DeliveryState
 from notifier.domain.notices import WAITING
 from notifier.domain.quiet_hours import QuietHours, deferral
@@ -99,11 +100,11 @@ class Plans(UseCase):
         super().__init__(deps)
         self.previews = previews
 
-    def of_notice(self, notice_id: int) -> Plan:
+    def of_notice(self, actor: Actor, notice_id: int) -> Plan:
         """The plan of the notice's first broadcast that has not gone out (or, when all have,
         what its first one did)."""
         with self.db.session() as s:
-            notice = require_notice(s, notice_id)
+            notice = require_notice(s, notice_id, actor)
             return self.of(s, notice)
 
     def of(self, s: Session, notice: Notice) -> Plan:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from notifier import channels as registry
 from notifier.domain import estimates
+from notifier.domain.actors import Actor
 from notifier.domain.channels import ChannelSpec, parse_channels
 from notifier.domain.contacts import mask_text
 from notifier.domain.notices import (
@@ -60,10 +61,10 @@ class Estimate:
 
 
 class Previews(UseCase):
-    def of_notice(self, notice_id: int, channel: str | None = None) -> Preview:
+    def of_notice(self, actor: Actor, notice_id: int, channel: str | None = None) -> Preview:
         """What a stored notice sends (or would have sent), as stored."""
         with self.db.session() as s:
-            notice = require_notice(s, notice_id)
+            notice = require_notice(s, notice_id, actor)
             wanted = (
                 self.chosen_channels((channel,))
                 if channel

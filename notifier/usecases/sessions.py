@@ -19,12 +19,16 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
+from notifier.domain.actors import Actor, ActorKind, Role
 from notifier.domain.sign_in import SessionTimes, SignInLimits
 from notifier.storage import sessions as session_rows
 from notifier.usecases import Deps, UseCase
 from notifier.usecases.accounts import Accounts, UserView, token_digest, user_view
+from notifier.usecases.audit import record
 
 log = logging.getLogger(__name__)
+# Whoever typed an email and password that matched nobody (or the wrong password).
+_UNKNOWN = Actor(ActorKind.USER, None, "unknown", Role.VIEWER, frozenset())
 TOUCH_EVERY = timedelta(minutes=1)  # how stale a session's last-seen time may be (fewer writes)
 KEEP_HISTORY = timedelta(days=7)  # ended sessions and old attempts, for a look after an incident
 CHECK_QUEUE_SECONDS = 3.0  # how long a sign-in waits for a free password-check slot
@@ -117,9 +121,12 @@ class Sessions(UseCase):
             with self.db.session() as s:
                 session_rows.finish_attempt(s, attempt, "failed" if user is None else "succeeded")
         if user is None:
+            with self.db.session() as s:  # who failed is not known: the address is
+                record(s, _UNKNOWN.at(ip), "signin_failed", self.clock.now(), outcome="refused")
             return Refused()
         with self.db.session() as s:
             now = self.clock.now()
+            record(s, user.actor(ip), "signin", now, f"user:{user.id}")
             if replacing:
                 session_rows.end_session(s, token_digest(replacing), now, "replaced")
             token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -146,7 +153,7 @@ class Sessions(UseCase):
                 return None
             if now - row.last_seen_at >= TOUCH_EVERY:
                 row.last_seen_at = now
-            return LiveSession(user_view(user), row.csrf)
+            return LiveSession(user_view(s, user), row.csrf)
 
     def sign_out(self, token: str) -> None:
         with self.db.session() as s:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from notifier.domain.closures import BusinessHours, intervals_from_json, zone
 from notifier.domain.contacts import mask_address
+from notifier.domain.erasure import ERASED
 from notifier.domain.notices import (
     Audience,
     BroadcastStatus,
@@ -442,7 +443,7 @@ def delivery_view(d: Delivery, with_patient: bool = False) -> DeliveryView:
         supersedes_id=d.broadcast.notice.supersedes_id,
         broadcast_id=d.broadcast_id,
         channel=d.channel,
-        address=mask_address(d.address),
+        address="erased" if d.address.startswith(ERASED) else mask_address(d.address),
         state=d.state,
         attempts=d.attempts,
         provider_id=d.provider_id,

@@ -1,11 +1,13 @@
 """The JSON API under /api/v1: a thin layer over the use cases, with bearer tokens.
 
-Errors: 401 without or with a bad token, 404 for unknown ids, 422 for invalid input (the same
-messages the CLI prints).
+Errors: 401 without or with a bad token, 404 for unknown ids and for those of locations the
+token does not have, 403 for a ``read`` token asked to change something, 422 for invalid input
+(the same messages the CLI prints). Each token acts as an ``Actor`` (``require_token``).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -15,11 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from notifier.bootstrap import App
 from notifier.channels import specs
-from notifier.domain.actors import Actor, ActorKind, Role
+from notifier.domain.actors import Actor
 from notifier.domain.consent import Source
 from notifier.domain.contacts import mask_address, normalize_address
 from notifier.domain.deliveries import DeliveryState
 from notifier.domain.notices import Audience, NoticeKind, ReasonCode, ReminderAudience
+from notifier.usecases.audit import AuditView
 from notifier.usecases.locations import Reworded
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier.usecases.plans import Plan
@@ -32,6 +35,7 @@ from notifier.usecases.views import (
     Preview,
 )
 from notifier.web.deps import Application
+from notifier.web.proxies import client_ip
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `notifier token create`")
 # The registered channels, as an enum in the schema (no channel is named here).
@@ -47,19 +51,23 @@ TOKEN_REQUIRED = "a valid API token is required: Authorization: Bearer <token>"
 def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The calling token's name; 401 without a valid bearer token."""
+) -> Actor:
+    """The calling token as an actor; 401 without a valid bearer token."""
     app: App = request.app.state.app
-    name: str | None = getattr(request.state, "api_token", None)  # the body gate's finding
-    if name is None and credentials is not None and credentials.scheme.lower() == "bearer":
-        name = app.accounts.token_name(credentials.credentials)
-    if name is None:
+    found: Actor | None = getattr(request.state, "api_actor", None)  # the body gate's finding
+    if found is None and credentials is not None and credentials.scheme.lower() == "bearer":
+        found = app.accounts.token_actor(credentials.credentials, client_ip(request))
+    if found is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             TOKEN_REQUIRED,
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return name
+    request.state.api_actor = found
+    return found
+
+
+TokenActor = Annotated[Actor, Depends(require_token)]
 
 
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -223,43 +231,35 @@ class LocationOut(BaseModel):
     )
 
 
-def token_actor(token: Annotated[str, Depends(require_token)]) -> Actor:
-    """The calling API token as the acting party (issue 19 gives tokens their own scopes)."""
-    return Actor(ActorKind.TOKEN, None, token, Role.MANAGER)
-
-
-TokenActor = Annotated[Actor, Depends(token_actor)]
-
-
 @router.post("/notices", status_code=201, response_model=NoticeView)
 def create_notice(body: NoticeIn, app: Application, actor: TokenActor) -> NoticeView:
     """Create a notice and its broadcast (times in the location's zone). Above
     NOTIFIER_APPROVAL_THRESHOLD patients it awaits approval (POST …/approve)."""
-    return app.notices.create(body.request(), actor).notice
+    return app.notices.create(actor, body.request()).notice
 
 
 @router.post("/notices/preview", response_model=Preview)
-def preview_new_notice(body: NoticeIn, app: Application) -> Preview:
+def preview_new_notice(body: NoticeIn, app: Application, actor: TokenActor) -> Preview:
     """What creating this notice would send, checked the same way; stores nothing."""
-    return app.notices.draft(body.request())
+    return app.notices.draft(actor, body.request())
 
 
 @router.get("/notices", response_model=list[NoticeView])
 def list_notices(
-    app: Application, location: Annotated[Slug | None, Query()] = None
+    app: Application, actor: TokenActor, location: Annotated[Slug | None, Query()] = None
 ) -> list[NoticeView]:
-    return app.notices.all(location)
+    return app.notices.all(actor, location)
 
 
 @router.get("/notices/{notice_id}", response_model=NoticeView)
-def show_notice(notice_id: Id, app: Application) -> NoticeView:
-    return app.notices.get(notice_id)
+def show_notice(notice_id: Id, app: Application, actor: TokenActor) -> NoticeView:
+    return app.notices.get(actor, notice_id)
 
 
 @router.post("/notices/{notice_id}/cancel", response_model=NoticeView)
 def cancel_notice(notice_id: Id, app: Application, actor: TokenActor) -> NoticeView:
     """Cancel: nothing more of this notice is sent (in the undo window: nothing at all)."""
-    return app.notices.cancel(notice_id, actor=actor)
+    return app.notices.cancel(actor, notice_id)
 
 
 class ApproveIn(StrictIn):
@@ -274,22 +274,27 @@ class ApproveIn(StrictIn):
 
 
 @router.post("/notices/{notice_id}/approve", response_model=NoticeView)
-def approve_notice(notice_id: Id, body: ApproveIn, app: Application) -> NoticeView:
-    """A second manager lets a notice awaiting approval go out."""
-    return app.notices.approve(notice_id, app.accounts.actor_for_email(body.approver))
+def approve_notice(
+    notice_id: Id, body: ApproveIn, app: Application, actor: TokenActor
+) -> NoticeView:
+    """A second manager lets a notice awaiting approval go out. The token must see the notice
+    and the named manager must be allowed to approve it (their own locations and role)."""
+    app.notices.get(actor, notice_id)  # 404 for a token of another clinic
+    approver = app.accounts.actor_for_email(body.approver)
+    return app.notices.approve(approver.at(actor.ip), notice_id)
 
 
 @router.get("/notices/{notice_id}/plan", response_model=Plan)
-def notice_plan(notice_id: Id, app: Application) -> Plan:
+def notice_plan(notice_id: Id, app: Application, actor: TokenActor) -> Plan:
     """Before anything is sent: per channel who gets a message, who does not and why, quiet
     hours, languages, segments, cost, first and last send time."""
-    return app.plans.of_notice(notice_id)
+    return app.plans.of_notice(actor, notice_id)
 
 
 @router.get("/notices/{notice_id}/history", response_model=list[HistoryEntry])
-def notice_history(notice_id: Id, app: Application) -> list[HistoryEntry]:
+def notice_history(notice_id: Id, app: Application, actor: TokenActor) -> list[HistoryEntry]:
     """Who created, approved, sent alone or cancelled the notice and its versions, and when."""
-    return app.notices.history(notice_id)
+    return app.notices.history(actor, notice_id)
 
 
 class SendIn(BaseModel):
@@ -299,34 +304,38 @@ class SendIn(BaseModel):
 
 
 @router.post("/notices/{notice_id}/send", response_model=NoticeView)
-def send_notice(notice_id: Id, body: SendIn, app: Application) -> NoticeView:
+def send_notice(notice_id: Id, body: SendIn, app: Application, actor: TokenActor) -> NoticeView:
     """Schedule a draft notice (times in the location's zone)."""
-    return app.notices.send(notice_id, body.send_at)[0]
+    return app.notices.send(actor, notice_id, body.send_at)[0]
 
 
 @router.post("/notices/{notice_id}/retry", response_model=dict[str, int])
-def retry_notice(notice_id: Id, app: Application) -> dict[str, int]:
+def retry_notice(notice_id: Id, app: Application, actor: TokenActor) -> dict[str, int]:
     """Schedule again the broadcasts whose fan-out failed (after the cause was fixed)."""
-    return {"broadcasts": app.notices.retry(notice_id)}
+    return {"broadcasts": app.notices.retry(actor, notice_id)}
 
 
 @router.get("/notices/{notice_id}/preview", response_model=Preview)
 def preview_notice(
-    notice_id: Id, app: Application, channel: Annotated[ChannelName | None, Query()] = None
+    notice_id: Id,
+    app: Application,
+    actor: TokenActor,
+    channel: Annotated[ChannelName | None, Query()] = None,
 ) -> Preview:
     """Exactly what patients will receive."""
-    return app.previews.of_notice(notice_id, channel.value if channel else None)
+    return app.previews.of_notice(actor, notice_id, channel.value if channel else None)
 
 
 @router.get("/notices/{notice_id}/summary", response_model=dict[str, dict[str, int]])
-def notice_summary(notice_id: Id, app: Application) -> dict[str, dict[str, int]]:
+def notice_summary(notice_id: Id, app: Application, actor: TokenActor) -> dict[str, dict[str, int]]:
     """Delivery counts by channel and state."""
-    return app.deliveries.summary(notice_id)
+    return app.deliveries.summary(actor, notice_id)
 
 
 @router.get("/deliveries", response_model=list[DeliveryView])
 def list_deliveries(
     app: Application,
+    actor: TokenActor,
     notice: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     state: Annotated[DeliveryState | None, Query()] = None,
     channel: Annotated[ChannelName | None, Query()] = None,
@@ -340,6 +349,7 @@ def list_deliveries(
     if show_patients:
         _require_patient_right(app, credentials)
     return app.deliveries.log(
+        actor,
         notice,
         state.value if state else None,
         channel.value if channel else None,
@@ -353,12 +363,13 @@ def list_deliveries(
 def not_reached(
     notice_id: Id,
     app: Application,
+    actor: TokenActor,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> list[NotReached]:
     """Patients this notice did not reach, with phone and email, for the front desk to call
     (tokens created with ``--sees-patients``)."""
     _require_patient_right(app, credentials)
-    return app.deliveries.not_reached(notice_id)
+    return app.deliveries.not_reached(actor, notice_id)
 
 
 def _require_patient_right(app: App, credentials: HTTPAuthorizationCredentials | None) -> None:
@@ -371,38 +382,51 @@ def _require_patient_right(app: App, credentials: HTTPAuthorizationCredentials |
 
 
 @router.post("/opt-outs", response_model=OptOutOut)
-def add_opt_out(body: OptOutIn, app: Application) -> OptOutOut:
-    """Record an opt-out received another way (a call, a letter, a mailto unsubscribe)."""
+def add_opt_out(body: OptOutIn, app: Application, actor: TokenActor) -> OptOutOut:
+    """Record an opt-out received another way (a call, a letter, a mailto unsubscribe); any
+    token may."""
     address = _address(app, body.channel, body.address)
-    changed = app.consent.opt_out(body.channel.value, address, Source.API)
+    changed = app.consent.opt_out(body.channel.value, address, Source.API, actor=actor)
     return OptOutOut(channel=body.channel, address=mask_address(address), changed=changed)
 
 
 @router.post("/opt-outs/remove", response_model=OptOutOut)
-def remove_opt_out(body: OptOutIn, app: Application) -> OptOutOut:
-    """Lift an opt-out (the patient asked to receive closure messages again)."""
+def remove_opt_out(body: OptOutIn, app: Application, actor: TokenActor) -> OptOutOut:
+    """Lift an opt-out (the patient asked to receive closure messages again): only for an
+    address a patient of the token's locations has (404 otherwise)."""
     address = _address(app, body.channel, body.address)
-    changed = app.consent.opt_in(body.channel.value, address, Source.API)
+    changed = app.consent.opt_in(actor, body.channel.value, address, Source.API)
     return OptOutOut(channel=body.channel, address=mask_address(address), changed=changed)
 
 
 @router.get("/locations", response_model=list[LocationView])
-def list_locations(app: Application) -> list[LocationView]:
-    return app.locations.all()
+def list_locations(app: Application, actor: TokenActor) -> list[LocationView]:
+    return app.locations.all(actor)
 
 
 @router.put("/locations/{slug}", response_model=LocationOut)
-def save_location(slug: Slug, body: LocationIn, app: Application) -> LocationOut:
+def save_location(slug: Slug, body: LocationIn, app: Application, actor: TokenActor) -> LocationOut:
     """Add or change a location. Queued notices keep their words; those the new zone or hours
     would word differently are listed with what to do."""
     saved = app.locations.save(
-        slug, body.name, body.timezone, body.hours, body.phone, body.language
+        actor, slug, body.name, body.timezone, body.hours, body.phone, body.language
     )
     return LocationOut(
         location=saved.location,
         created=saved.created,
         reworded=[RewordedOut.of(r) for r in saved.reworded],
     )
+
+
+@router.get("/audit", response_model=list[AuditView])
+def audit_trail(
+    app: Application,
+    actor: TokenActor,
+    since: Annotated[datetime | None, Query(description="ISO 8601, with a zone")] = None,
+    of: Annotated[str | None, Query(max_length=254, description="user:3, token:2…")] = None,
+) -> list[AuditView]:
+    """The audit trail, oldest first (tokens of every location with the send scope)."""
+    return app.audit.events(actor, since, of)
 
 
 def _address(app: App, channel: ChannelName, address: str) -> str:

@@ -17,8 +17,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from notifier.domain.actors import Actor
 from notifier.usecases.csv_import import ImportReport, RowError, Source
-from notifier.web.api import require_token
+from notifier.web.api import TokenActor, require_token
 from notifier.web.deps import Application
 
 router = APIRouter(prefix="/api/v1", tags=["api"], dependencies=[Depends(require_token)])
@@ -78,10 +79,13 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def _import(
-    request: Request, run: Callable[[Source], ImportReport], filename: str
+    request: Request,
+    actor: Actor,
+    run: Callable[[Actor, Source], ImportReport],
+    filename: str,
 ) -> JSONResponse:
     data = await request.body()
-    report = await run_in_threadpool(run, io.BytesIO(data))
+    report = await run_in_threadpool(run, actor, io.BytesIO(data))
     body = ImportReportOut.of(report, filename).model_dump()
     return JSONResponse(body, status_code=422 if report.errors else 200)
 
@@ -92,10 +96,10 @@ async def _import(
     responses=_RESPONSES,
     openapi_extra=_CSV_BODY,
 )
-async def import_patients(request: Request, app: Application) -> JSONResponse:
+async def import_patients(request: Request, app: Application, actor: TokenActor) -> JSONResponse:
     """Upsert patients by external_id from a CSV body (the columns of `notifier patients
     import`); each rejected row is reported with its line and field."""
-    return await _import(request, app.patients.import_patients, "patients.csv")
+    return await _import(request, actor, app.patients.import_patients, "patients.csv")
 
 
 @router.post(
@@ -104,6 +108,8 @@ async def import_patients(request: Request, app: Application) -> JSONResponse:
     responses=_RESPONSES,
     openapi_extra=_CSV_BODY,
 )
-async def import_appointments(request: Request, app: Application) -> JSONResponse:
+async def import_appointments(
+    request: Request, app: Application, actor: TokenActor
+) -> JSONResponse:
     """Upsert appointments by external_id from a CSV body (times in the location's zone)."""
-    return await _import(request, app.patients.import_appointments, "appointments.csv")
+    return await _import(request, actor, app.patients.import_appointments, "appointments.csv")

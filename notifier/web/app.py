@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from notifier.bootstrap import App
-from notifier.errors import NotFoundError, ValidationError
+from notifier.errors import ForbiddenError, NotFoundError, ValidationError
 from notifier.web import api, api_imports, calls, metrics, public, unsubscribe, webhooks
 from notifier.web.console import router as console_router
 from notifier.web.docs import add_docs
@@ -48,6 +48,10 @@ def create_app(app: App, receipts_stored: Callable[[], None] | None = None) -> F
     @web.exception_handler(NotFoundError)
     async def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @web.exception_handler(ForbiddenError)
+    async def _forbidden(_request: Request, exc: ForbiddenError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
 
     @web.exception_handler(ValidationError)
     async def _invalid(_request: Request, exc: ValidationError) -> JSONResponse:

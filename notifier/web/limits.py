@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from notifier.bootstrap import App
 from notifier.web.api import TOKEN_REQUIRED
 from notifier.web.console.auth import current_sign_in, manager, signed_in
+from notifier.web.proxies import client_ip
 
 Gate = Callable[[Request], Response | None]
 """Who may send a body here: None lets the request in, a response refuses it unread."""
@@ -71,9 +72,13 @@ def bearer_token(app: App) -> Gate:
 
     def gate(request: Request) -> Response | None:
         scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
-        name = app.accounts.token_name(token) if scheme.lower() == "bearer" and token else None
-        if name is not None:
-            request.state.api_token = name  # the route's own check reads it: one lookup
+        found = (
+            app.accounts.token_actor(token, client_ip(request))
+            if scheme.lower() == "bearer" and token
+            else None
+        )
+        if found is not None:
+            request.state.api_actor = found  # the route's own check reads it: one lookup
             return None
         return refusal(request.url.path, 401, TOKEN_REQUIRED, {"WWW-Authenticate": "Bearer"})
 

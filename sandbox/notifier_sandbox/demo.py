@@ -18,6 +18,7 @@ import click
 
 from notifier.bootstrap import App, build_app
 from notifier.cli.plans import plan_lines
+from notifier.domain.actors import Actor
 from notifier.domain.contacts import mask_address
 from notifier.runtime import Runtime, run_until_idle
 from notifier.settings import load_settings
@@ -73,14 +74,16 @@ def run_demo(workdir: Path, timeout: float = 60.0, serve: bool = False) -> None:
             f"{smtp.host}:{smtp.port}   database: {database}"
         )
         say(f"Pretending it is {EVENING_BEFORE} (the evening before the storm).\n")
+        operator = Actor.operator()  # the demo runs the installation: every location
         app.locations.save(
+            operator,
             "cova",
             "COVA Spine and Pain Center",
             "America/New_York",
             "Mon-Fri 08:00-17:00",
             "540-555-0100",
         )
-        report = app.patients.import_patients(io.StringIO(DEMO_PATIENTS))
+        report = app.patients.import_patients(operator, io.StringIO(DEMO_PATIENTS))
         say(
             f"$ notifier patients import patients.csv\n  imported {report.imported}, "
             f"rejected {len(report.errors)}:"
@@ -88,12 +91,13 @@ def run_demo(workdir: Path, timeout: float = 60.0, serve: bool = False) -> None:
         for error in report.errors:
             say(f"  line {error.line} ({error.external_id}): {error.reason}")
         created = app.notices.create(
+            operator,
             NoticeRequest(
                 location="cova",
                 starts="2025-02-19 12:30",
                 ends="2025-02-21 00:00",
                 reason="inclement weather",
-            )
+            ),
         )
         notice = created.notice
         say(
@@ -105,7 +109,7 @@ def run_demo(workdir: Path, timeout: float = 60.0, serve: bool = False) -> None:
         for sms in created.preview.messages["sms"]:
             say(f"\nSMS preview ({sms.segments} segments, {sms.encoding}):\n  {sms.text}")
         say(f"\n$ notifier notice plan {notice.id}")
-        for line in plan_lines(app.plans.of_notice(notice.id)):
+        for line in plan_lines(app.plans.of_notice(operator, notice.id)):
             say(f"  {line}")
 
         # The real service: scheduler, dispatcher and heartbeat, until nothing is left to do.
@@ -121,12 +125,14 @@ def run_demo(workdir: Path, timeout: float = 60.0, serve: bool = False) -> None:
         for message in smtp.messages:
             say(f"  email to {mask_address(message.rcpt_tos[0])}: {message.message['Subject']}")
         say("\n$ notifier deliveries --notice 1")
-        for d in app.deliveries.log(notice.id):
+        for d in app.deliveries.log(operator, notice.id):
             say(
                 f"  {d.id:>3} {d.channel:<5} {d.address:<22} {d.state:<8} attempts={d.attempts}"
                 f" {d.provider_id or d.error or ''}"
             )
-        sent = sum(1 for d in app.deliveries.log(notice.id) if d.state in ("sent", "delivered"))
+        sent = sum(
+            1 for d in app.deliveries.log(operator, notice.id) if d.state in ("sent", "delivered")
+        )
         if sent == 0:
             app.close()
             raise click.ClickException("the demo sent nothing: see the log above")

@@ -32,9 +32,17 @@ def test_users_are_listed_disabled_and_enabled(env: dict[str, str]) -> None:
     add_user(env, "desk@cova.example", "viewer")
 
     listed = run_notifier(env, "user", "list").stdout.splitlines()
-    assert listed[0].split() == ["id", "email", "role", "status", "created", "last_sign_in"]
-    assert listed[1].split()[:4] == ["1", "ops@cova.example", "manager", "active"]
-    assert listed[2].split()[:4] == ["2", "desk@cova.example", "viewer", "active"]
+    assert listed[0].split() == [
+        "id",
+        "email",
+        "role",
+        "locations",
+        "status",
+        "created",
+        "last_sign_in",
+    ]
+    assert listed[1].split()[:5] == ["1", "ops@cova.example", "manager", "all", "active"]
+    assert listed[2].split()[:5] == ["2", "desk@cova.example", "viewer", "all", "active"]
     assert PASSWORD not in "\n".join(listed) and "argon2" not in "\n".join(listed)
 
     disabled = run_notifier(env, "user", "disable", "--email", "OPS@cova.example")
@@ -60,7 +68,15 @@ def test_tokens_are_listed_and_revoked_by_name_or_id(env: dict[str, str]) -> Non
     run_notifier(env, "token", "create", "--name", "kiosk")
 
     listed = run_notifier(env, "token", "list").stdout
-    assert listed.splitlines()[0].split() == ["id", "name", "status", "created", "revoked"]
+    assert listed.splitlines()[0].split() == [
+        "id",
+        "name",
+        "scope",
+        "locations",
+        "status",
+        "created",
+        "revoked",
+    ]
     assert first not in listed and first[4:] not in listed
     rows = json.loads(run_notifier(env, "token", "list", "--json").stdout)
     assert [(t["id"], t["name"], t["status"]) for t in rows] == [
@@ -68,7 +84,10 @@ def test_tokens_are_listed_and_revoked_by_name_or_id(env: dict[str, str]) -> Non
         (2, "kiosk", "live"),
         (3, "kiosk", "live"),
     ]
-    assert all(set(t) == {"id", "name", "status", "created", "revoked"} for t in rows)
+    assert all(
+        set(t) == {"id", "name", "scope", "locations", "status", "created", "revoked"} for t in rows
+    )
+    assert {(t["scope"], t["locations"]) for t in rows} == {("send", "all")}
 
     revoked = run_notifier(env, "token", "revoke", "--name", "clinic website")
     assert revoked.stdout.strip() == "token 1 revoked: clinic website"

@@ -27,6 +27,6 @@ def test_users_are_created_once_with_a_long_enough_password(
     assert short.returncode == 2
     assert "at least 10 characters" in short.stderr
 
-    role = run_notifier(env, "user", "create", "--email", "desk@cova.example", "--role", "admin",
+    role = run_notifier(env, "user", "create", "--email", "desk@cova.example", "--role", "owner",
                         stdin="a long passphrase\n", check=False)  # fmt: skip
-    assert role.returncode == 2 and "'admin' is not one of" in role.stderr
+    assert role.returncode == 2 and "'owner' is not one of" in role.stderr

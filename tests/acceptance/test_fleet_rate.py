@@ -23,6 +23,7 @@ from notifier.settings import load_settings
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_control import FakeTwilioProcess
 from notifier_sandbox.twilio_support import count_segments
+from tests.support.actors import OPERATOR
 from tests.support.patients import patients_csv
 from tests.support.peers import EVENING_BEFORE
 from tests.support.processes import NOTIFIER, free_port, service_env
@@ -66,10 +67,10 @@ def test_a_fleet_of_workers_stays_within_one_segment_rate_at_the_provider(
     )
     app = build_app(load_settings(database_url=postgres_url), clock=FrozenClock(EVENING_BEFORE))
     app.locations.save(
-        "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+        OPERATOR, "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
     )
     recipients = 60
-    app.patients.import_patients(io.StringIO(patients_csv(recipients, with_email=False)))
+    app.patients.import_patients(OPERATOR, io.StringIO(patients_csv(recipients, with_email=False)))
     processes = [
         subprocess.Popen(
             [*NOTIFIER, "serve", "--role", "worker"],
@@ -82,13 +83,14 @@ def test_a_fleet_of_workers_stays_within_one_segment_rate_at_the_provider(
     try:
         time.sleep(2)  # every worker up before the broadcast, so that all of them compete
         notice = app.notices.create(
+            OPERATOR,
             NoticeRequest(
                 location="cova",
                 starts="2025-02-19 12:30",
                 ends="2025-02-21 00:00",
                 reason="inclement weather",
                 channels=("sms",),
-            )
+            ),
         ).notice
         processes.append(
             subprocess.Popen(
@@ -105,7 +107,7 @@ def test_a_fleet_of_workers_stays_within_one_segment_rate_at_the_provider(
             processes[0].send_signal(signal.SIGKILL)
             processes[0].wait(timeout=10)
         while True:
-            states = Counter(d.state for d in app.deliveries.log(notice.id))
+            states = Counter(d.state for d in app.deliveries.log(OPERATOR, notice.id))
             if set(states) == {"sent"}:
                 break
             assert time.monotonic() < deadline, f"the fleet did not finish: {states}"

@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from notifier.usecases.notice_requests import NoticeRequest
 from tests.acceptance.test_console_browser import browser  # noqa: F401  (the fixture)
+from tests.support.actors import OPERATOR
 from tests.support.peers import NEW_YORK
 from tests.support.web import Web
 
@@ -90,9 +91,10 @@ def test_the_banner_shows_the_closure_on_another_origin_in_its_language(
 ) -> None:
     assert website.rsplit(":", 1)[1] != web.server.url.rsplit(":", 1)[1]  # another origin
     web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels=("sms",)
-        )
+        ),
     )
     context = browser.new_context(viewport={"width": 900, "height": 420})
     page = context.new_page()
@@ -142,11 +144,12 @@ def test_no_banner_when_no_closure_is_current_or_ahead(
     browser: Browser,  # noqa: F811
 ) -> None:
     created = web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather", channels=("sms",)
-        )
+        ),
     )
-    web.app.notices.cancel(created.notice.id)  # called off: open after all
+    web.app.notices.cancel(OPERATOR, created.notice.id)  # called off: open after all
     page = browser.new_page()
     visit(page, f"{website}/es.html")
     page.wait_for_timeout(200)

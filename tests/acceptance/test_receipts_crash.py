@@ -29,6 +29,7 @@ from notifier.clock import FrozenClock
 from notifier.storage.models import DeliveryEvent, Receipt
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.patients import patients_csv
 from tests.support.peers import peer_settings
@@ -63,19 +64,20 @@ def sent(database_url: str, fake_twilio: FakeTwilio, clock: FrozenClock) -> Iter
     """A broadcast of DELIVERIES texts, all "sent" (accepted by the provider)."""
     app = build_app(peer_settings(database_url, fake_twilio, None), clock=clock)
     save_cova(app)
-    app.patients.import_patients(io.StringIO(patients_csv(DELIVERIES, with_email=False)))
+    app.patients.import_patients(OPERATOR, io.StringIO(patients_csv(DELIVERIES, with_email=False)))
     app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
             channels=("sms",),
-        )
+        ),
     )
     app.fanout.fire_due()
     app.dispatcher({"sms": FakeChannel()}, "w1").drain()
-    assert len(app.deliveries.log(state="sent")) == DELIVERIES
+    assert len(app.deliveries.log(OPERATOR, state="sent")) == DELIVERIES
     yield app
     app.close()
 
@@ -84,7 +86,7 @@ def callbacks(app: App) -> list[dict[str, str]]:
     """For every text a repeat of "sent" and its final status; a third of the finals twice
     (a provider's retry), all shuffled as concurrent senders would deliver them."""
     found: list[dict[str, str]] = []
-    for d in app.deliveries.log(state="sent"):
+    for d in app.deliveries.log(OPERATOR, state="sent"):
         sid = d.provider_id or ""
         final = {"MessageStatus": "delivered"}
         if d.id % 3 == 0:
@@ -168,7 +170,7 @@ def test_a_kill_mid_burst_loses_no_callback_and_applies_none_twice(
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
 
-    states = Counter(d.state for d in sent.deliveries.log())
+    states = Counter(d.state for d in sent.deliveries.log(OPERATOR))
     assert states == {"delivered": DELIVERIES - DELIVERIES // 3, "undelivered": DELIVERIES // 3}
     with sent.db.session() as s:
         kinds = s.execute(

@@ -20,6 +20,7 @@ from notifier.clock import FrozenClock
 from notifier.settings import load_settings
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_control import FakeTwilioProcess
+from tests.support.actors import OPERATOR
 from tests.support.patients import patients_csv
 from tests.support.peers import EVENING_BEFORE
 from tests.support.processes import NOTIFIER, free_port, service_env
@@ -50,17 +51,18 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
     settings = load_settings(database_url=postgres_url)
     app = build_app(settings, clock=FrozenClock(EVENING_BEFORE))
     app.locations.save(
-        "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+        OPERATOR, "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
     )
-    app.patients.import_patients(io.StringIO(patients_csv(RECIPIENTS, with_email=False)))
+    app.patients.import_patients(OPERATOR, io.StringIO(patients_csv(RECIPIENTS, with_email=False)))
     notice = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
             channels=("sms",),
-        )
+        ),
     ).notice
 
     schedulers = [
@@ -91,7 +93,7 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
         victim.wait(timeout=10)
         deadline = time.monotonic() + 120
         while True:
-            states = Counter(d.state for d in app.deliveries.log(notice.id))
+            states = Counter(d.state for d in app.deliveries.log(OPERATOR, notice.id))
             if set(states) == {"sent"}:
                 break
             assert time.monotonic() < deadline, f"survivors did not finish: {states}"
@@ -109,7 +111,7 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
             log.close()
         app.close()
 
-    assert len(app.deliveries.log(notice.id)) == RECIPIENTS  # fanned out once, by one
+    assert len(app.deliveries.log(OPERATOR, notice.id)) == RECIPIENTS  # fanned out once, by one
     assert all(s.returncode == 0 for s in schedulers)
     creates = control.received_creates()
     per_number = Counter(record["form"]["To"][0] for record in creates)

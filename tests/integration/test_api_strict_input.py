@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.support.actors import OPERATOR
 from tests.support.web import Web
 
 NOTICE = {
@@ -41,7 +42,7 @@ def test_an_unknown_field_is_refused_with_422_naming_it(
     answer = api.post(path, json=body)
     assert answer.status_code == 422, answer.text
     assert answer.json()["field"] == field
-    assert web.app.notices.all() == []
+    assert web.app.notices.all(OPERATOR) == []
 
 
 def test_an_affected_only_notice_is_taken_as_asked(api: httpx.Client) -> None:

@@ -18,6 +18,7 @@ from notifier.errors import ValidationError
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.peers import NEW_YORK, peer_settings
 from tests.support.web import PASSWORD as WEB_PASSWORD
 from tests.support.web import add_cova, csrf_of, served, sign_in
@@ -59,11 +60,11 @@ def who(app: App, email: str) -> Actor:
 
 def test_above_the_threshold_nothing_goes_until_another_manager_approves(app: App) -> None:
     ana, ben = who(app, "ana@clinic.example"), who(app, "ben@clinic.example")
-    created = app.notices.create(REFERENCE, ana)
+    created = app.notices.create(ana, REFERENCE)
     view = created.notice
     assert view.needs_approval and view.state.startswith("awaiting approval")
     assert "approve" in view.actions
-    assert app.fanout.fire_due() == 0 and app.deliveries.log(view.id) == []
+    assert app.fanout.fire_due() == 0 and app.deliveries.log(OPERATOR, view.id) == []
 
     refusals = {
         "the creator": ana,
@@ -72,16 +73,16 @@ def test_above_the_threshold_nothing_goes_until_another_manager_approves(app: Ap
     }
     for _, actor in refusals.items():
         with pytest.raises(ValidationError, match=r"another manager|named manager"):
-            app.notices.approve(view.id, actor)
+            app.notices.approve(actor, view.id)
     assert app.fanout.fire_due() == 0
 
-    approved = app.notices.approve(view.id, ben)
+    approved = app.notices.approve(ben, view.id)
     assert approved.approved_by == "user:ben@clinic.example"
     assert app.fanout.fire_due() == 1
-    assert app.deliveries.log(view.id)
+    assert app.deliveries.log(OPERATOR, view.id)
     with pytest.raises(ValidationError, match="does not await approval"):
-        app.notices.approve(view.id, ben)
-    history = [(e.action, e.by) for e in app.notices.history(view.id)]
+        app.notices.approve(ben, view.id)
+    history = [(e.action, e.by) for e in app.notices.history(OPERATOR, view.id)]
     assert history == [
         ("created", "user:ana@clinic.example"),
         ("approved", "user:ben@clinic.example"),
@@ -93,7 +94,7 @@ def test_at_or_under_the_threshold_it_is_scheduled_at_once(
 ) -> None:
     app = gated_app(database_url, fake_twilio, fake_smtp, clock, approval_threshold=4)
     try:
-        view = app.notices.create(REFERENCE).notice  # four patients: not above four
+        view = app.notices.create(OPERATOR, REFERENCE).notice  # four patients: not above four
         assert not view.needs_approval and view.broadcasts[0].status == "scheduled"
         assert app.fanout.fire_due() == 1
     finally:
@@ -105,7 +106,7 @@ def test_threshold_zero_gates_every_broadcast(
 ) -> None:
     app = gated_app(database_url, fake_twilio, fake_smtp, clock, approval_threshold=0)
     try:
-        view = app.notices.create(replace(REFERENCE, channels=("email",))).notice
+        view = app.notices.create(OPERATOR, replace(REFERENCE, channels=("email",))).notice
         assert view.broadcasts[0].status == "awaiting_approval"
     finally:
         app.close()
@@ -113,16 +114,16 @@ def test_threshold_zero_gates_every_broadcast(
 
 def test_an_edit_voids_the_approval(app: App) -> None:
     ana, ben = who(app, "ana@clinic.example"), who(app, "ben@clinic.example")
-    view = app.notices.create(replace(REFERENCE, send_at="2025-02-19 07:00"), ana).notice
-    app.notices.approve(view.id, ben)
-    edited = app.notices.update(view.id, reason="a snow storm", actor=ana)
+    view = app.notices.create(ana, replace(REFERENCE, send_at="2025-02-19 07:00")).notice
+    app.notices.approve(ben, view.id)
+    edited = app.notices.update(ana, view.id, reason="a snow storm")
     assert edited.id != view.id and edited.created_by == "user:ana@clinic.example"
     assert edited.needs_approval and edited.approved_by is None
     assert edited.broadcasts[0].status == "awaiting_approval"
-    assert app.notices.get(view.id).broadcasts[0].status == "cancelled"
+    assert app.notices.get(OPERATOR, view.id).broadcasts[0].status == "cancelled"
     with pytest.raises(ValidationError, match="another manager"):
-        app.notices.approve(edited.id, ana)
-    assert app.notices.approve(edited.id, ben).approved_by == "user:ben@clinic.example"
+        app.notices.approve(ana, edited.id)
+    assert app.notices.approve(ben, edited.id).approved_by == "user:ben@clinic.example"
 
 
 def test_an_emergency_send_goes_alone_recorded_and_flagged(
@@ -130,20 +131,20 @@ def test_an_emergency_send_goes_alone_recorded_and_flagged(
 ) -> None:
     ana = who(app, "ana@clinic.example")
     with pytest.raises(ValidationError, match="needs a reason"):
-        app.notices.create(replace(REFERENCE, emergency_reason="  "), ana)
+        app.notices.create(ana, replace(REFERENCE, emergency_reason="  "))
     with pytest.raises(ValidationError, match="only a manager"):
         app.notices.create(
-            replace(REFERENCE, emergency_reason="fire"), who(app, "vic@clinic.example")
+            who(app, "vic@clinic.example"), replace(REFERENCE, emergency_reason="fire")
         )
     with caplog.at_level(logging.WARNING, logger="notifier"):
         view = app.notices.create(
-            replace(REFERENCE, emergency_reason="the building is flooding"), ana
+            ana, replace(REFERENCE, emergency_reason="the building is flooding")
         ).notice
     assert not view.needs_approval and view.emergency_reason == "the building is flooding"
     flagged = [r for r in caplog.records if getattr(r, "action", None) == "notice_emergency"]
     assert len(flagged) == 1 and flagged[0].levelno == logging.WARNING
     assert app.fanout.fire_due() == 1
-    actions = [(e.action, e.by, e.detail) for e in app.notices.history(view.id)]
+    actions = [(e.action, e.by, e.detail) for e in app.notices.history(OPERATOR, view.id)]
     assert (
         "emergency send (no second manager)",
         "user:ana@clinic.example",
@@ -157,10 +158,10 @@ def test_a_late_approval_sends_after_the_hold_and_never_after_the_closure(
     app = gated_app(database_url, fake_twilio, fake_smtp, clock, send_hold_seconds=60.0)
     try:
         ana, ben = who(app, "ana@clinic.example"), who(app, "ben@clinic.example")
-        view = app.notices.create(replace(REFERENCE, send_at="2025-02-18 19:00"), ana).notice
+        view = app.notices.create(ana, replace(REFERENCE, send_at="2025-02-18 19:00")).notice
         late = datetime(2025, 2, 18, 21, 0, tzinfo=NEW_YORK)
         clock.set(late)
-        approved = app.notices.approve(view.id, ben)
+        approved = app.notices.approve(ben, view.id)
         assert approved.broadcasts[0].send_at == late.isoformat()
         assert approved.hold_seconds_left == 60
         clock.set(late + timedelta(seconds=59))
@@ -168,10 +169,10 @@ def test_a_late_approval_sends_after_the_hold_and_never_after_the_closure(
         clock.set(late + timedelta(seconds=60))
         assert app.fanout.fire_due() == 1
 
-        other = app.notices.create(replace(REFERENCE, reason="ice"), ana).notice
+        other = app.notices.create(ana, replace(REFERENCE, reason="ice")).notice
         clock.set(datetime(2025, 2, 21, 0, 0, tzinfo=NEW_YORK))
         with pytest.raises(ValidationError, match="closure ended"):
-            app.notices.approve(other.id, ben)
+            app.notices.approve(ben, other.id)
     finally:
         app.close()
 
@@ -188,22 +189,24 @@ def test_a_cancel_in_the_undo_window_sends_nothing(
         approval_threshold=1000,
     )
     try:
-        kept = app.notices.create(replace(REFERENCE, reason="ice")).notice
-        view = app.notices.create(REFERENCE).notice
+        kept = app.notices.create(OPERATOR, replace(REFERENCE, reason="ice")).notice
+        view = app.notices.create(OPERATOR, REFERENCE).notice
         clock.set(SIX_PM + timedelta(seconds=20))
-        listed = app.notices.get(view.id)
+        listed = app.notices.get(OPERATOR, view.id)
         assert listed.hold_seconds_left == 40
         assert listed.held_until == (SIX_PM + timedelta(seconds=60)).isoformat()
         assert app.fanout.fire_due() == 0
-        cancelled = app.notices.cancel(view.id, actor=who(app, "ben@clinic.example"))
+        cancelled = app.notices.cancel(who(app, "ben@clinic.example"), view.id)
         assert cancelled.cancelled_by == "user:ben@clinic.example"
         clock.set(SIX_PM + timedelta(seconds=61))
         assert app.fanout.fire_due() == 1  # the other notice, its window over
         app.dispatcher().drain()
-        assert app.deliveries.log(view.id) == []
+        assert app.deliveries.log(OPERATOR, view.id) == []
         assert fake_twilio.received_creates()  # the kept notice went out
-        assert all(d.state == "sent" for d in app.deliveries.log(kept.id) if d.state != "skipped")
-        history = [(e.action, e.by) for e in app.notices.history(view.id)]
+        assert all(
+            d.state == "sent" for d in app.deliveries.log(OPERATOR, kept.id) if d.state != "skipped"
+        )
+        history = [(e.action, e.by) for e in app.notices.history(OPERATOR, view.id)]
         assert ("cancelled", "user:ben@clinic.example") in history
     finally:
         app.close()
@@ -253,7 +256,7 @@ def test_the_console_and_the_api_show_the_plan_approve_and_history(
             assert "sends in 60 s" in ana.get("/console/notices").text
         finally:
             ana.close()
-        assert web.app.notices.get(notice["id"]).approved_by == "user:ana@cova.example"
+        assert web.app.notices.get(OPERATOR, notice["id"]).approved_by == "user:ana@cova.example"
         history = web.client.get(f"/api/v1/notices/{notice['id']}/history", headers=api).json()
         assert [(e["action"], e["by"]) for e in history] == [
             ("created", "token:clinic website"),

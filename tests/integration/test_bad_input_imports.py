@@ -25,6 +25,7 @@ from notifier.bootstrap import App
 from notifier.cli import main
 from notifier.storage.limits import string_lengths
 from notifier.storage.models import Appointment, Patient
+from tests.support.actors import OPERATOR
 from tests.support.patients import HEADER, PATIENTS_CSV
 from tests.support.web import PASSWORD, Web, csrf_of, sign_in
 
@@ -316,7 +317,8 @@ def test_a_row_short_only_of_columns_the_import_does_not_use_is_kept(web: Web) -
     data, _ = patients_file(3, 3, bad_person())
     header, *rows = data.decode().splitlines()
     report = web.app.patients.import_patients(
-        io.StringIO("\n".join([header + ",notes", rows[0] + ",seen 2/1", *rows[1:]]) + "\n")
+        OPERATOR,
+        io.StringIO("\n".join([header + ",notes", rows[0] + ",seen 2/1", *rows[1:]]) + "\n"),
     )
     assert (report.created, report.errors) == (4, [])
 
@@ -325,14 +327,14 @@ def test_a_rejected_rows_external_id_is_reported_whole(web: Web) -> None:
     long_id = "MRN-2025-" + "7" * 55  # 64 characters: patients.external_id holds 100
     row = person(9999, external_id=long_id, phone="555-01", email="", email_consent="no")
     bad = ",".join(row.values()).encode()
-    report = web.app.patients.import_patients(io.BytesIO(patients_file(2, 2, bad)[0]))
+    report = web.app.patients.import_patients(OPERATOR, io.BytesIO(patients_file(2, 2, bad)[0]))
     assert [(e.external_id, e.field) for e in report.errors] == [(long_id, "phone")]
 
 
 def test_a_bom_and_crlf_line_ends_are_read_as_plain_csv(web: Web) -> None:
     data, _ = patients_file(3, 3, bad_person())
     report = web.app.patients.import_patients(
-        io.BytesIO(b"\xef\xbb\xbf" + data.replace(b"\n", b"\r\n"))
+        OPERATOR, io.BytesIO(b"\xef\xbb\xbf" + data.replace(b"\n", b"\r\n"))
     )
     assert (report.created, report.errors) == (4, [])
 
@@ -375,14 +377,14 @@ def test_a_value_of_exactly_its_columns_length_lands_and_one_more_is_rejected(
     if kind == "patients":
         rows = [person(1, **{column: "x" * limit}), person(2, **{column: "y" * (limit + 1)})]
         data = "\n".join([HEADER, *(",".join(r.values()) for r in rows)]) + "\n"
-        report = web.app.patients.import_patients(io.StringIO(data))
+        report = web.app.patients.import_patients(OPERATOR, io.StringIO(data))
     else:
         data = (
             f"{APPOINTMENT_HEADER}\n"
             f"a1,p1,cova,2025-02-20 10:00,30,{'x' * limit},scheduled\n"
             f"a2,p1,cova,2025-02-20 10:00,30,{'y' * (limit + 1)},scheduled\n"
         )
-        report = web.app.patients.import_appointments(io.StringIO(data))
+        report = web.app.patients.import_appointments(OPERATOR, io.StringIO(data))
     assert report.created == 1
     assert [(e.line, e.field) for e in report.errors] == [(3, column)]
     assert f"{limit + 1} characters, at most {limit}" in report.errors[0].reason
@@ -412,7 +414,7 @@ def test_a_chunk_the_database_refuses_is_retried_row_by_row(
 ) -> None:
     refuse_last_name(web.app, "Refused")
     data, private = patients_file(1200, 700, bad_person(last_name="Refused"))
-    report = web.app.patients.import_patients(io.StringIO(data.decode()))
+    report = web.app.patients.import_patients(OPERATOR, io.StringIO(data.decode()))
     assert report.created == 1200
     assert stored(web.app, "patients") == BASE_PATIENTS + 1200
     assert [(e.line, e.external_id) for e in report.errors] == [(702, "bad")]

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from notifier.storage.models import ConsentEvent, Delivery, OptOut
 from notifier.unsubscribe import Subscriber, UnsubscribeTokens
 from notifier_sandbox.smtp_server import FakeSmtp
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.patients import HEADER
 from tests.support.records import ledger, opted_out
@@ -35,7 +36,7 @@ STRANGER = "+15405550199"  # no patient has it
 def web(web: Web) -> Web:
     """The shared served app (reference location and patients), plus this file's own setup."""
     web.app.patients.import_patients(
-        io.StringIO(f"{HEADER}\np6,Luis,Vega,540-555-0116,,es,cova,yes,no\n")
+        OPERATOR, io.StringIO(f"{HEADER}\np6,Luis,Vega,540-555-0116,,es,cova,yes,no\n")
     )
     return web
 
@@ -196,7 +197,9 @@ def test_an_odd_message_sid_is_acknowledged(web: Web, sid: str, acted: bool) -> 
 def test_help_from_an_unknown_number_names_the_program(
     web: Web, settings: dict[str, str], wanted: tuple[str, ...], unwanted: tuple[str, ...]
 ) -> None:
-    web.app.locations.save("north", "North Clinic", "America/New_York", "Mon-Fri 08:00-17:00")
+    web.app.locations.save(
+        OPERATOR, "north", "North Clinic", "America/New_York", "Mon-Fri 08:00-17:00"
+    )
     for name, value in settings.items():
         setattr(web.app.settings, name, value)
     code, twiml = web.inbound("HELP", from_=STRANGER)
@@ -214,7 +217,7 @@ def test_help_from_an_unknown_number_names_the_program(
 def sent(web: Web) -> tuple[str, int]:
     """One text of the reference notice sent: its MessageSid and delivery id."""
     notice_id = broadcast_sms(web.app, FakeChannel())
-    delivery = next(d for d in web.app.deliveries.log(notice_id, "sent") if d.provider_id)
+    delivery = next(d for d in web.app.deliveries.log(OPERATOR, notice_id, "sent") if d.provider_id)
     assert delivery.provider_id is not None
     return delivery.provider_id, delivery.id
 
@@ -239,7 +242,7 @@ def test_a_500_character_error_code_is_cut_to_the_column_and_recorded(
     )
     assert response.status_code == 200
     assert web.settle() == {"applied": 1}
-    log = next(d for d in web.app.deliveries.log() if d.id == delivery_id)
+    log = next(d for d in web.app.deliveries.log(OPERATOR) if d.id == delivery_id)
     assert log.state == "undelivered"
     limit = column_length(Delivery.__table__.c.error_code)
     assert log.error_code == code[:limit]
@@ -252,7 +255,7 @@ def test_control_characters_in_a_status_callback_are_dropped(
     params = status(sid, "undelivered\x00", ErrorCode="300\x0007", ErrorMessage="Carrier\x00 x")
     assert web.signed_post("/webhooks/twilio/status", params).status_code == 200
     assert web.settle() == {"applied": 1}
-    log = next(d for d in web.app.deliveries.log() if d.id == delivery_id)
+    log = next(d for d in web.app.deliveries.log(OPERATOR) if d.id == delivery_id)
     assert (log.state, log.error_code, log.error) == ("undelivered", "30007", "Carrier x")
 
 
@@ -272,7 +275,7 @@ def test_odd_status_callbacks_are_acknowledged(
     _, delivery_id = sent
     assert web.signed_post("/webhooks/twilio/status", params).status_code == 200
     assert "applied" not in web.settle()  # dropped, or waiting for a message never sent
-    assert next(d.state for d in web.app.deliveries.log() if d.id == delivery_id) == "sent"
+    assert next(d.state for d in web.app.deliveries.log(OPERATOR) if d.id == delivery_id) == "sent"
 
 
 # --- unsubscribe links -------------------------------------------------------------------------
@@ -334,9 +337,10 @@ def test_a_link_still_works_after_the_patient_changed_address(
     broadcast_email(web.app)
     token = link_token(fake_smtp, "maria@example.org")
     web.app.patients.import_patients(
+        OPERATOR,
         io.StringIO(
             f"{HEADER}\np1,Maria,Lopez,540-555-0111,maria.new@example.org,en,cova,yes,yes\n"
-        )
+        ),
     )
     assert web.client.post(f"/unsubscribe/{token}").status_code == 200
     assert stored(web)[0] == [("email", "maria@example.org")]  # the address the email went to

@@ -19,6 +19,7 @@ from notifier.clock import FrozenClock
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.patients import patients_csv
 from tests.support.web import Web, add_cova, served
 
@@ -56,7 +57,7 @@ def slow_web(
         last_look_seconds=last_look,
     ) as web:
         add_cova(web.app)
-        web.app.patients.import_patients(io.StringIO(patients_csv(27, with_email=False)))
+        web.app.patients.import_patients(OPERATOR, io.StringIO(patients_csv(27, with_email=False)))
         yield web
 
 
@@ -65,13 +66,14 @@ def test_a_cancel_mid_broadcast_stops_every_request_not_yet_made(
 ) -> None:
     web = slow_web
     notice = web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
             channels=("sms",),
-        )
+        ),
     ).notice
     web.app.fanout.fire_due()
     dispatcher = web.app.dispatcher()
@@ -82,7 +84,7 @@ def test_a_cancel_mid_broadcast_stops_every_request_not_yet_made(
         while len(fake_twilio.received_creates()) < 3:
             assert time.monotonic() < deadline, "the broadcast did not start"
             time.sleep(0.02)
-        web.app.notices.cancel(notice.id)  # returns once its transaction is committed
+        web.app.notices.cancel(OPERATOR, notice.id)  # returns once its transaction is committed
         at_commit = len(fake_twilio.received_creates())
     finally:
         sending.join(timeout=60)
@@ -94,7 +96,7 @@ def test_a_cancel_mid_broadcast_stops_every_request_not_yet_made(
     # Only requests already past their last look (and, with a stale look, what the rate let
     # out meanwhile).
     assert after_commit <= SENDERS + math.ceil(last_look * TEXTS_PER_SECOND)
-    states = Counter(d.state for d in web.app.deliveries.log(notice.id))
+    states = Counter(d.state for d in web.app.deliveries.log(OPERATOR, notice.id))
     assert states["sent"] == total  # every request the sandbox got is recorded as sent
     assert states["cancelled"] >= 1 and states["pending"] == states["sending"] == 0
     assert total < sum(states.values()) - states["skipped"]  # the cancel stopped the rest

@@ -17,6 +17,7 @@ from notifier.storage.models import Delivery, DeliveryEvent
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel, refusing
 from tests.support.patients import PATIENTS_CSV
 from tests.support.peers import NEW_YORK, peer_settings
@@ -38,19 +39,19 @@ def reference(app: App, **changes: object) -> int:
         "ends": "2025-02-21 00:00",
         "reason": "inclement weather",
     } | changes
-    return app.notices.create(NoticeRequest(**values)).id  # type: ignore[arg-type]
+    return app.notices.create(OPERATOR, NoticeRequest(**values)).id  # type: ignore[arg-type]
 
 
 def by_state(app: App, notice_id: int) -> dict[tuple[str, str], int]:
     counts: dict[tuple[str, str], int] = {}
-    for d in app.deliveries.log(notice_id):
+    for d in app.deliveries.log(OPERATOR, notice_id):
         counts[(d.channel, d.state)] = counts.get((d.channel, d.state), 0) + 1
     return counts
 
 
 @pytest.fixture
 def patients(app: App, cova: str) -> None:
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
 
 
 # --- the update chain ---------------------------------------------------------------------
@@ -64,16 +65,18 @@ def test_an_update_corrects_those_told_and_tells_the_rest_the_latest_plainly(
     send_all(app, first)  # texts go out (Maria's fails); emails are still waiting
     assert by_state(app, original)[("email", "pending")] == 3
 
-    update = app.notices.update(original, ends="2025-02-20 12:00", reason="ice")
+    update = app.notices.update(OPERATOR, original, ends="2025-02-20 12:00", reason="ice")
 
     assert (update.version, update.supersedes_id, update.root_id) == (2, original, original)
     assert update.change == "update"
     withdrawn = [
-        d for d in app.deliveries.log(original) if d.channel == "email" and d.state != "skipped"
+        d
+        for d in app.deliveries.log(OPERATOR, original)
+        if d.channel == "email" and d.state != "skipped"
     ]
     assert {d.state for d in withdrawn} == {"cancelled"}
     assert {d.error for d in withdrawn} == {f"superseded by notice {update.id}"}
-    assert app.notices.get(original).status == "superseded"
+    assert app.notices.get(OPERATOR, original).status == "superseded"
 
     second, emails = FakeChannel(), FakeChannel(spec=EmailChannel.spec)
     send_all(app, second, emails)
@@ -102,7 +105,7 @@ def test_an_update_of_an_update_corrects_everyone_any_version_reached(
 ) -> None:
     original = reference(app, channels=("sms",))
     send_all(app, refusing(MARIA))  # the Smiths told; Maria's text refused
-    v2 = app.notices.update(original, reason="ice")
+    v2 = app.notices.update(OPERATOR, original, reason="ice")
     second = FakeChannel()
     send_all(app, second)  # the Smiths corrected; Maria told v2 plainly
     assert sorted((m.to, m.text.startswith("UPDATE:")) for m in second.sent) == [
@@ -110,8 +113,8 @@ def test_an_update_of_an_update_corrects_everyone_any_version_reached(
         (SHARED, True),
     ]
     with pytest.raises(Exception, match=f"replaced by notice {v2.id}"):
-        app.notices.update(original, reason="snow")
-    v3 = app.notices.update(v2.id, reason="snow and ice")
+        app.notices.update(OPERATOR, original, reason="snow")
+    v3 = app.notices.update(OPERATOR, v2.id, reason="snow and ice")
     third = FakeChannel()
     send_all(app, third)
     assert (v3.version, v3.root_id, v3.supersedes_id) == (3, original, v2.id)
@@ -124,7 +127,9 @@ def test_every_delivery_of_an_update_has_exactly_one_queued_event_with_its_first
 ) -> None:
     original = reference(app, channels=("sms",))
     send_all(app, refusing(MARIA))
-    app.notices.update(original, reason="ice")  # earlier recipients first, then the audience
+    app.notices.update(
+        OPERATOR, original, reason="ice"
+    )  # earlier recipients first, then the audience
     app.fanout.fire_due()
     with app.db.session() as s:
         queued = s.execute(
@@ -144,7 +149,9 @@ def test_an_update_before_anything_went_out_simply_replaces_the_notice(
     app: App, patients: None, clock: FrozenClock
 ) -> None:
     original = reference(app, send_at="2025-02-19 07:00", channels=("sms",))
-    update = app.notices.update(original, starts="2025-02-19 10:00", ends="2025-02-20 00:00")
+    update = app.notices.update(
+        OPERATOR, original, starts="2025-02-19 10:00", ends="2025-02-20 00:00"
+    )
     assert update.change == "original"  # nobody was told: the new version is the first word
     assert update.broadcasts[0].send_at == "2025-02-19T07:00:00-05:00"
     clock.set(datetime(2025, 2, 19, 8, 0, tzinfo=NEW_YORK))
@@ -160,10 +167,10 @@ def test_cancel_with_notify_tells_only_those_who_heard_we_are_open_after_all(
 ) -> None:
     original = reference(app)
     send_all(app, refusing(MARIA))
-    view = app.notices.cancel(original, notify=True)
+    view = app.notices.cancel(OPERATOR, original, notify=True)
     assert (view.change, view.supersedes_id, view.version) == ("cancellation", original, 2)
-    assert app.notices.get(original).status == "cancelled"
-    emails = app.deliveries.log(original)
+    assert app.notices.get(OPERATOR, original).status == "cancelled"
+    emails = app.deliveries.log(OPERATOR, original)
     assert {d.state for d in emails if d.channel == "email" and d.state != "skipped"} == {
         "cancelled"
     }
@@ -178,7 +185,7 @@ def test_cancel_with_notify_tells_only_those_who_heard_we_are_open_after_all(
 
 def test_cancel_with_notify_when_nobody_was_told_sends_nothing(app: App, patients: None) -> None:
     original = reference(app, send_at="2025-02-19 07:00")
-    view = app.notices.cancel(original, notify=True)
+    view = app.notices.cancel(OPERATOR, original, notify=True)
     assert (view.id, view.status) == (original, "cancelled")
     channel = FakeChannel()
     send_all(app, channel)
@@ -196,9 +203,9 @@ def capped_app(
         peer_settings(database_url, fake_twilio, fake_smtp, sms_weekly_cap=2), clock=clock
     )
     built.locations.save(
-        "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+        OPERATOR, "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
     )
-    built.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    built.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     yield built
     built.close()
 
@@ -210,17 +217,17 @@ def test_texts_beyond_the_weekly_cap_are_skipped_with_the_reason(
     days = ("2025-02-19", "2025-02-20", "2025-02-21")
     notices = [reference(app, starts=f"{d} 08:00", ends=f"{d} 10:00") for d in days]
     send_all(app, FakeChannel())
-    third = [d for d in app.deliveries.log(notices[2]) if d.channel == "sms"]
+    third = [d for d in app.deliveries.log(OPERATOR, notices[2]) if d.channel == "sms"]
     assert {d.state for d in third} == {"skipped"}
     reasons = sorted(d.error or "" for d in third)
     assert reasons[0].startswith("no SMS consent")  # Ana and Tom: not texted anyway
     assert sum("weekly SMS cap reached: 2 texts" in r for r in reasons) == 2
-    emails = [d for d in app.deliveries.log(notices[2]) if d.channel == "email"]
+    emails = [d for d in app.deliveries.log(OPERATOR, notices[2]) if d.channel == "email"]
     assert sorted(d.state for d in emails) == ["pending", "pending", "pending", "skipped"]
     # email is never capped (Tom has no consent)
 
     # A correction to people already told is not capped.
-    update = app.notices.update(notices[1], reason="ice")
+    update = app.notices.update(OPERATOR, notices[1], reason="ice")
     channel = FakeChannel()
     send_all(app, channel)
     assert sorted(m.to for m in channel.sent) == [MARIA, SHARED]
@@ -247,7 +254,7 @@ a4,p4,cova,2025-02-19 16:00,45,Dr. Patel,cancelled
 
 @pytest.fixture
 def appointments(app: App, patients: None) -> None:
-    report = app.patients.import_appointments(io.StringIO(APPOINTMENTS_CSV))
+    report = app.patients.import_appointments(OPERATOR, io.StringIO(APPOINTMENTS_CSV))
     assert (report.created, report.errors) == (4, [])
 
 
@@ -262,7 +269,7 @@ def test_bad_appointment_rows_are_reported_by_line_and_good_rows_land(
         "b5,p1,cova,2025-02-20 11:00,30,Dr. Patel,maybe\n"
         "a1,p1,cova,2025-02-20 11:00,30,Dr. Patel,scheduled\n"
     )
-    report = app.patients.import_appointments(io.StringIO(csv_text))
+    report = app.patients.import_appointments(OPERATOR, io.StringIO(csv_text))
     assert report.created == 4
     reasons = {e.line: e.reason for e in report.errors}
     assert sorted(reasons) == [6, 7, 8, 9, 10, 11]
@@ -278,7 +285,7 @@ def test_affected_lists_only_appointments_overlapping_the_closure(
     app: App, appointments: None
 ) -> None:
     notice = reference(app)
-    rows = app.notices.affected(notice)
+    rows = app.notices.affected(OPERATOR, notice)
     assert [(r.appointment, r.patient, r.starts, r.provider) for r in rows] == [
         ("a1", "p1", "2025-02-20T10:30:00-05:00", "Dr. Patel")
     ]
@@ -307,7 +314,7 @@ def test_audience_both_names_the_appointment_for_the_affected_and_tells_the_rest
             ).all()
         )
     assert (kinds[MARIA], kinds[SHARED]) == ("appointment", None)
-    preview = app.previews.of_notice(notice, "sms")
+    preview = app.previews.of_notice(OPERATOR, notice, "sms")
     assert preview.longest.get("sms") is not None
     assert preview.longest.get("sms").template == "appointment"
     assert preview.longest.get("sms").text == bodies[MARIA]
@@ -336,7 +343,7 @@ def test_a_spanish_speaking_patient_gets_her_appointment_in_spanish(
         "p1,Maria,Lopez,540-555-0111,maria@example.org,en",
         "p1,María,Lopez,540-555-0111,maria@example.org,es",
     )
-    app.patients.import_patients(io.StringIO(spanish))
+    app.patients.import_patients(OPERATOR, io.StringIO(spanish))
     reference(app, audience="affected", reason="el mal tiempo", channels=("sms",))
     channel = FakeChannel()
     send_all(app, channel)
@@ -351,6 +358,7 @@ def test_a_notice_with_several_intervals_matches_appointments_in_any_of_them(
     app: App, appointments: None
 ) -> None:
     notice = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts=None,
@@ -358,7 +366,7 @@ def test_a_notice_with_several_intervals_matches_appointments_in_any_of_them(
             reason="a power cut",
             intervals=("2025-02-19 12:30/2025-02-19 17:00", "2025-02-21 08:00/2025-02-21 09:15"),
             audience="affected",
-        )
+        ),
     ).notice
     assert len(notice.intervals) == 2
-    assert [r.appointment for r in app.notices.affected(notice.id)] == ["a3"]
+    assert [r.appointment for r in app.notices.affected(OPERATOR, notice.id)] == ["a3"]

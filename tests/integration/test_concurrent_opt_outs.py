@@ -16,6 +16,7 @@ from sqlalchemy import select
 from notifier.errors import ValidationError
 from notifier.storage.models import Patient
 from notifier.unsubscribe import Subscriber, tokens
+from tests.support.actors import OPERATOR
 from tests.support.records import ledger, opted_out
 from tests.support.web import Web
 
@@ -76,13 +77,13 @@ def test_twenty_simultaneous_one_click_posts_of_one_link_all_get_200_and_one_led
 def test_two_simultaneous_saves_of_one_new_location_both_succeed(web: Web) -> None:
     def save(i: int) -> bool:
         saved = web.app.locations.save(
-            "roanoke", f"Roanoke {i}", "America/New_York", "Mon-Fri 08:00-17:00"
+            OPERATOR, "roanoke", f"Roanoke {i}", "America/New_York", "Mon-Fri 08:00-17:00"
         )
         return saved.created
 
     created = _all_at_once(8, save)
     assert sorted(created) == [False] * 7 + [True]
-    assert [loc.slug for loc in web.app.locations.all()].count("roanoke") == 1
+    assert [loc.slug for loc in web.app.locations.all(OPERATOR)].count("roanoke") == 1
 
 
 def _no_database_error_logged(caplog: pytest.LogCaptureFixture) -> None:

@@ -11,6 +11,7 @@ from notifier.bootstrap import App
 from notifier.errors import ValidationError
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier.web.console.forms import errors_of
+from tests.support.actors import OPERATOR
 
 VALID: dict[str, Any] = {
     "location": "cova",
@@ -43,6 +44,6 @@ def test_an_error_is_shown_beside_the_field_it_is_about(
     app: App, cova: str, changes: dict[str, Any], field: str, says: str
 ) -> None:
     with pytest.raises(ValidationError) as caught:
-        app.notices.draft(NoticeRequest(**VALID | changes))
+        app.notices.draft(OPERATOR, NoticeRequest(**VALID | changes))
     assert says in str(caught.value)
     assert errors_of(caught.value) == {field: str(caught.value)}

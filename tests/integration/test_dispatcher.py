@@ -15,6 +15,7 @@ from notifier.delivery.dispatcher import Dispatcher
 from notifier.storage import deliveries as delivery_rows
 from notifier.storage import reports
 from notifier.usecases.notice_requests import NoticeRequest
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.patients import PATIENTS_CSV
 
@@ -24,15 +25,16 @@ Script = Callable[[OutgoingMessage, int], SendResult | ChannelError]
 @pytest.fixture
 def queued(app: App, cova: str) -> int:
     """The reference notice fanned out: two SMS deliveries pending (email not dispatched here)."""
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     notice = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
             channels=("sms",),
-        )
+        ),
     ).notice
     app.fanout.fire_due()
     return notice.id
@@ -43,7 +45,7 @@ def dispatcher(app: App, channel: FakeChannel, worker: str = "w1") -> Dispatcher
 
 
 def states(app: App, notice_id: int) -> list[str]:
-    return sorted(d.state for d in app.deliveries.log(notice_id) if d.state != "skipped")
+    return sorted(d.state for d in app.deliveries.log(OPERATOR, notice_id) if d.state != "skipped")
 
 
 def test_every_pending_delivery_is_sent_once_with_its_provider_id(app: App, queued: int) -> None:
@@ -52,7 +54,7 @@ def test_every_pending_delivery_is_sent_once_with_its_provider_id(app: App, queu
     assert states(app, queued) == ["sent", "sent"]
     assert sorted(m.to for m in channel.sent) == ["+15405550111", "+15405550112"]
     assert all("closing early Wednesday, 2/19/2025 at 12:30 PM" in m.text for m in channel.sent)
-    log = app.deliveries.log(queued, "sent")
+    log = app.deliveries.log(OPERATOR, queued, "sent")
     assert {d.provider_id for d in log} == {r.provider_id for r in channel.accepted.values()}
     assert all(d.attempts == 1 and d.segments == 2 for d in log)
     assert dispatcher(app, channel).drain() == 0  # nothing is sent twice
@@ -70,7 +72,7 @@ def test_permanent_failures_are_failed_with_the_providers_reason_and_not_retried
     clock.advance(3600)
     dispatcher(app, channel).drain()
     assert len(channel.sent) == 2
-    failed = app.deliveries.log(queued, "failed")
+    failed = app.deliveries.log(OPERATOR, queued, "failed")
     assert [(d.error_code, d.attempts) for d in failed] == [("21211", 1), ("21211", 1)]
     assert all("invalid To" in (d.error or "") for d in failed)
 
@@ -106,7 +108,7 @@ def test_retries_stop_at_the_configured_ceiling(app: App, queued: int, clock: Fr
     for _ in range(5 + 2):
         d.drain()
         clock.advance(app.settings.retry_max_seconds)
-    failed = app.deliveries.log(queued, "failed")
+    failed = app.deliveries.log(OPERATOR, queued, "failed")
     assert len(failed) == 2
     assert all(f.attempts == 5 for f in failed)
     assert all("gave up after 5 attempts" in (f.error or "") for f in failed)
@@ -123,9 +125,9 @@ def test_without_a_ceiling_a_transient_failure_is_retried_while_the_message_is_u
     for _ in range(14):  # 12 failed attempts each, far past the old fixed limit of 5
         d.drain()
         clock.advance(app.settings.retry_max_seconds)
-    sent = app.deliveries.log(queued, "sent")
+    sent = app.deliveries.log(OPERATOR, queued, "sent")
     assert [d.attempts for d in sent] == [13, 13]
-    assert app.deliveries.log(queued, "failed") == []
+    assert app.deliveries.log(OPERATOR, queued, "failed") == []
 
 
 def test_no_retry_is_scheduled_after_the_closure_has_ended(
@@ -134,7 +136,7 @@ def test_no_retry_is_scheduled_after_the_closure_has_ended(
     clock.set(datetime.fromisoformat("2025-02-20T23:59:59.600-05:00"))
     channel = FakeChannel(lambda m, n: ChannelError("HTTP 503", code="503"))
     dispatcher(app, channel).drain()
-    expired = app.deliveries.log(queued, "expired")
+    expired = app.deliveries.log(OPERATOR, queued, "expired")
     assert len(expired) == 2
     assert all("closure ends before the next retry" in (e.error or "") for e in expired)
 
@@ -189,12 +191,12 @@ def test_an_ambiguous_failure_is_checked_with_the_provider_before_resending(
     clock.advance(app.settings.retry_max_seconds)
     d.drain()
     assert len(channel.sent) == 2
-    sent = app.deliveries.log(queued, "sent")
+    sent = app.deliveries.log(OPERATOR, queued, "sent")
     assert all(x.provider_id and x.provider_id.startswith("SM0") for x in sent)
 
 
 def test_a_cancelled_notice_sends_nothing_more(app: App, queued: int) -> None:
-    app.notices.cancel(queued)
+    app.notices.cancel(OPERATOR, queued)
     channel = FakeChannel()
     dispatcher(app, channel).drain()
     assert channel.sent == []

@@ -11,20 +11,22 @@ from notifier.runtime import run_once
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.patients import PATIENTS_CSV
 
 
 def test_reference_closure_reaches_each_consenting_patient_exactly_once(
     app: App, cova: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp
 ) -> None:
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     notice = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
-        )
+        ),
     ).notice
     run_once(app)
     run_once(app)  # a second tick sends nothing more
@@ -53,20 +55,20 @@ def test_reference_closure_reaches_each_consenting_patient_exactly_once(
     assert "Dear Maria" in plain.get_content()
     assert "closed all day Thursday, 2/20/2025" in html.get_content()
 
-    log = app.deliveries.log(notice.id)
+    log = app.deliveries.log(OPERATOR, notice.id)
     sent = [d for d in log if d.state == "sent"]
     assert len(sent) == 5
     sids = {m for m in fake_twilio.messages}
     assert {d.provider_id for d in sent if d.channel == "sms"} <= sids
     assert all(d.attempts == 1 for d in sent)
     assert all("*" in d.address for d in log)  # masked in the log
-    assert app.notices.get(notice.id).broadcasts[0].status == "done"
+    assert app.notices.get(OPERATOR, notice.id).broadcasts[0].status == "done"
 
 
 def test_provider_errors_are_classified_and_recorded(
     app: App, cova: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp
 ) -> None:
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     fake_twilio.fault(
         match={"to": "+15405550111"},
         times=None,
@@ -81,15 +83,16 @@ def test_provider_errors_are_classified_and_recorded(
         match={"rcpt_regex": "ana@"}, stage="rcpt", reply="550 5.1.1 User unknown", times=None
     )
     notice = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
-        )
+        ),
     ).notice
     run_once(app)
-    by_address = {(d.channel, d.address): d for d in app.deliveries.log(notice.id)}
+    by_address = {(d.channel, d.address): d for d in app.deliveries.log(OPERATOR, notice.id)}
     invalid = by_address[("sms", "+1******0111")]
     assert (invalid.state, invalid.error_code) == ("failed", "21211")
     assert "Invalid 'To' Phone Number" in (invalid.error or "")
@@ -99,6 +102,6 @@ def test_provider_errors_are_classified_and_recorded(
     assert (refused.state, refused.error_code) == ("failed", "550")
     app.clock.advance(5)  # type: ignore[attr-defined]
     run_once(app)
-    throttled = next(d for d in app.deliveries.log(notice.id) if d.id == throttled.id)
+    throttled = next(d for d in app.deliveries.log(OPERATOR, notice.id) if d.id == throttled.id)
     assert (throttled.state, throttled.attempts) == ("sent", 2)
     assert len(fake_twilio.received_creates()) == 1

@@ -12,6 +12,7 @@ from sqlalchemy import text, update
 from notifier.bootstrap import App
 from notifier.storage.models import Broadcast, Notice
 from notifier.usecases.notice_requests import NoticeRequest
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.patients import HEADER, PATIENTS_CSV, phone
 
@@ -24,10 +25,14 @@ NORTH_PATIENTS = "\n".join(
 def two_clinics(app: App, cova: str) -> App:
     """COVA (Mon–Fri) and a Saturday clinic, "north", each with patients."""
     app.locations.save(
-        "north", "North Clinic", "America/New_York", "Mon-Fri 08:00-17:00; Sat 09:00-12:00"
+        OPERATOR,
+        "north",
+        "North Clinic",
+        "America/New_York",
+        "Mon-Fri 08:00-17:00; Sat 09:00-12:00",
     )
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
-    app.patients.import_patients(io.StringIO(NORTH_PATIENTS))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(NORTH_PATIENTS))
     return app
 
 
@@ -49,6 +54,7 @@ CLOSURES = {
 def closure(app: App, location: str, send_at: str = "2025-02-19 09:00") -> int:
     starts, ends, reason = CLOSURES[location]
     return app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location=location,
             starts=starts,
@@ -56,7 +62,7 @@ def closure(app: App, location: str, send_at: str = "2025-02-19 09:00") -> int:
             reason=reason,
             channels=("sms",),
             send_at=send_at,
-        )
+        ),
     ).id
 
 
@@ -65,12 +71,14 @@ def test_editing_hours_after_a_closure_was_queued_breaks_nothing(two_clinics: Ap
     Mon–Fri. Both clinics' closures due at the same second go out in full, worded as stored."""
     app = two_clinics
     saturday, weekday = closure(app, "north"), closure(app, "cova")
-    saved = app.locations.save("north", "North Clinic", "America/New_York", "Mon-Fri 08:00-17:00")
+    saved = app.locations.save(
+        OPERATOR, "north", "North Clinic", "America/New_York", "Mon-Fri 08:00-17:00"
+    )
     [reworded] = saved.reworded
     assert reworded.notice_id == saturday and reworded.with_new_settings is None
     assert "does not touch the business hours" in str(reworded.problem)
     assert "closed" in reworded.stored and "Saturday, 2/22/2025" in reworded.stored
-    assert {n.id for n in app.notices.all()} == {saturday, weekday}  # the list still works
+    assert {n.id for n in app.notices.all(OPERATOR)} == {saturday, weekday}  # the list still works
     app.clock.advance(15 * 3600)  # 2025-02-19 09:00: both due
     assert app.fanout.fire_due() == 2
     channel = FakeChannel()
@@ -92,18 +100,18 @@ def test_a_broken_broadcast_fails_with_its_reason_and_the_healthy_one_goes_out_i
     channel = FakeChannel()
     app.dispatcher({"sms": channel}).drain()
     assert texts_by_location(channel) == {"cova": 2}
-    [failed] = app.notices.get(broken).broadcasts
+    [failed] = app.notices.get(OPERATOR, broken).broadcasts
     assert failed.status == "failed"
     assert "channel 'fax' is not registered" in str(failed.status_reason)
     assert f"notifier notice retry {broken}" in str(failed.status_reason)
-    assert app.deliveries.log(broken) == []  # its transaction left nothing half-done
-    assert app.notices.get(healthy).broadcasts[0].status == "sending"
+    assert app.deliveries.log(OPERATOR, broken) == []  # its transaction left nothing half-done
+    assert app.notices.get(OPERATOR, healthy).broadcasts[0].status == "sending"
     assert app.fanout.fire_due() == 0  # failed stays failed: no retry loop every tick
 
     # Fixed, then retried: it goes out.
     with app.db.session() as s:
         s.execute(update(Broadcast).where(Broadcast.notice_id == broken).values(channels="sms"))
-    assert app.notices.retry(broken) == 1
+    assert app.notices.retry(OPERATOR, broken) == 1
     assert app.fanout.fire_due() == 1
     app.dispatcher({"sms": channel}).drain()
     assert texts_by_location(channel) == {"cova": 2, "north": 4}
@@ -124,12 +132,14 @@ def test_a_notice_whose_stored_facts_are_unreadable_fails_its_own_deliveries_onl
     channel = FakeChannel()
     app.dispatcher({"sms": channel}).drain()
     assert texts_by_location(channel) == {"cova": 2}
-    failed = [d for d in app.deliveries.log(broken) if d.state != "skipped"]
+    failed = [d for d in app.deliveries.log(OPERATOR, broken) if d.state != "skipped"]
     assert {d.state for d in failed} == {"failed"} and len(failed) == 4
     assert all(d.error_code == "internal" for d in failed)
     assert all("could not prepare the message: ValueError" in str(d.error) for d in failed)
-    assert {d.state for d in app.deliveries.log(healthy) if d.state != "skipped"} == {"sent"}
-    assert [n.id for n in app.notices.all("north")] == [broken]  # still listed
+    assert {d.state for d in app.deliveries.log(OPERATOR, healthy) if d.state != "skipped"} == {
+        "sent"
+    }
+    assert [n.id for n in app.notices.all(OPERATOR, "north")] == [broken]  # still listed
 
 
 def test_the_notice_list_shows_a_notice_whose_stored_intervals_are_unreadable(
@@ -143,13 +153,13 @@ def test_the_notice_list_shows_a_notice_whose_stored_intervals_are_unreadable(
             .where(Notice.id == broken)
             .values(intervals="garbled", timezone="Mars/Olympus_Mons")
         )
-    listed = {n.id: n for n in app.notices.all()}
+    listed = {n.id: n for n in app.notices.all(OPERATOR)}
     assert set(listed) == {broken, healthy}
     assert listed[broken].intervals == [] and listed[broken].timezone == "UTC"
     assert listed[healthy].intervals == [["2025-02-20T08:00:00-05:00", "2025-02-21T00:00:00-05:00"]]
     app.clock.advance(15 * 3600)
     assert app.fanout.fire_due() == 1  # it cannot be worded: failed at once, not per patient
-    [failed] = app.notices.get(broken).broadcasts
+    [failed] = app.notices.get(OPERATOR, broken).broadcasts
     assert failed.status == "failed"
     assert "the fan-out failed: ValueError" in str(failed.status_reason)
     channel = FakeChannel()
@@ -173,15 +183,16 @@ def test_a_template_that_raises_for_one_patient_fails_that_delivery_and_sends_th
     sms.write_text("{{ patient.first_name[4] if patient.first_name else '' }}" + sms.read_text())
     bad = build_app(app.settings.model_copy(update={"templates_dir": templates}), app.clock)
     try:
-        bad.patients.import_patients(io.StringIO(PATIENTS_CSV))
+        bad.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
         created = bad.notices.create(
+            OPERATOR,
             NoticeRequest(
                 location="cova",
                 starts="2025-02-19 12:30",
                 ends="2025-02-21 00:00",
                 reason="inclement weather",
                 channels=("sms",),
-            )
+            ),
         )
         notice = created.id
         # The manager is told before anything goes out; the notice is stored all the same.
@@ -192,7 +203,7 @@ def test_a_template_that_raises_for_one_patient_fails_that_delivery_and_sends_th
         bad.fanout.fire_due()
         channel = FakeChannel()
         bad.dispatcher({"sms": channel}).drain()
-        log = {d.address: d for d in bad.deliveries.log(notice) if d.state != "skipped"}
+        log = {d.address: d for d in bad.deliveries.log(OPERATOR, notice) if d.state != "skipped"}
     finally:
         bad.close()
     assert [m.to for m in channel.sent] == ["+15405550111"]  # Maria's went out
@@ -214,7 +225,9 @@ def test_a_batch_that_cannot_be_loaded_is_prepared_one_by_one(two_clinics: App) 
     channel = FakeChannel()
     app.dispatcher({"sms": channel}).drain()
     assert texts_by_location(channel) == {"cova": 2}
-    assert {d.state for d in app.deliveries.log(healthy) if d.state != "skipped"} == {"sent"}
+    assert {d.state for d in app.deliveries.log(OPERATOR, healthy) if d.state != "skipped"} == {
+        "sent"
+    }
     with app.db.session() as s:
         states = dict(
             s.execute(

@@ -20,6 +20,7 @@ from notifier.storage import reports
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import DROP, FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.patients import email, patients_csv, phone
 from tests.support.peers import peer_settings
 
@@ -40,22 +41,23 @@ def fault_app(
     )
     built = build_app(settings, clock=clock)
     built.locations.save(
-        "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+        OPERATOR, "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
     )
     yield built
     built.close()
 
 
 def broadcast(app: App, patients: int, channels: str = "sms,email") -> int:
-    app.patients.import_patients(io.StringIO(patients_csv(patients)))
+    app.patients.import_patients(OPERATOR, io.StringIO(patients_csv(patients)))
     notice = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
             channels=tuple(channels.split(",")),
-        )
+        ),
     ).notice
     app.fanout.fire_due()
     return notice.id
@@ -213,7 +215,7 @@ def test_the_sms_rate_limit_holds_at_the_server(
         peer_settings(database_url, fake_twilio, None, sms_rate_per_second=rate), clock=clock
     )
     try:
-        app.locations.save("cova", "COVA", "America/New_York", "Mon-Fri 08:00-17:00")
+        app.locations.save(OPERATOR, "cova", "COVA", "America/New_York", "Mon-Fri 08:00-17:00")
         broadcast(app, 60, channels="sms")
         dispatcher = app.dispatcher()
         dispatcher.drain()

@@ -19,6 +19,7 @@ from notifier.runtime import run_until_idle
 from notifier.storage import deliveries as delivery_rows
 from notifier.storage.models import Worker
 from notifier.usecases.notice_requests import NoticeRequest
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel, accept
 from tests.support.patients import PATIENTS_CSV
 from tests.support.records import event_kinds, events
@@ -27,15 +28,16 @@ from tests.support.records import event_kinds, events
 @pytest.fixture
 def queued(app: App, cova: str) -> int:
     """The reference notice fanned out: two SMS deliveries pending."""
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     notice = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
             channels=("sms",),
-        )
+        ),
     )
     app.fanout.fire_due()
     return notice.id
@@ -50,7 +52,7 @@ def claim_all(app: App, worker: str, lease_seconds: float = 120) -> list[int]:
 
 
 def states(app: App, notice_id: int) -> list[str]:
-    return sorted(d.state for d in app.deliveries.log(notice_id) if d.state != "skipped")
+    return sorted(d.state for d in app.deliveries.log(OPERATOR, notice_id) if d.state != "skipped")
 
 
 def test_a_dead_workers_claims_are_taken_over_once_its_heartbeat_is_stale(
@@ -77,7 +79,7 @@ def test_a_dead_workers_claims_are_taken_over_once_its_heartbeat_is_stale(
     app.dispatcher({"sms": channel}, "host:2:alive").drain()
     assert sorted(channel.reconcile_checks) == sorted(ids)  # asked the provider first
     assert states(app, queued) == ["sent", "sent"]
-    log = app.deliveries.log(queued, "sent")
+    log = app.deliveries.log(OPERATOR, queued, "sent")
     assert all(d.attempts == 2 for d in log)  # the interrupted attempt counts
 
 
@@ -112,7 +114,7 @@ def test_a_live_worker_extends_its_leases_so_a_slow_send_is_never_taken_over(
         sending.join(30)
     assert states(app, queued) == ["sent", "sent"]
     assert len(channel.sent) == 2
-    for delivery in app.deliveries.log(queued, "sent"):
+    for delivery in app.deliveries.log(OPERATOR, queued, "sent"):
         assert "worker_lost" not in event_kinds(app, delivery.id)
         assert "lease_expired" not in event_kinds(app, delivery.id)
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 
 from notifier.bootstrap import App
 from notifier.cli import main
+from tests.support.actors import OPERATOR
 from tests.support.patients import HEADER, patients_csv
 
 MIXED = f"""\
@@ -33,7 +34,7 @@ def test_a_bad_phone_keeps_the_good_email_and_says_so(
     cova_app: App, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    report = cova_app.patients.import_patients(io.StringIO(MIXED))
+    report = cova_app.patients.import_patients(OPERATOR, io.StringIO(MIXED))
     assert (report.created, report.channels_off, len(report.errors)) == (3, 2, 1)
     kept = {(k.line, k.external_id, k.field): k.message for k in report.kept}
     assert kept == {
@@ -47,7 +48,7 @@ def test_a_bad_phone_keeps_the_good_email_and_says_so(
     rejected = report.errors[0]
     assert (rejected.line, rejected.external_id, rejected.field) == (5, "k4", "phone")
     assert "'555-02'" in rejected.reason  # the user's own input, as typed
-    rows, _ = cova_app.patients.page("cova", 10, 0)
+    rows, _ = cova_app.patients.page(OPERATOR, "cova", 10, 0)
     by_id = {p.external_id: p for p in rows}
     assert by_id["k2"].phone is None and by_id["k2"].consent["sms"] != "consented"
     assert by_id["k2"].consent["email"] == "consented"
@@ -57,13 +58,13 @@ def test_a_bad_phone_keeps_the_good_email_and_says_so(
 
 def test_a_semicolon_separated_file_is_read_as_such(cova_app: App) -> None:
     semicolons = MIXED.replace(",", ";")
-    report = cova_app.patients.import_patients(io.StringIO(semicolons))
+    report = cova_app.patients.import_patients(OPERATOR, io.StringIO(semicolons))
     assert report.delimiter == ";" and report.created == 3
 
 
 def test_a_header_that_does_not_fit_names_the_separators(cova_app: App) -> None:
     with pytest.raises(Exception, match="separated by commas, semicolons or tabs"):
-        cova_app.patients.import_patients(io.StringIO("id;name\n1;x\n"))
+        cova_app.patients.import_patients(OPERATOR, io.StringIO("id;name\n1;x\n"))
 
 
 def import_file(app: App, file: Path) -> Result:

@@ -23,6 +23,7 @@ from tests.integration.test_no_patient_data_leaks import (
     PATIENTS,
     broadcast_with_failures,
 )
+from tests.support.actors import OPERATOR
 from tests.support.logs import LogLines, captured_log
 from tests.support.web import Web, save_cova, served
 
@@ -47,7 +48,7 @@ def web(
 ) -> Iterator[Web]:
     with served(database_url, fake_twilio, fake_smtp, clock) as w:
         save_cova(w.app)
-        w.app.patients.import_patients(io.StringIO(PATIENTS))
+        w.app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS))
         yield w
 
 
@@ -72,14 +73,15 @@ def test_the_fan_out_logs_counts_not_minus_one(
     web: Web, fake_smtp: FakeSmtp, clock: FrozenClock, json_log: LogLines
 ) -> None:
     notice = web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova", starts="2025-02-19 12:30", ends="2025-02-21 00:00", reason="ice"
-        )
+        ),
     )
     web.app.fanout.fire_due()
     fired = [json.loads(line) for line in json_log.lines if '"broadcast_fired"' in line]
     assert len(fired) == 1
-    per_channel = Counter(d.channel for d in web.app.deliveries.log(notice.id))
+    per_channel = Counter(d.channel for d in web.app.deliveries.log(OPERATOR, notice.id))
     assert fired[0]["deliveries"] == {"sms": per_channel["sms"], "email": per_channel["email"]}
     assert min(per_channel.values()) > 0
 

@@ -20,6 +20,7 @@ from notifier.runtime import run_once
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel, accept
 from tests.support.patients import HEADER, PATIENTS_CSV, phone
 from tests.support.peers import NEW_YORK, peer_settings
@@ -67,7 +68,7 @@ def slow_app(
         ),
         clock=clock,
     )
-    built.locations.save("cova", "COVA", "America/New_York", "Mon-Fri 08:00-17:00")
+    built.locations.save(OPERATOR, "cova", "COVA", "America/New_York", "Mon-Fri 08:00-17:00")
     yield built
     built.close()
 
@@ -79,15 +80,16 @@ def test_an_update_during_sending_leaves_every_patient_with_the_latest_version(
     closure. Messages already at the provider are corrected; those not sent yet are withdrawn
     and replaced by the new version, plainly; nobody keeps the old reopening time."""
     app = slow_app
-    app.patients.import_patients(io.StringIO(TWELVE))
+    app.patients.import_patients(OPERATOR, io.StringIO(TWELVE))
     original = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-20 08:00",
             ends="2025-02-21 00:00",
             reason="ice",
             channels=("sms",),
-        )
+        ),
     ).id
     app.fanout.fire_due()
     gate = Gate()
@@ -99,7 +101,9 @@ def test_an_update_during_sending_leaves_every_patient_with_the_latest_version(
         gate.wait_for_sends(2)
         gate.let_through(5)
         gate.wait_for_sends(5)  # 5 went through; 2 more are at the provider right now
-        update = app.notices.update(original, ends="2025-02-20 12:00", reason="a shorter storm")
+        update = app.notices.update(
+            OPERATOR, original, ends="2025-02-20 12:00", reason="a shorter storm"
+        )
         gate.let_through(100)
     finally:
         sending.join(30)
@@ -116,9 +120,9 @@ def test_an_update_during_sending_leaves_every_patient_with_the_latest_version(
         assert len(received) == (2 if told_the_original else 1)
     originals = sum(1 for received in texts.values() if "Due to ice" in received[0])
     assert originals == 7  # 5 through, 2 at the provider during the update; 5 withdrawn
-    withdrawn = [d for d in app.deliveries.log(original) if d.state == "cancelled"]
+    withdrawn = [d for d in app.deliveries.log(OPERATOR, original) if d.state == "cancelled"]
     assert len(withdrawn) == 12 - originals
-    assert app.notices.get(update.id).status == "active"
+    assert app.notices.get(OPERATOR, update.id).status == "active"
 
 
 def test_originals_held_for_quiet_hours_are_replaced_not_lost(
@@ -128,21 +132,24 @@ def test_originals_held_for_quiet_hours_are_replaced_not_lost(
     texts held for quiet hours, emails sent; corrected at 23:00. At 08:00 every phone gets the
     latest version plainly (it never heard the first), every email address the correction."""
     clock.set(datetime(2025, 2, 18, 22, 30, tzinfo=NEW_YORK))
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     original = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-20 08:00",
             ends="2025-02-21 00:00",
             reason="ice",
             channels=("sms", "email"),
-        )
+        ),
     ).id
     texts, emails = FakeChannel(), FakeChannel(spec=EmailChannel.spec)
     run_once(app, {"sms": texts, "email": emails})
     assert texts.sent == [] and len(emails.sent) == 3  # texts held, emails out
     clock.set(datetime(2025, 2, 18, 23, 0, tzinfo=NEW_YORK))
-    update = app.notices.update(original, ends="2025-02-20 12:00", reason="a shorter storm")
+    update = app.notices.update(
+        OPERATOR, original, ends="2025-02-20 12:00", reason="a shorter storm"
+    )
     run_once(app, {"sms": texts, "email": emails})
     assert texts.sent == []  # still quiet hours
     clock.set(datetime(2025, 2, 19, 8, 0, tzinfo=NEW_YORK))
@@ -156,5 +163,5 @@ def test_originals_held_for_quiet_hours_are_replaced_not_lost(
         "jane@example.org",
         "maria@example.org",
     ]
-    held = app.deliveries.log(original, channel="sms", state="cancelled")
+    held = app.deliveries.log(OPERATOR, original, channel="sms", state="cancelled")
     assert len(held) == 2 and {d.error for d in held} == {f"superseded by notice {update.id}"}

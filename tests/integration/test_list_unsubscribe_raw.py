@@ -19,6 +19,7 @@ from notifier.runtime import run_once
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.patients import PATIENTS_CSV
 from tests.support.peers import peer_settings
 from tests.support.web import save_cova
@@ -67,15 +68,16 @@ def test_list_unsubscribe_goes_out_unencoded_and_folded_between_its_uris(
     app: App, fake_smtp: FakeSmtp
 ) -> None:
     save_cova(app)
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="ice",
             channels=("email",),
-        )
+        ),
     )
     run_once(app)
     received = fake_smtp.wait_for(3)

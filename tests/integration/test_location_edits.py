@@ -17,6 +17,7 @@ from notifier.bootstrap import App
 from notifier.cli import main
 from notifier.usecases.locations import LocationSaved
 from notifier.usecases.notice_requests import NoticeRequest
+from tests.support.actors import OPERATOR
 from tests.support.web import PASSWORD, Web, csrf_of, sign_in
 
 SATURDAY_HOURS = "Mon-Fri 08:00-17:00; Sat 09:00-12:00"
@@ -29,17 +30,20 @@ COVA = {
 
 
 def save_loc(app: App, hours: str) -> LocationSaved:
-    return app.locations.save("loc", "Loc Clinic", "America/New_York", hours, "540-555-0100")
+    return app.locations.save(
+        OPERATOR, "loc", "Loc Clinic", "America/New_York", hours, "540-555-0100"
+    )
 
 
 def sms_text(app: App, notice_id: int) -> str:
     """The general text as the notice's preview shows it (what patients will receive)."""
-    return app.previews.of_notice(notice_id, "sms").messages["sms"][0].text
+    return app.previews.of_notice(OPERATOR, notice_id, "sms").messages["sms"][0].text
 
 
 def early_close(app: App, location: str = "loc", day: str = "2025-02-19") -> int:
     """Closing early from noon: its words name the time the doors open the next morning."""
     return app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location=location,
             starts=f"{day} 12:00",
@@ -47,7 +51,7 @@ def early_close(app: App, location: str = "loc", day: str = "2025-02-19") -> int
             reason="a storm",
             channels=("sms",),
             send_at="2025-02-19 07:00",
-        )
+        ),
     ).id
 
 
@@ -61,6 +65,7 @@ def queued(app: App, cova: str) -> dict[str, int]:
     notices = app.notices
     ids = {
         "saturday": notices.create(
+            OPERATOR,
             NoticeRequest(
                 location="loc",
                 starts="2025-02-22 09:00",
@@ -68,11 +73,12 @@ def queued(app: App, cova: str) -> dict[str, int]:
                 reason="a burst pipe",
                 channels=("sms",),
                 send_at="2025-02-19 09:00",
-            )
+            ),
         ).id,
         "early": early_close(app),
         # Opening late at 10:00 reads the same whether the doors usually open at 8 or at 9.
         "late": notices.create(
+            OPERATOR,
             NoticeRequest(
                 location="loc",
                 starts="2025-02-20 08:00",
@@ -80,12 +86,12 @@ def queued(app: App, cova: str) -> dict[str, int]:
                 reason="a power cut",
                 channels=("sms",),
                 send_at="2025-02-19 07:00",
-            )
+            ),
         ).id,
         "cancelled": early_close(app, day="2025-02-21"),
         "elsewhere": early_close(app, cova),
     }
-    notices.cancel(ids["cancelled"])
+    notices.cancel(OPERATOR, ids["cancelled"])
     return ids
 
 
@@ -122,12 +128,12 @@ def test_new_hours_list_exactly_the_queued_notices_whose_words_would_change(
 def test_saving_new_hours_changes_nothing_stored_with_a_queued_notice(
     app: App, queued: dict[str, int]
 ) -> None:
-    before = {notice_id: app.notices.get(notice_id) for notice_id in queued.values()}
+    before = {notice_id: app.notices.get(OPERATOR, notice_id) for notice_id in queued.values()}
     texts = {notice_id: sms_text(app, notice_id) for notice_id in queued.values()}
 
     save_loc(app, LATER_HOURS)
 
-    after = {notice_id: app.notices.get(notice_id) for notice_id in queued.values()}
+    after = {notice_id: app.notices.get(OPERATOR, notice_id) for notice_id in queued.values()}
     assert after == before
     assert {notice_id: sms_text(app, notice_id) for notice_id in queued.values()} == texts
     saturday = after[queued["saturday"]]
@@ -147,7 +153,7 @@ def test_a_new_phone_changes_queued_notices_words_at_once_and_says_so(
     """The name, phone and language are the location's own, not the notice's: a corrected
     phone number goes out with every queued notice, and the list says so."""
     saved = app.locations.save(
-        "loc", "Loc Clinic", "America/New_York", SATURDAY_HOURS, "540-555-0199"
+        OPERATOR, "loc", "Loc Clinic", "America/New_York", SATURDAY_HOURS, "540-555-0199"
     )
     listed = {r.notice_id: r for r in saved.reworded}
     assert set(listed) == {queued["saturday"], queued["early"], queued["late"]}
@@ -159,12 +165,12 @@ def test_a_new_phone_changes_queued_notices_words_at_once_and_says_so(
 
 
 def test_a_new_location_is_created_with_nothing_reworded(app: App, queued: dict[str, int]) -> None:
-    saved = app.locations.save("annex", "The Annex", "America/Chicago", LATER_HOURS)
+    saved = app.locations.save(OPERATOR, "annex", "The Annex", "America/Chicago", LATER_HOURS)
 
     assert saved.created is True
     assert saved.reworded == []
     assert saved.location.timezone == "America/Chicago"
-    assert "annex" in [loc.slug for loc in app.locations.all()]
+    assert "annex" in [loc.slug for loc in app.locations.all(OPERATOR)]
 
 
 def test_updating_a_listed_notice_sends_the_wording_the_list_promised(
@@ -173,7 +179,7 @@ def test_updating_a_listed_notice_sends_the_wording_the_list_promised(
     promised = save_loc(app, LATER_HOURS).reworded[0]
     assert promised.notice_id == queued["early"]
 
-    updated = app.notices.update(queued["early"])
+    updated = app.notices.update(OPERATOR, queued["early"])
 
     assert updated.id != queued["early"] and updated.supersedes_id == queued["early"]
     assert promised.with_new_settings is not None
@@ -256,7 +262,9 @@ def test_the_api_refuses_to_save_a_location_without_a_token(web: Web) -> None:
 
     assert answer.status_code == 401
     assert web.client.get("/api/v1/locations").status_code == 401
-    assert [loc.business_hours for loc in web.app.locations.all()] == ["Mon-Fri 08:00-17:00"]
+    assert [loc.business_hours for loc in web.app.locations.all(OPERATOR)] == [
+        "Mon-Fri 08:00-17:00"
+    ]
 
 
 # --- the console ----------------------------------------------------------------------------
@@ -305,7 +313,7 @@ def test_the_console_shows_the_notices_new_hours_would_reword(
     assert f'data-notice="{notice_id}"' in shown
     assert stored_text in shown
     assert "We reopen Thursday, 2/20/2025 at 9:00 AM" in shown
-    assert [loc.business_hours for loc in web.app.locations.all()] == [LATER_HOURS]
+    assert [loc.business_hours for loc in web.app.locations.all(OPERATOR)] == [LATER_HOURS]
     assert sms_text(web.app, notice_id) == stored_text
 
 
@@ -322,7 +330,9 @@ def test_the_console_shows_a_bad_hours_value_next_to_its_field(
     assert "Mon-Fri 08:00-17:00" in html.unescape(match.group(1))  # the example it should follow
     assert re.search(r'data-error-for="name"[^>]*>\s*<', page.text)
     assert 'value="Mon-Fri 9-5"' in page.text  # what was typed is kept for correcting
-    assert [loc.business_hours for loc in web.app.locations.all()] == ["Mon-Fri 08:00-17:00"]
+    assert [loc.business_hours for loc in web.app.locations.all(OPERATOR)] == [
+        "Mon-Fri 08:00-17:00"
+    ]
 
 
 def test_a_viewer_may_not_change_a_location_in_the_console(web: Web) -> None:
@@ -337,7 +347,9 @@ def test_a_viewer_may_not_change_a_location_in_the_console(web: Web) -> None:
         assert answer.status_code == 403
     finally:
         viewer.close()
-    assert [loc.business_hours for loc in web.app.locations.all()] == ["Mon-Fri 08:00-17:00"]
+    assert [loc.business_hours for loc in web.app.locations.all(OPERATOR)] == [
+        "Mon-Fri 08:00-17:00"
+    ]
 
 
 # --- the command line -----------------------------------------------------------------------

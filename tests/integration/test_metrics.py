@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
 from notifier.usecases.notice_requests import NoticeRequest
+from tests.support.actors import OPERATOR
 from tests.support.web import Web, new_message_sid
 
 CHANNELS = ("sms", "email")
@@ -40,7 +41,7 @@ def by_labels(samples: Samples, name: str) -> dict[tuple[tuple[str, str], ...], 
 
 
 def log_counts(web: Web) -> Counter[tuple[str, str]]:
-    return Counter((d.channel, d.state) for d in web.app.deliveries.log())
+    return Counter((d.channel, d.state) for d in web.app.deliveries.log(OPERATOR))
 
 
 def settled(web: Web) -> tuple[Samples, Counter[tuple[str, str]]]:
@@ -62,12 +63,13 @@ def test_metrics_during_and_after_a_broadcast_match_the_delivery_log(
     web: Web, clock: FrozenClock
 ) -> None:
     web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
-        )
+        ),
     )
     web.app.fanout.fire_due()
     clock.advance(42)  # the queue has waited 42 s when it is scraped
@@ -121,12 +123,13 @@ def test_webhook_requests_are_counted_by_result(web: Web) -> None:
 
 def test_labels_are_bounded_no_address_or_id(web: Web) -> None:
     web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
-        )
+        ),
     )
     web.app.fanout.fire_due()
     run_once(web.app)

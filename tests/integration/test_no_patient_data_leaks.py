@@ -28,6 +28,7 @@ from notifier.runtime import run_once
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.logs import LogLines, captured_log
 from tests.support.patients import HEADER
 from tests.support.processes import run_notifier, service_env
@@ -76,7 +77,7 @@ def web(
 ) -> Iterator[Web]:
     with served(database_url, fake_twilio, fake_smtp, clock) as w:
         save_cova(w.app)
-        w.app.patients.import_patients(io.StringIO(PATIENTS))
+        w.app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS))
         w.app.accounts.create_user("manager@cova.example", "manager", PASSWORD)
         w.app.accounts.create_user("viewer@cova.example", "viewer", PASSWORD)
         yield w
@@ -100,9 +101,10 @@ def refuse_and_quote_addresses(twilio: FakeTwilio, smtp: FakeSmtp) -> None:
 def broadcast_with_failures(web: Web, smtp: FakeSmtp, clock: FrozenClock) -> int:
     refuse_and_quote_addresses(web.twilio, smtp)
     notice = web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova", starts="2025-02-19 12:30", ends="2025-02-21 00:00", reason="ice"
-        )
+        ),
     )
     run_once(web.app)
     clock.advance(600)  # the retries are due

@@ -16,6 +16,7 @@ from notifier.storage import deliveries as delivery_rows
 from notifier.storage import reports
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.patients import patients_csv
 from tests.support.peers import peer_settings
 
@@ -37,17 +38,18 @@ def test_a_three_minute_outage_delays_every_text_and_fails_none(
     )
     app = build_app(settings, clock=clock)
     app.locations.save(
-        "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+        OPERATOR, "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
     )
-    app.patients.import_patients(io.StringIO(patients_csv(PATIENTS, with_email=False)))
+    app.patients.import_patients(OPERATOR, io.StringIO(patients_csv(PATIENTS, with_email=False)))
     notice = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
             channels=("sms",),
-        )
+        ),
     ).notice
     app.fanout.fire_due()
     fake_twilio.fault(

@@ -21,6 +21,7 @@ from notifier.domain.notices import ACTIVE_APPOINTMENT_STATUSES, APPOINTMENT_STA
 from notifier.storage import locations as location_rows
 from notifier.storage import notices as notice_rows
 from notifier.storage.models import Appointment, Patient
+from tests.support.actors import OPERATOR
 
 NEW_YORK = ZoneInfo("America/New_York")
 ORIGIN = datetime(2025, 2, 19, 0, 0, tzinfo=NEW_YORK)
@@ -185,7 +186,9 @@ def test_an_appointment_touching_a_closed_interval_is_not_hit_but_one_minute_ins
 
 
 def test_appointments_at_another_location_are_never_hit(app: App, cova: str) -> None:
-    app.locations.save("elsewhere", "Elsewhere Clinic", "America/New_York", "Mon-Fri 08:00-17:00")
+    app.locations.save(
+        OPERATOR, "elsewhere", "Elsewhere Clinic", "America/New_York", "Mon-Fri 08:00-17:00"
+    )
     stored = replace_appointments(app, cova, [Visit(0, at(12 * 60), at(13 * 60), "scheduled")])
 
     assert set(found_by_sql(app, cova, [EDGE])) == set(stored)

@@ -22,6 +22,7 @@ from notifier.domain.consent import Source
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.patients import HEADER, PATIENTS_CSV
 from tests.support.peers import NEW_YORK, peer_settings
@@ -51,21 +52,24 @@ def mixed(database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp) -> It
     settings = peer_settings(database_url, fake_twilio, fake_smtp, sms_weekly_cap=1)
     app = build_app(settings, clock=clock)
     for slug, name in (("cova", "COVA Spine and Pain Center"), ("annex", "COVA Annex")):
-        app.locations.save(slug, name, "America/New_York", "Mon-Fri 08:00-17:00", "540-555-0100")
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV + MORE))
-    app.patients.import_patients(io.StringIO(ANNEX))
+        app.locations.save(
+            OPERATOR, slug, name, "America/New_York", "Mon-Fri 08:00-17:00", "540-555-0100"
+        )
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV + MORE))
+    app.patients.import_patients(OPERATOR, io.StringIO(ANNEX))
     app.consent.opt_out("sms", "+15405550118", Source.API)
     annex = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="annex",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="a burst pipe",
             channels=("sms",),
-        )
+        ),
     )
     send_all(app)
-    assert [d.state for d in app.deliveries.log(annex.id)] == ["sent"]
+    assert [d.state for d in app.deliveries.log(OPERATOR, annex.id)] == ["sent"]
     clock.set(datetime(2025, 2, 18, 18, 0, tzinfo=NEW_YORK))
     yield app
     app.close()
@@ -78,13 +82,13 @@ def send_all(app: App) -> None:
 
 
 def test_the_plan_equals_the_outcome_per_channel_and_reason(mixed: App) -> None:
-    notice = mixed.notices.create(REFERENCE).notice
-    plan = mixed.plans.of_notice(notice.id)
+    notice = mixed.notices.create(OPERATOR, REFERENCE).notice
+    plan = mixed.plans.of_notice(OPERATOR, notice.id)
     assert plan.dry_run
-    assert mixed.deliveries.log(notice.id) == []  # the dry run kept nothing
+    assert mixed.deliveries.log(OPERATOR, notice.id) == []  # the dry run kept nothing
 
     send_all(mixed)
-    log = mixed.deliveries.log(notice.id)
+    log = mixed.deliveries.log(OPERATOR, notice.id)
     for channel in plan.channels:
         mine = [d for d in log if d.channel == channel.channel]
         sent = sum(1 for d in mine if d.state in ("sent", "delivered"))
@@ -104,7 +108,7 @@ def test_the_plan_equals_the_outcome_per_channel_and_reason(mixed: App) -> None:
     assert plan.fallbacks == {"de → en": 2}  # Jürgen's text and email
     assert plan.languages["es"] == 2
     # After the fan-out the plan reads what it did, and still agrees.
-    after = mixed.plans.of_notice(notice.id)
+    after = mixed.plans.of_notice(OPERATOR, notice.id)
     assert not after.dry_run
     assert [(c.send, c.skipped) for c in after.channels] == [
         (c.send, c.skipped) for c in plan.channels
@@ -113,9 +117,9 @@ def test_the_plan_equals_the_outcome_per_channel_and_reason(mixed: App) -> None:
 
 def test_the_plan_shows_cost_segments_times_and_quiet_hours(mixed: App) -> None:
     notice = mixed.notices.create(
-        replace(REFERENCE, send_at="2025-02-18 22:30", urgent=False)
+        OPERATOR, replace(REFERENCE, send_at="2025-02-18 22:30", urgent=False)
     ).notice
-    plan = mixed.plans.of_notice(notice.id)
+    plan = mixed.plans.of_notice(OPERATOR, notice.id)
     sms = {c.channel: c for c in plan.channels}["sms"]
     assert sms.deferred_until == "2025-02-19T08:00:00-05:00"
     assert sms.first_send == "2025-02-19T08:00:00-05:00"
@@ -141,6 +145,6 @@ def test_the_plan_shows_cost_segments_times_and_quiet_hours(mixed: App) -> None:
     # At 22:30 the texts are held by quiet hours, as planned; the emails go.
     mixed.clock.set(datetime(2025, 2, 18, 22, 30, tzinfo=NEW_YORK))  # type: ignore[attr-defined]
     send_all(mixed)
-    states = Counter((d.channel, d.state) for d in mixed.deliveries.log(notice.id))
+    states = Counter((d.channel, d.state) for d in mixed.deliveries.log(OPERATOR, notice.id))
     assert states[("sms", "pending")] == sms.send
     assert states[("email", "sent")] == email.send

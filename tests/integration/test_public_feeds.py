@@ -17,6 +17,7 @@ from lxml import etree
 
 from notifier.clock import FrozenClock
 from notifier.usecases.notice_requests import NoticeRequest
+from tests.support.actors import OPERATOR
 from tests.support.peers import NEW_YORK
 from tests.support.web import Web, csrf_of, signed_in
 
@@ -33,7 +34,8 @@ def cap_schema() -> etree.XMLSchema:
 def create(web: Web, **fields: object) -> int:
     starts, ends, reason = REFERENCE
     values: dict[str, object] = {"channels": ("sms",), "send_at": "now"} | fields
-    return web.app.notices.create(NoticeRequest("cova", starts, ends, reason, **values)).notice.id  # type: ignore[arg-type]
+    request = NoticeRequest("cova", starts, ends, reason, **values)  # type: ignore[arg-type]
+    return web.app.notices.create(OPERATOR, request).notice.id
 
 
 def calendar(web: Web) -> icalendar.Calendar:
@@ -82,7 +84,7 @@ def test_cap_alert_update_and_cancel_validate_against_the_oasis_schema(
     )
     assert "cerrará temprano el miércoles" in text_of(alert, "cap:info[2]/cap:description")[0]
 
-    web.app.notices.update(notice_id, ends="2025-02-21 12:00", reason="a power outage")
+    web.app.notices.update(OPERATOR, notice_id, ends="2025-02-21 12:00", reason="a power outage")
     update = cap(web, f"/public/cova/cap/{notice_id}-1.xml", cap_schema)
     assert text_of(update, "cap:msgType") == ["Update"]
     alert_ref = ",".join(
@@ -93,9 +95,9 @@ def test_cap_alert_update_and_cancel_validate_against_the_oasis_schema(
     assert text_of(update, "cap:info[1]/cap:expires") == ["2025-02-21T12:00:00-05:00"]
     assert text_of(update, "cap:identifier") != text_of(alert, "cap:identifier")
 
-    latest = web.app.notices.chain(notice_id)[-1].id
+    latest = web.app.notices.chain(OPERATOR, notice_id)[-1].id
     web.app.clock.advance(60)  # type: ignore[attr-defined]
-    web.app.notices.cancel(latest)
+    web.app.notices.cancel(OPERATOR, latest)
     cancel = cap(web, f"/public/cova/cap/{notice_id}-2.xml", cap_schema)
     assert text_of(cancel, "cap:msgType") == ["Cancel"]
     assert text_of(cancel, "cap:references")[0].split() == [
@@ -140,14 +142,14 @@ def test_the_calendar_has_exclusive_all_day_ends_stable_uids_and_rising_sequence
     assert "America/New_York" in [str(tz["TZID"]) for tz in calendar(web).walk("VTIMEZONE")]
 
     web.app.clock.advance(60)  # type: ignore[attr-defined]
-    web.app.notices.update(notice_id, reason="the ice storm")
+    web.app.notices.update(OPERATOR, notice_id, reason="the ice storm")
     second = events(calendar(web))
     assert set(second) == set(first)  # the same events, corrected: same UIDs
     assert {int(e["SEQUENCE"]) for e in second.values()} == {1}
     assert all("the ice storm" in str(e["DESCRIPTION"]) for e in second.values())
 
     web.app.clock.advance(60)  # type: ignore[attr-defined]
-    web.app.notices.cancel(web.app.notices.chain(notice_id)[-1].id)
+    web.app.notices.cancel(OPERATOR, web.app.notices.chain(OPERATOR, notice_id)[-1].id)
     third = events(calendar(web))
     assert set(third) == set(first)
     assert {int(e["SEQUENCE"]) for e in third.values()} == {2}
@@ -157,7 +159,8 @@ def test_the_calendar_has_exclusive_all_day_ends_stable_uids_and_rising_sequence
 def test_an_update_that_drops_a_day_cancels_that_days_event(web: Web) -> None:
     notice_id = create(web)
     before = events(calendar(web))
-    web.app.notices.update(notice_id, ends="2025-02-19 17:00")  # only the early close is left
+    # only the early close is left
+    web.app.notices.update(OPERATOR, notice_id, ends="2025-02-19 17:00")
     after = events(calendar(web))
     assert set(after) == set(before)
     statuses = sorted((str(e["STATUS"]), e["DTSTART"].to_ical().decode()) for e in after.values())
@@ -168,9 +171,10 @@ def test_an_update_that_drops_a_day_cancels_that_days_event(web: Web) -> None:
 def test_a_partial_closure_in_the_dst_week_is_at_the_right_utc_instant(web: Web) -> None:
     # Clocks sprang forward on Sunday 2025-03-09: Monday noon in New York is 16:00 UTC, not 17.
     web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             "cova", "2025-03-10 12:00", "2025-03-10 15:00", "a staff meeting", channels=("sms",)
-        )
+        ),
     )
     cal = calendar(web)
     (event,) = cal.walk("VEVENT")
@@ -205,7 +209,7 @@ def test_the_atom_feed_keeps_ids_marks_updates_and_cancellations(web: Web) -> No
     assert [link.href.rsplit("/", 1)[1] for link in cap_links] == [f"{notice_id}-0.xml"]
 
     web.app.clock.advance(120)  # type: ignore[attr-defined]
-    web.app.notices.update(notice_id, reason="the ice storm")
+    web.app.notices.update(OPERATOR, notice_id, reason="the ice storm")
     updated = feedparser.parse(web.client.get("/public/cova/closures.atom").content)
     (again,) = updated.entries
     assert again.id == entry.id
@@ -215,7 +219,7 @@ def test_the_atom_feed_keeps_ids_marks_updates_and_cancellations(web: Web) -> No
     assert cap_link.endswith(f"/cap/{notice_id}-1.xml")
 
     web.app.clock.advance(120)  # type: ignore[attr-defined]
-    web.app.notices.cancel(web.app.notices.chain(notice_id)[-1].id)
+    web.app.notices.cancel(OPERATOR, web.app.notices.chain(OPERATOR, notice_id)[-1].id)
     cancelled = feedparser.parse(web.client.get("/public/cova/closures.atom?lang=es").content)
     (gone,) = cancelled.entries
     assert gone.id == entry.id
@@ -240,7 +244,7 @@ def test_the_page_says_the_texts_sentences_and_its_json_ld_gives_the_changed_hou
     )
     assert sentence in page.text
     # The same words the patients' text says, from the same code.
-    texts = web.app.previews.of_notice(notice_id, "sms").messages["sms"]
+    texts = web.app.previews.of_notice(OPERATOR, notice_id, "sms").messages["sms"]
     assert any(sentence in message.text for message in texts)
     assert '<html lang="en">' in page.text and "(540) 555-0100" in page.text
 
@@ -335,7 +339,7 @@ def test_an_update_changes_the_etag_at_once(web: Web) -> None:
     notice_id = create(web)
     etag = web.client.get("/public/cova.json").headers["etag"]
     web.app.clock.advance(30)  # type: ignore[attr-defined]
-    web.app.notices.update(notice_id, reason="the ice storm")
+    web.app.notices.update(OPERATOR, notice_id, reason="the ice storm")
     answer = web.client.get("/public/cova.json", headers={"If-None-Match": etag})
     assert answer.status_code == 200 and "the ice storm" in answer.text
 
@@ -358,14 +362,14 @@ def test_publish_time_private_notices_drafts_and_the_location_switch(web: Web) -
 
     clock.set(datetime(2025, 2, 19, 7, 0, tzinfo=NEW_YORK))
     assert shown() == [queued, later]
-    web.app.notices.send(draft, "now")
+    web.app.notices.send(OPERATOR, draft, "now")
     assert shown() == [queued, later, draft]
 
-    web.app.locations.set_public_feeds("cova", False)
+    web.app.locations.set_public_feeds(OPERATOR, "cova", False)
     for path in ("/public/cova", "/public/cova.json", "/public/cova/banner.js",
                  "/public/cova/closures.ics", f"/public/cova/cap/{queued}-0.xml"):  # fmt: skip
         assert web.client.get(path).status_code == 404, path
-    web.app.locations.set_public_feeds("cova", True)
+    web.app.locations.set_public_feeds(OPERATOR, "cova", True)
     assert shown() == [queued, later, draft]
     assert web.client.get("/public/nowhere.json").status_code == 404
 

@@ -13,6 +13,7 @@ from notifier.bootstrap import App
 from notifier.errors import ValidationError
 from notifier.storage.models import Notice
 from notifier.usecases.notice_requests import NoticeRequest
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.patients import HEADER
 from tests.support.web import Web, csrf_of, signed_in
@@ -40,7 +41,7 @@ SPANISH_REFERENCE = (
 
 @pytest.fixture
 def clinic(app: App, cova: str) -> App:
-    app.patients.import_patients(io.StringIO(PATIENTS))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS))
     return app
 
 
@@ -54,9 +55,9 @@ def sent_texts(app: App) -> dict[str, str]:
 def test_the_spanish_text_says_the_category_in_spanish_and_never_the_english_text(
     clinic: App,
 ) -> None:
-    preview = clinic.notices.draft(REFERENCE)
+    preview = clinic.notices.draft(OPERATOR, REFERENCE)
     assert any("'es' get the reason category without its free text" in w for w in preview.warnings)
-    clinic.notices.create(REFERENCE)
+    clinic.notices.create(OPERATOR, REFERENCE)
     texts = sent_texts(clinic)
     assert texts["+15405550116"] == SPANISH_REFERENCE  # golden: no "ice on the roads"
     assert texts["+15405550111"].startswith(
@@ -67,8 +68,8 @@ def test_the_spanish_text_says_the_category_in_spanish_and_never_the_english_tex
 
 def test_free_text_per_language_goes_only_to_its_language(clinic: App) -> None:
     request = replace(REFERENCE, reason_texts={"es": "hielo en las carreteras"})
-    assert not any("'es'" in w for w in clinic.notices.draft(request).warnings)
-    clinic.notices.create(request)
+    assert not any("'es'" in w for w in clinic.notices.draft(OPERATOR, request).warnings)
+    clinic.notices.create(OPERATOR, request)
     texts = sent_texts(clinic)
     assert texts["+15405550116"].startswith(
         "Por el mal tiempo (hielo en las carreteras), COVA Spine and Pain Center cerrará"
@@ -82,7 +83,7 @@ def test_a_custom_message_per_language(clinic: App) -> None:
         message="We are closed today, stay safe.",
         message_texts={"es": "Hoy estamos cerrados, cuídese."},
     )
-    clinic.notices.create(request)
+    clinic.notices.create(OPERATOR, request)
     texts = sent_texts(clinic)
     assert "Hoy estamos cerrados, cuídese." in texts["+15405550116"]
     assert "We are closed" not in texts["+15405550116"]
@@ -93,9 +94,9 @@ def test_english_only_free_text_leaves_spanish_without_a_reason_and_says_so(
     clinic: App,
 ) -> None:
     request = replace(REFERENCE, reason_code=None, reason="a burst pipe")
-    warnings = clinic.notices.draft(request).warnings
+    warnings = clinic.notices.draft(OPERATOR, request).warnings
     assert any("'es' get no reason: it is written only in 'en'" in w for w in warnings)
-    clinic.notices.create(request)
+    clinic.notices.create(OPERATOR, request)
     spanish = sent_texts(clinic)["+15405550116"]
     assert spanish.startswith("COVA Spine and Pain Center cerrará temprano")
     assert "burst pipe" not in spanish
@@ -113,8 +114,8 @@ def test_english_only_free_text_leaves_spanish_without_a_reason_and_says_so(
 )
 def test_bad_reasons_are_refused(clinic: App, changes: dict[str, object], says: str) -> None:
     with pytest.raises(ValidationError, match=says):
-        clinic.notices.create(replace(REFERENCE, **changes))  # type: ignore[arg-type]
-    assert clinic.notices.all() == []
+        clinic.notices.create(OPERATOR, replace(REFERENCE, **changes))  # type: ignore[arg-type]
+    assert clinic.notices.all(OPERATOR) == []
 
 
 def test_the_console_takes_a_reason_category_and_spanish_text(web: Web) -> None:
@@ -132,7 +133,7 @@ def test_the_console_takes_a_reason_category_and_spanish_text(web: Web) -> None:
         }
         created = manager.post("/console/notices", data=form)
         assert created.status_code == 303, created.text
-    (notice,) = web.app.notices.all()
+    (notice,) = web.app.notices.all(OPERATOR)
     assert notice.reason_code == "weather" and notice.reason == ""
     with web.app.db.session() as s:
         stored = s.get(Notice, notice.id)

@@ -12,6 +12,7 @@ from notifier.clock import FrozenClock
 from notifier.runtime import run_once
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.records import events
 from tests.support.web import Web
 
@@ -22,7 +23,7 @@ def texts(web: Web) -> dict[str, str]:
     """State of each text by its provider id."""
     return {
         d.provider_id or "": d.state
-        for d in web.app.deliveries.log(channel="sms", state=None)
+        for d in web.app.deliveries.log(OPERATOR, channel="sms", state=None)
         if d.provider_id
     }
 
@@ -33,13 +34,14 @@ def test_deliveries_whose_callbacks_were_lost_are_brought_up_to_date_from_the_pr
     fake_twilio.lose_callbacks("delivered", "undelivered")
     fake_twilio.fault({"to": MARIA}, response={"fate": "undelivered", "error_code": 30003})
     web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
             channels=("sms",),
-        )
+        ),
     )
     run_once(web.app)
     fake_twilio.flush(timeout=20)
@@ -63,7 +65,9 @@ def test_deliveries_whose_callbacks_were_lost_are_brought_up_to_date_from_the_pr
         for channel in reconciler.channels.values():
             channel.close()
 
-    after = {d.provider_id: d for d in web.app.deliveries.log(channel="sms") if d.provider_id}
+    after = {
+        d.provider_id: d for d in web.app.deliveries.log(OPERATOR, channel="sms") if d.provider_id
+    }
     assert Counter(d.state for d in after.values()) == {"delivered": 1, "undelivered": 1}
     undelivered = next(d for d in after.values() if d.state == "undelivered")
     assert undelivered.error_code == "30003"

@@ -20,6 +20,7 @@ from notifier.cli import main
 from notifier.clock import FrozenClock
 from notifier.errors import ValidationError
 from notifier.usecases.notice_requests import NoticeRequest
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.peers import NEW_YORK
 from tests.support.web import Web, add_cova, csrf_of, signed_in
@@ -45,34 +46,37 @@ def test_a_text_over_1600_characters_is_refused_at_create_and_preview(cova_app: 
     assert len(LONG) == 1702
     for attempt in (cova_app.notices.create, cova_app.notices.draft):
         with pytest.raises(ValidationError) as refused:
-            attempt(NoticeRequest(location="cova", message=LONG, **REFERENCE))  # type: ignore[arg-type]
+            attempt(OPERATOR, NoticeRequest(location="cova", message=LONG, **REFERENCE))  # type: ignore[arg-type]
         assert "1,600" in str(refused.value) and refused.value.field == "message"
-    assert cova_app.notices.all() == []
+    assert cova_app.notices.all(OPERATOR) == []
 
 
 def test_the_limit_counts_each_patients_own_text(cova_app: App) -> None:
     """A reason that fits the English text but not a Spanish patient's is refused."""
     cova_app.patients.import_patients(
+        OPERATOR,
         io.StringIO(
             "external_id,first_name,last_name,phone,email,language,location,sms_consent,"
             "email_consent\ns1,Luz,Vega,540-555-0192,,es,cova,yes,no\n"
-        )
+        ),
     )
     spanish = {"reason_texts": {"es": "el mal tiempo"}}
-    sample = cova_app.notices.draft(NoticeRequest(location="cova", **REFERENCE | spanish))  # type: ignore[arg-type]
+    sample = cova_app.notices.draft(OPERATOR, NoticeRequest(location="cova", **REFERENCE | spanish))  # type: ignore[arg-type]
     by_language = {m.language: m.characters for m in sample.messages["sms"]}
     assert by_language["es"] > by_language["en"]
     # The Spanish reason (only Spanish texts carry it) makes the Spanish text one too long.
     reason = "y" * (1600 - by_language["es"] + len("el mal tiempo") + 1)
     with pytest.raises(ValidationError, match="for some patients \\(language 'es'\\)"):
         cova_app.notices.create(
-            NoticeRequest(location="cova", **REFERENCE | {"reason_texts": {"es": reason}})  # type: ignore[arg-type]
+            OPERATOR,
+            NoticeRequest(location="cova", **REFERENCE | {"reason_texts": {"es": reason}}),  # type: ignore[arg-type]
         )
 
 
 def test_an_email_may_be_long(cova_app: App) -> None:
     created = cova_app.notices.create(
-        NoticeRequest(location="cova", message=LONG, **REFERENCE | {"channels": ("email",)})
+        OPERATOR,
+        NoticeRequest(location="cova", message=LONG, **REFERENCE | {"channels": ("email",)}),
     )  # type: ignore[arg-type]
     assert created.notice.id > 0
 
@@ -110,7 +114,7 @@ def test_the_cli_refuses_it_with_the_reason(cova_app: App) -> None:
         root.handlers[:], root.level = handlers, level
     assert result.exit_code != 0
     assert "1,600" in result.output
-    assert cova_app.notices.all() == []
+    assert cova_app.notices.all(OPERATOR) == []
 
 
 @pytest.fixture
@@ -128,7 +132,7 @@ def test_the_api_refuses_it_at_create_and_preview(api: httpx.Client, web: Web) -
     assert api.post("/api/v1/notices", json=body | {"message": LONG}).status_code == 422
     fine = api.post("/api/v1/notices/preview", json=body | {"message": "Stay safe."})
     assert fine.status_code == 200 and fine.json()["messages"]["sms"]
-    assert web.app.notices.all() == []
+    assert web.app.notices.all(OPERATOR) == []
 
 
 @pytest.fixture
@@ -153,7 +157,7 @@ def test_the_console_refuses_it_at_preview_and_create(manager: httpx.Client, web
     for action in ("preview", "send"):
         page = manager.post("/console/notices", data=form | {"csrf": csrf, "action": action})
         assert page.status_code == 422 and "1,600" in page.text
-    assert web.app.notices.all() == []
+    assert web.app.notices.all(OPERATOR) == []
 
 
 # --- quiet hours ----------------------------------------------------------------------------
@@ -161,15 +165,16 @@ def test_the_console_refuses_it_at_preview_and_create(manager: httpx.Client, web
 
 def test_a_send_time_inside_quiet_hours_says_when_texts_really_go(cova_app: App) -> None:
     preview = cova_app.notices.draft(
-        NoticeRequest(location="cova", send_at="2025-02-18 22:30", **REFERENCE)
+        OPERATOR, NoticeRequest(location="cova", send_at="2025-02-18 22:30", **REFERENCE)
     )  # type: ignore[arg-type]
     assert any("texts go out at 2025-02-19 08:00" in w for w in preview.warnings)
     urgent = cova_app.notices.draft(
-        NoticeRequest(location="cova", send_at="2025-02-18 22:30", urgent=True, **REFERENCE)
+        OPERATOR,
+        NoticeRequest(location="cova", send_at="2025-02-18 22:30", urgent=True, **REFERENCE),
     )  # type: ignore[arg-type]
     assert not any("quiet hours" in w for w in urgent.warnings)
     daytime = cova_app.notices.draft(
-        NoticeRequest(location="cova", send_at="2025-02-18 19:00", **REFERENCE)
+        OPERATOR, NoticeRequest(location="cova", send_at="2025-02-18 19:00", **REFERENCE)
     )  # type: ignore[arg-type]
     assert not any("quiet hours" in w for w in daytime.warnings)
 
@@ -179,7 +184,7 @@ def test_a_2230_send_for_a_closure_starting_at_midnight_goes_at_once(
 ) -> None:
     closure = REFERENCE | {"starts": "2025-02-19 00:00", "ends": "2025-02-20 00:00"}
     created = cova_app.notices.create(
-        NoticeRequest(location="cova", send_at="2025-02-18 22:30", **closure)
+        OPERATOR, NoticeRequest(location="cova", send_at="2025-02-18 22:30", **closure)
     )  # type: ignore[arg-type]
     assert any("urgent by rule" in w for w in created.preview.warnings)
     clock.set(datetime(2025, 2, 18, 22, 30, tzinfo=NEW_YORK))
@@ -187,7 +192,7 @@ def test_a_2230_send_for_a_closure_starting_at_midnight_goes_at_once(
     channel = FakeChannel()
     cova_app.dispatcher({"sms": channel}, "w1").drain()
     assert len(channel.sent) == 2  # not held to 08:00 on the closed day
-    assert cova_app.deliveries.log(created.id, "pending") == []
+    assert cova_app.deliveries.log(OPERATOR, created.id, "pending") == []
 
 
 def test_not_urgent_still_holds_them_when_the_manager_says_so(
@@ -195,7 +200,8 @@ def test_not_urgent_still_holds_them_when_the_manager_says_so(
 ) -> None:
     closure = REFERENCE | {"starts": "2025-02-19 00:00", "ends": "2025-02-20 00:00"}
     created = cova_app.notices.create(
-        NoticeRequest(location="cova", send_at="2025-02-18 22:30", urgent=False, **closure)
+        OPERATOR,
+        NoticeRequest(location="cova", send_at="2025-02-18 22:30", urgent=False, **closure),
     )
     assert any("texts go out at 2025-02-19 08:00" in w for w in created.preview.warnings)
     clock.set(datetime(2025, 2, 18, 22, 30, tzinfo=NEW_YORK))
@@ -210,15 +216,18 @@ def test_not_urgent_still_holds_them_when_the_manager_says_so(
 
 def test_patients_whose_language_has_no_templates_are_counted(cova_app: App) -> None:
     cova_app.patients.import_patients(
+        OPERATOR,
         io.StringIO(
             "external_id,first_name,last_name,phone,email,language,location,sms_consent,"
             "email_consent\nd1,Hans,Mayer,540-555-0190,,de,cova,yes,no\n"
             "d2,Greta,Mayer,540-555-0191,,de,cova,yes,no\n"
             "s1,Luz,Vega,540-555-0192,,es,cova,yes,no\n"
-        )
+        ),
     )
     spanish = {"reason_texts": {"es": "el mal tiempo"}}
-    preview = cova_app.notices.draft(NoticeRequest(location="cova", **REFERENCE | spanish))  # type: ignore[arg-type]
+    preview = cova_app.notices.draft(
+        OPERATOR, NoticeRequest(location="cova", **REFERENCE | spanish)
+    )  # type: ignore[arg-type]
     assert "2 patients with language 'de' get 'en': there are no 'de' templates" in (
         preview.warnings
     )
@@ -227,13 +236,14 @@ def test_patients_whose_language_has_no_templates_are_counted(cova_app: App) -> 
 
 def test_a_custom_message_gets_no_other_languages_footer(cova_app: App) -> None:
     cova_app.patients.import_patients(
+        OPERATOR,
         io.StringIO(
             "external_id,first_name,last_name,phone,email,language,location,sms_consent,"
             "email_consent\ns1,Luz,Vega,540-555-0192,,es,cova,yes,no\n"
-        )
+        ),
     )
     created = cova_app.notices.create(
-        NoticeRequest(location="cova", message="We are closed, stay safe.", **REFERENCE)
+        OPERATOR, NoticeRequest(location="cova", message="We are closed, stay safe.", **REFERENCE)
     )  # type: ignore[arg-type]
     assert [m.language for m in created.preview.messages["sms"]] == ["en"]
     assert (

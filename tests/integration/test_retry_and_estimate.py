@@ -18,20 +18,22 @@ from notifier.runtime import run_once
 from notifier.storage import reports
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.patients import HEADER, patients_csv, phone
 
 
 def notice(app: App, patients: int, channels: str = "sms") -> int:
-    app.patients.import_patients(io.StringIO(patients_csv(patients)))
+    app.patients.import_patients(OPERATOR, io.StringIO(patients_csv(patients)))
     return app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
             channels=tuple(channels.split(",")),
-        )
+        ),
     ).id
 
 
@@ -43,11 +45,11 @@ def test_failed_deliveries_are_requeued_on_request_keeping_their_attempts(
     notice_id = notice(app, 2)
     app.fanout.fire_due()
     run_once(app)
-    assert [d.state for d in app.deliveries.log(notice_id, "failed")] == ["failed"]
+    assert [d.state for d in app.deliveries.log(OPERATOR, notice_id, "failed")] == ["failed"]
 
-    assert app.deliveries.retry_failed(notice_id) == 1
+    assert app.deliveries.retry_failed(OPERATOR, notice_id) == 1
     run_once(app)
-    log = app.deliveries.log(notice_id)
+    log = app.deliveries.log(OPERATOR, notice_id)
     assert sorted((d.state, d.attempts) for d in log) == [("sent", 1), ("sent", 2)]
     assert len(fake_twilio.received_creates()) == 2
     with app.db.session() as s:
@@ -56,7 +58,7 @@ def test_failed_deliveries_are_requeued_on_request_keeping_their_attempts(
         ]
         kinds = [e.kind for e in reports.events_for(s, retried)]
     assert kinds == ["queued", "failed", "retry_requested", "sent"]
-    assert app.deliveries.retry_failed(notice_id) == 0  # nothing failed any more
+    assert app.deliveries.retry_failed(OPERATOR, notice_id) == 0  # nothing failed any more
 
 
 def test_no_retry_for_a_cancelled_notice_or_an_ended_closure(
@@ -66,18 +68,21 @@ def test_no_retry_for_a_cancelled_notice_or_an_ended_closure(
     cancelled = notice(app, 1)
     app.fanout.fire_due()
     run_once(app)
-    app.notices.cancel(cancelled)
-    assert app.deliveries.retry_failed(cancelled) == 0
+    app.notices.cancel(OPERATOR, cancelled)
+    assert app.deliveries.retry_failed(OPERATOR, cancelled) == 0
     ended = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova", starts="2025-02-19 12:30", ends="2025-02-21 00:00", reason="ice"
-        )
+        ),
     ).id
     app.fanout.fire_due()
     run_once(app)
     clock.advance(3 * 24 * 3600)
-    assert app.deliveries.retry_failed() == 0
-    assert {d.state for d in app.deliveries.log(ended) if d.channel == "sms"} == {"failed"}
+    assert app.deliveries.retry_failed(OPERATOR) == 0
+    assert {d.state for d in app.deliveries.log(OPERATOR, ended) if d.channel == "sms"} == {
+        "failed"
+    }
 
 
 @pytest.mark.parametrize(("patients", "rate", "warned"), [(50, 10.0, False), (50, 0.002, True)])
@@ -86,7 +91,7 @@ def test_the_preview_estimates_the_sending_time_and_warns_past_the_queue_window(
 ) -> None:
     app.settings.sms_rate_per_second = rate
     notice_id = notice(app, patients, channels="sms,email")
-    preview = app.previews.of_notice(notice_id)
+    preview = app.previews.of_notice(OPERATOR, notice_id)
     segments = preview.messages["sms"][0].segments
     assert preview.estimated_seconds["sms"] == pytest.approx(patients * segments / rate, rel=0.01)
     assert preview.estimated_seconds["email"] == pytest.approx(patients / 10.0)
@@ -115,9 +120,10 @@ APPOINTMENT = (
 def test_the_estimate_counts_each_patients_own_segments(app: App, cova: str) -> None:
     """Names and appointments change each text's segments; the estimate is what the texts
     really cost (each delivery records the segments it was charged)."""
-    app.patients.import_patients(io.StringIO(MIXED))
-    app.patients.import_appointments(io.StringIO(APPOINTMENT))
+    app.patients.import_patients(OPERATOR, io.StringIO(MIXED))
+    app.patients.import_appointments(OPERATOR, io.StringIO(APPOINTMENT))
     created = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
@@ -125,11 +131,11 @@ def test_the_estimate_counts_each_patients_own_segments(app: App, cova: str) -> 
             reason="ice",
             channels=("sms",),
             audience="both",
-        )
+        ),
     )
     channel = FakeChannel(lambda message, call: SendResult(f"SM{message.delivery_id:032d}"))
     run_once(app, {"sms": channel})
-    charged = sum(d.segments or 0 for d in app.deliveries.log(created.id, "sent"))
+    charged = sum(d.segments or 0 for d in app.deliveries.log(OPERATOR, created.id, "sent"))
     assert len(channel.sent) == 5 and charged > 5 * 2  # not all alike: long, UCS-2, appointments
     rate = app.settings.sms_rate_per_second
     assert created.preview.estimated_seconds["sms"] == pytest.approx(charged / rate, abs=0.05)
@@ -138,15 +144,16 @@ def test_the_estimate_counts_each_patients_own_segments(app: App, cova: str) -> 
 def test_a_short_queue_window_is_warned_about_in_minutes_and_seconds(app: App, cova: str) -> None:
     app.settings.sms_rate_per_second = 0.05
     app.settings.sms_queue_window_seconds = 600
-    app.patients.import_patients(io.StringIO(patients_csv(20)))
+    app.patients.import_patients(OPERATOR, io.StringIO(patients_csv(20)))
     preview = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="ice",
             channels=("sms",),
-        )
+        ),
     ).preview
     [warning] = [w for w in preview.warnings if "queues" in w]
     assert "takes about 13 min 20 s" in warning  # 20 texts × 2 segments ÷ 0.05/s = 800 s
@@ -188,7 +195,7 @@ def test_a_pool_of_senders_is_estimated_at_the_pools_rate(
     app.settings.sms_rate_per_second = 0.002  # one slow number would take longer than 10 h
     app.settings.twilio_from_numbers = pool and f"{pool},+18885550100=40"
     notice_id = notice(app, 50, channels="sms")
-    preview = app.previews.of_notice(notice_id)
+    preview = app.previews.of_notice(OPERATOR, notice_id)
     segments = preview.messages["sms"][0].segments
     rate = 50.0 if pool else 0.002
     assert preview.estimated_seconds["sms"] == pytest.approx(50 * segments / rate, rel=0.01)

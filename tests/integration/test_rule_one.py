@@ -37,6 +37,7 @@ from notifier.storage.models import (
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel, accept
 from tests.support.patients import HEADER, phone
 from tests.support.peers import NEW_YORK, peer_settings
@@ -112,13 +113,14 @@ class Story:
     def start(self) -> None:
         self.versions.append(
             self.app.notices.create(
+                OPERATOR,
                 NoticeRequest(
                     location="cova",
                     starts="2025-02-20 08:00",
                     ends="2025-02-21 00:00",
                     reason="v1",
                     channels=("sms",),
-                )
+                ),
             ).id
         )
 
@@ -150,11 +152,13 @@ class Story:
             version = len(self.versions) + 1
             ends = f"2025-02-20 {10 + version:02d}:00"
             self.versions.append(
-                self.app.notices.update(self.versions[-1], ends=ends, reason=f"v{version}").id
+                self.app.notices.update(
+                    OPERATOR, self.versions[-1], ends=ends, reason=f"v{version}"
+                ).id
             )
         elif op == "cancel" and not self.cancelled and n < 2:  # rarer: it ends the story
             self.cancelled = True
-            cancelled = self.app.notices.cancel(self.versions[-1], notify=True).id
+            cancelled = self.app.notices.cancel(OPERATOR, self.versions[-1], notify=True).id
             if cancelled != self.versions[-1]:  # not cancelled in place: nobody had heard
                 self.versions.append(cancelled)
         elif op == "advance" and self.clock.now() + timedelta(hours=n + 1) < MORNING:
@@ -184,12 +188,12 @@ class Story:
 
 def check_rule_one(story: Story) -> None:
     app = story.app
-    latest = app.notices.get(story.versions[-1])
+    latest = app.notices.get(OPERATOR, story.versions[-1])
     reason = {v: f"Due to v{i + 1}," for i, v in enumerate(story.versions)}
     received: dict[str, list[str]] = defaultdict(list)
     for message in story.provider.channel.accepted_messages():
         received[message.to].append(message.text)
-    latest_state = {d.address: d.state for d in app.deliveries.log(latest.id)}
+    latest_state = {d.address: d.state for d in app.deliveries.log(OPERATOR, latest.id)}
     called_off = latest.status == "cancelled" or latest.change == "cancellation"
     texts_sent = [t for texts in received.values() for t in texts]
     # What the generated stories cover (--hypothesis-show-statistics).
@@ -239,8 +243,8 @@ def story_app(
     built = build_app(
         peer_settings(database_url, fake_twilio, fake_smtp, last_look_seconds=0), clock=clock
     )
-    built.locations.save("cova", "COVA", "America/New_York", "Mon-Fri 08:00-17:00")
-    built.patients.import_patients(io.StringIO(PATIENTS))
+    built.locations.save(OPERATOR, "cova", "COVA", "America/New_York", "Mon-Fri 08:00-17:00")
+    built.patients.import_patients(OPERATOR, io.StringIO(PATIENTS))
     yield built
     built.close()
 

@@ -14,6 +14,7 @@ from notifier.clock import FrozenClock
 from notifier.runtime import run_once
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.patients import patients_csv
 from tests.support.peers import peer_settings
 
@@ -33,9 +34,9 @@ def app_with(database_url: str, fake: FakeTwilio, clock: FrozenClock, **settings
         clock=clock,
     )
     app.locations.save(
-        "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
+        OPERATOR, "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 08:00-17:00"
     )
-    app.patients.import_patients(io.StringIO(patients_csv(30, with_email=False)))
+    app.patients.import_patients(OPERATOR, io.StringIO(patients_csv(30, with_email=False)))
     return app
 
 
@@ -47,13 +48,14 @@ def test_each_patient_hears_from_the_same_number_of_the_pool_across_notices(
     try:
         for start, end in [("2025-02-19 12:30", "2025-02-20 00:00"), ("2025-02-24", "2025-02-25")]:
             app.notices.create(
+                OPERATOR,
                 NoticeRequest(
                     location="cova",
                     starts=start,
                     ends=end,
                     reason="inclement weather",
                     channels=("sms",),
-                )
+                ),
             )
             run_once(app)
     finally:
@@ -78,16 +80,17 @@ def test_a_messaging_service_is_sent_as_messaging_service_sid_without_from(
     )
     try:
         notice = app.notices.create(
+            OPERATOR,
             NoticeRequest(
                 location="cova",
                 starts="2025-02-19 12:30",
                 ends="2025-02-20 00:00",
                 reason="inclement weather",
                 channels=("sms",),
-            )
+            ),
         ).notice
         run_once(app)
-        states = {d.state for d in app.deliveries.log(notice.id) if d.state != "skipped"}
+        states = {d.state for d in app.deliveries.log(OPERATOR, notice.id) if d.state != "skipped"}
     finally:
         app.close()
     forms = [record["form"] for record in pool_twilio.received_creates()]

@@ -18,6 +18,7 @@ from notifier.rendering.renderer import default_templates_dir
 from notifier.runtime import run_once
 from notifier.storage.models import Delivery, DeliveryEvent, Notice, Patient
 from notifier.usecases.notice_requests import NoticeRequest
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.patients import HEADER, PATIENTS_CSV
 
@@ -34,7 +35,7 @@ def create_reference(app: App, **changes: str) -> int:
         "ends": "2025-02-21 00:00",
         "reason": "inclement weather",
     } | changes
-    return app.notices.create(NoticeRequest(**values)).id  # type: ignore[arg-type]
+    return app.notices.create(OPERATOR, NoticeRequest(**values)).id  # type: ignore[arg-type]
 
 
 def test_bad_csv_rows_are_reported_by_line_and_good_rows_still_land(app: App, cova: str) -> None:
@@ -47,7 +48,7 @@ def test_bad_csv_rows_are_reported_by_line_and_good_rows_still_land(app: App, co
         "p1,Maria,Again,540-555-0111,,en,cova,yes,no\n"
         "b5,Too,Many,540-555-0193,,en,cova,yes,no,extra\n"
     )
-    report = app.patients.import_patients(io.StringIO(csv_text))
+    report = app.patients.import_patients(OPERATOR, io.StringIO(csv_text))
     assert report.created == 5
     reasons = {e.line: e.reason for e in report.errors}
     assert sorted(reasons) == [7, 8, 9, 10, 11, 12, 13]
@@ -66,17 +67,17 @@ def test_bad_csv_rows_are_reported_by_line_and_good_rows_still_land(app: App, co
 
 def test_a_csv_with_a_wrong_header_imports_nothing(app: App, cova: str) -> None:
     with pytest.raises(ValidationError, match="lacks column"):
-        app.patients.import_patients(io.StringIO("id,name\n1,x\n"))
+        app.patients.import_patients(OPERATOR, io.StringIO("id,name\n1,x\n"))
     assert count(app, Patient) == 0
 
 
 def test_reimport_updates_by_external_id(app: App, cova: str) -> None:
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     changed = PATIENTS_CSV.replace(
         "p5,Tom,Reed,540-555-0115,tom@example.org,en,cova,no,no",
         "p5,Tom,Reed,540-555-0115,tom@example.org,en,cova,yes,no",
     )
-    report = app.patients.import_patients(io.StringIO(changed))
+    report = app.patients.import_patients(OPERATOR, io.StringIO(changed))
     assert (report.created, report.updated) == (0, 5)
     with app.db.session() as s:
         tom = s.scalar(select(Patient).where(Patient.external_id == "p5"))
@@ -102,7 +103,7 @@ def test_impossible_closures_are_refused_and_store_nothing(
     with pytest.raises(ValidationError, match=error):
         create_reference(app, **changes)
     assert count(app, Notice) == 1
-    assert app.notices.get(good).status == "active"
+    assert app.notices.get(OPERATOR, good).status == "active"
 
 
 def test_a_broken_template_is_reported_at_creation_and_stores_nothing(
@@ -126,7 +127,7 @@ def test_preview_shows_segments_encoding_and_disabled_channels(app: App, cova: s
         app.settings.model_copy(update={"smtp_host": None, "email_from": None}), app.clock
     )
     try:
-        preview = no_email.previews.of_notice(notice_id)
+        preview = no_email.previews.of_notice(OPERATOR, notice_id)
     finally:
         no_email.close()
     assert (
@@ -140,20 +141,20 @@ def test_preview_shows_segments_encoding_and_disabled_channels(app: App, cova: s
 def test_fan_out_gives_one_delivery_per_address_and_records_why_others_were_skipped(
     app: App, cova: str
 ) -> None:
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     notice_id = create_reference(app)
     assert app.fanout.fire_due() == 1
     assert app.fanout.fire_due() == 0  # exactly once
-    rows = {(d.channel, d.state) for d in app.deliveries.log(notice_id)}
+    rows = {(d.channel, d.state) for d in app.deliveries.log(OPERATOR, notice_id)}
     by_channel: dict[str, list[str]] = {}
-    for d in app.deliveries.log(notice_id):
+    for d in app.deliveries.log(OPERATOR, notice_id):
         by_channel.setdefault(d.channel, []).append(d.state)
     # Phones: 0111 (p1), 0112 (p2+p3 shared, one text), 0114 (no consent), 0115 (no consent).
     assert sorted(by_channel["sms"]) == ["pending", "pending", "skipped", "skipped"]
     # Emails: maria, jane, ana consent; tom does not.
     assert sorted(by_channel["email"]) == ["pending", "pending", "pending", "skipped"]
     assert ("sms", "skipped") in rows
-    skipped = app.deliveries.log(notice_id, "skipped")
+    skipped = app.deliveries.log(OPERATOR, notice_id, "skipped")
     assert {d.error for d in skipped} == {"no SMS consent", "no email consent"}
     assert count(app, DeliveryEvent) == count(app, Delivery) == 8
 
@@ -161,54 +162,54 @@ def test_fan_out_gives_one_delivery_per_address_and_records_why_others_were_skip
 def test_a_broadcast_due_after_its_closure_ended_expires_with_a_reason(
     app: App, cova: str, clock: FrozenClock
 ) -> None:
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     notice_id = create_reference(app, send_at="2025-02-19 07:00")
     clock.advance(3 * 24 * 3600)  # the service was down until after the closure
     app.fanout.fire_due()
-    broadcast = app.notices.get(notice_id).broadcasts[0]
+    broadcast = app.notices.get(OPERATOR, notice_id).broadcasts[0]
     assert broadcast.status == "expired"
     assert "before the broadcast could go out" in str(broadcast.status_reason)
     assert count(app, Delivery) == 0
 
 
 def test_cancelling_withdraws_waiting_deliveries(app: App, cova: str) -> None:
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     notice_id = create_reference(app)
     app.fanout.fire_due()
-    view = app.notices.cancel(notice_id)
+    view = app.notices.cancel(OPERATOR, notice_id)
     assert view.status == "cancelled"
-    states = {d.state for d in app.deliveries.log(notice_id)}
+    states = {d.state for d in app.deliveries.log(OPERATOR, notice_id)}
     assert states == {"cancelled", "skipped"}
     with pytest.raises(ValidationError, match="already cancelled"):
-        app.notices.cancel(notice_id)
+        app.notices.cancel(OPERATOR, notice_id)
 
 
 def test_cancelling_a_scheduled_notice_means_it_never_fans_out(
     app: App, cova: str, clock: FrozenClock
 ) -> None:
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     notice_id = create_reference(app, send_at="2025-02-19 07:00")
-    app.notices.cancel(notice_id)
+    app.notices.cancel(OPERATOR, notice_id)
     clock.advance(14 * 3600)
     assert app.fanout.fire_due() == 0
-    assert app.notices.get(notice_id).broadcasts[0].status == "cancelled"
+    assert app.notices.get(OPERATOR, notice_id).broadcasts[0].status == "cancelled"
     assert count(app, Delivery) == 0
 
 
 def test_unknown_notice_is_a_clear_error(app: App) -> None:
     with pytest.raises(NotFoundError, match="no notice with id 999"):
-        app.previews.of_notice(999)
+        app.previews.of_notice(OPERATOR, 999)
 
 
 def test_consent_granted_or_withdrawn_by_an_import_is_in_the_ledger(app: App, cova: str) -> None:
     from notifier.storage.models import ConsentEvent
 
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     changed = PATIENTS_CSV.replace(
         "p1,Maria,Lopez,540-555-0111,maria@example.org,en,cova,yes,yes",
         "p1,Maria,Lopez,540-555-0111,maria@example.org,en,cova,no,yes",
     )
-    app.patients.import_patients(io.StringIO(changed))
+    app.patients.import_patients(OPERATOR, io.StringIO(changed))
     with app.db.session() as s:
         events = s.scalars(select(ConsentEvent).order_by(ConsentEvent.id)).all()
         ledger = [(e.channel, e.address, e.source, e.old, e.new) for e in events]
@@ -229,17 +230,19 @@ def test_a_reminder_repeats_the_message_to_whom_the_first_reached_unless_asked(
 ) -> None:
     """By default a reminder goes to the first message's recipients, not to patients imported
     since (they never heard the first); the manager may ask for the audience as it is then."""
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     notice_id = create_reference(
         app, reminder_at="2025-02-19 07:30", reminder_audience=reminder_audience
     )
-    broadcasts = app.notices.get(notice_id).broadcasts
+    broadcasts = app.notices.get(OPERATOR, notice_id).broadcasts
     assert [str(b.send_at)[:16] for b in broadcasts] == ["2025-02-18T18:00", "2025-02-19T07:30"]
     texts, emails = FakeChannel(), FakeChannel(spec=EmailChannel.spec)
     run_once(app, {"sms": texts, "email": emails})
     reached = {m.to for m in texts.sent + emails.sent}
     assert len(reached) == 5
-    app.patients.import_patients(io.StringIO(NEW_PATIENT))  # Noel, after the first message
+    app.patients.import_patients(
+        OPERATOR, io.StringIO(NEW_PATIENT)
+    )  # Noel, after the first message
     clock.set(datetime.fromisoformat("2025-02-19T07:30:00-05:00"))
     again_texts, again_emails = FakeChannel(), FakeChannel(spec=EmailChannel.spec)
     run_once(app, {"sms": again_texts, "email": again_emails})
@@ -257,16 +260,17 @@ def test_a_reminder_follows_a_patients_changes_since_the_first_message(
 ) -> None:
     """Maria moved to a new number and Jane withdrew her email consent after the first message:
     the reminder goes to neither old address, and the log says why."""
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     notice_id = create_reference(app, reminder_at="2025-02-19 07:30")
     texts, emails = FakeChannel(), FakeChannel(spec=EmailChannel.spec)
     run_once(app, {"sms": texts, "email": emails})
     assert {"+15405550111", "jane@example.org"} <= {m.to for m in texts.sent + emails.sent}
     app.patients.import_patients(
+        OPERATOR,
         io.StringIO(
             f"{HEADER}\np1,Maria,Lopez,540-555-0191,maria@example.org,en,cova,yes,yes\n"
             "p3,Jane,Smith,540-555-0112,jane@example.org,en,cova,yes,no\n"
-        )
+        ),
     )
     clock.set(datetime.fromisoformat("2025-02-19T07:30:00-05:00"))
     again_texts, again_emails = FakeChannel(), FakeChannel(spec=EmailChannel.spec)
@@ -274,7 +278,7 @@ def test_a_reminder_follows_a_patients_changes_since_the_first_message(
     reminded = {m.to for m in again_texts.sent + again_emails.sent}
     assert "+15405550111" not in reminded and "jane@example.org" not in reminded
     assert {"+15405550112", "maria@example.org", "ana@example.org"} <= reminded
-    reminder = app.notices.get(notice_id).broadcasts[1].id
+    reminder = app.notices.get(OPERATOR, notice_id).broadcasts[1].id
     with app.db.session() as s:
         skipped = s.scalars(
             select(Delivery.error_message).where(

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from notifier.spreadsheets import FORMULA_STARTS
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.patients import HEADER
 from tests.support.processes import run_notifier, service_env
@@ -45,15 +46,17 @@ def import_formula_patients(web: Web) -> None:
             [f"f{i}", name, "Formula", f"540-555-014{i}", "", "en", "cova", "yes", "no"]
         )
         booked.writerow([f"fa{i}", f"f{i}", "cova", "2025-02-20 10:30", 30, name, "scheduled"])
-    report = web.app.patients.import_patients(io.StringIO(f"{HEADER}\n{patients.getvalue()}"))
+    report = web.app.patients.import_patients(
+        OPERATOR, io.StringIO(f"{HEADER}\n{patients.getvalue()}")
+    )
     assert report.errors == [] and report.created == len(FORMULAS)
-    report = web.app.patients.import_appointments(io.StringIO(appointments.getvalue()))
+    report = web.app.patients.import_appointments(OPERATOR, io.StringIO(appointments.getvalue()))
     assert report.errors == [] and report.created == len(FORMULAS)
 
 
 def report_formula_failure(web: Web, notice_id: int) -> None:
     """A signed status callback whose ErrorMessage is a formula."""
-    row = next(d for d in web.app.deliveries.log(notice_id) if d.provider_id)
+    row = next(d for d in web.app.deliveries.log(OPERATOR, notice_id) if d.provider_id)
     answer = web.signed_post(
         "/webhooks/twilio/status",
         {

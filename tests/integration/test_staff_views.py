@@ -23,6 +23,7 @@ from notifier.cli.watching import watch_rich
 from notifier.clock import FrozenClock
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier.usecases.views import Progress
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel, refusing
 from tests.support.peers import NEW_YORK
 from tests.support.web import PASSWORD, Web, broadcast_sms, sign_in, signed_in
@@ -60,7 +61,7 @@ def manager(web: Web) -> Iterator[httpx.Client]:
 def open_after_all(web: Web) -> tuple[int, int]:
     """The reference closure, sent, then cancelled telling those it reached: (old, new)."""
     original = broadcast_sms(web.app, FakeChannel())
-    follow_up = web.app.notices.cancel(original, notify=True)
+    follow_up = web.app.notices.cancel(OPERATOR, original, notify=True)
     assert follow_up.id != original
     return original, follow_up.id
 
@@ -115,13 +116,14 @@ PRIVATE = ("Maria", "Lopez", "5405550111", "maria@example.org")
 def landline_maria(web: Web) -> int:
     """The reference notice by SMS and email; Maria's phone is a landline (21614)."""
     created = web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
             channels=("sms", "email"),
-        )
+        ),
     )
     web.app.fanout.fire_due()
     channels = {"sms": refusing("+15405550111"), "email": FakeChannel(spec=EmailChannel.spec)}
@@ -228,14 +230,14 @@ def test_held_texts_show_why_in_every_view(web: Web, clock: FrozenClock) -> None
     web.app.accounts.create_user("manager@cova.example", "manager", PASSWORD)
     manager = sign_in(web, "manager@cova.example")
     notice_id = broadcast_sms(web.app, FakeChannel())
-    pending = web.app.deliveries.log(notice_id, "pending")
+    pending = web.app.deliveries.log(OPERATOR, notice_id, "pending")
     assert len(pending) == 2 and all(d.error == HELD for d in pending)
     table = cli(web, "deliveries", "--notice", str(notice_id), "--status", "pending")
     assert table.count(HELD) == 2
     web.client.headers["Authorization"] = f"Bearer {web.app.accounts.create_token('site')}"
     api_rows = web.client.get("/api/v1/deliveries", params={"notice": notice_id}).json()
     assert sum(d["error"] == HELD for d in api_rows) == 2
-    assert web.app.deliveries.waits(notice_id) == [f"2 messages waiting: {HELD}"]
+    assert web.app.deliveries.waits(OPERATOR, notice_id) == [f"2 messages waiting: {HELD}"]
     page = manager.get(f"/console/notices/{notice_id}").text
     assert f"2 messages waiting: {HELD}" in page and page.count(HELD) >= 3
     summary = manager.get(f"/console/notices/{notice_id}/summary").text
@@ -243,8 +245,8 @@ def test_held_texts_show_why_in_every_view(web: Web, clock: FrozenClock) -> None
     manager.close()
     clock.set(datetime(2025, 2, 19, 8, 0, tzinfo=NEW_YORK))
     web.app.dispatcher({"sms": FakeChannel()}, "w1").drain()
-    assert all(d.error is None for d in web.app.deliveries.log(notice_id, "sent"))
-    assert web.app.deliveries.waits(notice_id) == []
+    assert all(d.error is None for d in web.app.deliveries.log(OPERATOR, notice_id, "sent"))
+    assert web.app.deliveries.waits(OPERATOR, notice_id) == []
 
 
 # --- drafts -----------------------------------------------------------------------------------
@@ -262,7 +264,7 @@ def test_notice_create_without_send_at_makes_a_draft_that_sends_only_when_told(
     web.app.fanout.fire_due()
     channel = FakeChannel()
     web.app.dispatcher({"sms": channel}, "w1").drain()
-    assert channel.sent == [] and web.app.deliveries.log(1) == []
+    assert channel.sent == [] and web.app.deliveries.log(OPERATOR, 1) == []
     page = manager.get("/console/notices/1").text
     assert "Send this notice" in page and "draft · upcoming closure" in page
     sent = cli(web, "notice", "send", "1", "--send-at", "now")
@@ -281,18 +283,19 @@ def test_notice_create_without_send_at_makes_a_draft_that_sends_only_when_told(
 
 def test_a_draft_is_cancelled_or_updated_as_a_draft(web: Web) -> None:
     created = web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="ice",
             send_at=None,
-        )
+        ),
     )
-    updated = web.app.notices.update(created.id, reason="snow")
+    updated = web.app.notices.update(OPERATOR, created.id, reason="snow")
     assert updated.state == "draft · upcoming closure"
     assert [b.status for b in updated.broadcasts] == ["draft"]
-    cancelled = web.app.notices.cancel(updated.id)
+    cancelled = web.app.notices.cancel(OPERATOR, updated.id)
     assert cancelled.state == "cancelled"
     assert [b.status for b in cancelled.broadcasts] == ["cancelled"]
 
@@ -304,13 +307,14 @@ def test_notice_watch_follows_the_broadcast_and_ends_when_it_does(
     web: Web, clock: FrozenClock
 ) -> None:
     created = web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="ice",
             channels=("sms",),
-        )
+        ),
     )
     outcome: dict[str, str] = {}
 
@@ -336,12 +340,12 @@ def test_notice_watch_follows_the_broadcast_and_ends_when_it_does(
 def test_the_progress_counts_waits_and_pace(web: Web, clock: FrozenClock) -> None:
     clock.set(datetime(2025, 2, 18, 22, 0, tzinfo=NEW_YORK))
     notice_id = broadcast_sms(web.app, FakeChannel())
-    held = web.app.deliveries.progress(notice_id)
+    held = web.app.deliveries.progress(OPERATOR, notice_id)
     assert (held.total, held.counts["queued"], held.finished) == (4, 2, False)
     assert held.waits == [f"2 messages waiting: {HELD}"]
     clock.set(datetime(2025, 2, 19, 8, 0, tzinfo=NEW_YORK))
     web.app.dispatcher({"sms": FakeChannel()}, "w1").drain()
-    over = web.app.deliveries.progress(notice_id)
+    over = web.app.deliveries.progress(OPERATOR, notice_id)
     assert over.finished and over.counts["sent"] == 2 and over.eta_seconds == 0
     assert over.rate is not None and over.rate > 0
 

@@ -19,6 +19,7 @@ from notifier.storage.models import Delivery
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.patients import patients_csv
 from tests.support.records import opted_out
 from tests.support.web import Web, add_cova, served
@@ -47,7 +48,7 @@ def slow_web(
     ) as web:
         add_cova(web.app)
         csv = patients_csv(EXTRA_PATIENTS, with_email=False)
-        web.app.patients.import_patients(io.StringIO(csv))
+        web.app.patients.import_patients(OPERATOR, io.StringIO(csv))
         yield web
 
 
@@ -65,13 +66,14 @@ def test_a_stop_during_a_broadcast_stops_every_text_to_that_number_not_yet_hande
 ) -> None:
     web = slow_web
     web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
             channels=("sms",),
-        )
+        ),
     )
     web.app.fanout.fire_due()
     dispatcher = web.app.dispatcher()

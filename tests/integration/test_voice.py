@@ -17,6 +17,7 @@ from notifier.runtime import run_once
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.web import Web, save_cova, served
 
 HEADER = (
@@ -55,7 +56,7 @@ def voice_web(
     } | settings
     with served(database_url, twilio, smtp, clock, **values) as web:
         save_cova(web.app)
-        report = web.app.patients.import_patients(io.StringIO(PATIENTS))
+        report = web.app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS))
         assert not report.errors, report.errors
         yield web
 
@@ -69,7 +70,8 @@ def web(
 
 def call_out(web: Web, reason: str = "inclement weather") -> int:
     notice = web.app.notices.create(
-        NoticeRequest("cova", "2025-02-19 12:30", "2025-02-21 00:00", reason, channels=("voice",))
+        OPERATOR,
+        NoticeRequest("cova", "2025-02-19 12:30", "2025-02-21 00:00", reason, channels=("voice",)),
     )
     run_once(web.app)
     web.twilio.flush(timeout=30)
@@ -82,7 +84,9 @@ PATIENT_PHONES = {"v1": RUTH, "v2": ROSA, "v3": OMAR}
 
 def deliveries(web: Web, notice_id: int) -> dict[str, tuple[str, str | None]]:
     """Each patient's call (by phone): its state and error."""
-    rows = web.app.deliveries.log(notice_id=notice_id, channel="voice", show_patients=True)
+    rows = web.app.deliveries.log(
+        OPERATOR, notice_id=notice_id, channel="voice", show_patients=True
+    )
     return {PATIENT_PHONES[str(row.patient)]: (row.state, row.error) for row in rows}
 
 
@@ -174,6 +178,7 @@ def test_quiet_hours_defer_calls(
     clock.advance(4 * 3600)  # 22:00 in New York, the evening before: quiet hours
     for web in voice_web(database_url, fake_twilio, fake_smtp, clock):
         notice = web.app.notices.create(
+            OPERATOR,
             NoticeRequest(
                 "cova",
                 "2025-02-19 12:30",
@@ -181,7 +186,7 @@ def test_quiet_hours_defer_calls(
                 "ice",
                 channels=("voice",),
                 urgent=False,
-            )
+            ),
         )
         run_once(web.app)
         fake_twilio.flush(timeout=30)
@@ -199,9 +204,10 @@ def test_the_call_rate_holds_at_the_test_server(
 ) -> None:
     for web in voice_web(database_url, fake_twilio, fake_smtp, clock, voice_calls_per_second=1.0):
         web.app.notices.create(
+            OPERATOR,
             NoticeRequest(
                 "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels=("voice",)
-            )
+            ),
         )
         run_once(web.app)
         creates = sorted(
@@ -234,7 +240,7 @@ f3,Omar,Haddad,540-555-0123,,en,cova,yes,no,no,
 
 
 def fallback_web(web: Web) -> None:
-    web.app.patients.import_patients(io.StringIO(LANDLINES))
+    web.app.patients.import_patients(OPERATOR, io.StringIO(LANDLINES))
     for landline in (RUTH, ROSA, OMAR):  # Twilio refuses a text to a landline
         web.twilio.fault(
             match={"to": landline, "path_regex": "Messages"},
@@ -244,13 +250,13 @@ def fallback_web(web: Web) -> None:
 
 
 def by_channel(web: Web, notice_id: int) -> dict[tuple[str, str], object]:
-    rows = web.app.deliveries.log(notice_id=notice_id, show_patients=True)
+    rows = web.app.deliveries.log(OPERATOR, notice_id=notice_id, show_patients=True)
     return {(PATIENT_PHONES["v" + str(row.patient)[1:]], row.channel): row for row in rows}
 
 
 def test_sms_21614_falls_back_to_a_call_once(web: Web, clock: FrozenClock) -> None:
     fallback_web(web)
-    notice = web.app.notices.create(NoticeRequest(
+    notice = web.app.notices.create(OPERATOR, NoticeRequest(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
         channels=("sms",), fallback="sms>voice>email",
     ))  # fmt: skip
@@ -267,13 +273,13 @@ def test_sms_21614_falls_back_to_a_call_once(web: Web, clock: FrozenClock) -> No
     assert CLOSURE_ES in said(web.twilio.calls_to(ROSA)[0])
     # Omar did not agree to calls: his text failed and nothing stands in for it.
     assert (OMAR, "voice") not in log and web.twilio.calls_to(OMAR) == []
-    _, events = web.app.deliveries.history(text.id)  # type: ignore[attr-defined]
+    _, events = web.app.deliveries.history(OPERATOR, text.id)  # type: ignore[attr-defined]
     assert any(e.kind == "fallback" and "trying voice call" in (e.detail or "") for e in events)
 
 
 def test_a_patient_already_called_is_not_called_again_by_the_fallback(web: Web) -> None:
     fallback_web(web)
-    notice = web.app.notices.create(NoticeRequest(
+    notice = web.app.notices.create(OPERATOR, NoticeRequest(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
         channels=("sms", "voice"), fallback="sms>voice",
     ))  # fmt: skip
@@ -286,11 +292,11 @@ def test_a_patient_already_called_is_not_called_again_by_the_fallback(web: Web) 
 
 
 def test_an_undelivered_30006_report_falls_back_too(web: Web, clock: FrozenClock) -> None:
-    web.app.patients.import_patients(io.StringIO(LANDLINES))
+    web.app.patients.import_patients(OPERATOR, io.StringIO(LANDLINES))
     web.twilio.fault(
         match={"to": RUTH}, times=None, response={"fate": "undelivered", "error_code": 30006}
     )
-    notice = web.app.notices.create(NoticeRequest(
+    notice = web.app.notices.create(OPERATOR, NoticeRequest(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
         channels=("sms",), fallback="sms>voice",
     ))  # fmt: skip
@@ -310,7 +316,8 @@ def test_a_fallback_order_names_known_channels_each_once(web: Web) -> None:
     for bad in ("sms", "sms>fax", "sms>voice>sms"):
         with pytest.raises(ValidationError, match="fallback"):
             web.app.notices.create(
-                NoticeRequest("cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", fallback=bad)
+                OPERATOR,
+                NoticeRequest("cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", fallback=bad),
             )
 
 
@@ -318,7 +325,7 @@ def test_the_preview_speaks_the_call_and_estimates_the_calls_at_the_call_rate(
     database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
 ) -> None:
     for web in voice_web(database_url, fake_twilio, fake_smtp, clock, voice_calls_per_second=0.5):
-        preview = web.app.notices.create(NoticeRequest(
+        preview = web.app.notices.create(OPERATOR, NoticeRequest(
             "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
             channels=("sms", "voice"), send_at=None,
         )).preview  # fmt: skip
@@ -349,11 +356,11 @@ def test_a_redial_due_in_quiet_hours_waits_for_the_morning(web: Web, clock: Froz
 def test_a_text_retried_after_a_passing_error_is_not_also_a_call(
     web: Web, clock: FrozenClock
 ) -> None:
-    web.app.patients.import_patients(io.StringIO(LANDLINES))
+    web.app.patients.import_patients(OPERATOR, io.StringIO(LANDLINES))
     web.twilio.fault(
         match={"to": RUTH, "path_regex": "Messages"}, times=1, response={"status": 503}
     )
-    notice = web.app.notices.create(NoticeRequest(
+    notice = web.app.notices.create(OPERATOR, NoticeRequest(
         "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
         channels=("sms",), fallback="sms>voice",
     ))  # fmt: skip
@@ -374,7 +381,9 @@ def test_lookup_finds_the_landlines_of_patients_imported_without_a_phone_type(
     fake_twilio.line_type(OMAR, "landline")
     fake_twilio.line_type(ROSA, "fixedVoip")
     for web in voice_web(database_url, fake_twilio, fake_smtp, clock, twilio_lookup=True):
-        web.app.patients.import_patients(io.StringIO(PATIENTS.replace("landline", "mobile", 1)))
+        web.app.patients.import_patients(
+            OPERATOR, io.StringIO(PATIENTS.replace("landline", "mobile", 1))
+        )
         with web.app.db.session() as s:
             types = dict(s.execute(text("SELECT external_id, phone_type FROM patients")).all())
         # Given in the file: kept as given (v1, v2); looked up when empty (v3).

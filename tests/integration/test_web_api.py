@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from notifier.storage.models import ApiToken
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.web import Web, broadcast_sms
 
@@ -36,7 +37,7 @@ def test_the_api_refuses_requests_without_a_valid_token(
         response = web.client.request(method, path, headers=headers, json=NOTICE)
         assert response.status_code == 401, (method, path, response.text)
         assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert web.app.notices.all() == []
+    assert web.app.notices.all(OPERATOR) == []
 
 
 def test_tokens_are_stored_only_as_a_digest(web: Web) -> None:

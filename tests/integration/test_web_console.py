@@ -16,6 +16,7 @@ from notifier.clock import FrozenClock
 from notifier.storage import accounts as account_rows
 from notifier.storage import consent as consent_rows
 from notifier.usecases.notice_requests import NoticeRequest
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.web import PASSWORD, Web, broadcast_sms, csrf_of, sign_in
 
@@ -109,7 +110,7 @@ def test_every_form_needs_the_sessions_csrf_token(web: Web, manager: httpx.Clien
         manager.post("/console/notices", data=REFERENCE | {"csrf": other_token}).status_code == 403
     )
     assert manager.post("/console/logout").status_code == 403
-    assert web.app.notices.all() == []
+    assert web.app.notices.all(OPERATOR) == []
 
 
 def test_a_tampered_session_cookie_signs_nobody_in(web: Web, manager: httpx.Client) -> None:
@@ -144,7 +145,7 @@ def test_the_preview_stores_nothing_and_names_the_field_at_fault(
     )
     assert 'data-field="ends"' in answer.text
     assert "the end must be later than the start" in answer.text
-    assert web.app.notices.all() == []
+    assert web.app.notices.all(OPERATOR) == []
 
 
 @pytest.mark.parametrize(
@@ -170,7 +171,7 @@ def test_create_errors_appear_next_to_their_field_and_keep_the_input(
     assert words in error_for(page, field)
     assert f'id="{field}"' not in page.text or 'aria-invalid="true"' in page.text
     assert "inclement weather" in page.text or change.get("reason")  # typed values survive
-    assert web.app.notices.all() == []
+    assert web.app.notices.all(OPERATOR) == []
 
 
 def test_a_manager_queues_a_notice_and_sees_its_log_summary_and_history(
@@ -228,7 +229,7 @@ def test_a_manager_adds_a_reminder_broadcast(web: Web, manager: httpx.Client) ->
     created = manager.post("/console/notices", data=form)
     assert created.status_code == 303
     notice_id = int(created.headers["location"].split("/")[-1].split("?")[0])
-    broadcasts = web.app.notices.get(notice_id).broadcasts
+    broadcasts = web.app.notices.get(OPERATOR, notice_id).broadcasts
     assert [str(b.send_at)[11:16] for b in broadcasts] == ["18:00", "07:30"]
     page = manager.get(f"/console/notices/{notice_id}").text
     assert page.count("Broadcast ") >= 2
@@ -242,7 +243,7 @@ def test_a_manager_cancels_a_scheduled_notice(web: Web, manager: httpx.Client) -
     page = manager.get(f"/console/notices/{notice_id}")
     cancelled = manager.post(f"/console/notices/{notice_id}/cancel", data={"csrf": csrf_of(page)})
     assert cancelled.status_code == 303
-    assert web.app.notices.get(notice_id).status == "cancelled"
+    assert web.app.notices.get(OPERATOR, notice_id).status == "cancelled"
     again = manager.get(f"/console/notices/{notice_id}").text
     assert "Cancel notice" not in again and 'data-sending="false"' in again
     listing = manager.get("/console/notices").text
@@ -265,7 +266,7 @@ def test_a_viewer_reads_the_log_but_cannot_change_anything(web: Web) -> None:
         assert viewer.get("/console/patients/import").status_code == 403
     finally:
         viewer.close()
-    assert web.app.notices.get(notice_id).status != "cancelled"
+    assert web.app.notices.get(OPERATOR, notice_id).status != "cancelled"
 
 
 def test_the_import_page_reports_each_bad_row_and_imports_the_good_ones(
@@ -362,7 +363,7 @@ def test_the_preview_button_works_without_javascript(web: Web, manager: httpx.Cl
     assert page.status_code == 200
     assert "closing early Wednesday, 2/19/2025 at 12:30 PM" in page.text
     assert 'value="inclement weather"' in page.text
-    assert web.app.notices.all() == []
+    assert web.app.notices.all(OPERATOR) == []
 
 
 def test_unknown_ids_get_a_page_not_a_stack_trace(manager: httpx.Client) -> None:
@@ -391,7 +392,7 @@ def send_texts_only(web: Web) -> set[str]:
 def queued_for(web: Web, notice_id: int) -> list[tuple[str, str]]:
     """(channel, masked address) of every delivery the notice's broadcast queued, once fired."""
     web.app.fanout.fire_due()
-    return sorted((d.channel, d.address) for d in web.app.deliveries.log(notice_id))
+    return sorted((d.channel, d.address) for d in web.app.deliveries.log(OPERATOR, notice_id))
 
 
 def update_form(manager: httpx.Client, notice_id: int, **changes: str) -> dict[str, object]:
@@ -426,11 +427,11 @@ def test_a_manager_updates_a_scheduled_notice_and_sees_the_version_chain(
     assert answer.status_code == 303
     new = int(answer.headers["location"].split("/")[-1].split("?")[0])
     assert answer.headers["location"] == f"/console/notices/{new}?updated=1"
-    view = web.app.notices.get(new)
+    view = web.app.notices.get(OPERATOR, new)
     assert (view.version, view.supersedes_id, view.change) == (2, original, "original")
     assert view.ends.startswith("2025-02-20T12:00")
     assert view.broadcasts[0].send_at == "2025-02-19T07:00:00-05:00"  # the old send time
-    assert web.app.notices.get(original).status == "superseded"
+    assert web.app.notices.get(OPERATOR, original).status == "superseded"
 
     newer = manager.get(answer.headers["location"]).text
     assert "Update queued" in newer
@@ -459,13 +460,13 @@ def test_an_update_after_a_partial_send_corrects_the_texted_and_tells_the_rest(
     answer = manager.post(f"/console/notices/{original}/update", data=form)
     assert answer.status_code == 303
     new = int(answer.headers["location"].split("/")[-1].split("?")[0])
-    assert web.app.notices.get(new).change == "update"
-    texted_before = {d.address for d in web.app.deliveries.log(original, state="sent")}
+    assert web.app.notices.get(OPERATOR, new).change == "update"
+    texted_before = {d.address for d in web.app.deliveries.log(OPERATOR, original, state="sent")}
     queued = queued_for(web, new)
     # The texted phones (to be corrected), and every email: none had gone out (withdrawn), so
     # those patients get the latest version as a plain notice.
     assert {a for c, a in queued if c == "sms"} >= texted_before
-    withdrawn = web.app.deliveries.log(original, channel="email", state="cancelled")
+    withdrawn = web.app.deliveries.log(OPERATOR, original, channel="email", state="cancelled")
     assert withdrawn and {d.error for d in withdrawn} == {f"superseded by notice {new}"}
     assert {d.address for d in withdrawn} <= {a for c, a in queued if c == "email"}
     channel = FakeChannel()
@@ -485,11 +486,13 @@ def test_cancel_with_notify_tells_only_those_already_told(web: Web, manager: htt
     assert answer.status_code == 303
     follow_up = int(answer.headers["location"].split("/")[-1])
     assert follow_up != original
-    assert web.app.notices.get(original).status == "cancelled"
-    assert web.app.notices.get(follow_up).change == "cancellation"
-    prior = sorted((d.channel, d.address) for d in web.app.deliveries.log(original, state="sent"))
+    assert web.app.notices.get(OPERATOR, original).status == "cancelled"
+    assert web.app.notices.get(OPERATOR, follow_up).change == "cancellation"
+    prior = sorted(
+        (d.channel, d.address) for d in web.app.deliveries.log(OPERATOR, original, state="sent")
+    )
     assert queued_for(web, follow_up) == prior
-    assert web.app.deliveries.log(original, channel="email", state="pending") == []
+    assert web.app.deliveries.log(OPERATOR, original, channel="email", state="pending") == []
     chain = manager.get(f"/console/notices/{follow_up}").text
     assert "open after all" in chain and 'id="supersedes-link"' in chain
 
@@ -500,7 +503,7 @@ def test_cancel_without_notify_tells_nobody(web: Web, manager: httpx.Client) -> 
     page = manager.get(f"/console/notices/{original}")
     answer = manager.post(f"/console/notices/{original}/cancel", data={"csrf": csrf_of(page)})
     assert answer.headers["location"] == f"/console/notices/{original}"
-    assert [v.id for v in web.app.notices.all()] == [original]
+    assert [v.id for v in web.app.notices.all(OPERATOR)] == [original]
 
 
 @pytest.mark.parametrize(
@@ -522,8 +525,8 @@ def test_update_errors_appear_next_to_their_field_and_store_nothing(
     assert page.status_code == 422
     assert words in error_for(page, field)
     assert '<details id="update" class="update" open>' in page.text
-    assert [v.id for v in web.app.notices.all()] == [original]
-    assert web.app.notices.get(original).status == "active"
+    assert [v.id for v in web.app.notices.all(OPERATOR)] == [original]
+    assert web.app.notices.get(OPERATOR, original).status == "active"
 
 
 def test_updating_needs_a_manager_and_the_csrf_token(web: Web, manager: httpx.Client) -> None:
@@ -547,14 +550,15 @@ def test_updating_needs_a_manager_and_the_csrf_token(web: Web, manager: httpx.Cl
         assert refused.status_code == 403
     finally:
         viewer.close()
-    assert [v.id for v in web.app.notices.all()] == [original]
-    assert web.app.notices.get(original).reason == "inclement weather"
+    assert [v.id for v in web.app.notices.all(OPERATOR)] == [original]
+    assert web.app.notices.get(OPERATOR, original).reason == "inclement weather"
 
 
 def test_an_update_that_keeps_the_times_keeps_every_interval(
     web: Web, manager: httpx.Client
 ) -> None:
     original = web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts=None,
@@ -562,7 +566,7 @@ def test_an_update_that_keeps_the_times_keeps_every_interval(
             reason="inclement weather",
             send_at="2025-02-19 07:00",
             intervals=("2025-02-19 12:30/2025-02-19 17:00", "2025-02-20 08:00/2025-02-20 12:00"),
-        )
+        ),
     ).id
     page = manager.get(f"/console/notices/{original}")
     assert "This closure has 2 separate intervals" in page.text
@@ -570,5 +574,7 @@ def test_an_update_that_keeps_the_times_keeps_every_interval(
         f"/console/notices/{original}/update", data=update_form(manager, original, reason="ice")
     )
     assert answer.status_code == 303
-    new = web.app.notices.get(int(answer.headers["location"].split("/")[-1].split("?")[0]))
+    new = web.app.notices.get(
+        OPERATOR, int(answer.headers["location"].split("/")[-1].split("?")[0])
+    )
     assert new.reason == "ice" and len(new.intervals) == 2

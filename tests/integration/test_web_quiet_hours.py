@@ -9,6 +9,7 @@ import pytest
 from notifier.bootstrap import App
 from notifier.clock import FrozenClock
 from notifier.storage import deliveries as delivery_rows
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.peers import NEW_YORK
 from tests.support.records import events
@@ -28,7 +29,7 @@ def test_a_text_at_22_00_is_deferred_to_08_00_local_then_sent(
     channel = FakeChannel()
     notice_id = broadcast_sms(night, channel)
     assert channel.sent == []
-    pending = night.deliveries.log(notice_id, "pending")
+    pending = night.deliveries.log(OPERATOR, notice_id, "pending")
     assert len(pending) == 2
     with night.db.session() as s:
         rows = [delivery_rows.deliveries_with_context(s, [d.id])[0] for d in pending]
@@ -45,7 +46,7 @@ def test_a_text_at_22_00_is_deferred_to_08_00_local_then_sent(
     clock.set(datetime(2025, 2, 19, 8, 0, tzinfo=NEW_YORK))
     night.dispatcher({"sms": broadcast_again}).drain()
     assert len(broadcast_again.sent) == 2
-    assert sorted(d.state for d in night.deliveries.log(notice_id, channel="sms")) == [
+    assert sorted(d.state for d in night.deliveries.log(OPERATOR, notice_id, channel="sms")) == [
         "sent",
         "sent",
         "skipped",
@@ -71,22 +72,22 @@ def test_not_urgent_wins_over_the_same_day_default(night: App, clock: FrozenCloc
     channel = FakeChannel()
     notice_id = broadcast_sms(night, channel, urgent=False)
     assert channel.sent == []
-    assert len(night.deliveries.log(notice_id, "pending")) == 2
+    assert len(night.deliveries.log(OPERATOR, notice_id, "pending")) == 2
 
 
 def test_a_closure_over_before_the_window_opens_expires(night: App) -> None:
     night.locations.save(
-        "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 06:00-17:00"
+        OPERATOR, "cova", "COVA Spine and Pain Center", "America/New_York", "Mon-Fri 06:00-17:00"
     )
     channel = FakeChannel()
     notice_id = broadcast_sms(
         night, channel, starts="2025-02-19 06:00", ends="2025-02-19 07:30", urgent=False
     )
     assert channel.sent == []
-    expired = night.deliveries.log(notice_id, "expired")
+    expired = night.deliveries.log(OPERATOR, notice_id, "expired")
     assert len(expired) == 2 and all("quiet hours" in (d.error or "") for d in expired)
 
 
 def test_email_is_not_held_by_quiet_hours(night: App) -> None:
     notice_id = broadcast_email(night)
-    assert len(night.deliveries.log(notice_id, "sent")) == 3
+    assert len(night.deliveries.log(OPERATOR, notice_id, "sent")) == 3

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from notifier.usecases.notice_requests import NoticeRequest
+from tests.support.actors import OPERATOR
 from tests.support.web import Web
 
 EXAMPLES = 25
@@ -25,9 +26,10 @@ EXAMPLES = 25
 def web(web: Web) -> Web:
     """The shared served app (reference location and patients), plus this file's own setup."""
     web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova", starts="2025-02-19 12:30", ends="2025-02-21 00:00", reason="storm"
-        )
+        ),
     )
     return web
 

@@ -11,6 +11,7 @@ from notifier.storage.models import Delivery
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.records import events, ledger, opted_out
 from tests.support.web import Web, add_cova, broadcast_sms, served
@@ -24,7 +25,7 @@ def sent(web: Web) -> dict[str, int]:
     """The reference notice sent by SMS: MessageSid → delivery id."""
     channel = FakeChannel()
     notice_id = broadcast_sms(web.app, channel)
-    log = web.app.deliveries.log(notice_id, "sent")
+    log = web.app.deliveries.log(OPERATOR, notice_id, "sent")
     assert len(log) == 2
     return {d.provider_id: d.id for d in log if d.provider_id}
 
@@ -34,7 +35,7 @@ def status(sid: str, value: str, **extra: str) -> dict[str, str]:
 
 
 def state_of(web: Web, delivery_id: int) -> str:
-    return next(d.state for d in web.app.deliveries.log() if d.id == delivery_id)
+    return next(d.state for d in web.app.deliveries.log(OPERATOR) if d.id == delivery_id)
 
 
 def test_health_and_readiness(web: Web) -> None:
@@ -101,7 +102,7 @@ def test_undelivered_records_the_carrier_error_code(web: Web, sent: dict[str, in
         status(sid, "undelivered", ErrorCode="30007", ErrorMessage="Carrier violation"),
     )
     assert web.settle() == {"duplicate": 1, "applied": 1}
-    log = next(d for d in web.app.deliveries.log() if d.id == delivery)
+    log = next(d for d in web.app.deliveries.log(OPERATOR) if d.id == delivery)
     assert (log.state, log.error_code, log.error) == ("undelivered", "30007", "Carrier violation")
     assert events(web.app, delivery)[-1] == ("status_undelivered", "undelivered", "30007")
 
@@ -165,7 +166,7 @@ def test_stop_opts_out_every_patient_with_that_phone_and_start_opts_back_in(
     channel = FakeChannel()
     notice_id = broadcast_sms(web.app, channel)
     assert [m.to for m in channel.sent] == [MARIA]
-    skipped = [d for d in web.app.deliveries.log(notice_id) if d.state == "skipped"]
+    skipped = [d for d in web.app.deliveries.log(OPERATOR, notice_id) if d.state == "skipped"]
     assert "opted out" in {d.error for d in skipped}
 
     web.inbound("start", SMITHS)
@@ -193,16 +194,17 @@ def test_an_unsigned_inbound_stop_is_refused(web: Web) -> None:
 def test_a_send_refused_with_21610_records_the_opt_out(web: Web) -> None:
     web.twilio.opt_out(MARIA)  # Maria texted STOP to Twilio before we heard of it
     web.app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
             channels=("sms",),
-        )
+        ),
     )
     run_once(web.app)
-    failed = web.app.deliveries.log(state="failed")
+    failed = web.app.deliveries.log(OPERATOR, state="failed")
     assert [d.error_code for d in failed] == ["21610"]
     assert opted_out(web.app, "sms", MARIA)
     assert [e[:3] for e in ledger(web.app, "sms", MARIA)] == [("21610", "opted_in", "opted_out")]
@@ -218,13 +220,14 @@ def test_end_to_end_twilios_own_callbacks_and_replies_reach_the_running_server(
     ):
         add_cova(web.app)
         notice = web.app.notices.create(
+            OPERATOR,
             NoticeRequest(
                 location="cova",
                 starts="2025-02-19 12:30",
                 ends="2025-02-21 00:00",
                 reason="inclement weather",
                 channels=("sms",),
-            )
+            ),
         )
         run_once(web.app)
         twilio.flush(timeout=20)
@@ -232,7 +235,7 @@ def test_end_to_end_twilios_own_callbacks_and_replies_reach_the_running_server(
         assert callbacks and all(c["status"] == 200 for c in callbacks)
         assert all(c["url"] == web.server.url + "/webhooks/twilio/status" for c in callbacks)
         web.settle()
-        states = sorted(d.state for d in web.app.deliveries.log(notice.id, channel="sms"))
+        states = sorted(d.state for d in web.app.deliveries.log(OPERATOR, notice.id, channel="sms"))
         assert states == ["delivered", "delivered", "skipped", "skipped"]
 
         reply = twilio.inbound(

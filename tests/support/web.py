@@ -19,6 +19,7 @@ from notifier.usecases.notice_requests import NoticeRequest
 from notifier.web.server import HttpServer
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
+from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.patients import PATIENTS_CSV
 from tests.support.peers import peer_settings
@@ -100,6 +101,7 @@ def served(
 def save_cova(app: App) -> str:
     """The reference location (Mon–Fri 08:00–17:00, New York); its slug."""
     app.locations.save(
+        OPERATOR,
         "cova",
         "COVA Spine and Pain Center",
         "America/New_York",
@@ -112,7 +114,7 @@ def save_cova(app: App) -> str:
 def add_cova(app: App) -> None:
     """The reference location and its five patients."""
     save_cova(app)
-    app.patients.import_patients(io.StringIO(PATIENTS_CSV))
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
 
 
 def csrf_of(page: httpx.Response) -> str:
@@ -153,7 +155,7 @@ def broadcast_sms(app: App, channel: FakeChannel, **notice: object) -> int:
         "reason": "inclement weather",
         "channels": ("sms",),
     } | notice
-    created = app.notices.create(NoticeRequest(location="cova", **values))  # type: ignore[arg-type]
+    created = app.notices.create(OPERATOR, NoticeRequest(location="cova", **values))  # type: ignore[arg-type]
     app.fanout.fire_due()
     app.dispatcher({"sms": channel}, "w1").drain()
     return created.id
@@ -162,13 +164,14 @@ def broadcast_sms(app: App, channel: FakeChannel, **notice: object) -> int:
 def broadcast_email(app: App) -> int:
     """The reference notice by email, fired and dispatched through the SMTP peer; its id."""
     created = app.notices.create(
+        OPERATOR,
         NoticeRequest(
             location="cova",
             starts="2025-02-19 12:30",
             ends="2025-02-21 00:00",
             reason="inclement weather",
             channels=("email",),
-        )
+        ),
     )
     app.fanout.fire_due()
     dispatcher = app.dispatcher()

@@ -1,7 +1,8 @@
 """The web console for clinic managers and ops: server-rendered pages under ``/console``.
 
 Split by page group: sign-in (``signin``), notices (``notices``), the delivery log
-(``deliveries``), patients (``patients``) and locations (``locations``); sessions, CSRF and
+(``deliveries``), patients (``patients``), locations (``locations``) and the audit trail
+(``audit``); sessions, CSRF and
 roles in ``auth``, page making in ``pages``. A thin layer over the same use cases as the CLI;
 templates live in ``templates/web/``, apart from the message templates.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 
-from notifier.web.console import deliveries, locations, notices, patients, signin
+from notifier.web.console import audit, deliveries, locations, notices, patients, signin
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -22,7 +23,7 @@ def home() -> Response:
     return RedirectResponse("/console/notices", status_code=303)
 
 
-for part in (signin, notices, deliveries, patients, locations):
+for part in (signin, notices, deliveries, patients, locations, audit):
     router.include_router(part.router)
 
 __all__ = ["router"]

@@ -29,10 +29,11 @@ from itsdangerous import BadData, TimestampSigner
 
 from notifier.bootstrap import App
 from notifier.clock import Clock
-from notifier.domain.actors import Actor, ActorKind
+from notifier.domain.actors import Actor
 from notifier.usecases.accounts import UserView
 from notifier.usecases.sessions import NewSession
 from notifier.web.deps import get_app
+from notifier.web.proxies import client_ip
 
 COOKIE = "notifier_console"
 CSRF_COOKIE = "notifier_csrf"
@@ -144,9 +145,12 @@ def signed_in(request: Request, sign_in: CurrentSignIn) -> UserView:
     return sign_in.user
 
 
-def actor_of(user: UserView) -> Actor:
-    """The signed-in user as the use cases' acting person (every location: issue 19 scopes)."""
-    return Actor(ActorKind.USER, user.id, user.email, user.role)
+def actor_of(request: Request, sign_in: SignIn) -> Actor:
+    """Who acts in this request: the signed-in user, from the client's address (the use cases
+    scope everything by it)."""
+    if sign_in.user is None:
+        raise HTTPException(303, headers={"Location": "/console/login"})
+    return sign_in.user.actor(client_ip(request))
 
 
 def manager(user: Annotated[UserView, Depends(signed_in)]) -> UserView:

@@ -11,10 +11,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from notifier.bootstrap import App
+from notifier.domain.actors import Actor
 from notifier.errors import NotFoundError
 from notifier.spreadsheets import csv_text
 from notifier.usecases.views import DELIVERY_CSV_COLUMNS, NOT_REACHED_COLUMNS, DeliveryView
-from notifier.web.console.auth import CurrentSignIn, Manager, SignedIn
+from notifier.web.console.auth import CurrentSignIn, Manager, SignedIn, actor_of
 from notifier.web.console.pages import not_found, page
 from notifier.web.deps import Application
 
@@ -44,10 +45,20 @@ class LogFilter:
 
 
 def delivery_log(
-    app: App, notice_id: int, filters: LogFilter, show_patients: bool = False
+    app: App,
+    actor: Actor,
+    notice_id: int,
+    filters: LogFilter,
+    show_patients: bool = False,
+    export: bool = False,
 ) -> list[DeliveryView]:
     rows = app.deliveries.log(
-        notice_id, filters.state or None, filters.channel or None, show_patients=show_patients
+        actor,
+        notice_id,
+        filters.state or None,
+        filters.channel or None,
+        show_patients=show_patients,
+        export=export,
     )
     return filters.apply(rows)
 
@@ -61,9 +72,16 @@ Filters = Annotated[LogFilter, Depends()]
 
 
 @router.get("/notices/{notice_id}/deliveries.csv")
-def export(app: Application, user: SignedIn, notice_id: int, filters: Filters) -> Response:
+def export(
+    request: Request,
+    app: Application,
+    sign_in: CurrentSignIn,
+    user: SignedIn,
+    notice_id: int,
+    filters: Filters,
+) -> Response:
     try:
-        rows = delivery_log(app, notice_id, filters)
+        rows = delivery_log(app, actor_of(request, sign_in), notice_id, filters, export=True)
     except NotFoundError:
         return Response(status_code=404)
     return Response(
@@ -82,16 +100,20 @@ def not_reached_page(
 ) -> Response:
     """Patients this notice did not reach, with phone and email, for the front desk to call."""
     try:
-        notice, rows = app.notices.get(notice_id), app.deliveries.not_reached(notice_id)
+        actor = actor_of(request, sign_in)
+        notice = app.notices.get(actor, notice_id)
+        rows = app.deliveries.not_reached(actor, notice_id)
     except NotFoundError:
         return not_found(request, app, sign_in, f"There is no notice {notice_id}.")
     return page(request, app, sign_in, "not_reached.html", notice=notice, rows=rows)
 
 
 @router.get("/notices/{notice_id}/not-reached.csv")
-def not_reached_csv(app: Application, user: Manager, notice_id: int) -> Response:
+def not_reached_csv(
+    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager, notice_id: int
+) -> Response:
     try:
-        rows = app.deliveries.not_reached(notice_id)
+        rows = app.deliveries.not_reached(actor_of(request, sign_in), notice_id)
     except NotFoundError:
         return Response(status_code=404)
     return Response(
@@ -109,8 +131,9 @@ def delivery_page(
     request: Request, app: Application, sign_in: CurrentSignIn, user: SignedIn, delivery_id: int
 ) -> Response:
     try:
-        delivery, events = app.deliveries.history(delivery_id)
+        actor = actor_of(request, sign_in)
+        delivery, events = app.deliveries.history(actor, delivery_id)
     except NotFoundError:
         return not_found(request, app, sign_in, f"There is no delivery {delivery_id}.")
-    tz = app.notices.get(delivery.notice_id).timezone
+    tz = app.notices.get(actor, delivery.notice_id).timezone
     return page(request, app, sign_in, "delivery.html", delivery=delivery, events=events, tz=tz)

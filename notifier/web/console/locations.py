@@ -9,10 +9,17 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from notifier.bootstrap import App
-from notifier.errors import ValidationError
+from notifier.errors import ForbiddenError, NotFoundError, ValidationError
 from notifier.usecases.locations import LocationSaved
 from notifier.usecases.views import LocationView
-from notifier.web.console.auth import CsrfChecked, CurrentSignIn, Manager, SignedIn, SignIn
+from notifier.web.console.auth import (
+    CsrfChecked,
+    CurrentSignIn,
+    Manager,
+    SignedIn,
+    SignIn,
+    actor_of,
+)
 from notifier.web.console.pages import not_found, page
 from notifier.web.deps import Application
 
@@ -40,7 +47,8 @@ def _values(view: LocationView | None) -> dict[str, str]:
 def locations(
     request: Request, app: Application, sign_in: CurrentSignIn, user: SignedIn
 ) -> Response:
-    return page(request, app, sign_in, "locations.html", locations=app.locations.all())
+    locations = app.locations.all(actor_of(request, sign_in))
+    return page(request, app, sign_in, "locations.html", locations=locations)
 
 
 @router.get("/locations/new")
@@ -54,7 +62,8 @@ def new_location(
 def location_page(
     request: Request, app: Application, sign_in: CurrentSignIn, user: Manager, slug: str
 ) -> Response:
-    found = next((loc for loc in app.locations.all() if loc.slug == slug), None)
+    actor = actor_of(request, sign_in)
+    found = next((loc for loc in app.locations.all(actor) if loc.slug == slug), None)
     if found is None:
         return not_found(request, app, sign_in, f"There is no location {slug!r}.")
     return _form(request, app, sign_in, _values(found), feeds=found.public_feeds)
@@ -70,7 +79,10 @@ def switch_feeds(
     on: Annotated[str, Form(pattern="^(on|off)$")],
 ) -> Response:
     """Turn the location's public page, banner and feeds on or off."""
-    view = app.locations.set_public_feeds(slug, on == "on")
+    try:
+        view = app.locations.set_public_feeds(actor_of(request, sign_in), slug, on == "on")
+    except NotFoundError:
+        return not_found(request, app, sign_in, f"There is no location {slug!r}.")
     return _form(request, app, sign_in, _values(view), feeds=view.public_feeds, switched=True)
 
 
@@ -90,7 +102,12 @@ def save_location(
 ) -> Response:
     values = dict(zip(LOCATION_FIELDS, (slug, name, timezone, hours, phone, language), strict=True))
     try:
-        saved = app.locations.save(slug, name, timezone, hours, phone or None, language)
+        actor = actor_of(request, sign_in)
+        saved = app.locations.save(actor, slug, name, timezone, hours, phone or None, language)
+    except NotFoundError:
+        return not_found(request, app, sign_in, f"There is no location {slug!r}.")
+    except ForbiddenError as exc:
+        return _form(request, app, sign_in, values, new=True, errors={"form": str(exc)}, status=403)
     except ValidationError as exc:
         field = exc.field if exc.field in LOCATION_FIELDS else "form"
         errors = {field: str(exc)}

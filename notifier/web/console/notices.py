@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from notifier.bootstrap import App
+from notifier.domain.actors import Actor
 from notifier.domain.closures import zone
 from notifier.domain.deliveries import DeliveryState
 from notifier.domain.notices import Action, NoticeChange, Period
@@ -64,7 +65,8 @@ def notices(
     user: SignedIn,
     location: str | None = None,
 ) -> Response:
-    locations = app.locations.all()
+    actor = actor_of(request, sign_in)
+    locations = app.locations.all(actor)
     if location and location not in {loc.slug for loc in locations}:
         return not_found(request, app, sign_in, f"There is no location {location!r}.")
     groups = {
@@ -72,7 +74,7 @@ def notices(
         for loc in locations
         if not location or loc.slug == location
     }
-    for view in app.notices.all(location or None):
+    for view in app.notices.all(actor, location or None):
         group = groups.get(view.location)
         if group is None:
             continue
@@ -98,11 +100,11 @@ def notices(
 # --- the form -----------------------------------------------------------------------------
 
 
-def _now_by_location(app: App) -> dict[str, str]:
+def _now_by_location(app: App, actor: Actor) -> dict[str, str]:
     now = app.clock.now()
     return {
         loc.slug: now.astimezone(zone(loc.timezone)).strftime("%Y-%m-%d %H:%M")
-        for loc in app.locations.all()
+        for loc in app.locations.all(actor)
     }
 
 
@@ -110,7 +112,7 @@ def _now_by_location(app: App) -> dict[str, str]:
 def new_notice(
     request: Request, app: Application, sign_in: CurrentSignIn, user: Manager
 ) -> Response:
-    locations = app.locations.all()
+    locations = app.locations.all(actor_of(request, sign_in))
     values = form_defaults()
     if len(locations) == 1:
         values["location"] = locations[0].slug
@@ -137,8 +139,8 @@ def _new_page(
         channels=list(channels),
         errors=errors,
         preview=preview,
-        locations=app.locations.all(),
-        now=_now_by_location(app),
+        locations=app.locations.all(actor_of(request, sign_in)),
+        now=_now_by_location(app, actor_of(request, sign_in)),
     )
 
 
@@ -154,7 +156,7 @@ async def preview_fragment(
     preview = None
     if not errors:
         try:
-            preview = app.notices.draft(draft.request(), change)
+            preview = app.notices.draft(actor_of(request, sign_in), draft.request(), change)
         except ValidationError as exc:
             errors = errors_of(exc)
     return fragment(
@@ -173,9 +175,11 @@ async def create_notice(
     if not errors:
         try:
             if form.get("action") == "preview":
-                preview = app.notices.draft(replace(draft.request(), send_at="now"))
+                preview = app.notices.draft(
+                    actor_of(request, sign_in), replace(draft.request(), send_at="now")
+                )
             else:
-                created = app.notices.create(draft.request(), actor_of(user))
+                created = app.notices.create(actor_of(request, sign_in), draft.request())
                 return redirect(
                     f"/console/notices/{created.notice.id}?created=1", request, app, sign_in
                 )
@@ -196,9 +200,9 @@ async def create_notice(
 # --- a notice's page ----------------------------------------------------------------------
 
 
-def _notice_or_none(app: App, notice_id: int) -> NoticeView | None:
+def _notice_or_none(app: App, actor: Actor, notice_id: int) -> NoticeView | None:
     try:
-        return app.notices.get(notice_id)
+        return app.notices.get(actor, notice_id)
     except NotFoundError:
         return None
 
@@ -214,7 +218,7 @@ def notice_page(
     created: int = 0,
     updated: int = 0,
 ) -> Response:
-    view = _notice_or_none(app, notice_id)
+    view = _notice_or_none(app, actor_of(request, sign_in), notice_id)
     if view is None:
         return not_found(request, app, sign_in, f"There is no notice {notice_id}.")
     return _notice_page(
@@ -235,12 +239,13 @@ def _notice_page(
     created: bool = False,
     updated: bool = False,
 ) -> HTMLResponse:
-    manager = sign_in.user is not None and sign_in.user.can_manage
-    rows = delivery_log(app, view.id, filters, show_patients=manager)
-    all_rows = app.deliveries.log(view.id)
-    chain = app.notices.chain(view.id)
+    actor = actor_of(request, sign_in)
+    manager = actor.can_manage
+    rows = delivery_log(app, actor, view.id, filters, show_patients=manager)
+    all_rows = app.deliveries.log(actor, view.id)
+    chain = app.notices.chain(actor, view.id)
     updatable = manager and Action.UPDATE in view.actions
-    told = updatable and app.deliveries.reached_anyone(view.id)
+    told = updatable and app.deliveries.reached_anyone(actor, view.id)
     form = update or NoticeForm(_update_defaults(view), view.channels)
     return page(
         request,
@@ -249,7 +254,7 @@ def _notice_page(
         "notice.html",
         status=status,
         notice=view,
-        summary=summary_of(app, view),
+        summary=summary_of(app, actor, view),
         rows=rows[:TABLE_ROWS],
         matched=len(rows),
         filters=filters,
@@ -272,18 +277,18 @@ def _notice_page(
         public=(app.settings.public_base_url or str(request.base_url)).rstrip("/")
         + f"/public/{view.location}",
         root_id=view.root_id or view.id,
-        plan=_plan_or_none(app, view) if manager else None,
-        history=app.notices.history(view.id),
+        plan=_plan_or_none(app, actor, view) if manager else None,
+        history=app.notices.history(actor, view.id),
     )
 
 
-def _plan_or_none(app: App, view: NoticeView) -> Plan | None:
+def _plan_or_none(app: App, actor: Actor, view: NoticeView) -> Plan | None:
     """The plan of a notice that can still send (none for one that is over or withdrawn); a
     plan that cannot be made never stops the page."""
     if not view.actions:
         return None
     try:
-        return app.plans.of_notice(view.id)
+        return app.plans.of_notice(actor, view.id)
     except Exception:  # the page's boundary: the notice and its log still show
         log.warning(
             "the plan of notice %s could not be made",
@@ -315,7 +320,7 @@ async def update_notice(
     Only what differs from the notice as it stands is passed on, so a notice of several
     intervals keeps them unless its times are changed here.
     """
-    view = _notice_or_none(app, notice_id)
+    view = _notice_or_none(app, actor_of(request, sign_in), notice_id)
     if view is None:
         return not_found(request, app, sign_in, f"There is no notice {notice_id}.")
     posted = await notice_form(request)
@@ -328,19 +333,20 @@ async def update_notice(
     if not errors:
         try:
             if (await request.form()).get("action") == "preview":
-                preview = app.notices.draft(draft.request(), NoticeChange.UPDATE)
+                actor = actor_of(request, sign_in)
+                preview = app.notices.draft(actor, draft.request(), NoticeChange.UPDATE)
             else:
                 times = {"starts": values["starts"], "ends": values["ends"]}
                 moved = any(
                     values[k].replace("T", " ") != current[k].replace("T", " ") for k in times
                 )
                 new = app.notices.update(
+                    actor_of(request, sign_in),
                     notice_id,
                     starts=times["starts"] if moved else None,
                     ends=times["ends"] if moved else None,
                     reason=values["reason"],
                     message=values["message"] or None,
-                    actor=actor_of(user),
                 )
                 return redirect(f"/console/notices/{new.id}?updated=1", request, app, sign_in)
         except ValidationError as exc:
@@ -362,10 +368,11 @@ async def update_notice(
 def summary_fragment(
     request: Request, app: Application, sign_in: CurrentSignIn, user: SignedIn, notice_id: int
 ) -> Response:
-    view = _notice_or_none(app, notice_id)
+    view = _notice_or_none(app, actor_of(request, sign_in), notice_id)
     if view is None:
         return Response(status_code=404)
-    return fragment("_summary.html", notice=view, summary=summary_of(app, view))
+    summary = summary_of(app, actor_of(request, sign_in), view)
+    return fragment("_summary.html", notice=view, summary=summary)
 
 
 @router.post("/notices/{notice_id}/cancel", dependencies=[CsrfChecked])
@@ -384,7 +391,7 @@ def cancel(
         sign_in,
         notice_id,
         "Not cancelled",
-        lambda: app.notices.cancel(notice_id, notify=bool(notify), actor=actor_of(user)).id,
+        lambda: app.notices.cancel(actor_of(request, sign_in), notice_id, bool(notify)).id,
     )
 
 
@@ -406,7 +413,7 @@ def send(
         sign_in,
         notice_id,
         "Not sent",
-        lambda: app.notices.send(notice_id, when, actor_of(user))[0].id,
+        lambda: app.notices.send(actor_of(request, sign_in), notice_id, when)[0].id,
     )
 
 
@@ -421,7 +428,7 @@ def approve(
         sign_in,
         notice_id,
         "Not approved",
-        lambda: app.notices.approve(notice_id, actor_of(user)).id,
+        lambda: app.notices.approve(actor_of(request, sign_in), notice_id).id,
     )
 
 
@@ -432,7 +439,7 @@ def retry(
     """Schedule again the broadcasts of this notice whose fan-out failed."""
 
     def retried() -> int:
-        app.notices.retry(notice_id)
+        app.notices.retry(actor_of(request, sign_in), notice_id)
         return notice_id
 
     return _act(request, app, sign_in, notice_id, "Not retried", retried)

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from notifier.errors import NotFoundError, ValidationError
 from notifier.usecases.csv_import import ImportReport
-from notifier.web.console.auth import CsrfChecked, CurrentSignIn, Manager, SignedIn
+from notifier.web.console.auth import CsrfChecked, CurrentSignIn, Manager, SignedIn, actor_of
 from notifier.web.console.pages import not_found, page
 from notifier.web.deps import Application
 
@@ -31,7 +31,9 @@ def patients(
 ) -> Response:
     number = max(page_number, 1)
     try:
-        rows, total = app.patients.page(location or None, PAGE_SIZE, (number - 1) * PAGE_SIZE)
+        actor = actor_of(request, sign_in)
+        offset = (number - 1) * PAGE_SIZE
+        rows, total = app.patients.page(actor, location or None, PAGE_SIZE, offset)
     except NotFoundError as exc:
         return not_found(request, app, sign_in, str(exc))
     return page(
@@ -43,7 +45,7 @@ def patients(
         total=total,
         page=number,
         pages=max(1, -(-total // PAGE_SIZE)),
-        locations=app.locations.all(),
+        locations=app.locations.all(actor),
         chosen=location,
         channels=list(app.deps.channels),
     )
@@ -76,7 +78,9 @@ async def import_upload(
         error = f"the file is larger than {size}: split it"
     else:
         try:  # bytes: the import decodes them and reports undecodable ones by line
-            report = await run_in_threadpool(app.patients.import_patients, io.BytesIO(data))
+            report = await run_in_threadpool(
+                app.patients.import_patients, actor_of(request, sign_in), io.BytesIO(data)
+            )
         except ValidationError as exc:
             error = str(exc)
     return page(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from notifier.bootstrap import App
+from notifier.domain.actors import Actor
 from notifier.domain.deliveries import BUCKETS, DeliveryState
 from notifier.domain.notices import BroadcastStatus, NoticeStatus
 from notifier.usecases.views import NoticeView, Progress
@@ -28,8 +29,8 @@ class Summary:
     progress: Progress  # counts, pace and ETA, as `notifier notice watch` shows them
 
 
-def summary_of(app: App, view: NoticeView) -> Summary:
-    by_channel = app.deliveries.summary(view.id)
+def summary_of(app: App, actor: Actor, view: NoticeView) -> Summary:
+    by_channel = app.deliveries.summary(actor, view.id)
     counts = {label: 0 for label, _ in BUCKETS}
     for states in by_channel.values():
         for state, count in states.items():
@@ -53,5 +54,5 @@ def summary_of(app: App, view: NoticeView) -> Summary:
     )
     sending = counts["queued"] > 0 or scheduled or awaiting_report
     moving = sending and view.status != NoticeStatus.CANCELLED
-    progress = app.deliveries.progress(view.id)
+    progress = app.deliveries.progress(actor, view.id)
     return Summary(total, buckets, by_channel, moving, progress.waits, progress)

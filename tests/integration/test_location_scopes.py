@@ -1,0 +1,329 @@
+"""Many clinics, one installation: a manager and a token of one clinic (north) try every
+console page, API route and CLI command against the other clinic's (cova's) ids. Each gets 404
+(or, for a list, nothing of cova's); none changes anything. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import text
+
+from notifier.bootstrap import App
+from notifier.cli import main
+from notifier.domain.actors import ActorKind, Role
+from notifier.domain.consent import Source
+from notifier.errors import ForbiddenError, NotFoundError
+from notifier.usecases.notice_requests import NoticeRequest
+from tests.support.actors import OPERATOR
+from tests.support.channels import FakeChannel
+from tests.support.patients import HEADER
+from tests.support.web import PASSWORD, SECRET, Web, broadcast_sms, csrf_of, sign_in
+
+NOW = "2025-02-18T18:00:00-05:00"
+NORTH_MANAGER = "north.manager@clinics.example"
+NORTH_PATIENTS = f"{HEADER}\nn1,Nora,North,540-555-0199,nora@example.org,en,north,yes,yes\n"
+
+
+@dataclass
+class Clinics:
+    web: Web
+    cova_notice: int
+    cova_delivery: int
+    north_notice: int
+    token: str  # north's, send scope, may see patients
+    console: httpx.Client  # north's manager, signed in
+
+
+@pytest.fixture
+def clinics(web: Web) -> Iterator[Clinics]:
+    app = web.app
+    app.locations.save(OPERATOR, "north", "North Clinic", "America/New_York", "Mon-Fri 08:00-17:00")
+    app.patients.import_patients(OPERATOR, io.StringIO(NORTH_PATIENTS))
+    cova_notice = broadcast_sms(app, FakeChannel())
+    cova_delivery = app.deliveries.log(OPERATOR, cova_notice)[0].id
+    north_notice = app.notices.create(
+        OPERATOR,
+        NoticeRequest(
+            location="north",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="ice",
+            channels=("sms",),
+        ),
+    ).id
+    app.accounts.create_user(NORTH_MANAGER, "manager", PASSWORD, ["north"])
+    token = app.accounts.create_token("north desk", True, ["north"], "send")
+    console = sign_in(web, NORTH_MANAGER)
+    try:
+        yield Clinics(web, cova_notice, cova_delivery, north_notice, token, console)
+    finally:
+        console.close()
+
+
+def cova_untouched(c: Clinics) -> None:
+    view = c.web.app.notices.get(OPERATOR, c.cova_notice)
+    assert view.status == "active" and view.version == 1
+    assert len(c.web.app.notices.all(OPERATOR, "cova")) == 1
+
+
+def test_the_users_and_tokens_actor_has_its_locations_only(clinics: Clinics) -> None:
+    app = clinics.web.app
+    actor = app.accounts.actor_for_email(NORTH_MANAGER)
+    assert actor.kind is ActorKind.USER and actor.role is Role.MANAGER
+    assert actor.locations is not None and len(actor.locations) == 1
+    [north] = actor.locations
+    assert not actor.sees(north + 1) and not actor.every_location
+    with pytest.raises(NotFoundError):
+        app.accounts.actor_for_email("nobody@clinics.example")
+    token = app.accounts.token_actor(clinics.token)
+    assert token is not None and token.locations == frozenset({north})
+    assert token.kind is ActorKind.TOKEN and token.role is Role.MANAGER
+    listed = {u.email: u.locations for u in app.accounts.users()}
+    assert listed[NORTH_MANAGER] == "north"
+
+
+CONSOLE_GETS = [
+    "/console/notices/{notice}",
+    "/console/notices/{notice}/summary",
+    "/console/notices/{notice}/deliveries.csv",
+    "/console/notices/{notice}/not-reached",
+    "/console/notices/{notice}/not-reached.csv",
+    "/console/deliveries/{delivery}",
+    "/console/locations/cova",
+    "/console/notices?location=cova",
+    "/console/patients?location=cova",
+    "/console/audit",
+]
+CONSOLE_POSTS = [
+    ("/console/notices/{notice}/cancel", {}),
+    ("/console/notices/{notice}/send", {"send_mode": "now"}),
+    ("/console/notices/{notice}/retry", {}),
+    ("/console/notices/{notice}/update", {"reason": "gone", "starts": "", "ends": ""}),
+    (
+        "/console/locations",
+        {
+            "slug": "cova",
+            "name": "Taken",
+            "timezone": "America/New_York",
+            "hours": "Mon-Fri 08:00-17:00",
+        },
+    ),
+]
+
+
+def test_every_console_page_of_another_clinic_is_not_found(clinics: Clinics) -> None:
+    ids = {"notice": clinics.cova_notice, "delivery": clinics.cova_delivery}
+    for path in CONSOLE_GETS:
+        answer = clinics.console.get(path.format(**ids))
+        assert answer.status_code == 404, path
+    csrf = csrf_of(clinics.console.get("/console/notices"))
+    for path, form in CONSOLE_POSTS:
+        answer = clinics.console.post(path.format(**ids), data=form | {"csrf": csrf})
+        assert answer.status_code == 404, (path, answer.status_code)
+    cova_untouched(clinics)
+
+
+def test_the_console_lists_only_the_users_locations(clinics: Clinics) -> None:
+    notices = clinics.console.get("/console/notices").text
+    assert f"/console/notices/{clinics.north_notice}" in notices
+    assert f"/console/notices/{clinics.cova_notice}" not in notices
+    patients = clinics.console.get("/console/patients").text
+    assert "n1" in patients and "p1" not in patients and "Maria" not in patients
+    locations = clinics.console.get("/console/locations").text
+    assert "North Clinic" in locations and "COVA" not in locations
+    # A new notice for cova: the location does not exist for this user.
+    csrf = csrf_of(clinics.console.get("/console/notices/new"))
+    form = {
+        "csrf": csrf,
+        "location": "cova",
+        "starts": "2025-02-19T12:30",
+        "ends": "2025-02-21T00:00",
+        "reason": "ice",
+        "channels": "sms",
+        "send_mode": "now",
+    }
+    answer = clinics.console.post("/console/notices", data=form)
+    assert answer.status_code == 422 and "no location &#39;cova&#39;" in answer.text
+    cova_untouched(clinics)
+
+
+API_CALLS = [
+    ("GET", "/api/v1/notices/{notice}", None),
+    ("GET", "/api/v1/notices/{notice}/summary", None),
+    ("GET", "/api/v1/notices/{notice}/preview", None),
+    ("GET", "/api/v1/notices/{notice}/not-reached", None),
+    ("GET", "/api/v1/deliveries?notice={notice}", None),
+    ("GET", "/api/v1/notices?location=cova", None),
+    ("GET", "/api/v1/audit", None),
+    ("POST", "/api/v1/notices/{notice}/cancel", None),
+    ("POST", "/api/v1/notices/{notice}/send", {"send_at": "now"}),
+    ("POST", "/api/v1/notices/{notice}/retry", None),
+    (
+        "POST",
+        "/api/v1/notices",
+        {
+            "location": "cova",
+            "starts": "2025-02-19 12:30",
+            "ends": "2025-02-21 00:00",
+            "reason": "x",
+        },
+    ),
+    (
+        "POST",
+        "/api/v1/notices/preview",
+        {
+            "location": "cova",
+            "starts": "2025-02-19 12:30",
+            "ends": "2025-02-21 00:00",
+            "reason": "x",
+        },
+    ),
+    ("POST", "/api/v1/opt-outs/remove", {"channel": "sms", "address": "540-555-0111"}),
+    ("PUT", "/api/v1/locations/cova", {"name": "Taken", "timezone": "America/New_York"}),
+]
+
+
+def test_every_api_route_with_another_clinics_ids_is_not_found(clinics: Clinics) -> None:
+    web = clinics.web
+    web.app.consent.opt_out("sms", "+15405550111", Source.API)
+    bearer = {"Authorization": f"Bearer {clinics.token}"}
+    for method, path, body in API_CALLS:
+        url = path.format(notice=clinics.cova_notice)
+        answer = web.client.request(method, url, json=body, headers=bearer)
+        assert answer.status_code == 404, (method, url, answer.status_code, answer.text)
+    assert web.app.consent.is_opted_out("sms", "+15405550111")  # not lifted
+    lists = {
+        "/api/v1/notices": [
+            n["id"] for n in web.client.get("/api/v1/notices", headers=bearer).json()
+        ],
+        "/api/v1/locations": [
+            loc["slug"] for loc in web.client.get("/api/v1/locations", headers=bearer).json()
+        ],
+    }
+    assert lists == {"/api/v1/notices": [clinics.north_notice], "/api/v1/locations": ["north"]}
+    log = web.client.get("/api/v1/deliveries", headers=bearer).json()
+    assert log == []  # cova's messages are not in north's log
+    imported = web.client.post(
+        "/api/v1/patients/import",
+        content=f"{HEADER}\np1,Evil,Twin,540-555-0100,,en,cova,yes,no\n",
+        headers=bearer | {"Content-Type": "text/csv"},
+    )
+    assert imported.status_code == 422 and imported.json()["imported"] == 0
+    assert web.app.patients.page(OPERATOR, "cova")[0][0].name == "Maria Lopez"
+    cova_untouched(clinics)
+
+
+def test_a_read_token_may_read_its_locations_but_change_nothing(clinics: Clinics) -> None:
+    web = clinics.web
+    reader = web.app.accounts.create_token("north wall", False, ["north"], "read")
+    bearer = {"Authorization": f"Bearer {reader}"}
+    assert web.client.get(f"/api/v1/notices/{clinics.north_notice}", headers=bearer).is_success
+    cancel = web.client.post(f"/api/v1/notices/{clinics.north_notice}/cancel", headers=bearer)
+    assert cancel.status_code == 403
+    assert web.app.notices.get(OPERATOR, clinics.north_notice).status == "active"
+
+
+def cli(web: Web, *args: str) -> Result:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    env = {
+        "NOTIFIER_DATABASE_URL": web.app.settings.database_url,
+        "NOTIFIER_NOW": NOW,
+        "NOTIFIER_SECRET_KEY": SECRET,
+    }
+    try:
+        return CliRunner().invoke(main, list(args), env=env)
+    finally:
+        root.handlers[:], root.level = handlers, level
+
+
+CLI_COMMANDS = [
+    ["notice", "cancel", "{notice}"],
+    ["notice", "send", "{notice}", "--send-at", "now"],
+    ["notice", "retry", "{notice}"],
+    ["notice", "update", "{notice}", "--reason", "gone"],
+    ["notice", "preview", "{notice}"],
+    ["notice", "affected", "{notice}"],
+    ["notice", "not-reached", "{notice}"],
+    ["notice", "watch", "{notice}"],
+    ["notice", "list", "--location", "cova"],
+    ["notice", "create", "--location", "cova", "--starts", "2025-02-19 12:30", "--ends",
+     "2025-02-21 00:00", "--reason", "x"],
+    ["deliveries", "--notice", "{notice}"],
+    ["deliveries", "retry", "--notice", "{notice}"],
+    ["location", "add", "--slug", "cova", "--name", "Taken", "--timezone", "America/New_York"],
+    ["patients", "forget", "p1"],
+    ["audit"],
+]  # fmt: skip
+
+
+def test_every_cli_command_as_another_clinics_manager_is_not_found(clinics: Clinics) -> None:
+    web = clinics.web
+    for command in CLI_COMMANDS:
+        args = [part.format(notice=clinics.cova_notice) for part in command]
+        result = cli(web, *args, "--as", NORTH_MANAGER)
+        assert result.exit_code != 0, (args, result.output)
+        assert "error: no " in result.output, (args, result.output)
+    listed = cli(web, "notice", "list", "--json", "--as", NORTH_MANAGER)
+    assert listed.exit_code == 0 and f'"id": {clinics.cova_notice}' not in listed.output
+    log = cli(web, "deliveries", "--format", "json", "--as", NORTH_MANAGER)
+    assert log.exit_code == 0 and log.output.strip() == "[]"
+    locations = cli(web, "location", "list", "--as", NORTH_MANAGER)
+    assert locations.output.startswith("north") and "cova" not in locations.output
+    cova_untouched(clinics)
+    assert web.app.patients.page(OPERATOR, "cova")[0][0].name == "Maria Lopez"
+    # Without --as the command line is the operator: it sees cova.
+    assert cli(web, "notice", "preview", str(clinics.cova_notice)).exit_code == 0
+
+
+def test_use_cases_refuse_outside_the_actors_locations(clinics: Clinics) -> None:
+    app = clinics.web.app
+    north = app.accounts.actor_for_email(NORTH_MANAGER)
+    for attempt in (
+        lambda: app.notices.get(north, clinics.cova_notice),
+        lambda: app.notices.cancel(north, clinics.cova_notice),
+        lambda: app.deliveries.history(north, clinics.cova_delivery),
+        lambda: app.deliveries.summary(north, clinics.cova_notice),
+        lambda: app.previews.of_notice(north, clinics.cova_notice),
+        lambda: app.consent.opt_in(north, "sms", "+15405550111", Source.API),
+    ):
+        with pytest.raises(NotFoundError):
+            attempt()
+    assert app.deliveries.retry_failed(north) == 0
+    assert [p.external_id for p in app.patients.page(north)[0]] == ["n1"]
+    viewer = app.accounts.actor_for_email(_viewer(app))
+    with pytest.raises(ForbiddenError):
+        app.notices.cancel(viewer, clinics.north_notice)
+
+
+def _viewer(app: App) -> str:
+    email = "north.viewer@clinics.example"
+    app.accounts.create_user(email, "viewer", PASSWORD, ["north"])
+    return email
+
+
+def test_lifting_an_opt_out_names_the_actor_and_needs_a_patient_of_theirs(
+    clinics: Clinics,
+) -> None:
+    app = clinics.web.app
+    north = app.accounts.actor_for_email(NORTH_MANAGER)
+    assert app.consent.opt_out("sms", "+15405550199", Source.KEYWORD)  # Nora, of north
+    assert app.consent.opt_out("sms", "+15405550111", Source.KEYWORD)  # Maria, of cova
+    with pytest.raises(NotFoundError):
+        app.consent.opt_in(north, "sms", "+15405550111", Source.API)
+    assert app.consent.opt_in(north, "sms", "+15405550199", Source.API)
+    with app.db.engine.connect() as connection:
+        detail = connection.execute(
+            text(
+                "SELECT detail FROM consent_events WHERE address = '+15405550199' "
+                "AND new = 'opted_in' ORDER BY id DESC"
+            )
+        ).scalar()
+    assert detail == f"lifted by user:{north.id}"
+    assert app.consent.is_opted_out("sms", "+15405550111")
