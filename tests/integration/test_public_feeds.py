@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import feedparser
-import httpx
 import icalendar
 import pytest
 from lxml import etree
@@ -402,9 +401,7 @@ def test_the_banner_script_is_small_and_standalone(web: Web) -> None:
 
 def test_a_cross_origin_request_from_a_website_is_allowed(web: Web) -> None:
     create(web)
-    answer = httpx.get(
-        web.server.url + "/public/cova.json", headers={"Origin": "https://cova.example"}
-    )
+    answer = web.client.get("/public/cova.json", headers={"Origin": "https://cova.example"})
     assert answer.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in answer.headers
 
