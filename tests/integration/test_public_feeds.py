@@ -108,6 +108,14 @@ def test_cap_alert_update_and_cancel_validate_against_the_oasis_schema(
         ),
     ]
     assert "will be open after all" in text_of(cancel, "cap:info[1]/cap:description")[0]
+
+
+def test_a_reason_code_decides_the_cap_category(web: Web, cap_schema: etree.XMLSchema) -> None:
+    # The free text says "inclement weather" (Met), the code says emergency: the code wins; the
+    # document with the Safety category is still valid CAP 1.2.
+    notice_id = create(web, reason_code="emergency")
+    alert = cap(web, f"/public/cova/cap/{notice_id}-0.xml", cap_schema)
+    assert text_of(alert, "cap:info/cap:category") == ["Safety", "Safety"]
     # The earlier messages stay as they were: a CAP message never changes once issued.
     assert etree.tostring(cap(web, f"/public/cova/cap/{notice_id}-0.xml", cap_schema)) == (
         etree.tostring(alert)
