@@ -60,6 +60,9 @@ TOKEN = "0123456789abcdef0123456789abcdef"  # the fake account's auth token (sig
 PUBLIC = "https://notifier.example"  # what Twilio was given: one URL for every process
 PATH = "/webhooks/twilio/status"
 ROOT = Path(__file__).resolve().parent.parent
+EXTRA_ENV: dict[str, str] = dict(
+    item.split("=", 1) for item in os.environ.get("BENCH_RECEIPTS_ENV", "").split() if item
+)
 
 
 class Accepting:
@@ -215,7 +218,10 @@ def serving(url: str, processes: int, source: Path | None) -> Iterator[list[tupl
         # 120 PostgreSQL connections at 256 senders: more than the shared server allows).
         "NOTIFIER_DISPATCH_CONCURRENCY": "4",
         "NO_PROXY": "127.0.0.1,localhost",
+        # Twilio may hold hundreds of connections open at once (the default, 200, sheds the rest).
+        "NOTIFIER_HTTP_MAX_CONNECTIONS": "1024",
     }
+    env |= EXTRA_ENV
     if source is not None:
         env["PYTHONPATH"] = str(source)
     started: list[tuple[int, subprocess.Popen[bytes]]] = []
