@@ -149,13 +149,13 @@ def purge(s: Session, applied_before: datetime) -> int:
 
 def stale_sent(
     s: Session, channel: str, sent_before: datetime, sent_after: datetime, limit: int
-) -> list[tuple[int, str]]:
+) -> list[tuple[int, str, datetime]]:
     """Deliveries "sent" between ``sent_after`` and ``sent_before`` and not asked about since
-    ``sent_before``, oldest first: (delivery id, provider id). Each is marked asked now, in the
-    caller's transaction, so another process running the same query skips it."""
+    ``sent_before``, oldest first: (delivery id, provider id, sent at). Each is marked asked now,
+    in the caller's transaction, so another process running the same query skips it."""
     asked = ProviderCheck.checked_at
     query = (
-        select(Delivery.id, Delivery.provider_id)
+        select(Delivery.id, Delivery.provider_id, Delivery.sent_at)
         .outerjoin(ProviderCheck, ProviderCheck.delivery_id == Delivery.id)
         .where(
             Delivery.channel == channel,
@@ -169,7 +169,7 @@ def stale_sent(
         .limit(limit)
         .with_for_update(of=Delivery, skip_locked=True)
     )
-    return [(i, sid) for i, sid in s.execute(query) if sid is not None]
+    return [(i, sid, at) for i, sid, at in s.execute(query) if sid is not None and at is not None]
 
 
 def checked(s: Session, delivery_ids: Sequence[int], now: datetime) -> None:
