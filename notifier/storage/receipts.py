@@ -37,16 +37,38 @@ def append(s: Session, rows: Sequence[dict[str, Any]]) -> None:
     s.execute(dialect.insert(Receipt).on_conflict_do_nothing(index_elements=_KEY), list(rows))
 
 
-def claim(s: Session, now: datetime, limit: int) -> Sequence[Receipt]:
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A stored report claimed to be applied (plain values: a batch is read, not edited)."""
+
+    id: int
+    channel: str
+    provider_id: str
+    status: str
+    error_code: str | None
+    error_message: str | None
+    received_at: datetime
+
+
+def claim(s: Session, now: datetime, limit: int) -> list[Claimed]:
     """Up to ``limit`` reports due to be applied, oldest first, locked for this transaction
     (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite runs one writer at a time)."""
-    return s.scalars(
-        select(Receipt)
+    rows = s.execute(
+        select(
+            Receipt.id,
+            Receipt.channel,
+            Receipt.provider_id,
+            Receipt.status,
+            Receipt.error_code,
+            Receipt.error_message,
+            Receipt.received_at,
+        )
         .where(Receipt.applied_at.is_(None), Receipt.due_at <= now)
         .order_by(Receipt.due_at, Receipt.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
-    ).all()
+    )
+    return [Claimed(*row) for row in rows]
 
 
 def deliveries_for(s: Session, provider_ids: Sequence[str]) -> dict[str, Found]:
