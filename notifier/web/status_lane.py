@@ -12,7 +12,6 @@ headers apply to it as to every route.
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,7 +62,7 @@ class StatusLane:
         report, status = status_report(params), 200
         if report is not None:
             try:
-                await asyncio.wrap_future(self.intake.take(report))
+                await self.intake.store(report)
             except Exception:  # logged by the intake; Twilio retries a callback that failed
                 status = 503
         await send({"type": "http.response.start", "status": status, "headers": list(EMPTY)})

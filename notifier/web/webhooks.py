@@ -6,7 +6,6 @@ is ``NOTIFIER_PUBLIC_BASE_URL`` + the path (+ query), exactly what Twilio was gi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Annotated
@@ -94,7 +93,7 @@ async def status_callback(form: SignedForm, request: Request) -> Response:
     if report is not None:
         intake: Intake = request.app.state.intake
         try:
-            await asyncio.wrap_future(intake.take(report))
+            await intake.store(report)
         except Exception:  # logged by the intake; Twilio retries a callback that failed
             return Response(status_code=503)
     return Response(status_code=200)
