@@ -1,13 +1,14 @@
 """Status-callback intake: callbacks/s and p50/p99 latency at 16, 64 and 256 concurrent senders.
 
-    python -m bench.receipts [--callbacks 800] [--senders 16 64 256] [--baseline REV]
+    python -m bench.receipts [--callbacks 800] [--senders 16 64 256] [--baseline REV ...]
                              [--url postgresql://...] [--only sqlite-1 pg-3]
 
 Targets, each on a fresh database holding ``len(senders) × callbacks`` texts already "sent":
 ``sqlite-1`` one ``notifier serve`` on SQLite; ``pg-3`` three on PostgreSQL behind one public
 URL (each sender sticks to one process, as behind a load balancer). Each is run with this
-tree's code and with the code at ``--baseline`` (default ``9e840e8``, where the intake began:
-today's synchronous path, unpacked with ``git archive``), on the same data. A sender is a
+tree's code and with the code at each ``--baseline`` revision (default ``9e840e8``, where the
+intake began: the synchronous path, and ``9c01250``, the intake before the fast lane; unpacked
+with ``git archive``), on the same data. A sender is a
 keep-alive HTTP/1.1 connection posting signed "delivered" callbacks (Twilio's fields) one after
 another; the generator is one asyncio process with every request pre-built, and its CPU is
 reported apart from the servers' (user+system from /proc). "applied/s" is callbacks until the
@@ -60,6 +61,7 @@ TOKEN = "0123456789abcdef0123456789abcdef"  # the fake account's auth token (sig
 PUBLIC = "https://notifier.example"  # what Twilio was given: one URL for every process
 PATH = "/webhooks/twilio/status"
 ROOT = Path(__file__).resolve().parent.parent
+BASELINES = {"9e840e8": "sync", "9c01250": "intake"}  # what the revisions are known as
 EXTRA_ENV: dict[str, str] = dict(
     item.split("=", 1) for item in os.environ.get("BENCH_RECEIPTS_ENV", "").split() if item
 )
@@ -350,15 +352,18 @@ def main() -> None:
     parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--callbacks", type=int, default=800, help="per concurrency level")
     parser.add_argument("--senders", type=int, nargs="+", default=[16, 64, 256])
-    parser.add_argument("--baseline", default="9e840e8", help="git revision; '' for none")
+    parser.add_argument(
+        "--baseline", nargs="*", default=["9e840e8", "9c01250"], help="git revisions (none: none)"
+    )
     parser.add_argument("--only", nargs="+", default=["sqlite-1", "pg-3"])
     args = parser.parse_args()
     results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="notifier-receipts-") as scratch:
         tmp = Path(scratch)
-        codes: list[tuple[str, Path | None]] = [("intake", None)]
-        if args.baseline:
-            codes.append((f"sync ({args.baseline})", unpack(args.baseline, tmp / "baseline")))
+        codes: list[tuple[str, Path | None]] = [("this tree", None)]
+        for revision in args.baseline:
+            name = BASELINES.get(revision, "at")
+            codes.append((f"{name} {revision}", unpack(revision, tmp / revision)))
         for target in args.only:
             kind, processes = target.split("-")
             for code, source in codes:
@@ -368,13 +373,13 @@ def main() -> None:
                     rows = measure(url, int(processes), source, sids, args.senders, args.callbacks)
                 results += [{"target": target, "code": code} | row for row in rows]
     head = (
-        f"{'target':<8} {'code':<15} {'senders':>7} {'callbacks/s':>11} {'p50 ms':>7} "
+        f"{'target':<8} {'code':<16} {'senders':>7} {'callbacks/s':>11} {'p50 ms':>7} "
         f"{'p99 ms':>7} {'applied/s':>9} {'ours ms/cb':>10} {'gen ms/cb':>9} {'failed':>6}"
     )
     print(head)
     for r in results:
         print(
-            f"{r['target']:<8} {r['code']:<15} {r['senders']:>7} {r['per_s']:>11.0f} "
+            f"{r['target']:<8} {r['code']:<16} {r['senders']:>7} {r['per_s']:>11.0f} "
             f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['applied_per_s']:>9.0f} "
             f"{r['ours_cpu_ms_per_callback']:>10.2f} {r['generator_cpu_ms_per_callback']:>9.2f} "
             f"{r['failed']:>6}"
