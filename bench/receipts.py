@@ -1,9 +1,9 @@
 """Status-callback intake: callbacks/s and p50/p99 latency at 16, 64 and 256 concurrent senders.
 
-    python -m bench.receipts [--callbacks 800] [--senders 16 64 256] [--baseline REV ...]
-                             [--url postgresql://...] [--only sqlite-1 pg-3]
+    python -m bench.receipts [--callbacks 1500] [--senders 16 64 256] [--baseline REV ...]
+                             [--url postgresql://...] [--only sqlite-1 pg-3] [--repeat 3]
 
-Targets, each on a fresh database holding ``len(senders) × callbacks`` texts already "sent":
+Targets, each on a fresh database holding ``repeat × len(senders) × callbacks`` texts "sent":
 ``sqlite-1`` one ``notifier serve`` on SQLite; ``pg-3`` three on PostgreSQL behind one public
 URL (each sender sticks to one process, as behind a load balancer). Each is run with this
 tree's code and with the code at each ``--baseline`` revision (default ``9e840e8``, where the
@@ -14,7 +14,9 @@ keep-alive HTTP/1.1 connection posting signed "delivered" callbacks (Twilio's fi
 another; the generator is one asyncio process with every request pre-built, and its CPU is
 reported apart from the servers' (user+system from /proc). "applied/s" is callbacks until the
 last one is applied (the intake applies in the background; the baseline before it answers).
-Writes bench/results/receipts.json.
+The whole comparison is run ``--repeat`` times, the codes taking turns, and the table gives
+each cell's median (callbacks/s also its min-max): the machine is shared and drifts. Writes
+every round to bench/results/receipts.json.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import os
 import re
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -34,10 +37,10 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
@@ -366,44 +369,67 @@ def unpack(revision: str, into: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=DEFAULT_URL)
-    parser.add_argument("--callbacks", type=int, default=800, help="per concurrency level")
+    parser.add_argument("--callbacks", type=int, default=1500, help="per concurrency level")
     parser.add_argument("--senders", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument(
         "--baseline", nargs="*", default=["9e840e8", "9c01250"], help="git revisions (none: none)"
     )
     parser.add_argument("--only", nargs="+", default=["sqlite-1", "pg-3"])
+    parser.add_argument("--repeat", type=int, default=3, help="rounds, codes taking turns")
     args = parser.parse_args()
     results: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory(prefix="notifier-receipts-") as scratch:
+    per_round = args.callbacks * len(args.senders)
+    with tempfile.TemporaryDirectory(prefix="notifier-receipts-") as scratch, ExitStack() as stack:
         tmp = Path(scratch)
         codes: list[tuple[str, Path | None]] = [("this tree", None)]
         for revision in args.baseline:
             name = BASELINES.get(revision, "at")
             codes.append((f"{name} {revision}", unpack(revision, tmp / revision)))
+        prepared: dict[tuple[str, str], tuple[str, list[str]]] = {}
         for target in args.only:
-            kind, processes = target.split("-")
+            kind = "sqlite" if target.startswith("sqlite") else "pg"
             for code, source in codes:
-                with database("sqlite" if kind == "sqlite" else "pg", args.url, tmp) as url:
-                    sids = prepare(url, args.callbacks * len(args.senders))
-                    if source is not None:
-                        stamp(url, source)
-                    print(f"# {target} {code}", flush=True)
-                    rows = measure(url, int(processes), source, sids, args.senders, args.callbacks)
-                results += [{"target": target, "code": code} | row for row in rows]
-    head = (
-        f"{'target':<8} {'code':<16} {'senders':>7} {'callbacks/s':>11} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'applied/s':>9} {'ours ms/cb':>10} {'gen ms/cb':>9} {'failed':>6}"
-    )
-    print(head)
-    for r in results:
-        print(
-            f"{r['target']:<8} {r['code']:<16} {r['senders']:>7} {r['per_s']:>11.0f} "
-            f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['applied_per_s']:>9.0f} "
-            f"{r['ours_cpu_ms_per_callback']:>10.2f} {r['generator_cpu_ms_per_callback']:>9.2f} "
-            f"{r['failed']:>6}"
-        )
+                url = stack.enter_context(database(kind, args.url, tmp))
+                prepared[target, code] = url, prepare(url, per_round * args.repeat)
+                if source is not None:
+                    stamp(url, source)
+        for round_ in range(args.repeat):  # the codes take turns: the machine's drift is shared
+            for target in args.only:
+                for code, source in codes:
+                    url, sids = prepared[target, code]
+                    mine = sids[round_ * per_round : (round_ + 1) * per_round]
+                    print(f"# round {round_ + 1}: {target} {code}", flush=True)
+                    processes = int(target.split("-")[1])
+                    rows = measure(url, processes, source, mine, args.senders, args.callbacks)
+                    results += [{"target": target, "code": code} | row for row in rows]
+    print_table(results)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "receipts.json").write_text(json.dumps(results, indent=2))
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    """Per target, code and level: the median of the rounds (callbacks/s also min-max)."""
+    cells: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for r in results:
+        cells.setdefault((r["target"], r["code"], r["senders"]), []).append(r)
+    print(
+        f"{'target':<8} {'code':<16} {'senders':>7} {'callbacks/s':>11} {'(min-max)':>11} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'applied/s':>9} {'ours ms/cb':>10} {'gen ms/cb':>9} "
+        f"{'failed':>6}"
+    )
+    for (target, code, senders), runs in cells.items():
+
+        def mid(key: str, runs: list[dict[str, Any]] = runs) -> float:
+            return float(statistics.median(r[key] for r in runs))
+
+        rates = [r["per_s"] for r in runs]
+        spread = f"{min(rates):.0f}-{max(rates):.0f}"
+        print(
+            f"{target:<8} {code:<16} {senders:>7} {mid('per_s'):>11.0f} {spread:>11} "
+            f"{mid('p50_ms'):>7.1f} {mid('p99_ms'):>7.1f} {mid('applied_per_s'):>9.0f} "
+            f"{mid('ours_cpu_ms_per_callback'):>10.2f} "
+            f"{mid('generator_cpu_ms_per_callback'):>9.2f} {sum(r['failed'] for r in runs):>6}"
+        )
 
 
 if __name__ == "__main__":
