@@ -16,7 +16,8 @@ reported apart from the servers' (user+system from /proc). "applied/s" is callba
 last one is applied (the intake applies in the background; the baseline before it answers).
 The whole comparison is run ``--repeat`` times, the codes taking turns, and the table gives
 each cell's median (callbacks/s also its min-max): the machine is shared and drifts. Writes
-every round to bench/results/receipts.json.
+every round to bench/results/receipts.json. ``BENCH_RECEIPTS_ENV="NOTIFIER_X=1 NOTIFIER_Y=2"``
+passes settings to the servers (e.g. ``NOTIFIER_RECEIPTS_BATCH_SIZE``).
 """
 
 from __future__ import annotations
