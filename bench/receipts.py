@@ -1,18 +1,23 @@
 """Status-callback intake: callbacks/s and p50/p99 latency at 16, 64 and 256 concurrent senders.
 
-    python -m bench.receipts [--callbacks 800] [--senders 16 64 256] [--baseline REV]
-                             [--url postgresql://...] [--only sqlite-1 pg-3]
+    python -m bench.receipts [--callbacks 1500] [--senders 16 64 256] [--baseline REV ...]
+                             [--url postgresql://...] [--only sqlite-1 pg-3] [--repeat 3]
 
-Targets, each on a fresh database holding ``len(senders) × callbacks`` texts already "sent":
+Targets, each on a fresh database holding ``repeat × len(senders) × callbacks`` texts "sent":
 ``sqlite-1`` one ``notifier serve`` on SQLite; ``pg-3`` three on PostgreSQL behind one public
 URL (each sender sticks to one process, as behind a load balancer). Each is run with this
-tree's code and with the code at ``--baseline`` (default ``9e840e8``, where the intake began:
-today's synchronous path, unpacked with ``git archive``), on the same data. A sender is a
+tree's code and with the code at each ``--baseline`` revision (default ``9e840e8``, where the
+intake began: the synchronous path, and ``9c01250``, the intake before the fast lane; unpacked
+with ``git archive``), on the same data (today's schema, stamped at the revision's newest
+migration). A sender is a
 keep-alive HTTP/1.1 connection posting signed "delivered" callbacks (Twilio's fields) one after
 another; the generator is one asyncio process with every request pre-built, and its CPU is
 reported apart from the servers' (user+system from /proc). "applied/s" is callbacks until the
 last one is applied (the intake applies in the background; the baseline before it answers).
-Writes bench/results/receipts.json.
+The whole comparison is run ``--repeat`` times, the codes taking turns, and the table gives
+each cell's median (callbacks/s also its min-max): the machine is shared and drifts. Writes
+every round to bench/results/receipts.json. ``BENCH_RECEIPTS_ENV="NOTIFIER_X=1 NOTIFIER_Y=2"``
+passes settings to the servers (e.g. ``NOTIFIER_RECEIPTS_BATCH_SIZE``).
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import asyncio
 import io
 import json
 import os
+import re
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -31,20 +38,20 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
 import psycopg
-from sqlalchemy import func, select
+from sqlalchemy import Engine, create_engine, func, select, text
 from twilio.request_validator import RequestValidator
 
 from bench.common import BENCH_GATES, add_patients
 from bench.postgres_scale import DEFAULT_URL, NOW, RESULTS
-from notifier.bootstrap import App, build_app
+from notifier.bootstrap import build_app
 from notifier.channels.base import OutgoingMessage, SendResult
 from notifier.channels.sms import SmsChannel
 from notifier.clock import FrozenClock
@@ -60,6 +67,10 @@ TOKEN = "0123456789abcdef0123456789abcdef"  # the fake account's auth token (sig
 PUBLIC = "https://notifier.example"  # what Twilio was given: one URL for every process
 PATH = "/webhooks/twilio/status"
 ROOT = Path(__file__).resolve().parent.parent
+BASELINES = {"9e840e8": "sync", "9c01250": "intake"}  # what the revisions are known as
+EXTRA_ENV: dict[str, str] = dict(
+    item.split("=", 1) for item in os.environ.get("BENCH_RECEIPTS_ENV", "").split() if item
+)
 
 
 class Accepting:
@@ -215,7 +226,10 @@ def serving(url: str, processes: int, source: Path | None) -> Iterator[list[tupl
         # 120 PostgreSQL connections at 256 senders: more than the shared server allows).
         "NOTIFIER_DISPATCH_CONCURRENCY": "4",
         "NO_PROXY": "127.0.0.1,localhost",
+        # Twilio may hold hundreds of connections open at once (the default, 200, sheds the rest).
+        "NOTIFIER_HTTP_MAX_CONNECTIONS": "1024",
     }
+    env |= EXTRA_ENV
     if source is not None:
         env["PYTHONPATH"] = str(source)
     started: list[tuple[int, subprocess.Popen[bytes]]] = []
@@ -256,19 +270,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def applied(app: App, sids: Sequence[str]) -> int:
-    with app.db.session() as s:
+def applied(engine: Engine, sids: Sequence[str]) -> int:
+    with engine.connect() as connection:
         query = select(func.count()).where(
             Delivery.provider_id.in_(sids), Delivery.state == "delivered"
         )
-        return int(s.scalar(query) or 0)
+        return int(connection.scalar(query) or 0)
 
 
 def measure(
     url: str, processes: int, source: Path | None, sids: list[str], levels: list[int], per: int
 ) -> list[dict[str, float]]:
     rows = []
-    app = build_app(load_settings(database_url=url, log_level="WARNING"), migrate=False)
+    engine = create_engine(url)  # not an App: a baseline's database is stamped at its own head
     try:
         with serving(url, processes, source) as servers:
             for n, senders in enumerate(levels):
@@ -288,7 +302,7 @@ def measure(
                 generator = (after.ru_utime + after.ru_stime) - (gen.ru_utime + gen.ru_stime)
                 deadline = time.monotonic() + 120
                 wanted = len(mine) - failed  # a callback not answered 200 may not be applied
-                while (done := applied(app, mine)) < wanted and time.monotonic() < deadline:
+                while (done := applied(engine, mine)) < wanted and time.monotonic() < deadline:
                     time.sleep(0.05)
                 settled = time.perf_counter() - started
                 rows.append(
@@ -307,7 +321,7 @@ def measure(
                 )
                 print(json.dumps(rows[-1]), flush=True)
     finally:
-        app.close()
+        engine.dispose()
     return rows
 
 
@@ -328,6 +342,20 @@ def database(kind: str, pg_url: str, tmp: Path) -> Iterator[str]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+def stamp(url: str, source: Path) -> None:
+    """Mark the database as at ``source``'s newest migration, so older code runs on today's
+    schema instead of refusing it (the tables the status path uses are unchanged since)."""
+    versions = sorted((source / "notifier/storage/migrations/versions").glob("[0-9]*.py"))
+    head = re.search(r'^revision: str = "([^"]+)"', versions[-1].read_text(), re.M)
+    assert head is not None, versions[-1]
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head[1]})
+    finally:
+        engine.dispose()
+
+
 def unpack(revision: str, into: Path) -> Path:
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", revision, "notifier"],
@@ -342,39 +370,67 @@ def unpack(revision: str, into: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=DEFAULT_URL)
-    parser.add_argument("--callbacks", type=int, default=800, help="per concurrency level")
+    parser.add_argument("--callbacks", type=int, default=1500, help="per concurrency level")
     parser.add_argument("--senders", type=int, nargs="+", default=[16, 64, 256])
-    parser.add_argument("--baseline", default="9e840e8", help="git revision; '' for none")
+    parser.add_argument(
+        "--baseline", nargs="*", default=["9e840e8", "9c01250"], help="git revisions (none: none)"
+    )
     parser.add_argument("--only", nargs="+", default=["sqlite-1", "pg-3"])
+    parser.add_argument("--repeat", type=int, default=3, help="rounds, codes taking turns")
     args = parser.parse_args()
     results: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory(prefix="notifier-receipts-") as scratch:
+    per_round = args.callbacks * len(args.senders)
+    with tempfile.TemporaryDirectory(prefix="notifier-receipts-") as scratch, ExitStack() as stack:
         tmp = Path(scratch)
-        codes: list[tuple[str, Path | None]] = [("intake", None)]
-        if args.baseline:
-            codes.append((f"sync ({args.baseline})", unpack(args.baseline, tmp / "baseline")))
+        codes: list[tuple[str, Path | None]] = [("this tree", None)]
+        for revision in args.baseline:
+            name = BASELINES.get(revision, "at")
+            codes.append((f"{name} {revision}", unpack(revision, tmp / revision)))
+        prepared: dict[tuple[str, str], tuple[str, list[str]]] = {}
         for target in args.only:
-            kind, processes = target.split("-")
+            kind = "sqlite" if target.startswith("sqlite") else "pg"
             for code, source in codes:
-                with database("sqlite" if kind == "sqlite" else "pg", args.url, tmp) as url:
-                    sids = prepare(url, args.callbacks * len(args.senders))
-                    print(f"# {target} {code}", flush=True)
-                    rows = measure(url, int(processes), source, sids, args.senders, args.callbacks)
-                results += [{"target": target, "code": code} | row for row in rows]
-    head = (
-        f"{'target':<8} {'code':<15} {'senders':>7} {'callbacks/s':>11} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'applied/s':>9} {'ours ms/cb':>10} {'gen ms/cb':>9} {'failed':>6}"
-    )
-    print(head)
-    for r in results:
-        print(
-            f"{r['target']:<8} {r['code']:<15} {r['senders']:>7} {r['per_s']:>11.0f} "
-            f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['applied_per_s']:>9.0f} "
-            f"{r['ours_cpu_ms_per_callback']:>10.2f} {r['generator_cpu_ms_per_callback']:>9.2f} "
-            f"{r['failed']:>6}"
-        )
+                url = stack.enter_context(database(kind, args.url, tmp))
+                prepared[target, code] = url, prepare(url, per_round * args.repeat)
+                if source is not None:
+                    stamp(url, source)
+        for round_ in range(args.repeat):  # the codes take turns: the machine's drift is shared
+            for target in args.only:
+                for code, source in codes:
+                    url, sids = prepared[target, code]
+                    mine = sids[round_ * per_round : (round_ + 1) * per_round]
+                    print(f"# round {round_ + 1}: {target} {code}", flush=True)
+                    processes = int(target.split("-")[1])
+                    rows = measure(url, processes, source, mine, args.senders, args.callbacks)
+                    results += [{"target": target, "code": code} | row for row in rows]
+    print_table(results)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "receipts.json").write_text(json.dumps(results, indent=2))
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    """Per target, code and level: the median of the rounds (callbacks/s also min-max)."""
+    cells: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for r in results:
+        cells.setdefault((r["target"], r["code"], r["senders"]), []).append(r)
+    print(
+        f"{'target':<8} {'code':<16} {'senders':>7} {'callbacks/s':>11} {'(min-max)':>11} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'applied/s':>9} {'ours ms/cb':>10} {'gen ms/cb':>9} "
+        f"{'failed':>6}"
+    )
+    for (target, code, senders), runs in cells.items():
+
+        def mid(key: str, runs: list[dict[str, Any]] = runs) -> float:
+            return float(statistics.median(r[key] for r in runs))
+
+        rates = [r["per_s"] for r in runs]
+        spread = f"{min(rates):.0f}-{max(rates):.0f}"
+        print(
+            f"{target:<8} {code:<16} {senders:>7} {mid('per_s'):>11.0f} {spread:>11} "
+            f"{mid('p50_ms'):>7.1f} {mid('p99_ms'):>7.1f} {mid('applied_per_s'):>9.0f} "
+            f"{mid('ours_cpu_ms_per_callback'):>10.2f} "
+            f"{mid('generator_cpu_ms_per_callback'):>9.2f} {sum(r['failed'] for r in runs):>6}"
+        )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import ClassVar, Protocol, runtime_checkable
 
 from notifier.domain.channels import ChannelSpec
@@ -97,7 +97,10 @@ class ChannelFactory(Protocol):
 class Asked(Protocol):
     """A channel whose provider can be asked where its messages are (reconciliation)."""
 
-    def reports(self, provider_ids: Sequence[str]) -> list[Report]:
-        """The provider's current status of each message it still knows; raise
+    def reports(
+        self, provider_ids: Sequence[str], sent: tuple[date, date] | None = None
+    ) -> list[Report]:
+        """The provider's current status of each message it still knows (``sent``: the first
+        and last day, UTC, they were sent on, for a provider that can list by day); raise
         ``ChannelError`` if it cannot be asked at all."""
         ...

@@ -11,7 +11,7 @@ call's final status (completed, busy, no-answer, failed) comes to the status cal
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import ClassVar
 
 import requests
@@ -134,8 +134,11 @@ class VoiceChannel:
                 f"could not redirect the call: {type(exc).__name__}", code="redirect"
             ) from None
 
-    def reports(self, provider_ids: Sequence[str]) -> list[Report]:
-        """Each call's status as Twilio has it now; a call Twilio no longer has is left out."""
+    def reports(
+        self, provider_ids: Sequence[str], sent: tuple[date, date] | None = None
+    ) -> list[Report]:
+        """Each call's status as Twilio has it now, one fetch per call (few calls go unreported:
+        ``sent`` is not needed); a call Twilio no longer has is left out."""
         found = []
         for sid in provider_ids:
             try:

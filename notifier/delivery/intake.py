@@ -7,11 +7,12 @@ the old synchronous path at ~200 callbacks/s.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 from notifier.delivery import faults
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class _Waiting:
     report: Report
-    stored: Future[None]
+    stored: asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop  # the awaiting request's
 
 
 class Intake:
@@ -37,9 +39,15 @@ class Intake:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def take(self, report: Report) -> Future[None]:
-        """Store ``report``; the future is done once it is committed (or failed to be)."""
-        waiting = _Waiting(report, Future())
+    async def store(self, report: Report) -> None:
+        """Store ``report``, returning once it is committed (raising if it could not be). The
+        requests of one commit are woken together: one call into their event loop, not one each."""
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(report, loop.create_future(), loop)
+        self._hand_over(waiting)
+        await waiting.stored
+
+    def _hand_over(self, waiting: _Waiting) -> None:
         with self._lock:
             if self._thread is None:
                 self._waiting = queue.SimpleQueue()
@@ -48,7 +56,6 @@ class Intake:
                 )
                 self._thread.start()
             self._waiting.put(waiting)
-        return waiting.stored
 
     def close(self) -> None:
         """Commit what was handed over, then stop the thread (the next ``take`` restarts it)."""
@@ -86,9 +93,29 @@ class Intake:
                     self._commit([one])
                 return
             faults.log_failure(log, "could not store a provider's report", error)
-            group[0].stored.set_exception(error)
+            _settle(group, error)
             return
-        for one in group:
-            one.stored.set_result(None)
+        _settle(group, None)
         if self._stored is not None:
             self._stored()
+
+
+def _settle(group: list[_Waiting], error: BaseException | None) -> None:
+    """Tell each waiting request its report is stored (or why not): one call into each event
+    loop for all of its requests."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for one in group:
+        by_loop.setdefault(one.loop, []).append(one.stored)
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting any more
+            loop.call_soon_threadsafe(_wake, futures, error)
+
+
+def _wake(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():  # the request was cancelled (the client went away)
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

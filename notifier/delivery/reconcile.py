@@ -2,7 +2,8 @@
 or refused while we were down) are asked of the provider, and its answers go through the
 receipts intake like any callback (one home for reports: deduplicated, monotonic).
 
-Each pass asks at most ``BATCH`` messages per channel per round until none is stale; a delivery
+Each pass asks at most ``BATCH`` messages per channel per round until none is stale, naming the
+days they were sent on, so a provider that lists by day answers many in one request; a delivery
 is marked asked before the provider is called, so several processes never ask about the same
 one, and one the provider could not answer for is asked again a reconcile period later.
 """
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class Reconciler:
-    BATCH = 100
+    BATCH = 1000
 
     def __init__(self, deliveries: Deliveries, channels: Mapping[str, Channel]) -> None:
         self.deliveries = deliveries
@@ -39,9 +40,11 @@ class Reconciler:
 
     def _channel(self, name: str, channel: Asked) -> int:
         taken = 0
-        while provider_ids := self.deliveries.stale_sent(name, self.BATCH):
+        while stale := self.deliveries.stale_sent(name, self.BATCH):
+            provider_ids = [provider_id for provider_id, _ in stale]
+            days = (stale[0][1].date(), stale[-1][1].date())  # oldest first
             try:
-                reports = channel.reports(provider_ids)
+                reports = channel.reports(provider_ids, days)
             except ChannelError as error:
                 log.warning(
                     "could not ask the provider about deliveries left sent: %s",

@@ -14,7 +14,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from notifier.domain.closures import Closure, ClosureSegment, SegmentKind
-from notifier.domain.notices import Clinic, NoticeChange, NoticeFacts, too_late
+from notifier.domain.notices import Clinic, NoticeChange, NoticeFacts, ReasonCode, too_late
 
 KEEP_ENDED = timedelta(days=30)
 """How long after its end a notice stays in the calendar and Atom feeds (for the record)."""
@@ -237,6 +237,7 @@ class CapCategory(StrEnum):
     MET = "Met"  # weather
     INFRA = "Infra"  # power, water, buildings, networks
     HEALTH = "Health"  # everything else a clinic closes for
+    SAFETY = "Safety"  # an emergency (fire, a threat, an evacuation)
 
 
 # Words of a free-text reason, per category. When notices carry a reason code, the code maps
@@ -253,16 +254,17 @@ _CATEGORY_WORDS = {
 }  # fmt: skip
 
 CAP_CATEGORY_BY_CODE = {
-    "weather": CapCategory.MET,
-    "power": CapCategory.INFRA,
-    "facility": CapCategory.INFRA,
-    "staffing": CapCategory.HEALTH,
-    "holiday": CapCategory.HEALTH,
-    "other": CapCategory.HEALTH,
-}
+    ReasonCode.WEATHER: CapCategory.MET,
+    ReasonCode.POWER: CapCategory.INFRA,
+    ReasonCode.WATER: CapCategory.INFRA,
+    ReasonCode.MAINTENANCE: CapCategory.INFRA,
+    ReasonCode.EMERGENCY: CapCategory.SAFETY,
+    ReasonCode.STAFF: CapCategory.HEALTH,
+    ReasonCode.HOLIDAY: CapCategory.HEALTH,
+}  # "other" has no words of its own: its free text decides
 
 
-def cap_category(reason: str, code: str | None = None) -> CapCategory:
+def cap_category(reason: str, code: ReasonCode | None = None) -> CapCategory:
     """The CAP category of a closure: by its reason code when it has one, else by the words
     of its reason; a clinic closed for anything else is a health-service matter."""
     if code in CAP_CATEGORY_BY_CODE:

@@ -276,7 +276,11 @@ class Feeds:
         for language in self.languages():
             info = _sub(alert, "info")
             _sub(info, "language", language)
-            _sub(info, "category", cap_category(version.facts.reason).value)
+            _sub(
+                info,
+                "category",
+                cap_category(version.facts.reason, version.facts.reason_code).value,
+            )
             _sub(info, "event", LABELS[language]["event"])
             _sub(info, "urgency", "Past" if version.cancelled else "Expected")
             _sub(info, "severity", "Minor")

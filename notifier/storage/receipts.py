@@ -37,16 +37,38 @@ def append(s: Session, rows: Sequence[dict[str, Any]]) -> None:
     s.execute(dialect.insert(Receipt).on_conflict_do_nothing(index_elements=_KEY), list(rows))
 
 
-def claim(s: Session, now: datetime, limit: int) -> Sequence[Receipt]:
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A stored report claimed to be applied (plain values: a batch is read, not edited)."""
+
+    id: int
+    channel: str
+    provider_id: str
+    status: str
+    error_code: str | None
+    error_message: str | None
+    received_at: datetime
+
+
+def claim(s: Session, now: datetime, limit: int) -> list[Claimed]:
     """Up to ``limit`` reports due to be applied, oldest first, locked for this transaction
     (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite runs one writer at a time)."""
-    return s.scalars(
-        select(Receipt)
+    rows = s.execute(
+        select(
+            Receipt.id,
+            Receipt.channel,
+            Receipt.provider_id,
+            Receipt.status,
+            Receipt.error_code,
+            Receipt.error_message,
+            Receipt.received_at,
+        )
         .where(Receipt.applied_at.is_(None), Receipt.due_at <= now)
         .order_by(Receipt.due_at, Receipt.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
-    ).all()
+    )
+    return [Claimed(*row) for row in rows]
 
 
 def deliveries_for(s: Session, provider_ids: Sequence[str]) -> dict[str, Found]:
@@ -149,13 +171,13 @@ def purge(s: Session, applied_before: datetime) -> int:
 
 def stale_sent(
     s: Session, channel: str, sent_before: datetime, sent_after: datetime, limit: int
-) -> list[tuple[int, str]]:
+) -> list[tuple[int, str, datetime]]:
     """Deliveries "sent" between ``sent_after`` and ``sent_before`` and not asked about since
-    ``sent_before``, oldest first: (delivery id, provider id). Each is marked asked now, in the
-    caller's transaction, so another process running the same query skips it."""
+    ``sent_before``, oldest first: (delivery id, provider id, sent at). Each is marked asked now,
+    in the caller's transaction, so another process running the same query skips it."""
     asked = ProviderCheck.checked_at
     query = (
-        select(Delivery.id, Delivery.provider_id)
+        select(Delivery.id, Delivery.provider_id, Delivery.sent_at)
         .outerjoin(ProviderCheck, ProviderCheck.delivery_id == Delivery.id)
         .where(
             Delivery.channel == channel,
@@ -169,7 +191,7 @@ def stale_sent(
         .limit(limit)
         .with_for_update(of=Delivery, skip_locked=True)
     )
-    return [(i, sid) for i, sid in s.execute(query) if sid is not None]
+    return [(i, sid, at) for i, sid, at in s.execute(query) if sid is not None and at is not None]
 
 
 def checked(s: Session, delivery_ids: Sequence[int], now: datetime) -> None:

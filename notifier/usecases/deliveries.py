@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -229,17 +229,18 @@ class Deliveries(UseCase):
         with self.db.session() as s:
             return receipt_rows.waiting(s)
 
-    def stale_sent(self, channel: str, limit: int) -> list[str]:
+    def stale_sent(self, channel: str, limit: int) -> list[tuple[str, datetime]]:
         """Provider ids of deliveries left "sent" longer than
         NOTIFIER_RECEIPTS_RECONCILE_AFTER_MINUTES (within NOTIFIER_RECEIPTS_RECONCILE_FOR_HOURS
-        of sending) and not asked about for as long; each is marked asked now."""
+        of sending) and not asked about for as long, with when each was sent, oldest first;
+        each is marked asked now."""
         settings, now = self.settings, self.clock.now()
         before = now - timedelta(minutes=settings.receipts_reconcile_after_minutes)
         after = now - timedelta(hours=settings.receipts_reconcile_for_hours)
         with self.db.session() as s:
             found = receipt_rows.stale_sent(s, channel, before, after, limit)
-            receipt_rows.checked(s, [delivery_id for delivery_id, _ in found], now)
-        return [provider_id for _, provider_id in found]
+            receipt_rows.checked(s, [delivery_id for delivery_id, _, _ in found], now)
+        return [(provider_id, sent_at) for _, provider_id, sent_at in found]
 
     def purge_receipts(self) -> int:
         """Forget applied reports older than NOTIFIER_RECEIPTS_KEEP_DAYS."""

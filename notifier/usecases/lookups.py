@@ -7,7 +7,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from notifier.domain.actors import Actor
-from notifier.errors import ForbiddenError, NotFoundError
+from notifier.domain.notices import NoticeStatus
+from notifier.errors import ForbiddenError, NotFoundError, ValidationError
 from notifier.storage import locations as location_rows
 from notifier.storage import notices as notice_rows
 from notifier.storage.models import Location, Notice
@@ -17,6 +18,20 @@ def require_notice(s: Session, notice_id: int, actor: Actor) -> Notice:
     notice = notice_rows.notice(s, notice_id)
     if notice is None or not actor.sees(notice.location_id):
         raise NotFoundError(f"no notice with id {notice_id}")
+    return notice
+
+
+def latest_version(s: Session, notice_id: int, actor: Actor) -> Notice:
+    """The notice the actor names, if it is still the one to change (not replaced, not
+    cancelled)."""
+    notice = require_notice(s, notice_id, actor)
+    if notice.status == NoticeStatus.SUPERSEDED:
+        newest = notice_rows.chain(s, notice.root_id or notice.id)[-1]
+        raise ValidationError(
+            f"notice {notice_id} was replaced by notice {newest.id}; change that one"
+        )
+    if notice.status == NoticeStatus.CANCELLED:
+        raise ValidationError(f"notice {notice_id} is cancelled")
     return notice
 
 

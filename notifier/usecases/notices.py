@@ -1,7 +1,7 @@
 """Notice commands: create (checked, rendered once, stored with what it was judged against),
 draft (the same, stored nowhere), send a draft, update (a new version), cancel, and retry a
-broadcast that failed. Reading is in ``usecases.notice_queries``; the request's shape and its
-checks in ``usecases.notice_requests``."""
+broadcast that failed. Reading is in ``usecases.notice_queries``, approval and history in
+``usecases.approvals``; the request's shape and its checks in ``usecases.notice_requests``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from notifier.domain.actors import Actor, ActorKind
+from notifier.domain.actors import Actor
 from notifier.domain.channels import parse_fallback
 from notifier.domain.closures import BusinessHours, Closure, intervals_from_json, zone
 from notifier.domain.notices import (
@@ -39,9 +39,14 @@ from notifier.errors import ValidationError
 from notifier.storage import notices as notice_rows
 from notifier.storage.models import Location, Notice
 from notifier.usecases import Deps
+from notifier.usecases.approvals import NoticeApprovals, emergency_reason, stamp
 from notifier.usecases.audit import record
-from notifier.usecases.lookups import require_location, require_manager, require_notice
-from notifier.usecases.notice_queries import NoticeQueries
+from notifier.usecases.lookups import (
+    latest_version,
+    require_location,
+    require_manager,
+    require_notice,
+)
 from notifier.usecases.notice_requests import (
     NoticeRequest,
     closure_from_input,
@@ -52,18 +57,17 @@ from notifier.usecases.notice_requests import (
 )
 from notifier.usecases.plans import Plans
 from notifier.usecases.previews import Previews
-from notifier.usecases.views import Created, HistoryEntry, NoticeView, Preview, history_of
+from notifier.usecases.views import Created, NoticeView, Preview
 
 _EVERYWHERE = Actor.operator()  # re-reading a row the caller was already allowed to change
 
 log = logging.getLogger(__name__)
 
 
-class Notices(NoticeQueries):
+class Notices(NoticeApprovals):
     def __init__(self, deps: Deps, previews: Previews, plans: Plans) -> None:
-        super().__init__(deps)
+        super().__init__(deps, plans)
         self.previews = previews
-        self.plans = plans
 
     # --- creating -----------------------------------------------------------------------
 
@@ -83,7 +87,7 @@ class Notices(NoticeQueries):
         """
         require_manager(actor)
         now = self.clock.now()
-        emergency = _emergency_reason(request.emergency_reason, actor)
+        emergency = emergency_reason(request.emergency_reason)
         with self.db.session() as s:
             draft = self._draft(s, actor, request, request.reason)
             planned = request.send_at is not None
@@ -104,7 +108,7 @@ class Notices(NoticeQueries):
                 warnings = self._send_warnings(facts.closure, first_at, names, urgent)
                 preview.warnings.extend(warnings)
             notice = notice_rows.new_notice(draft.location, facts, notice_kind, now)
-            _stamp(notice, "created_by", actor)
+            stamp(notice, "created_by", actor)
             notice.emergency_reason = emergency
             notice.private = request.private
             notice.publish_at = publish_instant(
@@ -203,7 +207,7 @@ class Notices(NoticeQueries):
         require_manager(actor)
         now = self.clock.now()
         with self.db.session() as s:
-            notice = self._latest(s, notice_id, actor)
+            notice = latest_version(s, notice_id, actor)
             drafts = [b for b in notice.broadcasts if b.status == BroadcastStatus.DRAFT]
             if not drafts:
                 raise ValidationError(
@@ -236,88 +240,6 @@ class Notices(NoticeQueries):
             self._gate(s, notice)
             return self._view(s, notice), warnings
 
-    # --- two people: approval --------------------------------------------------------
-
-    def _gate(self, s: Session, notice: Notice) -> None:
-        """Hold the notice's scheduled broadcasts for a second manager when the plan reaches
-        more patients than NOTIFIER_APPROVAL_THRESHOLD, unless it is an emergency send (logged
-        as a warning, to be seen)."""
-        scheduled = [b for b in notice.broadcasts if b.status == BroadcastStatus.SCHEDULED]
-        if not scheduled:
-            return
-        if notice.emergency_reason:
-            log.warning(
-                "emergency broadcast without a second manager: %s",
-                notice.emergency_reason,
-                extra={
-                    "action": "notice_emergency",
-                    "notice_id": notice.id,
-                    "by": notice.created_by,
-                },
-            )
-            return
-        if not self.plans.of(s, notice).needs_approval:
-            return
-        notice.needs_approval = True
-        for broadcast in scheduled:
-            broadcast.status = BroadcastStatus.AWAITING_APPROVAL.value
-        s.flush()
-        log.info(
-            "notice awaits approval",
-            extra={"action": "notice_awaiting_approval", "notice_id": notice.id},
-        )
-
-    def approve(self, actor: Actor, notice_id: int) -> NoticeView:
-        """A second manager lets a notice awaiting approval go out: at its send time, or, when
-        that has passed, as soon as the undo window after this approval is over."""
-        now = self.clock.now()
-        with self.db.session() as s:
-            notice = self._latest(s, notice_id, actor)
-            waiting = [
-                b for b in notice.broadcasts if b.status == BroadcastStatus.AWAITING_APPROVAL
-            ]
-            if not waiting:
-                raise ValidationError(
-                    f"notice {notice_id} does not await approval: it is "
-                    f"{self._view(s, notice).state}"
-                )
-            if actor.kind is not ActorKind.USER or not actor.can_manage:
-                raise ValidationError(
-                    "approval needs a named manager other than the creator: sign in to the "
-                    "console, or name yourself with --as EMAIL",
-                    "actor",
-                )
-            if (notice.created_by_kind, notice.created_by_id) == (actor.kind.value, actor.id):
-                raise ValidationError(
-                    f"{actor.name} created notice {notice_id}: another manager must approve it "
-                    "(or send it alone with --emergency and a reason)",
-                    "actor",
-                )
-            check_not_over(notice_rows.closure_of(notice), now)
-            for broadcast in waiting:
-                broadcast.send_at = max(broadcast.send_at, now)
-                broadcast.status = BroadcastStatus.SCHEDULED.value
-            _stamp(notice, "approved_by", actor)
-            notice.approved_at = now
-            s.flush()
-            record(s, actor, "notice_approve", now, f"notice:{notice_id}")
-            log.info(
-                "notice approved",
-                extra={"action": "notice_approved", "notice_id": notice_id, "by": actor.name},
-            )
-            return self._view(s, notice)
-
-    def history(self, actor: Actor, notice_id: int) -> list[HistoryEntry]:
-        """Who did what to a notice and its versions, and when, oldest first."""
-        with self.db.session() as s:
-            notice = require_notice(s, notice_id, actor)
-            entries = [
-                entry
-                for version in notice_rows.chain(s, notice.root_id or notice.id)
-                for entry in history_of(version)
-            ]
-            return sorted(entries, key=lambda e: e.at)
-
     # --- versions: update, cancel -------------------------------------------------------
 
     def update(
@@ -343,7 +265,7 @@ class Notices(NoticeQueries):
         require_manager(actor)
         now = self.clock.now()
         with self.db.session() as s:
-            original = self._latest(s, notice_id, actor)
+            original = latest_version(s, notice_id, actor)
             location = original.location
             tz = zone(original.timezone)
             if (starts or ends) and not intervals:  # one end moved: keep the other
@@ -384,7 +306,7 @@ class Notices(NoticeQueries):
                 raise ValidationError(f"notice {notice_id} is already cancelled")
             record(s, actor, "notice_cancel", now, f"notice:{notice_id}")
             if notify:
-                original = self._latest(s, notice_id, actor)
+                original = latest_version(s, notice_id, actor)
                 new = self._next_version(
                     s,
                     original,
@@ -415,7 +337,7 @@ class Notices(NoticeQueries):
     def _cancelled_by(self, s: Session, notice_id: int, actor: Actor, now: datetime) -> None:
         s.expire_all()
         cancelled = require_notice(s, notice_id, _EVERYWHERE)
-        _stamp(cancelled, "cancelled_by", actor)
+        stamp(cancelled, "cancelled_by", actor)
         cancelled.cancelled_at = now
         s.flush()
 
@@ -442,17 +364,6 @@ class Notices(NoticeQueries):
             extra={"action": "broadcast_retry", "notice_id": notice_id, "count": len(retried)},
         )
         return len(retried)
-
-    def _latest(self, s: Session, notice_id: int, actor: Actor) -> Notice:
-        notice = require_notice(s, notice_id, actor)
-        if notice.status == NoticeStatus.SUPERSEDED:
-            newest = notice_rows.chain(s, notice.root_id or notice.id)[-1]
-            raise ValidationError(
-                f"notice {notice_id} was replaced by notice {newest.id}; change that one"
-            )
-        if notice.status == NoticeStatus.CANCELLED:
-            raise ValidationError(f"notice {notice_id} is cancelled")
-        return notice
 
     def _next_version(
         self,
@@ -511,7 +422,7 @@ class Notices(NoticeQueries):
         new.root_id = root
         new.publish_at, new.private = original.publish_at, original.private
         new.version = original.version + 1
-        _stamp(new, "created_by", actor)
+        stamp(new, "created_by", actor)
         s.add(new)
         s.flush()
         if change is NoticeChange.CANCELLATION:
@@ -548,21 +459,3 @@ class _Draft:
 
     location: Location
     facts: NoticeFacts
-
-
-def _stamp(notice: Notice, role: str, actor: Actor) -> None:
-    """Record ``actor`` as the notice's ``created_by``, ``approved_by`` or ``cancelled_by``."""
-    setattr(notice, f"{role}_kind", actor.kind.value)
-    setattr(notice, f"{role}_id", actor.id)
-    setattr(notice, role, actor.name)
-
-
-def _emergency_reason(reason: str | None, actor: Actor) -> str | None:
-    """An emergency send needs a manager and a stated reason."""
-    if reason is None:
-        return None
-    if not reason.strip():
-        raise ValidationError("an emergency send needs a reason (--emergency-reason)", "emergency")
-    if not actor.can_manage:
-        raise ValidationError("only a manager may send alone in an emergency", "emergency")
-    return reason.strip()

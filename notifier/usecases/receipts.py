@@ -25,7 +25,8 @@ from notifier.domain.deliveries import DeliveryState, Report, judge
 from notifier.domain.untrusted import FREE_TEXT_LIMIT, printable
 from notifier.storage import receipts as receipt_rows
 from notifier.storage.limits import string_lengths
-from notifier.storage.models import Delivery, DeliveryEvent, Receipt
+from notifier.storage.models import Delivery, DeliveryEvent
+from notifier.storage.receipts import Claimed
 from notifier.usecases.fallback import curable, take_over
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def row(
 def apply(
     s: Session,
     channels: Mapping[str, ChannelSpec],
-    batch: Sequence[Receipt],
+    batch: Sequence[Claimed],
     now: datetime,
     unknown_wait: timedelta,
     redials: Mapping[str, Redial] | None = None,
@@ -80,7 +81,7 @@ def apply(
     read = {f.delivery_id: f.state for f in found.values()}
     states = dict(read)
 
-    def order(receipt: Receipt) -> tuple[int, int]:
+    def order(receipt: Claimed) -> tuple[int, int]:
         known = found.get(receipt.provider_id)
         return (known.delivery_id if known else 0, receipt.id)
 
@@ -160,7 +161,7 @@ def apply(
 
 
 def _judged(
-    receipt: Receipt,
+    receipt: Claimed,
     delivery_id: int,
     current: DeliveryState,
     new: DeliveryState,

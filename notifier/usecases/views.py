@@ -109,6 +109,8 @@ class BroadcastView:
     status: str
     status_reason: str | None
     repeats_id: int | None = None  # a reminder to the recipients of that broadcast
+    # The channels a patient whose message failed for good is tried on next, in order.
+    fallback: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -372,6 +374,7 @@ def notice_view(
                 status=b.status,
                 status_reason=b.status_reason,
                 repeats_id=b.repeats_id,
+                fallback=b.fallback.split(">") if b.fallback else [],
             )
             for b in notice.broadcasts
         ],

@@ -152,9 +152,29 @@ class NoticeIn(StrictIn):
         description="send without a second manager's approval, for this stated reason "
         "(recorded on the notice and flagged in the log)",
     )
+    fallback: list[ChannelName] | None = Field(
+        default=None,
+        min_length=2,
+        examples=[["sms", "voice", "email"]],
+        description="a patient whose message failed for good for a reason the next channel "
+        "may cure is tried there, once, in this order",
+    )
+    publish_at: str | None = Field(
+        default=None,
+        max_length=40,
+        description="when the public page and feeds show the notice (default: once queued)",
+    )
+    private: bool = Field(default=False, description="never on the public page and feeds")
 
     _clean = field_validator(
-        "starts", "ends", "reason", "message", "send_at", "reminder_at", "emergency_reason"
+        "starts",
+        "ends",
+        "reason",
+        "message",
+        "send_at",
+        "reminder_at",
+        "emergency_reason",
+        "publish_at",
     )(_text)
 
     @field_validator("reason_texts", "message_texts")
@@ -181,6 +201,9 @@ class NoticeIn(StrictIn):
             reason_code=self.reason_code.value if self.reason_code else None,
             reason_texts=self.reason_texts,
             message_texts=self.message_texts,
+            publish_at=self.publish_at,
+            private=self.private,
+            fallback=">".join(c.value for c in self.fallback) if self.fallback else None,
         )
 
 

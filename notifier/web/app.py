@@ -19,6 +19,7 @@ from notifier.web.headers import SecurityHeaders
 from notifier.web.invalid import invalid_request
 from notifier.web.limits import BodyLimits, body_rules
 from notifier.web.proxies import ForwardedHeaders, warn_if_any_peer_trusted
+from notifier.web.status_lane import StatusLane
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def create_app(app: App, receipts_stored: Callable[[], None] | None = None) -> F
     web.include_router(console_router)
     add_docs(web, app.settings.api_docs)
     # Outermost last: every answer, the limits' 413s and 401s too, gets the security headers.
+    web.add_middleware(StatusLane, settings=app.settings, intake=web.state.intake)
     web.add_middleware(BodyLimits, rules=body_rules(app))
     web.add_middleware(SecurityHeaders, settings=app.settings)
     web.add_middleware(ForwardedHeaders, trusted=app.settings.trusted_proxies)

@@ -9,7 +9,6 @@ hang-up, never an error the patient would hear.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -177,7 +176,7 @@ async def call_status(form: SignedForm, request: Request) -> Response:
 async def _take(request: Request, report: Report) -> bool:
     intake: Intake = request.app.state.intake
     try:
-        await asyncio.wrap_future(intake.take(report))
+        await intake.store(report)
     except Exception:  # logged by the intake; Twilio retries a callback that failed
         return False
     return True

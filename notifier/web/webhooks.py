@@ -6,8 +6,8 @@ is ``NOTIFIER_PUBLIC_BASE_URL`` + the path (+ query), exactly what Twilio was gi
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -24,6 +24,7 @@ from notifier.web.deps import Application
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+STATUS_PATH = "/webhooks/twilio/status"  # also taken by the fast lane, notifier.web.status_lane
 
 
 async def signed_form(request: Request) -> FormData:
@@ -61,9 +62,19 @@ SignedForm = Annotated[FormData, Depends(signed_form)]
 SMS = SmsChannel.spec.name  # Twilio's webhooks speak of the SMS channel
 
 
-def _field(form: FormData, name: str) -> str:
+def _field(form: Mapping[str, object], name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
+
+
+def status_report(form: Mapping[str, object]) -> Report | None:
+    """The report a message status callback carries (None without a message id or status)."""
+    sid = _field(form, "MessageSid") or _field(form, "SmsSid")
+    status = _field(form, "MessageStatus") or _field(form, "SmsStatus")
+    if not (sid and status):
+        return None
+    code, detail = _field(form, "ErrorCode") or None, _field(form, "ErrorMessage") or None
+    return Report(SMS, sid, status, code, detail)
 
 
 @router.post(
@@ -76,20 +87,13 @@ def _field(form: FormData, name: str) -> str:
 )
 async def status_callback(form: SignedForm, request: Request) -> Response:
     """Twilio's message status callback (sent, delivered, undelivered, failed): stored in the
-    receipts intake (group-committed with concurrent ones) before the 200, applied by a worker."""
-    sid = _field(form, "MessageSid") or _field(form, "SmsSid")
-    status = _field(form, "MessageStatus") or _field(form, "SmsStatus")
-    if sid and status:
+    receipts intake (group-committed with concurrent ones) before the 200, applied by a worker.
+    Genuine ones usually take the fast lane (``notifier.web.status_lane``) instead."""
+    report = status_report(form)
+    if report is not None:
         intake: Intake = request.app.state.intake
-        report = Report(
-            SMS,
-            sid,
-            status,
-            _field(form, "ErrorCode") or None,
-            _field(form, "ErrorMessage") or None,
-        )
         try:
-            await asyncio.wrap_future(intake.take(report))
+            await intake.store(report)
         except Exception:  # logged by the intake; Twilio retries a callback that failed
             return Response(status_code=503)
     return Response(status_code=200)

@@ -180,6 +180,34 @@ def test_list_filters_to_and_date_sent(fake, client):
     assert [m.sid for m in client.messages.list(from_=OTHER)] == []
 
 
+def test_days_as_documented_bound_a_list_whole_days_and_pages_carry_the_filter(fake, client):
+    """``DateSent>``/``DateSent<`` given as ``YYYY-MM-DD`` (Twilio's documented form) take the
+    whole day on either side; a next page keeps the filter."""
+    sids = [
+        client.messages.create(to=TO, from_=fake.from_number, body=f"m{i}").sid for i in range(5)
+    ]
+    fake.flush()
+    day = client.messages(sids[0]).fetch().date_sent.date()
+    fake.advance(86400)
+    later = client.messages.create(to=TO, from_=fake.from_number, body="next day").sid
+    fake.flush()
+    page = client.messages.page(
+        date_sent_after=day.isoformat(), date_sent_before=day.isoformat(), page_size=3
+    )
+    first = [m.sid for m in page]
+    second = page.next_page()
+    assert second is not None
+    rest = [m.sid for m in second]
+    assert first + rest == sids[::-1] and second.next_page() is None
+    assert later not in first + rest
+    lists = [
+        r["query"]
+        for r in fake.requests
+        if r["method"] == "GET" and r["path"].endswith("/Messages.json")
+    ]
+    assert len(lists) == 2 and all(q["DateSent>"] == q["DateSent<"] == str(day) for q in lists)
+
+
 def test_status_callbacks_are_signed(receiver):
     with FakeTwilio(callback_delay=0.01) as fake:
         client = make_client(fake.base_url, fake.account_sid, fake.auth_token)

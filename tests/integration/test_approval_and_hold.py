@@ -14,7 +14,7 @@ import pytest
 from notifier.bootstrap import App, build_app
 from notifier.clock import FrozenClock
 from notifier.domain.actors import Actor
-from notifier.errors import ValidationError
+from notifier.errors import ForbiddenError, ValidationError
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
@@ -132,7 +132,7 @@ def test_an_emergency_send_goes_alone_recorded_and_flagged(
     ana = who(app, "ana@clinic.example")
     with pytest.raises(ValidationError, match="needs a reason"):
         app.notices.create(ana, replace(REFERENCE, emergency_reason="  "))
-    with pytest.raises(ValidationError, match="only a manager"):
+    with pytest.raises(ForbiddenError, match="managers only"):  # a viewer: refused as any change
         app.notices.create(
             who(app, "vic@clinic.example"), replace(REFERENCE, emergency_reason="fire")
         )

@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import feedparser
-import httpx
 import icalendar
 import pytest
 from lxml import etree
@@ -109,6 +108,14 @@ def test_cap_alert_update_and_cancel_validate_against_the_oasis_schema(
         ),
     ]
     assert "will be open after all" in text_of(cancel, "cap:info[1]/cap:description")[0]
+
+
+def test_a_reason_code_decides_the_cap_category(web: Web, cap_schema: etree.XMLSchema) -> None:
+    # The free text says "inclement weather" (Met), the code says emergency: the code wins; the
+    # document with the Safety category is still valid CAP 1.2.
+    notice_id = create(web, reason_code="emergency")
+    alert = cap(web, f"/public/cova/cap/{notice_id}-0.xml", cap_schema)
+    assert text_of(alert, "cap:info/cap:category") == ["Safety", "Safety"]
     # The earlier messages stay as they were: a CAP message never changes once issued.
     assert etree.tostring(cap(web, f"/public/cova/cap/{notice_id}-0.xml", cap_schema)) == (
         etree.tostring(alert)
@@ -402,9 +409,7 @@ def test_the_banner_script_is_small_and_standalone(web: Web) -> None:
 
 def test_a_cross_origin_request_from_a_website_is_allowed(web: Web) -> None:
     create(web)
-    answer = httpx.get(
-        web.server.url + "/public/cova.json", headers={"Origin": "https://cova.example"}
-    )
+    answer = web.client.get("/public/cova.json", headers={"Origin": "https://cova.example"})
     assert answer.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in answer.headers
 

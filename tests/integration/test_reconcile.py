@@ -6,13 +6,16 @@ callbacks: delivered, undelivered with the carrier's code, and a late callback c
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 
+from notifier.channels.sms import SmsChannel
 from notifier.clock import FrozenClock
 from notifier.runtime import run_once
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.actors import OPERATOR
+from tests.support.patients import patients_csv
 from tests.support.records import events
 from tests.support.web import Web
 
@@ -79,3 +82,48 @@ def test_deliveries_whose_callbacks_were_lost_are_brought_up_to_date_from_the_pr
     assert web.signed_post("/webhooks/twilio/status", late).status_code == 200
     assert web.settle() == {}
     assert len([e for e in events(web.app, undelivered.id) if e[0].startswith("status_")]) == 1
+
+
+def test_many_lost_callbacks_are_learned_by_listing_the_days_they_were_sent_on(
+    web: Web, fake_twilio: FakeTwilio, clock: FrozenClock
+) -> None:
+    """Past ``PAGE_WORTH`` stale texts the provider is asked by listing their days (1,000 a
+    page) instead of one fetch per text; one it does not list is still fetched on its own."""
+    fake_twilio.advance(clock.now().timestamp() - fake_twilio.now())  # Twilio's day is ours
+    fake_twilio.lose_callbacks("delivered", "undelivered")
+    web.app.patients.import_patients(OPERATOR, io.StringIO(patients_csv(30, with_email=False)))
+    web.app.notices.create(
+        OPERATOR,
+        NoticeRequest(
+            location="cova",
+            starts="2025-02-19 12:30",
+            ends="2025-02-21 00:00",
+            reason="inclement weather",
+            channels=("sms",),
+        ),
+    )
+    while run_once(web.app):
+        pass
+    fake_twilio.flush(timeout=30)
+    web.settle()
+    before = texts(web)
+    assert set(before.values()) == {"sent"} and len(before) == 32
+    reconciler = web.app.reconciler()
+    sms = reconciler.channels["sms"]
+    assert isinstance(sms, SmsChannel)
+    gone = sorted(before)[0]
+    sms.client.messages(gone).delete()  # Twilio no longer has it: neither listed nor fetched
+    try:
+        clock.advance(seconds=31 * 60)
+        assert reconciler.run() == 31
+    finally:
+        for channel in reconciler.channels.values():
+            channel.close()
+    asked = [r for r in fake_twilio.requests if r["method"] == "GET"]
+    listed = [r for r in asked if r["path"].endswith("/Messages.json")]
+    fetched = [r["path"].rsplit("/", 1)[1] for r in asked if r not in listed]
+    assert len(listed) == 1 and fetched == [f"{gone}.json"]
+    assert web.settle() == {"applied": 31}
+    after = texts(web)
+    assert after.pop(gone) == "sent"  # asked again a period later, until the window closes
+    assert set(after.values()) == {"delivered"}

@@ -254,12 +254,24 @@ def by_channel(web: Web, notice_id: int) -> dict[tuple[str, str], object]:
     return {(PATIENT_PHONES["v" + str(row.patient)[1:]], row.channel): row for row in rows}
 
 
-def test_sms_21614_falls_back_to_a_call_once(web: Web, clock: FrozenClock) -> None:
+@pytest.mark.parametrize("through", ["use case", "API"])
+def test_sms_21614_falls_back_to_a_call_once(web: Web, clock: FrozenClock, through: str) -> None:
     fallback_web(web)
-    notice = web.app.notices.create(OPERATOR, NoticeRequest(
-        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
-        channels=("sms",), fallback="sms>voice>email",
-    ))  # fmt: skip
+    if through == "API":  # the same notice as a token's JSON body gives it
+        auth = {"Authorization": f"Bearer {web.app.accounts.create_token('front desk')}"}
+        answer = web.client.post("/api/v1/notices", headers=auth, json={
+            "location": "cova", "starts": "2025-02-19 12:30", "ends": "2025-02-21 00:00",
+            "reason": "inclement weather", "channels": ["sms"],
+            "fallback": ["sms", "voice", "email"],
+        })  # fmt: skip
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["broadcasts"][0]["fallback"] == ["sms", "voice", "email"]
+        notice = web.app.notices.get(OPERATOR, answer.json()["id"])
+    else:
+        notice = web.app.notices.create(OPERATOR, NoticeRequest(
+            "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
+            channels=("sms",), fallback="sms>voice>email",
+        )).notice  # fmt: skip
     for _ in range(3):  # the text fails, the call is queued, placed; nothing more after that
         run_once(web.app)
         web.twilio.flush(timeout=30)

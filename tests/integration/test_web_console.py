@@ -160,6 +160,7 @@ def test_the_preview_stores_nothing_and_names_the_field_at_fault(
         ({"channels": []}, "channels", "choose at least one channel"),
         ({"location": ""}, "location", "choose the location"),
         ({"reminder_at": "2025-02-18T17:00"}, "reminder_at", "must be after the send time"),
+        ({"fallback": "sms>fax"}, "fallback", "fallback 'sms&gt;fax' not understood"),
     ],
 )
 def test_create_errors_appear_next_to_their_field_and_keep_the_input(
@@ -203,6 +204,24 @@ def test_a_manager_queues_a_notice_and_sees_its_log_summary_and_history(
     history = manager.get(f"/console/deliveries/{first}").text
     assert "History" in history and "No events yet." not in history
     assert re.search(r'<span class="state state-sent">sent</span></td><td>1</td>', history)
+
+
+def test_a_manager_sets_a_fallback_order_and_an_emergency_reason(
+    web: Web, manager: httpx.Client
+) -> None:
+    form = REFERENCE | {
+        "fallback": "sms>email",
+        "emergency": "the building is flooding",
+        "csrf": token(manager),
+    }
+    created = manager.post("/console/notices", data=form)
+    assert created.status_code == 303, created.text
+    notice_id = int(created.headers["location"].split("/")[-1].split("?")[0])
+    view = web.app.notices.get(OPERATOR, notice_id)
+    assert view.broadcasts[0].fallback == ["sms", "email"]
+    assert view.emergency_reason == "the building is flooding"
+    page = manager.get(f"/console/notices/{notice_id}").text
+    assert "sent this alone, without a second manager" in page
 
 
 def test_the_csv_export_follows_the_filters_and_masks_addresses(

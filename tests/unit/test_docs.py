@@ -98,7 +98,8 @@ def test_the_readme_gives_the_two_commands_and_points_to_the_docs() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
     assert "docs/README.md" in readme
-    assert len(readme.splitlines()) < 150  # the front door; the rest is in docs/
+    # The front door: what each feature is and its one command or snippet; the rest in docs/.
+    assert len(readme.splitlines()) < 200
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^demo:", makefile, re.MULTILINE)
     assert re.search(r"^test:", makefile, re.MULTILINE)

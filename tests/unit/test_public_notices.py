@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 
 from notifier.domain.closures import BusinessHours, Closure, zone
-from notifier.domain.notices import Audience, Clinic, NoticeChange, NoticeFacts
+from notifier.domain.notices import Audience, Clinic, NoticeChange, NoticeFacts, ReasonCode
 from notifier.domain.public import (
     CapCategory,
     MessageType,
@@ -66,7 +66,10 @@ def test_cap_categories_by_reason_words_and_codes() -> None:
     assert cap_category("Snow storm.") is CapCategory.MET
     assert cap_category("a power outage") is CapCategory.INFRA
     assert cap_category("staff training") is CapCategory.HEALTH
-    assert cap_category("anything", code="power") is CapCategory.INFRA
+    assert cap_category("anything", ReasonCode.POWER) is CapCategory.INFRA
+    assert cap_category("a fire next door", ReasonCode.EMERGENCY) is CapCategory.SAFETY
+    assert cap_category("the storm", ReasonCode.OTHER) is CapCategory.MET  # its words decide
+    assert cap_category("", ReasonCode.STAFF) is CapCategory.HEALTH
 
 
 def test_a_chain_makes_numbered_messages_and_a_cancel_in_place_adds_one() -> None:

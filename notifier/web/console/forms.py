@@ -31,6 +31,8 @@ def form_defaults() -> dict[str, str]:
         "reminder_at": "",
         "reminder_audience": "recipients",
         "urgent": "",
+        "fallback": "",
+        "emergency": "",
     }
 
 
@@ -79,6 +81,8 @@ class NoticeForm:
             reason_code=self.values.get("reason_code") or None,
             reason_texts=_spanish(self.values.get("reason_es")),
             message_texts=_spanish(self.values.get("message_es")),
+            fallback=self.values.get("fallback") or None,
+            emergency_reason=self.values.get("emergency") or None,
         )
 
 

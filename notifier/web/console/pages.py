@@ -35,6 +35,8 @@ FIELDS = (
     "reminder_at",
     "reminder_audience",
     "urgent",
+    "fallback",
+    "emergency",
 )
 """The notice form's fields; an error about anything else is shown for the whole form."""
 
