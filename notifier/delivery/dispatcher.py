@@ -121,7 +121,14 @@ class Dispatcher:
         serves one worker, which keeps its rate in process."""
         if self.db.dialect != "postgresql" or not self.settings.rate_shared:
             return TokenBucket(rate, name=sender.partition(":")[0])
-        return SharedTimeline(sender, rate, self._grant, self.settings.rate_grant_seconds)
+        return SharedTimeline(
+            sender, rate, self._grant, self.settings.rate_grant_seconds, demand=self._in_hand
+        )
+
+    def _in_hand(self) -> int:
+        """Messages this worker has taken on and not finished (those holding slots included)."""
+        with self._lock:
+            return len(self._in_flight)
 
     def _grant(self, sender: str, span: float, burst: float) -> tuple[float, float]:
         with self.db.session() as s:

@@ -64,7 +64,8 @@ class SharedTimeline:
     sender (``storage.send_rates.grant``, one atomic statement) and sends each segment in its own
     slot, ``1/rate`` apart. Spans never overlap, so the fleet together never exceeds the rate,
     however many workers join. A span is fetched ``batch_seconds`` at a time (the database is not
-    asked per message).
+    asked per message), or less when the worker has fewer messages in hand (``demand``): a
+    worker near the end of its work takes no slots it cannot use.
 
     Like ``TokenBucket``, an idle sender may burst one second's worth (``max(1, rate)`` units):
     a span may start up to that far in the past, and slots passed up to that long ago are still
@@ -79,10 +80,12 @@ class SharedTimeline:
         batch_seconds: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        demand: Callable[[], int] | None = None,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.sender = sender
+        self._demand = demand  # messages the worker has in hand (an upper bound is fine)
         self.rate = rate
         self._grant = grant
         self._batch = max(1.0, rate * batch_seconds)  # segments per grant
@@ -103,7 +106,10 @@ class SharedTimeline:
             start = max(self._cursor, now - self._burst)
             if (self._end - start) * self.rate < cost - 1e-9:
                 # Whole messages of this size: a remainder too small for the next one is lost.
-                span = cost * max(1, int(self._batch // cost)) / self.rate
+                messages = int(self._batch // cost)
+                if self._demand is not None:
+                    messages = min(messages, self._demand())
+                span = cost * max(1, messages) / self.rate
                 before = self._clock()
                 end, shared_now = self._grant(self.sender, span, self._burst)
                 after = self._clock()

@@ -25,6 +25,24 @@ def too_long(
     return warnings
 
 
+def too_long_per_sender(
+    channel: str,
+    seconds_by_sender: Mapping[str, float],
+    window_seconds: float,
+    rate_setting: str,
+) -> list[str]:
+    """Warn for each sender of a pool that needs longer than the provider queues at its own
+    rate: a slow number in a pool fails its patients even when the pool as a whole is fast."""
+    return [
+        f"{channel} from {sender}: its patients' messages take about {duration(needed)} at "
+        f"its rate ({rate_setting}), longer than the {duration(window_seconds)} the provider "
+        "queues; later messages may be dropped or arrive after the closure — give it a faster "
+        "rate, add numbers to the pool or split the list"
+        for sender, needed in seconds_by_sender.items()
+        if needed > window_seconds
+    ]
+
+
 def duration(seconds: float) -> str:
     """``45 s``, ``12 min 5 s``, ``5.6 h``: as precise as a person needs."""
     whole = round(seconds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from notifier.errors import ValidationError
@@ -55,3 +56,11 @@ def _score(address: str, sender: Sender) -> float:
     digest = hashlib.blake2b(f"{address}\x00{sender.address}".encode(), digest_size=8).digest()
     unit = (int.from_bytes(digest, "big") + 1) / (2**64 + 1)  # in (0, 1)
     return -sender.rate / math.log(unit)
+
+
+def share_out(addresses: Iterable[str], pool: tuple[Sender, ...]) -> dict[Sender, int]:
+    """How many of ``addresses`` each sender of the pool sends to (``choose`` for each)."""
+    counts = dict.fromkeys(pool, 0)
+    for address in addresses:
+        counts[choose(address, pool)] += 1
+    return counts

@@ -95,6 +95,18 @@ def recipient_names(s: Session, location_id: int, spec: ChannelSpec) -> list[tup
     return [(language, name, int(count)) for language, name, count in rows]
 
 
+def recipient_addresses(s: Session, location_id: int, spec: ChannelSpec) -> list[str]:
+    """Every address a channel would reach at a location (one per address), for sharing a
+    broadcast out among senders."""
+    address = address_column(spec)
+    rows = s.scalars(
+        select(address)
+        .where(Patient.location_id == location_id, address.is_not(None), consent_column(spec))
+        .distinct()
+    )
+    return list(rows)
+
+
 def longest_first_names(s: Session, location_id: int, spec: ChannelSpec) -> list[tuple[str, str]]:
     """Per language, the longest first name of a patient who takes this channel's messages:
     (language, name)."""

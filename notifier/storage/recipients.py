@@ -404,6 +404,18 @@ def queued_names(
     return [(language, name, int(count)) for language, name, count in general], list(own)
 
 
+def queued_addresses(s: Session, broadcast_id: int, channel: str) -> list[str]:
+    """The addresses a fan-out queued on a channel, for sharing them out among senders."""
+    rows = s.scalars(
+        select(Delivery.address).where(
+            Delivery.broadcast_id == broadcast_id,
+            Delivery.channel == channel,
+            Delivery.state == DeliveryState.PENDING,
+        )
+    )
+    return list(rows)
+
+
 def finish_broadcasts(s: Session, now: datetime) -> int:
     """Mark sending broadcasts whose deliveries are all final as done."""
     still_open = exists().where(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -26,6 +27,7 @@ from notifier.domain.notices import (
     templates_for,
 )
 from notifier.domain.segments import count_segments
+from notifier.domain.senders import Sender, share_out
 from notifier.domain.wording import plural
 from notifier.errors import TemplateError, ValidationError
 from notifier.rendering.messages import context, resolve_language
@@ -48,6 +50,8 @@ class Recipients:
     # patients whose message names their own appointments: (language, first name, appointments)
     own: list[tuple[str, str, list[tuple[datetime, str]]]] = field(default_factory=list)
     names_include_own: bool = False  # ``names`` counts those patients too
+    # the addresses, loaded only to share a broadcast out among a pool of senders
+    addresses: Callable[[], Sequence[str]] | None = None
 
 
 @dataclass
@@ -57,6 +61,8 @@ class Estimate:
 
     seconds: dict[str, float] = field(default_factory=dict)
     units: dict[str, int] = field(default_factory=dict)  # segments, or messages
+    # channel → sender → seconds, for a channel sending from a pool (each at its own rate)
+    senders: dict[str, dict[str, float]] = field(default_factory=dict)
     unrenderable: dict[str, str] = field(default_factory=dict)  # channel → the first error
 
 
@@ -192,9 +198,14 @@ class Previews(UseCase):
         result = Estimate()
         for name in channels:
             spec = self.deps.spec(name)
-            units = self._units(facts, spec, count_recipients(spec), result)
+            who = count_recipients(spec)
+            units = self._units(facts, spec, who, result)
             result.units[name] = units
             result.seconds[name] = estimates.seconds(units, registry.rate(spec, self.settings))
+            pool = registry.senders(spec, self.settings)
+            if pool and units and who.addresses is not None:
+                result.senders[name] = by_sender(units, share_out(who.addresses(), pool))
+                result.seconds[name] = max(result.senders[name].values(), default=0.0)
         return result
 
     def queued(
@@ -212,13 +223,15 @@ class Previews(UseCase):
             ):
                 appointments[a.patient_id].append((a.starts_at, a.provider))
         own = [(p.language, p.first_name, appointments[p.id]) for p in patients]
-        return Recipients(names, own)
+        addresses = partial(recipient_rows.queued_addresses, s, broadcast_id, spec.name)
+        return Recipients(names, own, addresses=addresses)
 
     def _audience(
         self, s: Session, facts: NoticeFacts, location_id: int, spec: ChannelSpec
     ) -> Recipients:
         """Who the notice's first broadcast would reach now, for the estimate."""
         names = patient_rows.recipient_names(s, location_id, spec)
+        addresses = partial(patient_rows.recipient_addresses, s, location_id, spec)
         own: list[tuple[str, str, list[tuple[datetime, str]]]] = []
         if Template.APPOINTMENT in templates_for(facts.change, facts.audience):
             for appointments in self._affected_by_patient(s, facts, location_id).values():
@@ -227,8 +240,8 @@ class Previews(UseCase):
                     times = [(a.starts_at, a.provider) for a in appointments]
                     own.append((patient.language, patient.first_name, times))
         if facts.audience is Audience.AFFECTED:
-            return Recipients([], own)
-        return Recipients(names, own, names_include_own=True)
+            return Recipients([], own, addresses=addresses)
+        return Recipients(names, own, names_include_own=True, addresses=addresses)
 
     def _units(
         self, facts: NoticeFacts, spec: ChannelSpec, recipients: Recipients, result: Estimate
@@ -278,9 +291,13 @@ class Previews(UseCase):
             "`notifier deliveries retry`"
             for channel, why in estimate.unrenderable.items()
         ]
+        window = self.settings.sms_queue_window_seconds
+        for channel, seconds in estimate.senders.items():
+            variable = self._rate_variable(self.deps.spec(channel))
+            warnings += estimates.too_long_per_sender(channel, seconds, window, variable)
         return warnings + estimates.too_long(
-            estimate.seconds,
-            self.settings.sms_queue_window_seconds,
+            {c: s for c, s in estimate.seconds.items() if c not in estimate.senders},
+            window,
             {name: self._rate_variable(self.deps.spec(name)) for name in estimate.seconds},
         )
 
@@ -354,3 +371,13 @@ def oversize(
         f"(language {worst.language!r}); {spec.label} allows at most {limit:,}: shorten the "
         "message or the reason"
     )
+
+
+def by_sender(units: int, shares: dict[Sender, int]) -> dict[str, float]:
+    """Seconds each sender of a pool needs for its share of ``units`` at its own rate (the
+    share of units follows its share of addresses)."""
+    total = sum(shares.values()) or 1
+    return {
+        sender.address: estimates.seconds(units * count / total, sender.rate)
+        for sender, count in shares.items()
+    }

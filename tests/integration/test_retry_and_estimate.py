@@ -14,6 +14,7 @@ from notifier.bootstrap import App
 from notifier.channels.base import SendResult
 from notifier.cli import main
 from notifier.clock import FrozenClock
+from notifier.domain.senders import parse_pool, share_out
 from notifier.runtime import run_once
 from notifier.storage import reports
 from notifier.usecases.notice_requests import NoticeRequest
@@ -189,14 +190,49 @@ def test_the_cli_requeues_failed_deliveries_and_the_log_still_prints(
 
 
 @pytest.mark.parametrize(("pool", "warned"), [("+15405550100=10", False), (None, True)])
-def test_a_pool_of_senders_is_estimated_at_the_pools_rate(
+def test_a_pool_of_senders_is_estimated_by_its_slowest_sender(
     app: App, cova: str, pool: str | None, warned: bool
 ) -> None:
     app.settings.sms_rate_per_second = 0.002  # one slow number would take longer than 10 h
     app.settings.twilio_from_numbers = pool and f"{pool},+18885550100=40"
     notice_id = notice(app, 50, channels="sms")
     preview = app.previews.of_notice(OPERATOR, notice_id)
-    segments = preview.messages["sms"][0].segments
-    rate = 50.0 if pool else 0.002
-    assert preview.estimated_seconds["sms"] == pytest.approx(50 * segments / rate, rel=0.01)
+    units = 50 * preview.messages["sms"][0].segments
+    if pool:  # each number sends its own patients at its own rate; the slower one ends last
+        senders = parse_pool(app.settings.twilio_from_numbers or "", 1.0)
+        shares = share_out([phone(i) for i in range(50)], senders)
+        expected = max(units * n / 50 / sender.rate for sender, n in shares.items())
+        assert min(shares.values()) > 0 and expected >= units / 50.0
+    else:
+        expected = units / 0.002
+    assert preview.estimated_seconds["sms"] == pytest.approx(expected, rel=0.01, abs=0.1)
     assert bool([w for w in preview.warnings if "queues" in w]) is warned
+
+
+def test_each_slow_sender_of_a_pool_is_warned_about_by_number_in_the_preview_and_the_fan_out(
+    app: App, cova: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each number of a pool sends its own patients at its own rate: the warning names the
+    number that needs longer than the window (its time for its share, where its rate is set),
+    not the one that fits, and no channel-wide warning."""
+    pool = "+15405550100=0.01,+18885550100=0.02"
+    app.settings.sms_queue_window_seconds = 3600
+    app.settings.twilio_from_numbers = pool
+    notice_id = notice(app, 60, channels="sms")
+    preview = app.previews.of_notice(OPERATOR, notice_id)
+    segments = preview.messages["sms"][0].segments
+    shares = share_out([phone(i) for i in range(60)], parse_pool(pool, 1.0))
+    hours = {s.address: n * segments / s.rate / 3600 for s, n in shares.items()}
+    assert 60 * segments / 0.03 > 3600  # the pool as a whole would be warned about
+    assert [a for a, h in hours.items() if h > 1.0] == ["+18885550100"]  # 44 of 60 patients
+    [warning] = [w for w in preview.warnings if "queues" in w]
+    assert warning.startswith("sms from +18885550100: ")
+    assert f"about {hours['+18885550100']:.1f} h" in warning
+    assert "at its rate (NOTIFIER_TWILIO_FROM_NUMBERS)" in warning
+    assert "longer than the 1.0 h" in warning
+    with caplog.at_level(logging.WARNING, logger="notifier.delivery.fanout"):
+        app.fanout.fire_due()
+    logged = [
+        r.getMessage() for r in caplog.records if r.__dict__.get("action") == "broadcast_too_long"
+    ]
+    assert len(logged) == 1 and "sms from +18885550100" in logged[0]

@@ -97,3 +97,20 @@ def test_an_idle_fleet_may_burst_one_seconds_worth_and_never_catches_up_more() -
     # rate: 30 segments take the slots from -0.9 s to +2.0 s.
     assert sum(slot - t.now < 1e-9 for slot in slots) == 10
     assert slots[-1] - t.now == pytest.approx(2.0)
+
+
+def test_a_worker_with_few_messages_in_hand_takes_only_the_slots_it_can_use() -> None:
+    t = ManualTime()
+    t.now = 100.0
+    db = SharedClock(t)
+    db.tat = 100.0
+    in_hand = [2]
+    timeline = SharedTimeline(
+        "sms", 10, db.grant, batch_seconds=0.5, clock=t, demand=lambda: in_hand[0]
+    )
+    assert [timeline.reserve(1) for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2])
+    # Two slots per grant, not five: the third message asked again; nothing left unused.
+    assert [x for grant in db.grants for x in grant] == pytest.approx([100, 100.2, 100.2, 100.4])
+    in_hand[0] = 50
+    assert [timeline.reserve(1) for _ in range(2)] == pytest.approx([0.3, 0.4])
+    assert db.grants[-1] == pytest.approx((100.4, 100.9))  # never more than one batch

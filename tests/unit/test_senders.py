@@ -4,7 +4,8 @@ from collections import Counter
 
 import pytest
 
-from notifier.domain.senders import Sender, choose, parse_pool
+from notifier.domain.estimates import too_long_per_sender
+from notifier.domain.senders import Sender, choose, parse_pool, share_out
 from notifier.errors import ValidationError
 
 PHONES = [f"+1540{2000000 + i}" for i in range(3000)]
@@ -38,3 +39,14 @@ def test_a_number_joining_the_pool_moves_only_the_patients_it_takes() -> None:
     moved = [p for p in PHONES if choose(p, before) != choose(p, after)]
     assert all(choose(p, after).address == "+15405550102" for p in moved)
     assert 0.25 < len(moved) / len(PHONES) < 0.42
+
+
+def test_a_pool_shares_addresses_out_as_each_is_chosen_and_a_slow_sender_is_warned_alone() -> None:
+    pool = (Sender("+15405550100", 1.0), Sender("+18885550100", 3.0))
+    addresses = [f"+1540{2000000 + i}" for i in range(400)]
+    shares = share_out(addresses, pool)
+    assert shares == Counter(choose(a, pool) for a in addresses)
+    assert sum(shares.values()) == 400 and 60 < shares[pool[0]] < 140  # about a quarter
+    seconds = {"+15405550100": 7200.0, "+18885550100": 1800.0}
+    [warning] = too_long_per_sender("sms", seconds, 3600.0, "NOTIFIER_TWILIO_FROM_NUMBERS")
+    assert warning.startswith("sms from +15405550100: ") and "about 2.0 h" in warning
