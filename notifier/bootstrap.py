@@ -66,7 +66,9 @@ class App:
         self, channels: Mapping[str, Channel] | None = None, worker_id: str | None = None
     ) -> Dispatcher:
         """The sender, through ``channels`` (default: every enabled channel's real client)."""
-        built = channels if channels is not None else registry.build_channels(self.settings)
+        built = (
+            channels if channels is not None else registry.build_channels(self.settings, self.clock)
+        )
         return Dispatcher(self.deps, built, worker_id)
 
     def intake(self, stored: Callable[[], None] | None = None) -> Intake:
@@ -76,7 +78,9 @@ class App:
 
     def reconciler(self, channels: Mapping[str, Channel] | None = None) -> Reconciler:
         """Asks the providers about deliveries left "sent" (default: every enabled channel)."""
-        built = channels if channels is not None else registry.build_channels(self.settings)
+        built = (
+            channels if channels is not None else registry.build_channels(self.settings, self.clock)
+        )
         return Reconciler(self.deliveries, built)
 
     def workers(

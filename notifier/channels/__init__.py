@@ -20,6 +20,7 @@ from notifier.channels.base import (
 from notifier.channels.email import EmailChannel
 from notifier.channels.sms import SmsChannel
 from notifier.channels.voice import VoiceChannel
+from notifier.clock import Clock
 from notifier.domain.channels import ChannelSpec
 from notifier.domain.senders import Sender, parse_pool
 from notifier.errors import ConfigurationError
@@ -68,10 +69,14 @@ def statuses(settings: Settings) -> dict[str, ChannelStatus]:
     return {name: status(spec, settings) for name, spec in specs().items()}
 
 
-def build_channels(settings: Settings) -> dict[str, Channel]:
-    """Instantiate every channel whose settings are complete."""
+def build_channels(settings: Settings, clock: Clock) -> dict[str, Channel]:
+    """Instantiate every channel whose settings are complete, on the service's clock."""
     enabled = statuses(settings)
-    return {name: factory(settings) for name, factory in CHANNELS.items() if enabled[name].enabled}
+    return {
+        name: factory(settings, clock)
+        for name, factory in CHANNELS.items()
+        if enabled[name].enabled
+    }
 
 
 def price(spec: ChannelSpec, settings: Settings) -> float | None:

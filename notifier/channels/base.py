@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import ClassVar, Protocol, runtime_checkable
 
+from notifier.clock import Clock
 from notifier.domain.channels import ChannelSpec
 from notifier.domain.contacts import mask_text
 from notifier.domain.deliveries import Report
@@ -85,12 +86,13 @@ class Channel(Protocol):
 
 
 class ChannelFactory(Protocol):
-    """A channel class: its spec, and a constructor from the settings."""
+    """A channel class: its spec, and a constructor from the settings and the service's clock
+    (what a channel dates or lets expire goes by the service's time, never the wall clock)."""
 
     @property
     def spec(self) -> ChannelSpec: ...
 
-    def __call__(self, settings: Settings) -> Channel: ...
+    def __call__(self, settings: Settings, clock: Clock) -> Channel: ...
 
 
 @runtime_checkable

@@ -15,10 +15,11 @@ import threading
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import format_datetime
 from typing import ClassVar
 
 from notifier.channels.base import ChannelError, OutgoingMessage, SendResult
+from notifier.clock import Clock, SystemClock
 from notifier.domain.channels import AddressField, ChannelSpec, MessageFormat
 from notifier.settings import Settings
 from notifier.unsubscribe import unsubscribe_headers
@@ -42,9 +43,10 @@ class EmailChannel:
         curable_codes=frozenset({"5xx"}),
     )
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         assert settings.smtp_host is not None and settings.email_from is not None
         self.settings = settings
+        self.clock: Clock = clock or SystemClock()  # dates each email (its Date header)
         self.sender = settings.email_from
         self.domain = settings.email_from.rpartition("@")[2] or "notifier.local"
         self._local = threading.local()  # one SMTP connection per dispatcher thread
@@ -58,7 +60,7 @@ class EmailChannel:
         email["From"] = self.sender
         email["To"] = message.to
         email["Subject"] = message.subject or ""
-        email["Date"] = formatdate(localtime=False)
+        email["Date"] = format_datetime(self.clock.now())
         email["Message-ID"] = self.message_id(message.delivery_id)
         if message.patient_id is not None:  # RFC 8058 one-click unsubscribe
             for name, value in unsubscribe_headers(

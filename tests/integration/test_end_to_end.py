@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
 
 from notifier.bootstrap import App
 from notifier.runtime import run_once
@@ -49,6 +50,7 @@ def test_reference_closure_reaches_each_consenting_patient_exactly_once(
     assert isinstance(maria, EmailMessage)
     assert maria["Subject"] == "COVA Spine and Pain Center: closure on Wed 2/19 – Thu 2/20"
     assert maria["Message-ID"].startswith("<delivery-")
+    assert parsedate_to_datetime(maria["Date"]) == app.clock.now().replace(microsecond=0)
     plain = maria.get_body(("plain",))
     html = maria.get_body(("html",))
     assert plain is not None and html is not None

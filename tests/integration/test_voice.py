@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import text
@@ -229,6 +230,22 @@ def test_a_forged_or_expired_twiml_link_hangs_up_politely(web: Web) -> None:
     assert "<Hangup />" in answer.text and "<Say" not in answer.text
     unsigned = web.client.post("/webhooks/twilio/voice/not-a-token", data={"CallSid": "x"})
     assert unsigned.status_code == 403
+
+
+def test_a_call_link_expires_by_the_service_clock(web: Web, clock: FrozenClock) -> None:
+    call_out(web)
+    (url,) = [
+        r["form"]["Url"][0]
+        for r in web.twilio.requests
+        if r["path"].endswith("/Calls.json") and r["form"]["To"] == [RUTH]
+    ]
+    path = urlsplit(url).path
+    params = {"CallSid": web.twilio.calls_to(RUTH)[0]["sid"], "AnsweredBy": "human"}
+    clock.advance(59 * 60)  # within NOTIFIER_VOICE_LINK_MINUTES (60) of the service's time
+    assert CLOSURE_EN in web.signed_post(path, params).text
+    clock.advance(2 * 60)  # past it: the link no longer plays the message
+    expired = web.signed_post(path, params)
+    assert "<Hangup />" in expired.text and CLOSURE_EN not in expired.text
 
 
 LANDLINES = f"""\
