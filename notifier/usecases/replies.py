@@ -69,6 +69,7 @@ class ConversationView:
     id: int
     location: str | None  # slug; None: a number no patient or delivery places
     location_name: str | None
+    timezone: str | None  # the location's: times shown as the clinic reads them
     number: str  # the patient's, as people dial it (staff call back)
     sender: str | None  # the number the patient wrote to: answers go from it
     patient: str | None  # external id
@@ -452,6 +453,7 @@ class Replies(UseCase):
                     id=c.id,
                     location=place.slug if place else None,
                     location_name=place.name if place else None,
+                    timezone=place.timezone if place else None,
                     number=c.address if erased else display_phone(c.address),
                     sender=display_phone(c.sender) if c.sender else None,
                     patient=patient.external_id if patient else None,

@@ -224,3 +224,45 @@ def test_retention_erases_bodies_and_numbers(web: Web, clock: FrozenClock) -> No
     [conversation] = web.app.replies.conversations(OPERATOR)
     assert [m.body for m in conversation.messages] == [None]
     assert conversation.number.startswith("erased:")
+
+
+def test_the_api_lists_and_answers_for_tokens_of_the_location_only(web: Web) -> None:
+    closure(web.app)
+    web.app.replies.set_auto_reply(OPERATOR, "cova", False)
+    text(web, "Are you open Friday?", MARIA)
+    cova = web.app.accounts.create_token("cova desk", True, ["cova"], "send")
+    north = web.app.accounts.create_token("north desk", True, ["north"], "send")
+    blind = web.app.accounts.create_token("cova wall", False, ["cova"], "read")
+    reader = web.app.accounts.create_token("cova reader", True, ["cova"], "read")
+
+    def auth(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    listed = web.client.get("/api/v1/conversations", headers=auth(cova))
+    assert listed.status_code == 200
+    [conversation] = listed.json()
+    assert conversation["patient"] == "p1" and conversation["location"] == "cova"
+    assert conversation["messages"][0]["body"] == "Are you open Friday?"
+    assert web.client.get("/api/v1/conversations", headers=auth(north)).json() == []
+    assert web.client.get("/api/v1/conversations", headers=auth(blind)).status_code == 403
+    path = f"/api/v1/conversations/{conversation['id']}/messages"
+    assert web.client.post(path, json={"message": "hi"}, headers=auth(north)).status_code == 404
+    assert web.client.post(path, json={"message": "hi"}, headers=auth(reader)).status_code == 403
+    assert web.client.post(path, json={"message": ""}, headers=auth(cova)).status_code == 422
+    answered = web.client.post(path, json={"message": "Yes, 8 AM."}, headers=auth(cova))
+    assert answered.status_code == 201 and answered.json()["state"] == "sent"
+    assert [m["from"] for m in sent_to(web.twilio, MARIA) if m["body"] == "Yes, 8 AM."] == [MAIN]
+
+
+def test_the_console_front_page_lists_patients_waiting_too_long(web: Web) -> None:
+    from tests.support.web import signed_in
+
+    web.app.replies.set_auto_reply(OPERATOR, "cova", False)
+    text(web, "Are you open Friday?", MARIA)
+    web.app.deps.clock.advance(14 * 3600 + 45 * 60)  # Wednesday 08:45
+    with signed_in(web, "manager") as client:
+        front = client.get("/console/notices")
+        assert "Patients waiting for an answer (1)" in front.text
+        assert "waiting 45 min" in front.text
+        inbox = client.get("/console/inbox")
+        assert "1 unread" in inbox.text and "Maria Lopez" in inbox.text
