@@ -236,7 +236,10 @@ class Replies(UseCase):
             only = require_location(s, location, actor).id if location else None
             within = sorted(actor.locations) if actor.locations is not None else None
             found = rows.page(s, within, only, limit)
-            return self._views(s, found)
+            views = self._views(s, found)
+            # patients' words: a bulk read, in the audit trail (ids and counts only)
+            record(s, actor, "replies_list", self.clock.now(), location, len(views))
+            return views
 
     def conversation(
         self, actor: Actor, conversation_id: int, read: bool = False
