@@ -266,3 +266,14 @@ def test_the_console_front_page_lists_patients_waiting_too_long(web: Web) -> Non
         assert "waiting 45 min" in front.text
         inbox = client.get("/console/inbox")
         assert "1 unread" in inbox.text and "Maria Lopez" in inbox.text
+
+
+def test_forgetting_a_patient_erases_their_texts_at_once(web: Web) -> None:
+    web.app.replies.set_auto_reply(OPERATOR, "cova", False)
+    text(web, "Are you open Friday?", MARIA)
+    text(web, "Hola", LUCIA)
+    web.app.retention.forget(OPERATOR, "p1")
+    maria, lucia = sorted(web.app.replies.conversations(OPERATOR), key=lambda c: c.patient or "")
+    assert [m.body for m in maria.messages] == [None] and maria.number.startswith("erased:")
+    assert maria.patient_name is None
+    assert [m.body for m in lucia.messages] == ["Hola"]  # nobody else's
