@@ -25,7 +25,7 @@ from notifier.channels import Channel
 from notifier.channels.base import ChannelError, OutgoingMessage
 from notifier.domain.actors import Actor
 from notifier.domain.closures import BusinessHours, zone
-from notifier.domain.contacts import display_phone, mask_address
+from notifier.domain.contacts import display_phone, mask_address, normalize_phone
 from notifier.domain.conversations import (
     Author,
     MessageState,
@@ -111,7 +111,7 @@ class Replies(UseCase):
         text = inbound.received(message_id, from_, body, self.settings.default_region)
         if text is None:
             return None
-        sender = printable(to)[:254] or None
+        sender = _our_number(to, self.settings.default_region)
         with self.db.session() as s:
             conversation = self._conversation(s, channel, text.sender, sender, now)
             stored = rows.add_message_once(
@@ -478,6 +478,15 @@ class Replies(UseCase):
                 )
             )
         return views
+
+
+def _our_number(to: str, region: str) -> str | None:
+    """The number the patient wrote to, in E.164; None (answers then go from the channel's
+    own sender) when the webhook did not give a phone number."""
+    try:
+        return normalize_phone(printable(to), region)
+    except ValidationError:
+        return None
 
 
 def _sees(actor: Actor, conversation: Conversation) -> bool:
