@@ -277,3 +277,33 @@ def test_forgetting_a_patient_erases_their_texts_at_once(web: Web) -> None:
     assert [m.body for m in maria.messages] == [None] and maria.number.startswith("erased:")
     assert maria.patient_name is None
     assert [m.body for m in lucia.messages] == ["Hola"]  # nobody else's
+
+
+def test_the_console_reads_marks_done_assigns_and_switches_the_auto_reply(web: Web) -> None:
+    from tests.support.web import csrf_of, signed_in
+
+    closure(web.app)
+    text(web, "Are you open Friday?", MARIA)
+    [conversation] = web.app.replies.conversations(OPERATOR)
+    page = f"/console/inbox/{conversation.id}"
+    with signed_in(web, "manager") as client:
+        opened = client.get(page)
+        assert "Are you open Friday?" in opened.text and "automatic" in opened.text
+        assert web.app.replies.conversation(OPERATOR, conversation.id).unread == 0
+        token = csrf_of(opened)
+        done = client.post(f"{page}/done", data={"csrf": token, "done": "yes"})
+        assert done.status_code == 303
+        wrong = client.post(f"{page}/assign", data={"csrf": token, "email": "no@one.example"})
+        assert wrong.status_code == 422 and "no user" in wrong.text
+        given = client.post(f"{page}/assign", data={"csrf": token, "email": "manager@cova.example"})
+        assert given.status_code == 303
+        off = client.post(
+            "/console/inbox/auto-reply", data={"csrf": token, "location": "cova", "on": "off"}
+        )
+        assert off.status_code == 303
+        assert client.post(f"{page}/done", data={"done": "yes"}).status_code == 403  # no CSRF
+    after = web.app.replies.conversation(OPERATOR, conversation.id)
+    assert after.done and after.assigned_to == "manager@cova.example"
+    assert [p.auto_reply for p in web.app.replies.locations(OPERATOR) if p.slug == "cova"] == [
+        False
+    ]
