@@ -59,7 +59,8 @@ def conversation_page(
     user: SignedIn,
     conversation_id: int,
 ) -> Response:
-    return _conversation(request, app, sign_in, conversation_id, read=True)
+    # A manager opening it has read it; a viewer looking on leaves it unread for the desk.
+    return _conversation(request, app, sign_in, conversation_id, read=user.can_manage)
 
 
 def _conversation(
