@@ -1,13 +1,18 @@
 """The inbox in a real browser (Chromium driven by Playwright) against a real ``notifier
 serve``: a patient answers the reference closure by text (a signed inbound webhook), gets the
-auto-reply, and a manager reads and answers the conversation; then the same from the CLI.
+auto-reply, and a manager reads and answers the conversation; then the same from the CLI. And
+the inbox of ``notifier demo --serve``, with the demo's data.
 
-The inbox screenshot goes to ``test-artifacts/console/inbox.png`` (the README's image is a copy
-of it, in docs/operate/img/)."""
+Screenshots go to ``test-artifacts/console/``; the README's ``docs/operate/img/inbox.png`` is a
+copy of ``demo-inbox.png``, ``docs/operate/img/conversation.png`` of ``conversation.png``."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,7 +25,7 @@ from notifier_sandbox.twilio_server import FakeTwilio
 from tests.acceptance import test_console_browser as console_browser
 from tests.acceptance.test_console_browser import EMAIL, shot, sign_in
 from tests.support.patients import PATIENTS_CSV
-from tests.support.processes import run_notifier
+from tests.support.processes import NOTIFIER, free_port, run_notifier
 
 pytestmark = pytest.mark.slow
 # The console tests' fixtures: a served console with a manager, and Chromium.
@@ -127,3 +132,50 @@ def test_a_manager_reads_and_answers_a_patients_text(
     assert any(m["body"] == "See you Friday." for m in fake_twilio.messages.values())
     text = run_notifier(env, "replies", "list", "--location", "cova").stdout
     assert "answer: See you Friday." in text and "Maria Lopez (p1)" in text
+
+
+def test_the_demo_console_shows_marias_question_in_the_inbox(
+    browser: Browser, tmp_path: Path
+) -> None:
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    environment |= {
+        "NOTIFIER_HTTP_PORT": str(port),
+        "NOTIFIER_CONFIG_FILE": str(tmp_path / "absent.toml"),
+    }
+    process = subprocess.Popen(
+        [*NOTIFIER, "demo", "--serve", "--workdir", str(tmp_path / "demo")],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert process.stdout is not None
+        found = None
+        for line in process.stdout:
+            found = re.search(r"sign in as (\S+) with the password (\S+)", line)
+            if found:
+                break
+        assert found, "the demo never said how to sign in"
+        email, password = found.groups()
+        context = browser.new_context(viewport={"width": 1100, "height": 520})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(f"http://127.0.0.1:{port}/console/login")
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="Inbox", exact=True).click()
+        row = page.locator("table.inbox tbody tr").first
+        expect(row).to_contain_text("Maria Lopez")
+        expect(row).to_contain_text("1 unread")
+        expect(row).to_contain_text("I have an appointment Thursday, what do I do?")
+        expect(row).to_contain_text("answered automatically")
+        shot(page, "demo-inbox")
+        context.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    assert process.returncode == 0
