@@ -53,10 +53,25 @@ def find(s: Session, location_id: int | None, channel: str, address: str) -> Con
     ).first()
 
 
-def add(s: Session, conversation: Conversation) -> Conversation:
-    s.add(conversation)
-    s.flush()
-    return conversation
+def add_or_find(
+    s: Session, location_id: int | None, channel: str, address: str, now: datetime
+) -> Conversation:
+    """The number's conversation in the location, made if need be: two first texts at once
+    make one (the unique key decides; PostgreSQL waits for the other transaction)."""
+    insert_new(
+        s,
+        Conversation,
+        location_id=location_id,
+        channel=channel,
+        address=address,
+        unread=0,
+        done=False,
+        last_message_at=now,
+        created_at=now,
+    )
+    found = find(s, location_id, channel, address)
+    assert found is not None
+    return found
 
 
 def get(s: Session, conversation_id: int) -> Conversation | None:

@@ -130,7 +130,7 @@ class Replies(UseCase):
             if stored is None:
                 log.info("inbound reply replayed", extra={"action": "reply_replay"})
                 return None
-            conversation.unread += 1
+            conversation.unread = Conversation.unread + 1  # in SQL: texts at once all count
             conversation.done = False
             conversation.last_message_at = now
             conversation.waiting_since = conversation.waiting_since or now
@@ -165,20 +165,9 @@ class Replies(UseCase):
             holders = patient_rows.patients_with_address(s, spec, address)
             patient = holders[0] if holders else None
         location_id = patient.location_id if patient is not None else None
-        conversation = rows.find(s, location_id, channel, address)
-        if conversation is None:
-            conversation = rows.add(
-                s,
-                Conversation(
-                    location_id=location_id,
-                    channel=channel,
-                    address=address,
-                    unread=0,
-                    done=False,
-                    last_message_at=now,
-                    created_at=now,
-                ),
-            )
+        conversation = rows.find(s, location_id, channel, address) or rows.add_or_find(
+            s, location_id, channel, address, now
+        )
         if patient is not None:
             conversation.patient_id = patient.id
         conversation.notice_id = notice_id or conversation.notice_id

@@ -307,3 +307,24 @@ def test_the_console_reads_marks_done_assigns_and_switches_the_auto_reply(web: W
     assert [p.auto_reply for p in web.app.replies.locations(OPERATOR) if p.slug == "cova"] == [
         False
     ]
+
+
+def test_texts_at_once_make_one_conversation_and_one_auto_reply(web: Web) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    closure(web.app)
+    bodies = [f"question {i}" for i in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        ids = list(
+            pool.map(
+                lambda body: web.app.replies.receive("sms", MARIA, MAIN, body, new_message_sid()),
+                bodies,
+            )
+        )
+    assert len(set(ids)) == 1
+    [conversation] = web.app.replies.conversations(OPERATOR)
+    authors = [m.author for m in conversation.messages]
+    assert authors.count("patient") == 6 and authors.count("auto") == 1
+    assert conversation.unread == 6
+    replies = [m for m in sent_to(web.twilio, MARIA) if "Automatic reply" in str(m["body"])]
+    assert len(replies) == 1
