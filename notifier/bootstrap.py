@@ -32,6 +32,7 @@ from notifier.usecases.patients import Patients
 from notifier.usecases.plans import Plans
 from notifier.usecases.previews import Previews
 from notifier.usecases.public import PublicNotices
+from notifier.usecases.replies import Replies
 from notifier.usecases.retention import Retention
 from notifier.usecases.sessions import Sessions
 
@@ -52,6 +53,7 @@ class App:
     deliveries: Deliveries
     patients: Patients
     consent: Consent
+    replies: Replies  # patients' texts that are not keywords: the inbox, answers, auto-reply
     calls: Calls
     accounts: Accounts
     audit: Audit
@@ -90,6 +92,7 @@ class App:
         return Workers(self.db, self.clock, self.settings, worker_id, role, held)
 
     def close(self) -> None:
+        self.replies.close()
         self.db.dispose()
 
 
@@ -124,6 +127,7 @@ def build_app(settings: Settings, clock: Clock | None = None, migrate: bool = Tr
         deliveries=Deliveries(deps),
         patients=Patients(deps),
         consent=Consent(deps),
+        replies=Replies(deps),
         calls=Calls(deps),
         accounts=accounts,
         audit=Audit(deps),

@@ -81,6 +81,7 @@ JSON_FIELDS = frozenset(
         "broadcasts",
         "channel",
         "code",
+        "conversation_id",  # patients' replies (usecases.replies): ids, never a body
         "count",
         "deliveries",
         "delivery_id",
@@ -90,6 +91,7 @@ JSON_FIELDS = frozenset(
         "ip",  # the client's IP (sign-in limits), not a patient's
         "lag_seconds",
         "location",
+        "message_id",
         "notice_id",
         "notices",
         "path",

@@ -195,6 +195,12 @@ class Settings(BaseSettings):
     # Deliveries older than this lose their addresses and provider error texts (retention).
     retention_days: int = Field(default=90, ge=1, le=36_500)
 
+    # Patients' replies (usecases/replies.py): a text unanswered this many business-hours minutes
+    # is listed on the console's front page and counted in /metrics; the closure auto-reply is
+    # on for a location unless switched off there, and off everywhere when this is false.
+    reply_waiting_minutes: int = Field(default=30, ge=1, le=100_000)
+    auto_reply: bool = True
+
     # Pretend the current time is this (the clock then runs forward): demos and end-to-end tests.
     now: datetime | None = None
 

@@ -10,6 +10,7 @@ from notifier.cli import (
     imports,
     locations,
     notices,
+    replies,
     retention,
     serve,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "locations",
     "main",
     "notices",
+    "replies",
     "retention",
     "serve",
 ]

@@ -72,6 +72,8 @@ class Location(Base):
     default_language: Mapped[str] = mapped_column(String(8), default="en")
     # The public page, banner, calendar, Atom, CAP and JSON feeds (web/public.py); off: 404.
     public_feeds: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Patients' texts during a closure are answered with its wording (usecases/replies.py).
+    auto_reply: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -487,3 +489,57 @@ class SendRate(Base):
 
     sender: Mapped[str] = mapped_column(String(100), primary_key=True)  # "sms", "sms:+1555…"
     tat: Mapped[float] = mapped_column(Double())
+
+
+class Conversation(Base):
+    """A patient's number writing to one of our senders, in the inbox of one location (None:
+    a number no patient and no delivery explains, seen by staff of every location)."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("location_id", "channel", "address"),
+        Index("ix_conversations_location_last", "location_id", "last_message_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(254))  # the patient's number; erased:<id> later
+    sender: Mapped[str | None] = mapped_column(String(254))  # the number the patient wrote to
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    notice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("notices.id")
+    )  # it most likely answers
+    unread: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    assigned_to: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime())  # unanswered since
+    last_message_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConversationMessage(Base):
+    """One text of a conversation: the patient's, a manager's answer or the auto-reply, with
+    its state (answers: sending, sent, failed with the reason, refused). Bodies are patient
+    data: erased by retention like deliveries' addresses."""
+
+    __tablename__ = "conversation_messages"
+    __table_args__ = (
+        UniqueConstraint("channel", "provider_id"),  # a replayed webhook adds nothing
+        UniqueConstraint("conversation_id", "auto_notice_id"),  # one auto-reply per version
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    author: Mapped[str] = mapped_column(String(20))  # patient, staff, auto
+    body: Mapped[str | None] = mapped_column(Text)  # None once erased
+    state: Mapped[str] = mapped_column(String(20))
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"))
+    auto_notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"))
+    sent_by: Mapped[str | None] = mapped_column(String(254))  # the actor's label: user:3
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

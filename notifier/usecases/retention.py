@@ -5,11 +5,13 @@
 their events their details, and consent-ledger entries that old keep a keyed hash of their
 address instead of it. States, attempts, codes, counts and times stay, so the delivery log's
 totals and the notices' summaries do not change. Messages' bodies are never stored (they are
-rendered from the stored notice), so there are none to erase.
+rendered from the stored notice), so there are none to erase; patients' texts and the answers
+to them (``usecases.replies``) lose their bodies and numbers at the same age.
 
-``forget`` erases one patient's name, phone and email and every address they were sent to;
-an opt-out of theirs moves to a keyed hash (``domain.erasure.address_digest``), so the number
-stays suppressed when a later import brings it back (``restore_suppressed``).
+``forget`` erases one patient's name, phone and email, every address they were sent to and
+their conversations' texts; an opt-out of theirs moves to a keyed hash
+(``domain.erasure.address_digest``), so the number stays suppressed when a later import brings
+it back (``restore_suppressed``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from notifier.domain.consent import Source
 from notifier.domain.erasure import address_digest
 from notifier.errors import ConfigurationError, NotFoundError
 from notifier.settings import Settings
+from notifier.storage import conversations as conversation_rows
 from notifier.storage import erasure as erasure_rows
 from notifier.storage import patients as patient_rows
 from notifier.storage.models import Patient
@@ -59,6 +62,7 @@ class Retention(UseCase):
         key = _key(self.settings)
         with self.db.session() as s:
             deliveries = erasure_rows.erase_deliveries_before(s, cutoff)
+            replies = conversation_rows.erase_before(s, cutoff, now)
             ledger = 0
             if key is not None:
                 ledger = erasure_rows.digest_ledger_before(
@@ -67,7 +71,12 @@ class Retention(UseCase):
             record(s, actor, "retention_run", now, count=deliveries)
         log.info(
             "retention run",
-            extra={"action": "retention_run", "deliveries": deliveries, "ledger": ledger},
+            extra={
+                "action": "retention_run",
+                "deliveries": deliveries,
+                "ledger": ledger,
+                "replies": replies,
+            },
         )
         return RetentionRun(deliveries, ledger)
 
@@ -98,6 +107,7 @@ class Retention(UseCase):
                 suppressed += erasure_rows.suppress_by_hash(s, channel, address, hashed, now)
                 erasure_rows.digest_ledger_of(s, channel, address, hashed)
             deliveries = erasure_rows.erase_deliveries_of(s, patient.id)
+            conversation_rows.erase_of(s, patient.id, [a for _, a in pairs], now)
             _erase(patient, now)
             record(s, actor, "patient_forget", now, f"patient:{patient.id}", deliveries)
             log.info(

@@ -12,7 +12,16 @@ from starlette.requests import ClientDisconnect
 
 from notifier.bootstrap import App
 from notifier.errors import ForbiddenError, NotFoundError, ValidationError
-from notifier.web import api, api_imports, calls, metrics, public, unsubscribe, webhooks
+from notifier.web import (
+    api,
+    api_imports,
+    api_replies,
+    calls,
+    metrics,
+    public,
+    unsubscribe,
+    webhooks,
+)
 from notifier.web.console import router as console_router
 from notifier.web.docs import add_docs
 from notifier.web.headers import SecurityHeaders
@@ -80,6 +89,7 @@ def create_app(app: App, receipts_stored: Callable[[], None] | None = None) -> F
     web.include_router(unsubscribe.router)
     web.include_router(api.router)
     web.include_router(api_imports.router)
+    web.include_router(api_replies.router)
     web.include_router(public.router)
     web.include_router(console_router)
     add_docs(web, app.settings.api_docs)

@@ -74,6 +74,15 @@ class DatabaseGauges(Collector):
                 "The latest finished broadcast: from its send time to its last final delivery.",
                 value=g.last_completion_seconds,
             )
+        waiting = GaugeMetricFamily(
+            "notifier_replies_waiting",
+            "Patients' texts unanswered longer than NOTIFIER_REPLY_WAITING_MINUTES of business "
+            "hours, by location ('-': a number no location has).",
+            labels=["location"],
+        )
+        for slug, count in sorted(self.app.replies.waiting_counts().items()):
+            waiting.add_metric([slug or "-"], count)
+        yield waiting
 
 
 def _age(now: datetime, since: datetime | None) -> float:

@@ -108,9 +108,14 @@ async def status_callback(form: SignedForm, request: Request) -> Response:
     response_class=Response,
 )
 def inbound(form: SignedForm, app: Application) -> Response:
-    """An SMS from a patient: STOP/START keywords change consent, HELP/INFO answers."""
+    """An SMS from a patient: STOP/START keywords change consent, HELP/INFO answers; any
+    other text goes to its location's inbox (and may get the closure auto-reply)."""
     message_id = _field(form, "MessageSid") or _field(form, "SmsSid")
     reply = app.consent.reply(SMS, _field(form, "From"), _field(form, "Body"), message_id)
+    if reply.keyword is None:  # a question, not a keyword: to the location's inbox
+        app.replies.receive(
+            SMS, _field(form, "From"), _field(form, "To"), _field(form, "Body"), message_id
+        )
     twiml = MessagingResponse()
     if reply.answer is not None:
         twiml.message(reply.answer)

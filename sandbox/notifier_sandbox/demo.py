@@ -137,11 +137,27 @@ def run_demo(workdir: Path, timeout: float = 60.0, serve: bool = False) -> None:
             app.close()
             raise click.ClickException("the demo sent nothing: see the log above")
         say(f"\nDone: {sent} messages sent, each recorded in {database}.")
+        patient_answers(app, twilio, operator)
         try:
             if serve:
                 keep_serving(app)
         finally:
             app.close()
+
+
+def patient_answers(app: App, twilio: FakeTwilio, operator: Actor) -> None:
+    """Maria answers the text (as the inbound webhook would hand it over): her question lands in
+    the location's inbox, linked to the notice, and gets the closure auto-reply."""
+    question = "I have an appointment Thursday, what do I do?"
+    app.replies.receive("sms", "+15405550111", twilio.from_number, question, "SM" + "d" * 32)
+    click.echo(f'\nMaria answers the text: "{question}"\n$ notifier replies list')
+    for conversation in app.replies.conversations(operator):
+        click.echo(
+            f"  #{conversation.id} {conversation.patient_name}, answers notice "
+            f"{conversation.notice_id}, {conversation.unread} unread"
+        )
+        for message in conversation.messages:
+            click.echo(f"    {message.author}: {(message.body or '')[:70]}...")
 
 
 def keep_serving(app: App) -> None:

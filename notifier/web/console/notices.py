@@ -94,6 +94,8 @@ def notices(
         groups=list(groups.values()),
         locations=locations,
         chosen=location or "",
+        waiting=app.replies.waiting(actor),  # patients' texts unanswered too long
+        waiting_minutes=app.settings.reply_waiting_minutes,
     )
 
 

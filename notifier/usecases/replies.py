@@ -1,0 +1,503 @@
+"""Patients' replies: every text that is not a keyword lands in its location's inbox, linked to
+the patient it matches and the notice it most likely answers (the latest delivery to that
+number); managers answer through the same channel and from the number the patient wrote to;
+while the location has an announced closure, a text gets the closure's words back at once, in
+the patient's language, once per patient and notice version.
+
+Opt-out wins: STOP is applied before a text reaches ``receive`` (``Consent.reply``), and no
+answer or auto-reply goes to an opted-out number. Bodies are patient data: never logged, shown
+only to staff of the location, erased by retention (``Retention``) like deliveries' addresses.
+Conversations of a number nothing places in a location are seen by staff of every location.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from notifier import channels as registry
+from notifier.channels import Channel
+from notifier.channels.base import ChannelError, OutgoingMessage
+from notifier.domain.actors import Actor
+from notifier.domain.closures import BusinessHours, zone
+from notifier.domain.contacts import display_phone, mask_address, normalize_phone
+from notifier.domain.conversations import (
+    Author,
+    MessageState,
+    auto_reply_text,
+    business_minutes,
+    checked_answer,
+)
+from notifier.domain.erasure import ERASED
+from notifier.domain.notices import Template
+from notifier.domain.untrusted import printable
+from notifier.errors import NotFoundError, ValidationError
+from notifier.rendering.messages import context, resolve_language
+from notifier.storage import accounts as account_rows
+from notifier.storage import consent as consent_rows
+from notifier.storage import conversations as rows
+from notifier.storage import locations as location_rows
+from notifier.storage import notices as notice_rows
+from notifier.storage import patients as patient_rows
+from notifier.storage.models import Conversation, ConversationMessage, Location, Patient
+from notifier.usecases import Deps, UseCase, inbound
+from notifier.usecases.audit import record
+from notifier.usecases.lookups import require_location, require_manager
+
+log = logging.getLogger(__name__)
+SHOWN = 200  # conversations per list
+
+
+@dataclass(frozen=True)
+class MessageView:
+    id: int
+    at: str
+    author: str  # patient, staff, auto
+    body: str | None  # None once erased
+    state: str  # received, sending, sent, failed, refused
+    error: str | None
+    sent_by: str | None  # user:3, token:2, operator; "auto" for the auto-reply
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    id: int
+    location: str | None  # slug; None: a number no patient or delivery places
+    location_name: str | None
+    timezone: str | None  # the location's: times shown as the clinic reads them
+    number: str  # the patient's, as people dial it (staff call back)
+    sender: str | None  # the number the patient wrote to: answers go from it
+    patient: str | None  # external id
+    patient_name: str | None
+    language: str | None
+    notice_id: int | None  # the notice the texts most likely answer
+    unread: int
+    done: bool
+    assigned_to: str | None  # the user's email
+    waiting_since: str | None  # the first unanswered text, ISO
+    waiting_minutes: int | None  # of business hours
+    opted_out: bool
+    last_message_at: str
+    messages: list[MessageView]
+
+
+@dataclass(frozen=True)
+class InboxLocation:
+    slug: str
+    name: str
+    auto_reply: bool
+
+
+class Replies(UseCase):
+    def __init__(
+        self, deps: Deps, channels: Callable[[], Mapping[str, Channel]] | None = None
+    ) -> None:
+        super().__init__(deps)
+        self._build = channels or (lambda: registry.build_channels(self.settings))
+        self._channels: Mapping[str, Channel] | None = None
+        self._lock = threading.Lock()
+
+    # --- a patient's text -------------------------------------------------------------------
+
+    def receive(self, channel: str, from_: str, to: str, body: str, message_id: str) -> int | None:
+        """Store a text that is not a keyword and send the closure auto-reply if one is due;
+        the conversation's id (None: ignored, or a replay of a text already stored)."""
+        now = self.clock.now()
+        text = inbound.received(message_id, from_, body, self.settings.default_region)
+        if text is None:
+            return None
+        sender = _our_number(to, self.settings.default_region)
+        with self.db.session() as s:
+            conversation = self._conversation(s, channel, text.sender, sender, now)
+            stored = rows.add_message_once(
+                s,
+                ConversationMessage(
+                    conversation_id=conversation.id,
+                    channel=channel,
+                    author=Author.PATIENT,
+                    body=text.body,
+                    state=MessageState.RECEIVED,
+                    provider_id=text.provider_id,
+                    notice_id=conversation.notice_id,
+                    at=now,
+                ),
+            )
+            if stored is None:
+                log.info("inbound reply replayed", extra={"action": "reply_replay"})
+                return None
+            conversation.unread = Conversation.unread + 1  # in SQL: texts at once all count
+            conversation.done = False
+            conversation.last_message_at = now
+            conversation.waiting_since = conversation.waiting_since or now
+            auto = self._auto_reply(s, conversation, now)
+            conversation_id, auto_id = conversation.id, auto.id if auto else None
+        log.info(
+            "inbound reply stored",
+            extra={
+                "action": "reply_received",
+                "conversation_id": conversation_id,
+                "from": mask_address(text.sender),
+                "auto_reply": auto_id is not None,
+            },
+        )
+        if auto_id is not None:
+            self._deliver(auto_id)
+        return conversation_id
+
+    def _conversation(
+        self, s: Session, channel: str, address: str, sender: str | None, now: datetime
+    ) -> Conversation:
+        """The number's conversation in the location its latest delivery (else its patient)
+        places it, with the patient and the notice it most likely answers."""
+        spec = self.deps.spec(channel)
+        phones = [n for n, c in self.deps.channels.items() if c.address is spec.address]
+        delivery = rows.latest_delivery_to(s, phones, address)
+        patient: Patient | None = None
+        notice_id = None
+        if delivery is not None:
+            patient, notice_id = delivery.patient, rows.notice_id_of(s, delivery)
+        else:
+            holders = patient_rows.patients_with_address(s, spec, address)
+            patient = holders[0] if holders else None
+        location_id = patient.location_id if patient is not None else None
+        conversation = rows.find(s, location_id, channel, address) or rows.add_or_find(
+            s, location_id, channel, address, now
+        )
+        if patient is not None:
+            conversation.patient_id = patient.id
+        conversation.notice_id = notice_id or conversation.notice_id
+        conversation.sender = sender or conversation.sender
+        return conversation
+
+    def _auto_reply(
+        self, s: Session, conversation: Conversation, now: datetime
+    ) -> ConversationMessage | None:
+        """The closure auto-reply, stored as ``sending`` (once per conversation and notice
+        version: the unique key decides), if the location has one to give."""
+        if not self.settings.auto_reply or conversation.location_id is None:
+            return None
+        location = s.get(Location, conversation.location_id)
+        if location is None or not location.auto_reply:
+            return None
+        if consent_rows.opt_out_exists(s, conversation.channel, conversation.address):
+            return None
+        closures = rows.closures(s, location.id, now)
+        if not closures:
+            return None
+        notice = closures[0]
+        facts = notice_rows.facts(notice)
+        patient = s.get(Patient, conversation.patient_id) if conversation.patient_id else None
+        messages = self.deps.messages
+        language = resolve_language(
+            patient.language if patient else None,
+            facts.clinic.default_language,
+            messages.languages(),
+        )
+        ctx = context(facts, language)
+        words = messages.renderer.render_public(ctx, Template.CLOSURE)
+        return rows.add_message_once(
+            s,
+            ConversationMessage(
+                conversation_id=conversation.id,
+                channel=conversation.channel,
+                author=Author.AUTO,
+                body=auto_reply_text(ctx.language, words),
+                state=MessageState.SENDING,
+                notice_id=notice.id,
+                auto_notice_id=notice.id,
+                sent_by=Author.AUTO.value,
+                at=now,
+            ),
+        )
+
+    # --- the inbox --------------------------------------------------------------------------
+
+    def conversations(
+        self, actor: Actor, location: str | None = None, limit: int = SHOWN
+    ) -> list[ConversationView]:
+        """The actor's locations' conversations (or ``location``'s), newest first."""
+        with self.db.session() as s:
+            only = require_location(s, location, actor).id if location else None
+            within = sorted(actor.locations) if actor.locations is not None else None
+            found = rows.page(s, within, only, limit)
+            views = self._views(s, found)
+            # patients' words: a bulk read, in the audit trail (ids and counts only)
+            record(s, actor, "replies_list", self.clock.now(), location, len(views))
+            return views
+
+    def conversation(
+        self, actor: Actor, conversation_id: int, read: bool = False
+    ) -> ConversationView:
+        """One conversation; ``read``: its texts are now read (the console opening it)."""
+        with self.db.session() as s:
+            found = _require(s, actor, conversation_id)
+            if read:
+                found.unread = 0
+            return self._views(s, [found])[0]
+
+    def locations(self, actor: Actor) -> list[InboxLocation]:
+        """The actor's locations with their auto-reply switch."""
+        with self.db.session() as s:
+            return [
+                InboxLocation(loc.slug, loc.name, loc.auto_reply and self.settings.auto_reply)
+                for loc in location_rows.locations(s)
+                if actor.sees(loc.id)
+            ]
+
+    def waiting(self, actor: Actor | None = None) -> list[ConversationView]:
+        """Open conversations whose patient has waited longer than
+        ``NOTIFIER_REPLY_WAITING_MINUTES`` of the location's business hours (None: every
+        location, for /metrics)."""
+        now, limit = self.clock.now(), self.settings.reply_waiting_minutes
+        with self.db.session() as s:
+            candidates = [
+                c
+                for c in rows.waiting(s, now - timedelta(minutes=limit))
+                if actor is None or _sees(actor, c)
+            ]
+            views = self._views(s, candidates)
+        return [v for v in views if v.waiting_minutes is not None and v.waiting_minutes >= limit]
+
+    def waiting_counts(self) -> dict[str, int]:
+        """Conversations waiting too long, per location slug ("" for unplaced numbers)."""
+        counts: dict[str, int] = {}
+        for view in self.waiting():
+            counts[view.location or ""] = counts.get(view.location or "", 0) + 1
+        return counts
+
+    # --- what managers do -------------------------------------------------------------------
+
+    def answer(self, actor: Actor, conversation_id: int, message: str) -> MessageView:
+        """Send ``message`` to the patient through the conversation's channel, from the number
+        they wrote to; the answer is kept with its state (sent, or failed with the reason).
+        ValidationError when the patient opted out: nobody who opted out is answered."""
+        require_manager(actor)
+        text, now = checked_answer(message), self.clock.now()
+        with self.db.session() as s:
+            found = _require(s, actor, conversation_id)
+            if found.address.startswith(ERASED):
+                raise ValidationError("this conversation's number was erased", "conversation")
+            if consent_rows.opt_out_exists(s, found.channel, found.address):
+                raise ValidationError(
+                    "the patient opted out (STOP): nobody who opted out is answered", "message"
+                )
+            row = rows.add_message(
+                s,
+                ConversationMessage(
+                    conversation_id=found.id,
+                    channel=found.channel,
+                    author=Author.STAFF,
+                    body=text,
+                    state=MessageState.SENDING,
+                    notice_id=found.notice_id,
+                    sent_by=actor.label,
+                    at=now,
+                ),
+            )
+            found.unread, found.waiting_since, found.last_message_at = 0, None, now
+            record(s, actor, "reply_answer", now, f"conversation:{found.id}")
+            message_id = row.id
+        return self._deliver(message_id)
+
+    def mark_done(self, actor: Actor, conversation_id: int, done: bool = True) -> ConversationView:
+        require_manager(actor)
+        now = self.clock.now()
+        with self.db.session() as s:
+            found = _require(s, actor, conversation_id)
+            found.done = done
+            if done:
+                found.unread, found.waiting_since = 0, None
+            record(
+                s, actor, "reply_done" if done else "reply_reopen", now, f"conversation:{found.id}"
+            )
+            return self._views(s, [found])[0]
+
+    def assign(self, actor: Actor, conversation_id: int, email: str | None) -> ConversationView:
+        """Give the conversation to a user of its location (None or "": to nobody)."""
+        require_manager(actor)
+        now = self.clock.now()
+        with self.db.session() as s:
+            found = _require(s, actor, conversation_id)
+            user_id = None
+            if email:
+                user = account_rows.user_by_email(s, email)
+                scope = account_rows.user_location_ids(s, user) if user else None
+                if (
+                    user is None
+                    or user.disabled_at is not None
+                    or (
+                        found.location_id is not None
+                        and scope is not None
+                        and found.location_id not in scope
+                    )
+                ):
+                    raise NotFoundError(
+                        f"no user {email!r} of this conversation's location", "user"
+                    )
+                user_id = user.id
+            found.assigned_to = user_id
+            record(s, actor, "reply_assign", now, f"conversation:{found.id}", user_id)
+            return self._views(s, [found])[0]
+
+    def set_auto_reply(self, actor: Actor, slug: str, on: bool) -> InboxLocation:
+        """Switch the closure auto-reply of location ``slug`` on or off."""
+        require_manager(actor)
+        now = self.clock.now()
+        with self.db.session() as s:
+            location = require_location(s, slug, actor)
+            location.auto_reply = on
+            record(s, actor, "auto_reply_on" if on else "auto_reply_off", now, f"location:{slug}")
+            return InboxLocation(location.slug, location.name, on and self.settings.auto_reply)
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def _deliver(self, message_id: int) -> MessageView:
+        """Hand a stored answer to its channel, then keep what came of it."""
+        with self.db.session() as s:
+            row = rows.message(s, message_id)
+            assert row is not None
+            conversation = rows.get(s, row.conversation_id)
+            assert conversation is not None
+            outgoing = OutgoingMessage(
+                delivery_id=0,
+                to=conversation.address,
+                text=row.body or "",
+                sender=conversation.sender,
+            )
+            channel_name = row.channel
+        state, provider_id, code, error = MessageState.SENT, None, None, None
+        try:
+            channel = self._channel(channel_name)
+            provider_id = channel.send(outgoing).provider_id
+        except ChannelError as exc:
+            state, code, error = MessageState.FAILED, exc.code, exc.message
+        except Exception as exc:  # one answer's failure is kept with its reason, never lost
+            log.exception(
+                "answer failed", extra={"action": "reply_failed", "message_id": message_id}
+            )
+            state, error = MessageState.FAILED, f"unexpected error: {type(exc).__name__}"
+        with self.db.session() as s:
+            row = rows.message(s, message_id)
+            assert row is not None
+            row.state, row.provider_id, row.error_code, row.error_message = (
+                state,
+                provider_id,
+                code,
+                error,
+            )
+            if state is MessageState.SENT and row.author == Author.STAFF:
+                conversation = rows.get(s, row.conversation_id)
+                assert conversation is not None
+                conversation.waiting_since = None
+            log.info(
+                "answer %s",
+                state.value,
+                extra={
+                    "action": f"reply_{state.value}",
+                    "message_id": message_id,
+                    "author": row.author,
+                    "to": mask_address(outgoing.to),
+                    "error_code": code,
+                },
+            )
+            return _message_view(row)
+
+    def _channel(self, name: str) -> Channel:
+        with self._lock:
+            if self._channels is None:
+                self._channels = self._build()
+        channel = self._channels.get(name)
+        if channel is None:
+            raise ChannelError(f"the {name} channel is not configured", code="not_configured")
+        return channel
+
+    def close(self) -> None:
+        for channel in (self._channels or {}).values():
+            channel.close()
+
+    # --- views ------------------------------------------------------------------------------
+
+    def _views(self, s: Session, found: Sequence[Conversation]) -> list[ConversationView]:
+        ids = [c.id for c in found]
+        messages = rows.messages_of(s, ids)
+        places = rows.locations(s, sorted({c.location_id for c in found if c.location_id}))
+        now, views = self.clock.now(), []
+        for c in found:
+            place = places.get(c.location_id) if c.location_id else None
+            patient = s.get(Patient, c.patient_id) if c.patient_id else None
+            user = account_rows.user_by_id(s, c.assigned_to) if c.assigned_to else None
+            waited = None
+            if c.waiting_since is not None and not c.done:
+                if place is not None:
+                    hours = BusinessHours.from_json(place.business_hours)
+                    minutes = business_minutes(c.waiting_since, now, hours, zone(place.timezone))
+                else:
+                    minutes = (now - c.waiting_since).total_seconds() / 60
+                waited = int(minutes)
+            erased = c.address.startswith(ERASED)
+            views.append(
+                ConversationView(
+                    id=c.id,
+                    location=place.slug if place else None,
+                    location_name=place.name if place else None,
+                    timezone=place.timezone if place else None,
+                    number=c.address if erased else display_phone(c.address),
+                    sender=display_phone(c.sender) if c.sender else None,
+                    patient=patient.external_id if patient else None,
+                    patient_name=(
+                        f"{patient.first_name} {patient.last_name}".strip()
+                        if patient and patient.forgotten_at is None
+                        else None
+                    ),
+                    language=patient.language if patient else None,
+                    notice_id=c.notice_id,
+                    unread=c.unread,
+                    done=c.done,
+                    assigned_to=user.email if user else None,
+                    waiting_since=c.waiting_since.isoformat() if c.waiting_since else None,
+                    waiting_minutes=waited,
+                    opted_out=not erased and consent_rows.opt_out_exists(s, c.channel, c.address),
+                    last_message_at=c.last_message_at.isoformat(),
+                    messages=[_message_view(m) for m in messages[c.id]],
+                )
+            )
+        return views
+
+
+def _our_number(to: str, region: str) -> str | None:
+    """The number the patient wrote to, in E.164; None (answers then go from the channel's
+    own sender) when the webhook did not give a phone number."""
+    try:
+        return normalize_phone(printable(to), region)
+    except ValidationError:
+        return None
+
+
+def _sees(actor: Actor, conversation: Conversation) -> bool:
+    if conversation.location_id is None:
+        return actor.every_location
+    return actor.sees(conversation.location_id)
+
+
+def _require(s: Session, actor: Actor, conversation_id: int) -> Conversation:
+    found = rows.get(s, conversation_id)
+    if found is None or not _sees(actor, found):
+        raise NotFoundError(f"no conversation with id {conversation_id}", "conversation")
+    return found
+
+
+def _message_view(row: ConversationMessage) -> MessageView:
+    return MessageView(
+        id=row.id,
+        at=row.at.isoformat(),
+        author=row.author,
+        body=row.body,
+        state=row.state,
+        error=row.error_message,
+        sent_by=row.sent_by,
+    )
