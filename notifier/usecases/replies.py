@@ -98,7 +98,7 @@ class Replies(UseCase):
         self, deps: Deps, channels: Callable[[], Mapping[str, Channel]] | None = None
     ) -> None:
         super().__init__(deps)
-        self._build = channels or (lambda: registry.build_channels(self.settings))
+        self._build = channels or (lambda: registry.build_channels(self.settings, self.clock))
         self._channels: Mapping[str, Channel] | None = None
         self._lock = threading.Lock()
 
