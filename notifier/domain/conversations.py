@@ -9,6 +9,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from notifier.domain.closures import BusinessHours
+from notifier.domain.deliveries import DeliveryState
 from notifier.errors import ValidationError
 
 MAX_ANSWER_CHARS = 1600  # what Twilio takes in one message (error 21617 beyond)
@@ -24,8 +25,28 @@ class MessageState(StrEnum):
     RECEIVED = "received"  # a patient's text, stored
     SENDING = "sending"  # an answer handed to the provider, no answer yet
     SENT = "sent"  # the provider took it (its id is kept)
+    DELIVERED = "delivered"  # the provider's status callback: it reached the phone
+    UNDELIVERED = "undelivered"  # the provider's status callback: the carrier could not
     FAILED = "failed"  # the provider refused it or could not be reached; the reason is kept
     REFUSED = "refused"  # not sent: the patient opted out
+
+
+# What a provider's delivery report makes of an answer that went out: only forward, from
+# handed over (sending, sent) to an end (delivered, undelivered, failed), never back.
+_REPORTED = {
+    DeliveryState.DELIVERED: MessageState.DELIVERED,
+    DeliveryState.UNDELIVERED: MessageState.UNDELIVERED,
+    DeliveryState.FAILED: MessageState.FAILED,
+}
+
+
+def reported(current: MessageState, report: DeliveryState) -> MessageState | None:
+    """The answer's new state after a provider's report, or None when the report changes
+    nothing (a duplicate, a late one, or a report that only says it was sent)."""
+    new = _REPORTED.get(report)
+    if new is None or current not in (MessageState.SENDING, MessageState.SENT):
+        return None
+    return new
 
 
 _AUTO = {

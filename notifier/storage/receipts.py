@@ -13,7 +13,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from notifier.domain.deliveries import DeliveryState
-from notifier.storage.models import Delivery, DeliveryEvent, ProviderCheck, Receipt
+from notifier.storage.models import (
+    ConversationMessage,
+    Delivery,
+    DeliveryEvent,
+    ProviderCheck,
+    Receipt,
+)
 from notifier.storage.rows import changed
 
 _KEY = ["channel", "provider_id", "status"]
@@ -85,6 +91,32 @@ def deliveries_for(s: Session, provider_ids: Sequence[str]) -> dict[str, Found]:
         for sid, i, state, attempts in rows
         if sid is not None
     }
+
+
+def answers_for(s: Session, provider_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """The staff answers and auto-replies (conversation messages) the reports name: their id
+    and state, locked as the deliveries are."""
+    rows = s.execute(
+        select(ConversationMessage.provider_id, ConversationMessage.id, ConversationMessage.state)
+        .where(ConversationMessage.provider_id.in_(provider_ids))
+        .where(ConversationMessage.author != "patient")
+        .order_by(ConversationMessage.id)
+        .with_for_update()
+    )
+    return {sid: (i, state) for sid, i, state in rows if sid is not None}
+
+
+def advance_answers(s: Session, changes: Sequence[tuple[int, str, str | None, str | None]]) -> None:
+    """Move answers to the states their reports gave: (id, state, error code, error text);
+    an answer's earlier error is kept when a report carries none. Answers are few: one
+    statement each."""
+    for message_id, state, code, error in changes:
+        values: dict[str, Any] = {"state": state}
+        if code is not None:
+            values |= {"error_code": code, "error_message": error}
+        s.execute(
+            update(ConversationMessage).where(ConversationMessage.id == message_id).values(values)
+        )
 
 
 def redial(s: Session, rows: Sequence[tuple[int, datetime]], now: datetime) -> None:

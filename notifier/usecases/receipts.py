@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from notifier.domain.calls import Redial
 from notifier.domain.channels import ChannelSpec
 from notifier.domain.contacts import mask_text
+from notifier.domain.conversations import MessageState, reported
 from notifier.domain.deliveries import DeliveryState, Report, judge
 from notifier.domain.untrusted import FREE_TEXT_LIMIT, printable
 from notifier.storage import receipts as receipt_rows
@@ -78,6 +79,8 @@ def apply(
     fails a delivery for a reason another channel may cure hands it to the notice's fallback
     (on the ``enabled`` channels)."""
     found = receipt_rows.deliveries_for(s, sorted({r.provider_id for r in batch}))
+    answers = _answers(s, channels, [r for r in batch if r.provider_id not in found], now)
+    batch = [r for r in batch if r.id not in answers]
     read = {f.delivery_id: f.state for f in found.values()}
     states = dict(read)
 
@@ -155,9 +158,38 @@ def apply(
     receipt_rows.mark(s, outcomes, now)
     receipt_rows.postpone(s, later, now + RETRY_UNKNOWN)
     counts: dict[str, int] = {"waiting": len(later)} if later else {}
+    for verdict in answers.values():
+        counts[verdict] = counts.get(verdict, 0) + 1
     for _, verdict in outcomes:
         counts[verdict] = counts.get(verdict, 0) + 1
     return counts
+
+
+def _answers(
+    s: Session, channels: Mapping[str, ChannelSpec], unmatched: Sequence[Claimed], now: datetime
+) -> dict[int, str]:
+    """Reports about staff answers and auto-replies (not deliveries): each answer moves
+    forward to delivered, undelivered or failed, never back; the reports are marked. The
+    outcome of each report, by its id."""
+    if not unmatched:
+        return {}
+    known = receipt_rows.answers_for(s, sorted({r.provider_id for r in unmatched}))
+    states = {sid: MessageState(state) for sid, (_, state) in known.items()}
+    verdicts: dict[int, str] = {}
+    changes: dict[int, tuple[int, str, str | None, str | None]] = {}
+    for receipt in sorted(unmatched, key=lambda r: r.id):
+        if receipt.provider_id not in known:
+            continue
+        message_id = known[receipt.provider_id][0]
+        report = channels[receipt.channel].reports[receipt.status]
+        new = reported(states[receipt.provider_id], report)
+        verdicts[receipt.id] = "applied" if new is not None else "duplicate"
+        if new is not None:
+            states[receipt.provider_id] = new
+            changes[message_id] = (message_id, new.value, receipt.error_code, receipt.error_message)
+    receipt_rows.advance_answers(s, list(changes.values()))
+    receipt_rows.mark(s, list(verdicts.items()), now)
+    return verdicts
 
 
 def _judged(

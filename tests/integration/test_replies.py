@@ -139,6 +139,11 @@ def test_the_answer_goes_through_the_sdk_from_the_number_the_patient_wrote_to(
     after = web.app.replies.conversation(cova, conversation.id)
     assert after.waiting_since is None and after.unread == 0
     assert [m.state for m in after.messages] == ["received", "sent"]
+    # Twilio's signed status callbacks for the answer come through the receipts intake.
+    web.twilio.flush(timeout=30)
+    assert web.settle().get("applied", 0) >= 1
+    reported = web.app.replies.conversation(cova, conversation.id)
+    assert [m.state for m in reported.messages] == ["received", "delivered"]
     assert any(e.action == "reply_answer" for e in web.app.audit.events(OPERATOR))
     logged = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
     assert "My number is private" not in logged and MARIA not in logged
