@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.support.patients import PATIENTS_CSV
-from tests.support.processes import NOTIFIER, free_port, run_notifier, service_env
+from tests.support.processes import NOTIFIER, demo_serving, run_notifier, service_env
 
 pytestmark = pytest.mark.slow
 
@@ -85,42 +85,21 @@ def test_the_quickstart_sends_a_notice_through_the_sandbox(
 
 
 def test_the_demo_can_leave_the_service_running_with_a_console_user(tmp_path: Path) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    env |= {"NOTIFIER_HTTP_PORT": str(port), "NOTIFIER_CONFIG_FILE": str(tmp_path / "x.toml")}
-    process = subprocess.Popen(
-        [*NOTIFIER, "demo", "--serve", "--workdir", str(tmp_path / "demo")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    try:
-        assert process.stdout is not None
-        found = None
-        for line in process.stdout:
-            found = re.search(r"sign in as (\S+) with the password (\S+)", line)
-            if found:
-                break
-        assert found, "the demo never said how to sign in"
-        email, password = found.groups()
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            login = client.get("/console/login")
-            csrf = re.search(r'name="csrf" value="([^"]+)"', login.text)
-            assert csrf
-            signed_in = client.post(
-                "/console/login",
-                data={"email": email, "password": password, "csrf": csrf.group(1)},
-            )
-            assert signed_in.status_code == 303
-            notices = client.get("/console/notices")
-            assert "COVA Spine and Pain Center" in notices.text
-            assert "inclement weather" in client.get("/console/notices/1").text
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=60)
-    assert process.returncode == 0
+    with (
+        demo_serving(tmp_path) as demo,
+        httpx.Client(base_url=demo.url, timeout=10) as client,
+    ):
+        login = client.get("/console/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', login.text)
+        assert csrf
+        signed_in = client.post(
+            "/console/login",
+            data={"email": demo.email, "password": demo.password, "csrf": csrf.group(1)},
+        )
+        assert signed_in.status_code == 303
+        notices = client.get("/console/notices")
+        assert "COVA Spine and Pain Center" in notices.text
+        assert "inclement weather" in client.get("/console/notices/1").text
 
 
 def test_the_compose_sandbox_command_prints_settings_for_its_service_name() -> None:

@@ -9,10 +9,6 @@ copy of ``demo-inbox.png``, ``docs/operate/img/conversation.png`` of ``conversat
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -25,7 +21,7 @@ from notifier_sandbox.twilio_server import FakeTwilio
 from tests.acceptance import test_console_browser as console_browser
 from tests.acceptance.test_console_browser import EMAIL, shot, sign_in
 from tests.support.patients import PATIENTS_CSV
-from tests.support.processes import NOTIFIER, free_port, run_notifier
+from tests.support.processes import demo_serving, run_notifier
 
 pytestmark = pytest.mark.slow
 # The console tests' fixtures: a served console with a manager, and Chromium.
@@ -137,35 +133,13 @@ def test_a_manager_reads_and_answers_a_patients_text(
 def test_the_demo_console_shows_marias_question_in_the_inbox(
     browser: Browser, tmp_path: Path
 ) -> None:
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    environment |= {
-        "NOTIFIER_HTTP_PORT": str(port),
-        "NOTIFIER_CONFIG_FILE": str(tmp_path / "absent.toml"),
-    }
-    process = subprocess.Popen(
-        [*NOTIFIER, "demo", "--serve", "--workdir", str(tmp_path / "demo")],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    try:
-        assert process.stdout is not None
-        found = None
-        for line in process.stdout:
-            found = re.search(r"sign in as (\S+) with the password (\S+)", line)
-            if found:
-                break
-        assert found, "the demo never said how to sign in"
-        email, password = found.groups()
+    with demo_serving(tmp_path) as demo:
         context = browser.new_context(viewport={"width": 1100, "height": 520})
         page = context.new_page()
         page.set_default_timeout(15_000)
-        page.goto(f"http://127.0.0.1:{port}/console/login")
-        page.get_by_label("Email").fill(email)
-        page.get_by_label("Password").fill(password)
+        page.goto(f"{demo.url}/console/login")
+        page.get_by_label("Email").fill(demo.email)
+        page.get_by_label("Password").fill(demo.password)
         page.get_by_role("button", name="Sign in").click()
         page.get_by_role("link", name="Inbox", exact=True).click()
         row = page.locator("table.inbox tbody tr").first
@@ -175,7 +149,3 @@ def test_the_demo_console_shows_marias_question_in_the_inbox(
         expect(row).to_contain_text("answered automatically")
         shot(page, "demo-inbox")
         context.close()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=60)
-    assert process.returncode == 0

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,45 @@ def run_notifier(
     if check and result.returncode != 0:
         raise AssertionError(f"notifier {' '.join(args)} failed:\n{result.stderr}")
     return result
+
+
+@dataclass(frozen=True)
+class DemoService:
+    """``notifier demo --serve`` running: its console's address and the user it printed."""
+
+    url: str
+    email: str
+    password: str
+
+
+@contextmanager
+def demo_serving(tmp_path: Path) -> Iterator[DemoService]:
+    """Run ``notifier demo --serve`` (no NOTIFIER_ settings of ours) until it says how to sign
+    in; SIGTERM on leaving, which must end it cleanly."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    env |= {"NOTIFIER_HTTP_PORT": str(port), "NOTIFIER_CONFIG_FILE": str(tmp_path / "x.toml")}
+    process = subprocess.Popen(
+        [*NOTIFIER, "demo", "--serve", "--workdir", str(tmp_path / "demo")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert process.stdout is not None
+        found = None
+        for line in process.stdout:
+            found = re.search(r"sign in as (\S+) with the password (\S+)", line)
+            if found:
+                break
+        assert found, "the demo never said how to sign in"
+        yield DemoService(f"http://127.0.0.1:{port}", *found.groups())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    assert process.returncode == 0
 
 
 def free_port() -> int:
