@@ -6,7 +6,7 @@ import click
 
 from notifier.cli.output import as_dict, emit_json
 from notifier.cli.root import acting, actor_of, app_of, main
-from notifier.usecases.replies import ConversationView
+from notifier.usecases.conversation_views import ConversationView
 
 AUTHORS = {"patient": "patient", "staff": "answer", "auto": "auto-reply"}
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -24,13 +23,11 @@ from notifier import channels as registry
 from notifier.channels import Channel
 from notifier.channels.base import ChannelError, OutgoingMessage
 from notifier.domain.actors import Actor
-from notifier.domain.closures import BusinessHours, zone
-from notifier.domain.contacts import display_phone, mask_address, normalize_phone
+from notifier.domain.contacts import mask_address, normalize_phone
 from notifier.domain.conversations import (
     Author,
     MessageState,
     auto_reply_text,
-    business_minutes,
     checked_answer,
 )
 from notifier.domain.erasure import ERASED
@@ -47,50 +44,17 @@ from notifier.storage import patients as patient_rows
 from notifier.storage.models import Conversation, ConversationMessage, Location, Patient
 from notifier.usecases import Deps, UseCase, inbound
 from notifier.usecases.audit import record
+from notifier.usecases.conversation_views import (
+    ConversationView,
+    InboxLocation,
+    MessageView,
+    conversation_views,
+    message_view,
+)
 from notifier.usecases.lookups import require_location, require_manager
 
 log = logging.getLogger(__name__)
 SHOWN = 200  # conversations per list
-
-
-@dataclass(frozen=True)
-class MessageView:
-    id: int
-    at: str
-    author: str  # patient, staff, auto
-    body: str | None  # None once erased
-    state: str  # received, sending, sent, failed, refused
-    error: str | None
-    sent_by: str | None  # user:3, token:2, operator; "auto" for the auto-reply
-
-
-@dataclass(frozen=True)
-class ConversationView:
-    id: int
-    location: str | None  # slug; None: a number no patient or delivery places
-    location_name: str | None
-    timezone: str | None  # the location's: times shown as the clinic reads them
-    number: str  # the patient's, as people dial it (staff call back)
-    sender: str | None  # the number the patient wrote to: answers go from it
-    patient: str | None  # external id
-    patient_name: str | None
-    language: str | None
-    notice_id: int | None  # the notice the texts most likely answer
-    unread: int
-    done: bool
-    assigned_to: str | None  # the user's email
-    waiting_since: str | None  # the first unanswered text, ISO
-    waiting_minutes: int | None  # of business hours
-    opted_out: bool
-    last_message_at: str
-    messages: list[MessageView]
-
-
-@dataclass(frozen=True)
-class InboxLocation:
-    slug: str
-    name: str
-    auto_reply: bool
 
 
 class Replies(UseCase):
@@ -225,7 +189,7 @@ class Replies(UseCase):
             only = require_location(s, location, actor).id if location else None
             within = sorted(actor.locations) if actor.locations is not None else None
             found = rows.page(s, within, only, limit)
-            views = self._views(s, found)
+            views = conversation_views(s, self.clock.now(), found)
             # patients' words: a bulk read, in the audit trail (ids and counts only)
             record(s, actor, "replies_list", self.clock.now(), location, len(views))
             return views
@@ -238,7 +202,7 @@ class Replies(UseCase):
             found = _require(s, actor, conversation_id)
             if read:
                 found.unread = 0
-            return self._views(s, [found])[0]
+            return conversation_views(s, self.clock.now(), [found])[0]
 
     def locations(self, actor: Actor) -> list[InboxLocation]:
         """The actor's locations with their auto-reply switch."""
@@ -260,7 +224,7 @@ class Replies(UseCase):
                 for c in rows.waiting(s, now - timedelta(minutes=limit))
                 if actor is None or _sees(actor, c)
             ]
-            views = self._views(s, candidates)
+            views = conversation_views(s, self.clock.now(), candidates)
         return [v for v in views if v.waiting_minutes is not None and v.waiting_minutes >= limit]
 
     def waiting_counts(self) -> dict[str, int]:
@@ -315,7 +279,7 @@ class Replies(UseCase):
             record(
                 s, actor, "reply_done" if done else "reply_reopen", now, f"conversation:{found.id}"
             )
-            return self._views(s, [found])[0]
+            return conversation_views(s, self.clock.now(), [found])[0]
 
     def assign(self, actor: Actor, conversation_id: int, email: str | None) -> ConversationView:
         """Give the conversation to a user of its location (None or "": to nobody)."""
@@ -342,7 +306,7 @@ class Replies(UseCase):
                 user_id = user.id
             found.assigned_to = user_id
             record(s, actor, "reply_assign", now, f"conversation:{found.id}", user_id)
-            return self._views(s, [found])[0]
+            return conversation_views(s, self.clock.now(), [found])[0]
 
     def set_auto_reply(self, actor: Actor, slug: str, on: bool) -> InboxLocation:
         """Switch the closure auto-reply of location ``slug`` on or off."""
@@ -405,7 +369,7 @@ class Replies(UseCase):
                     "error_code": code,
                 },
             )
-            return _message_view(row)
+            return message_view(row)
 
     def _channel(self, name: str) -> Channel:
         with self._lock:
@@ -419,54 +383,6 @@ class Replies(UseCase):
     def close(self) -> None:
         for channel in (self._channels or {}).values():
             channel.close()
-
-    # --- views ------------------------------------------------------------------------------
-
-    def _views(self, s: Session, found: Sequence[Conversation]) -> list[ConversationView]:
-        ids = [c.id for c in found]
-        messages = rows.messages_of(s, ids)
-        places = rows.locations(s, sorted({c.location_id for c in found if c.location_id}))
-        now, views = self.clock.now(), []
-        for c in found:
-            place = places.get(c.location_id) if c.location_id else None
-            patient = s.get(Patient, c.patient_id) if c.patient_id else None
-            user = account_rows.user_by_id(s, c.assigned_to) if c.assigned_to else None
-            waited = None
-            if c.waiting_since is not None and not c.done:
-                if place is not None:
-                    hours = BusinessHours.from_json(place.business_hours)
-                    minutes = business_minutes(c.waiting_since, now, hours, zone(place.timezone))
-                else:
-                    minutes = (now - c.waiting_since).total_seconds() / 60
-                waited = int(minutes)
-            erased = c.address.startswith(ERASED)
-            views.append(
-                ConversationView(
-                    id=c.id,
-                    location=place.slug if place else None,
-                    location_name=place.name if place else None,
-                    timezone=place.timezone if place else None,
-                    number=c.address if erased else display_phone(c.address),
-                    sender=display_phone(c.sender) if c.sender else None,
-                    patient=patient.external_id if patient else None,
-                    patient_name=(
-                        f"{patient.first_name} {patient.last_name}".strip()
-                        if patient and patient.forgotten_at is None
-                        else None
-                    ),
-                    language=patient.language if patient else None,
-                    notice_id=c.notice_id,
-                    unread=c.unread,
-                    done=c.done,
-                    assigned_to=user.email if user else None,
-                    waiting_since=c.waiting_since.isoformat() if c.waiting_since else None,
-                    waiting_minutes=waited,
-                    opted_out=not erased and consent_rows.opt_out_exists(s, c.channel, c.address),
-                    last_message_at=c.last_message_at.isoformat(),
-                    messages=[_message_view(m) for m in messages[c.id]],
-                )
-            )
-        return views
 
 
 def _our_number(to: str, region: str) -> str | None:
@@ -489,15 +405,3 @@ def _require(s: Session, actor: Actor, conversation_id: int) -> Conversation:
     if found is None or not _sees(actor, found):
         raise NotFoundError(f"no conversation with id {conversation_id}", "conversation")
     return found
-
-
-def _message_view(row: ConversationMessage) -> MessageView:
-    return MessageView(
-        id=row.id,
-        at=row.at.isoformat(),
-        author=row.author,
-        body=row.body,
-        state=row.state,
-        error=row.error_message,
-        sent_by=row.sent_by,
-    )

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field
 
-from notifier.usecases.replies import ConversationView, MessageView
+from notifier.usecases.conversation_views import ConversationView, MessageView
 from notifier.web.api import (
     Id,
     Slug,
