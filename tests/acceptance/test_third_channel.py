@@ -16,7 +16,7 @@ from notifier.bootstrap import build_app
 from notifier.channels import CHANNELS
 from notifier.channels.base import OutgoingMessage, SendResult
 from notifier.cli import main
-from notifier.clock import FrozenClock
+from notifier.clock import Clock, FrozenClock
 from notifier.domain.channels import AddressField, ChannelSpec, MessageFormat
 from notifier.runtime import run_until_idle
 from notifier.settings import Settings
@@ -39,8 +39,8 @@ class PagerChannel:
     )
     paged: ClassVar[list[OutgoingMessage]] = []
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings, self.clock = settings, clock
 
     def send(self, message: OutgoingMessage) -> SendResult:
         self.paged.append(message)
