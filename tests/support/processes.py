@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from notifier.storage.engine import Database
 from tests.support.peers import EVENING_BEFORE
@@ -46,33 +49,77 @@ class DemoService:
 
 
 @contextmanager
-def demo_serving(tmp_path: Path) -> Iterator[DemoService]:
+def demo_serving(tmp_path: Path, timeout: float = 150.0) -> Iterator[DemoService]:
     """Run ``notifier demo --serve`` (no NOTIFIER_ settings of ours) until it says how to sign
-    in; SIGTERM on leaving, which must end it cleanly."""
+    in; SIGTERM on leaving, which must end it cleanly. If it has not said so within ``timeout``
+    seconds, it is made to dump every thread's stack (faulthandler, on SIGABRT) and the test fails
+    with what it printed: a hang names where it hangs."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     env |= {"NOTIFIER_HTTP_PORT": str(port), "NOTIFIER_CONFIG_FILE": str(tmp_path / "x.toml")}
-    process = subprocess.Popen(
-        [*NOTIFIER, "demo", "--serve", "--workdir", str(tmp_path / "demo")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
+    env["PYTHONFAULTHANDLER"] = "1"
+    errors = tmp_path / "demo-stderr.txt"  # a file, not a pipe nobody reads: it never fills up
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(
+            [*NOTIFIER, "demo", "--serve", "--workdir", str(tmp_path / "demo")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=tmp_path,
+        )
     try:
-        assert process.stdout is not None
-        found = None
-        for line in process.stdout:
-            found = re.search(r"sign in as (\S+) with the password (\S+)", line)
-            if found:
-                break
-        assert found, "the demo never said how to sign in"
+        printed = PrintedLines(process)
+        found = printed.wait_for(r"sign in as (\S+) with the password (\S+)", timeout)
+        if found is None:
+            process.send_signal(signal.SIGABRT)
+            process.wait(timeout=30)
+            raise AssertionError(
+                f"the demo never said how to sign in within {timeout:.0f} s (exit code "
+                f"{process.returncode});\nit printed:\n{printed.text()}\n"
+                f"and on stderr:\n{errors.read_text()[-20_000:]}"
+            )
         yield DemoService(f"http://127.0.0.1:{port}", *found.groups())
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=60)
-    assert process.returncode == 0
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert process.returncode == 0, errors.read_text()[-20_000:]
+
+
+class PrintedLines:
+    """A child's stdout, read line by line in a thread, so a wait for a line has a deadline
+    even when the child prints nothing more."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._seen: list[str] = []
+        threading.Thread(target=self._pump, args=(process.stdout,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str] | None:
+        """The first line matching ``pattern`` within ``timeout`` seconds; None if the child
+        ended or the time ran out first."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                return None
+            if line is None:
+                return None
+            self._seen.append(line)
+            if found := re.search(pattern, line):
+                return found
+        return None
+
+    def text(self) -> str:
+        return "".join(self._seen)
 
 
 def free_port() -> int:
