@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
@@ -34,8 +35,22 @@ CALENDAR_TYPE = "text/calendar; charset=utf-8"
 CAP_TYPE = "application/cap+xml"
 SCRIPT_TYPE = "text/javascript; charset=utf-8"
 
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Response])
 
-@router.get("/{slug}.json", summary="The location's published closures as JSON")
+
+def readable(path: str, summary: str) -> Callable[[Endpoint], Endpoint]:
+    """A public route for GET and HEAD: link checkers, feed readers and CDNs ask HEAD first
+    (its answer has GET's status and headers, no body). HEAD is left out of the OpenAPI
+    description, which would otherwise list every route twice under one operation id."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+        return router.get(path, summary=summary)(endpoint)
+
+    return register
+
+
+@readable("/{slug}.json", summary="The location's published closures as JSON")
 def feed_json(request: Request, app: Application, slug: Slug, lang: Lang = None) -> Response:
     feed, links = _feed(app, request, slug)
     language = language_of(request, lang, app, feed)
@@ -43,7 +58,7 @@ def feed_json(request: Request, app: Application, slug: Slug, lang: Lang = None)
     return cached(request, body, "application/json", feed.changed)
 
 
-@router.get("/{slug}", summary="The location's closures: a page for people and search engines")
+@readable("/{slug}", summary="The location's closures: a page for people and search engines")
 def public_page(request: Request, app: Application, slug: Slug, lang: Lang = None) -> Response:
     feed, links = _feed(app, request, slug)
     language = language_of(request, lang, app, feed)
@@ -70,7 +85,7 @@ def public_page(request: Request, app: Application, slug: Slug, lang: Lang = Non
     return cached(request, html.encode(), "text/html; charset=utf-8", feed.changed)
 
 
-@router.get("/{slug}/banner.js", summary="The website banner (paste it with async)")
+@readable("/{slug}/banner.js", summary="The website banner (paste it with async)")
 def banner(request: Request, app: Application, slug: Slug) -> Response:
     _feed(app, request, slug)  # 404 when the location has no public feeds
     script = default_templates_dir() / "public" / "banner.js"
@@ -78,21 +93,21 @@ def banner(request: Request, app: Application, slug: Slug) -> Response:
     return cached(request, script.read_bytes(), SCRIPT_TYPE, changed)
 
 
-@router.get("/{slug}/closures.ics", summary="The closures as a calendar (RFC 5545)")
+@readable("/{slug}/closures.ics", summary="The closures as a calendar (RFC 5545)")
 def calendar(request: Request, app: Application, slug: Slug, lang: Lang = None) -> Response:
     feed, links = _feed(app, request, slug)
     language = language_of(request, lang, app, feed)
     return cached(request, app.feeds.ics(feed, language, links), CALENDAR_TYPE, feed.changed)
 
 
-@router.get("/{slug}/closures.atom", summary="The closures as an Atom feed (RFC 4287)")
+@readable("/{slug}/closures.atom", summary="The closures as an Atom feed (RFC 4287)")
 def atom(request: Request, app: Application, slug: Slug, lang: Lang = None) -> Response:
     feed, links = _feed(app, request, slug)
     language = language_of(request, lang, app, feed)
     return cached(request, app.feeds.atom(feed, language, links), ATOM_TYPE, feed.changed)
 
 
-@router.get("/{slug}/cap/{message}.xml", summary="One CAP 1.2 message of a notice's versions")
+@readable("/{slug}/cap/{message}.xml", summary="One CAP 1.2 message of a notice's versions")
 def cap(
     request: Request,
     app: Application,

@@ -342,6 +342,22 @@ def test_answers_are_cacheable_for_a_minute_and_revalidate_with_304(web: Web, pa
     assert other.status_code == 200 and other.content == first.content
 
 
+@pytest.mark.parametrize(
+    "path", ["/public/cova", "/public/cova.json", "/public/cova/closures.ics",
+             "/public/cova/closures.atom", "/public/cova/banner.js"]
+)  # fmt: skip
+def test_head_answers_as_get_would_without_the_body(web: Web, path: str) -> None:
+    """Link checkers, feed readers and CDNs ask HEAD first."""
+    create(web)
+    got, head = web.client.get(path), web.client.head(path)
+    assert head.status_code == 200 and head.content == b""
+    for name in ("etag", "last-modified", "cache-control", "content-type", "content-length"):
+        assert head.headers[name] == got.headers[name], name
+    assert web.client.head("/public/nowhere").status_code == 404
+    schema = web.client.get("/openapi.json").json()
+    assert "head" not in schema["paths"]["/public/{slug}.json"]
+
+
 def test_an_update_changes_the_etag_at_once(web: Web) -> None:
     notice_id = create(web)
     etag = web.client.get("/public/cova.json").headers["etag"]
