@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, String, cast, literal, select, update
+from sqlalchemy import ColumnElement, String, cast, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from notifier.domain.erasure import ERASED
@@ -125,6 +125,15 @@ def page(
     return s.scalars(
         query.order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(limit)
     ).all()
+
+
+def unread_count(s: Session, location_ids: Sequence[int] | None) -> int:
+    """How many conversations have texts nobody has opened, in ``location_ids`` (None: every
+    location, and the unplaced ones), as ``page`` lists them."""
+    query = select(func.count()).select_from(Conversation).where(Conversation.unread > 0)
+    if location_ids is not None:
+        query = query.where(Conversation.location_id.in_(location_ids))
+    return int(s.scalar(query) or 0)
 
 
 def messages_of(

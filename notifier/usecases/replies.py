@@ -187,12 +187,17 @@ class Replies(UseCase):
         """The actor's locations' conversations (or ``location``'s), newest first."""
         with self.db.session() as s:
             only = require_location(s, location, actor).id if location else None
-            within = sorted(actor.locations) if actor.locations is not None else None
-            found = rows.page(s, within, only, limit)
+            found = rows.page(s, _within(actor), only, limit)
             views = conversation_views(s, self.clock.now(), found)
             # patients' words: a bulk read, in the audit trail (ids and counts only)
             record(s, actor, "replies_list", self.clock.now(), location, len(views))
             return views
+
+    def unread(self, actor: Actor) -> int:
+        """How many of the actor's conversations have unread texts (the console's nav shows it
+        on every page)."""
+        with self.db.session() as s:
+            return rows.unread_count(s, _within(actor))
 
     def conversation(
         self, actor: Actor, conversation_id: int, read: bool = False
@@ -392,6 +397,11 @@ def _our_number(to: str, region: str) -> str | None:
         return normalize_phone(printable(to), region)
     except ValidationError:
         return None
+
+
+def _within(actor: Actor) -> list[int] | None:
+    """The actor's location ids, as the conversation queries take them (None: every one)."""
+    return sorted(actor.locations) if actor.locations is not None else None
 
 
 def _sees(actor: Actor, conversation: Conversation) -> bool:

@@ -104,8 +104,10 @@ def test_a_reply_lands_in_its_locations_inbox_linked_to_its_notice(web: Web) -> 
     assert [m.body for m in conversation.messages] == [
         "I have an appointment Thursday, what do I do?"
     ]
+    assert web.app.replies.unread(cova) == 1 and web.app.replies.unread(OPERATOR) == 1
     north = manager_of(web, "north")
     assert web.app.replies.conversations(north) == []
+    assert web.app.replies.unread(north) == 0
     with pytest.raises(NotFoundError):
         web.app.replies.conversation(north, conversation.id)
     with pytest.raises(NotFoundError):
@@ -292,8 +294,10 @@ def test_the_console_reads_marks_done_assigns_and_switches_the_auto_reply(web: W
     [conversation] = web.app.replies.conversations(OPERATOR)
     page = f"/console/inbox/{conversation.id}"
     with signed_in(web, "manager") as client:
+        assert 'Inbox <span class="count">1 unread</span>' in client.get("/console/notices").text
         opened = client.get(page)
         assert "Are you open Friday?" in opened.text and "automatic" in opened.text
+        assert "1 unread</span>" not in client.get("/console/notices").text  # opened: read
         assert web.app.replies.conversation(OPERATOR, conversation.id).unread == 0
         token = csrf_of(opened)
         done = client.post(f"{page}/done", data={"csrf": token, "done": "yes"})

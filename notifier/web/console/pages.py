@@ -16,7 +16,7 @@ from notifier.bootstrap import App
 from notifier.domain.closures import zone
 from notifier.domain.estimates import duration
 from notifier.rendering.renderer import default_templates_dir
-from notifier.web.console.auth import SignIn, save_sign_in
+from notifier.web.console.auth import SignIn, actor_of, save_sign_in
 
 # Pages hold patient data: never cached. The security headers come from notifier.web.headers.
 PAGE_HEADERS = {"Cache-Control": "no-store"}
@@ -95,6 +95,7 @@ def page(
             user=sign_in.user,
             csrf=sign_in.csrf,
             labels=channel_labels(app),
+            unread=app.replies.unread(actor_of(request, sign_in)) if sign_in.user else 0,
             **context,
         )
     )
