@@ -124,6 +124,19 @@ def test_the_banner_shows_the_closure_on_another_origin_in_its_language(
 
     context.close()
 
+    # During the closure (Thursday morning, closed all day): a new visitor sees it as current.
+    web.app.clock.set(datetime(2025, 2, 20, 9, 0, tzinfo=NEW_YORK))  # type: ignore[attr-defined]
+    context = browser.new_context()
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    with page.expect_response(lambda r: "/public/cova.json" in r.url) as answered:
+        page.goto(f"{website}/en.html")
+    assert [c["state"] for c in answered.value.json()["closures"]] == ["current"]
+    expect(page.get_by_role("status")).to_contain_text(
+        "will be closed all day Thursday, 2/20/2025. We reopen Friday, 2/21/2025 at 8:00 AM."
+    )
+    context.close()
+
     # The closure is over: the script stays silent (a new visitor: the browser may reuse the
     # data it fetched for up to a minute, as Cache-Control allows).
     web.app.clock.set(datetime(2025, 2, 21, 0, 0, tzinfo=NEW_YORK))  # type: ignore[attr-defined]
