@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from notifier.cli.output import as_dict, emit_rows
+from notifier.cli.output import as_dict, emit_json, emit_rows, emit_table
 from notifier.cli.root import acting, actor_of, app_of, main
 from notifier.usecases.views import DELIVERY_CSV_COLUMNS
 
@@ -44,6 +44,26 @@ def deliveries(
             row.pop("patient"), row.pop("patient_name")
     columns = DELIVERY_CSV_COLUMNS if fmt == "csv" else TABLE_COLUMNS
     emit_rows(fmt, rows, (*columns, *PATIENT_COLUMNS) if show_patients else columns)
+
+
+EVENT_COLUMNS = ("at", "kind", "state", "attempt", "code", "detail")
+
+
+@deliveries.command("show")
+@acting
+@click.argument("delivery_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def deliveries_show(ctx: click.Context, delivery_id: int, fmt: str) -> None:
+    """One delivery (address masked) and every event it went through, oldest first: queued,
+    each attempt, the provider's reports, errors with their codes."""
+    delivery, events = app_of(ctx).deliveries.history(actor_of(ctx), delivery_id)
+    if fmt == "json":
+        emit_json({"delivery": as_dict(delivery), "events": [as_dict(e) for e in events]})
+        return
+    emit_table([as_dict(delivery)], TABLE_COLUMNS)
+    click.echo()
+    emit_table([as_dict(e) for e in events], EVENT_COLUMNS)
 
 
 @deliveries.command("retry")

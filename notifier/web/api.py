@@ -28,6 +28,7 @@ from notifier.usecases.notice_requests import NoticeRequest
 from notifier.usecases.plans import Plan
 from notifier.usecases.views import (
     DeliveryView,
+    EventView,
     HistoryEntry,
     LocationView,
     NoticeView,
@@ -380,6 +381,19 @@ def list_deliveries(
         offset,
         show_patients=show_patients,
     )
+
+
+class DeliveryHistory(BaseModel):
+    delivery: DeliveryView
+    events: list[EventView]
+
+
+@router.get("/deliveries/{delivery_id}", response_model=DeliveryHistory)
+def delivery_history(delivery_id: Id, app: Application, actor: TokenActor) -> DeliveryHistory:
+    """One delivery (address masked) and every event it went through, oldest first: queued,
+    each attempt, the provider's reports, errors with their codes."""
+    delivery, events = app.deliveries.history(actor, delivery_id)
+    return DeliveryHistory(delivery=delivery, events=events)
 
 
 @router.get("/notices/{notice_id}/not-reached", response_model=list[NotReached])

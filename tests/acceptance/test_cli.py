@@ -83,6 +83,19 @@ def test_the_whole_story_from_the_command_line(
     csv_out = run_notifier(env, "deliveries", "--format", "csv", "--status", "sent").stdout
     assert csv_out.count("\n") == 6
 
+    # One delivery's history, for Ops following a single message.
+    [first] = [r for r in log if r["channel"] == "sms" and r["state"] == "sent"][:1]
+    shown = json.loads(
+        run_notifier(env, "deliveries", "show", str(first["id"]), "--format", "json").stdout
+    )
+    assert shown["delivery"]["provider_id"] == first["provider_id"]
+    assert shown["events"][0]["kind"] == "queued"
+    assert shown["events"][-1]["state"] == "sent"
+    table = run_notifier(env, "deliveries", "show", str(first["id"])).stdout
+    assert first["address"] in table and "+1540" not in table
+    missing = run_notifier(env, "deliveries", "show", "9999", check=False)
+    assert missing.returncode != 0 and "no delivery with id 9999" in missing.stderr
+
 
 def test_errors_are_one_clear_line_and_a_nonzero_status(env: dict[str, str]) -> None:
     run_notifier(

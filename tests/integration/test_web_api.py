@@ -90,6 +90,12 @@ def test_deliveries_can_be_filtered_by_notice_state_and_channel(
     page = api.get("/api/v1/deliveries", params={"limit": 1, "offset": 1}).json()
     assert [d["id"] for d in page] == [every[1]["id"]]
 
+    history = api.get(f"/api/v1/deliveries/{sent[0]['id']}").json()
+    assert history["delivery"]["id"] == sent[0]["id"] and "*" in history["delivery"]["address"]
+    assert history["events"][0]["kind"] == "queued" and history["events"][-1]["state"] == "sent"
+    assert history["events"][0]["at"] <= history["events"][-1]["at"]
+    assert api.get("/api/v1/deliveries/999999").status_code == 404
+
 
 def test_unknown_ids_are_404_and_bad_input_422_with_our_message(api: httpx.Client) -> None:
     assert api.get("/api/v1/notices/999").status_code == 404
