@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy import select, text
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 
 from notifier.clock import FrozenClock
+from notifier.domain.deliveries import Report
 from notifier.runtime import run_once
-from notifier.storage.models import Delivery
+from notifier.storage.models import Delivery, Receipt
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.records import events, ledger, opted_out
-from tests.support.web import Web, add_cova, broadcast_sms, served
+from tests.support.web import Web, add_cova, broadcast_sms, new_message_sid, served
 
 MARIA = "+15405550111"
 SMITHS = "+15405550112"  # John and Jane share it
@@ -273,3 +280,64 @@ def test_end_to_end_twilios_own_callbacks_and_replies_reach_the_running_server(
             MARIA, twilio.from_number, "INFO", url=web.server.url + "/webhooks/twilio/inbound"
         )
         assert "COVA Spine and Pain Center" in help_reply["response_body"]
+
+
+def test_callbacks_arriving_together_are_stored_in_one_commit(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intake's group commit: while one commit is under way, the callbacks that arrive
+    wait for the next one and share it (one transaction for all of them, not one each)."""
+    deliveries = web.app.deliveries
+    intake = web.server.web.state.intake
+    real_take_in = deliveries.take_in
+    commits: list[int] = []
+    first_commit_may_finish = threading.Event()
+
+    def counting_take_in(reports: Sequence[Report], source: str = "callback") -> int:
+        commits.append(len(reports))
+        if len(commits) == 1:
+            assert first_commit_may_finish.wait(30)
+        return real_take_in(reports, source)
+
+    monkeypatch.setattr(deliveries, "take_in", counting_take_in)
+    sids = [new_message_sid() for _ in range(20)]  # not sent yet: stored, applied later
+
+    def callback(sid: str) -> httpx.Response:
+        return web.signed_post("/webhooks/twilio/status", status(sid, "delivered"))
+
+    with ThreadPoolExecutor(len(sids)) as pool:
+        answers = [pool.submit(callback, sids[0])]
+        deadline = time.monotonic() + 30
+        while commits != [1]:
+            assert time.monotonic() < deadline, commits
+            time.sleep(0.01)
+        answers += [pool.submit(callback, sid) for sid in sids[1:]]
+        while intake._waiting.qsize() < len(sids) - 1:  # every other one waits for its commit
+            assert time.monotonic() < deadline, intake._waiting.qsize()
+            time.sleep(0.01)
+        first_commit_may_finish.set()
+        assert [a.result().status_code for a in answers] == [200] * len(sids)
+    assert commits == [1, len(sids) - 1]
+    with web.app.db.session() as s:
+        stored = s.scalars(select(Receipt.provider_id).where(Receipt.provider_id.in_(sids)))
+        assert sorted(stored) == sorted(sids)
+
+
+def test_a_callback_the_database_cannot_store_is_answered_503_and_taken_when_retried(
+    web: Web, sent: dict[str, int]
+) -> None:
+    """Twilio retries a callback answered 5xx: until it is stored, it is never answered 200."""
+    sid, delivery = next(iter(sent.items()))
+    with web.app.db.session() as s:
+        s.execute(text("ALTER TABLE receipts RENAME TO receipts_away"))
+    try:
+        refused = web.signed_post("/webhooks/twilio/status", status(sid, "delivered"))
+        assert refused.status_code == 503
+    finally:
+        with web.app.db.session() as s:
+            s.execute(text("ALTER TABLE receipts_away RENAME TO receipts"))
+    assert state_of(web, delivery) == "sent"
+    retried = web.signed_post("/webhooks/twilio/status", status(sid, "delivered"))
+    assert retried.status_code == 200
+    assert web.settle() == {"applied": 1}
+    assert state_of(web, delivery) == "delivered"
