@@ -23,6 +23,7 @@ from notifier.errors import NotFoundError
 from notifier.storage.engine import Database
 from notifier.storage.models import Base
 from notifier.usecases.accounts import token_digest
+from notifier.usecases.notice_requests import NoticeRequest
 from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel
 from tests.support.patients import HEADER
@@ -117,6 +118,72 @@ def test_each_action_and_bulk_read_leaves_one_audit_row_without_patients_data(we
     for value in [*PATIENT_DATA, "Noel", "Park", "555-0119", "@"]:
         assert value not in stored, value
     assert app.audit.events(admin)[-1].action == "audit_read"  # reading it is audited too
+
+
+def test_approvals_sends_accounts_retention_feeds_and_imports_are_in_the_trail_too(
+    web: Web,
+) -> None:
+    """The rest of the actions, read back as an admin reads them: the console's audit page and
+    ``notifier audit --since``."""
+    app = web.app
+    app.accounts.create_user(MANAGER, "manager", PASSWORD)
+    app.accounts.create_user("ben@cova.example", "manager", PASSWORD)
+    app.accounts.create_user(ADMIN, "admin", PASSWORD)
+    manager, ben = (app.accounts.actor_for_email(e) for e in (MANAGER, "ben@cova.example"))
+    app.settings.approval_threshold = 0  # every broadcast needs a second manager
+    held = app.notices.create(
+        manager, NoticeRequest("cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice")
+    ).notice.id
+    app.notices.approve(ben, held)
+    draft = app.notices.create(
+        manager, NoticeRequest("cova", "2025-02-24 08:00", "2025-02-24 12:00", "ice", send_at=None)
+    ).notice.id
+    app.notices.send(manager, draft, "now")
+    app.accounts.disable_user(MANAGER)
+    app.accounts.enable_user(MANAGER)
+    app.patients.import_appointments(
+        OPERATOR,
+        io.StringIO(
+            "external_id,patient_external_id,location,starts_at,duration_minutes,provider,status\n"
+            "a1,p1,cova,2025-02-20 10:30,30,Dr. Patel,scheduled\n"
+        ),
+    )
+    app.locations.set_public_feeds(OPERATOR, "cova", False)
+    app.retention.forget(OPERATOR, "p4")
+    app.retention.run()
+
+    admin = sign_in(web, ADMIN)
+    try:
+        page = admin.get("/console/audit")
+    finally:
+        admin.close()
+    assert page.status_code == 200
+    wanted = (
+        "notice_approve", "notice_send", "user_disable", "user_enable", "appointments_import",
+        "location_feeds", "patient_forget", "retention_run",
+    )  # fmt: skip
+    for action in wanted:
+        assert action in page.text, action
+    approved = next(e for e in app.audit.events(OPERATOR) if e.action == "notice_approve")
+    assert approved.target == f"notice:{held}" and approved.actor == f"user:{ben.id}"
+    stored = "\n".join(audit_rows(web))
+    for value in PATIENT_DATA:
+        assert value not in stored, value
+
+    env = {"NOTIFIER_DATABASE_URL": app.settings.database_url}
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        later = CliRunner().invoke(main, ["audit", "--since", "2999-01-01"], env=env)
+        every = CliRunner().invoke(
+            main, ["audit", "--since", "2000-01-01", "--format", "csv"], env=env
+        )
+        wrong = CliRunner().invoke(main, ["audit", "--since", "last week"], env=env)
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert later.exit_code == 0 and not any(a in later.output for a in wanted)
+    assert every.exit_code == 0 and all(a in every.output for a in wanted)
+    assert wrong.exit_code != 0 and "is not an ISO date or time" in wrong.output
 
 
 def test_the_audit_trail_is_for_admins_of_every_location_only(web: Web) -> None:
