@@ -26,6 +26,12 @@ def retention_run(ctx: click.Context) -> None:
         f"{done.deliveries} deliveries erased, {done.ledger} consent-ledger entries hashed "
         f"(older than {app.settings.retention_days} days)"
     )
+    if done.ledger_kept:
+        click.echo(
+            f"warning: {done.ledger_kept} consent-ledger entries that old keep their addresses: "
+            "set NOTIFIER_SECRET_KEY so that retention can replace them by a keyed hash",
+            err=True,
+        )
 
 
 @patients.command("forget")

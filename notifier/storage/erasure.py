@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, String, cast, delete, literal, select, update
+from sqlalchemy import ColumnElement, String, cast, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from notifier.domain.deliveries import OPEN_STATES
@@ -77,6 +77,18 @@ def delivery_addresses_of(s: Session, patient_id: int) -> list[tuple[str, str]]:
         .distinct()
     )
     return [(channel, address) for channel, address in rows]
+
+
+def ledger_before(s: Session, cutoff: datetime) -> int:
+    """How many consent-ledger entries older than ``cutoff`` still hold their address."""
+    return int(
+        s.scalar(
+            select(func.count())
+            .select_from(ConsentEvent)
+            .where(ConsentEvent.at < cutoff, ConsentEvent.address.not_like(f"{DIGEST}%"))
+        )
+        or 0
+    )
 
 
 def digest_ledger_before(s: Session, cutoff: datetime, digest: Callable[[str, str], str]) -> int:

@@ -45,6 +45,9 @@ RESTORED = "this address had opted out before its patient was forgotten"
 class RetentionRun:
     deliveries: int  # deliveries whose address and error text were erased
     ledger: int  # consent-ledger entries that now keep a keyed hash
+    # Old consent-ledger entries that keep their address: there is no NOTIFIER_SECRET_KEY to
+    # hash them with (an unkeyed hash of a phone number is reversed by trying them all).
+    ledger_kept: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,13 @@ class Retention(UseCase):
         with self.db.session() as s:
             deliveries = erasure_rows.erase_deliveries_before(s, cutoff)
             replies = conversation_rows.erase_before(s, cutoff, now)
-            ledger = 0
+            ledger = kept = 0
             if key is not None:
                 ledger = erasure_rows.digest_ledger_before(
                     s, cutoff, lambda channel, address: address_digest(key, channel, address)
                 )
+            else:
+                kept = erasure_rows.ledger_before(s, cutoff)
             record(s, actor, "retention_run", now, count=deliveries)
         log.info(
             "retention run",
@@ -78,7 +83,13 @@ class Retention(UseCase):
                 "replies": replies,
             },
         )
-        return RetentionRun(deliveries, ledger)
+        if kept:
+            log.warning(
+                "consent-ledger entries older than NOTIFIER_RETENTION_DAYS keep their addresses: "
+                "set NOTIFIER_SECRET_KEY so that retention can replace them by a keyed hash",
+                extra={"action": "retention_ledger_kept", "count": kept},
+            )
+        return RetentionRun(deliveries, ledger, kept)
 
     def forget(self, actor: Actor, external_id: str) -> Forgotten:
         """Erase a patient's contact data (name, phone, email, the addresses of their

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from notifier.bootstrap import build_app
@@ -21,7 +21,7 @@ from notifier.domain.actors import Role
 from notifier.domain.consent import Source
 from notifier.errors import NotFoundError
 from notifier.storage.engine import Database
-from notifier.storage.models import Base
+from notifier.storage.models import Base, ConsentEvent
 from notifier.usecases.accounts import token_digest
 from notifier.usecases.notice_requests import NoticeRequest
 from tests.support.actors import OPERATOR
@@ -253,6 +253,40 @@ def test_after_a_retention_run_no_old_address_remains_and_totals_do_not_change(
         data = Path(url.removeprefix("sqlite:///")).read_bytes()
         for address in old:
             assert address.encode() not in data, address
+
+
+def test_without_a_secret_key_old_ledger_addresses_stay_and_retention_says_so(
+    web: Web, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No key, no keyed hash (an unkeyed hash of a phone number is reversed by trying every
+    number): the opt-out keeps working on its address, and the run warns instead of staying
+    silent."""
+    app = web.app
+    assert app.consent.opt_out("sms", "+15405550111", Source.KEYWORD)
+    app.settings.secret_key = None
+    clock.advance(timedelta(days=app.settings.retention_days + 1).total_seconds())
+    with caplog.at_level(logging.WARNING, logger="notifier.usecases.retention"):
+        done = app.retention.run()
+    with app.db.session() as s:
+        entries = s.scalar(select(func.count()).select_from(ConsentEvent))
+    assert entries and (done.ledger, done.ledger_kept) == (0, entries)  # the opt-out among them
+    assert "NOTIFIER_SECRET_KEY" in caplog.text and "+1540" not in caplog.text
+    assert app.consent.is_opted_out("sms", "+15405550111")
+
+    env = {
+        "NOTIFIER_DATABASE_URL": app.settings.database_url,
+        "NOTIFIER_NOW": (clock.now() + timedelta(days=1)).isoformat(),
+    }
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        result = CliRunner().invoke(main, ["retention", "run"], env=env)
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert result.exit_code == 0, result.output
+    assert f"warning: {entries} consent-ledger entries that old keep their addresses" in (
+        result.output
+    )
 
 
 def test_a_forgotten_patient_who_opted_out_is_not_texted_when_imported_again(web: Web) -> None:
