@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from notifier.clock import FrozenClock
 from notifier.domain.actors import Role
 from notifier.domain.consent import Source
 from notifier.errors import NotFoundError
+from notifier.runtime import Runtime
 from notifier.storage.engine import Database
 from notifier.storage.models import Base, ConsentEvent
 from notifier.usecases.accounts import token_digest
@@ -287,6 +289,22 @@ def test_without_a_secret_key_old_ledger_addresses_stay_and_retention_says_so(
     assert f"warning: {entries} consent-ledger entries that old keep their addresses" in (
         result.output
     )
+
+
+def test_the_scheduler_runs_retention_at_start_and_then_hourly(
+    web: Web, clock: FrozenClock
+) -> None:
+    app = web.app
+    broadcast_sms(app, FakeChannel())
+    clock.advance(timedelta(days=app.settings.retention_days + 1).total_seconds())
+    with Runtime(app, "scheduler") as runtime:
+        job = runtime.scheduler.get_job("retention")
+        assert job is not None and job.trigger.interval == timedelta(hours=1)
+        deadline = time.monotonic() + 30
+        while not any(e.action == "retention_run" for e in app.audit.events(OPERATOR)):
+            assert time.monotonic() < deadline, "no retention run at start"
+            time.sleep(0.05)
+    assert {d.address for d in app.deliveries.log(OPERATOR)} == {"erased"}
 
 
 def test_a_forgotten_patient_who_opted_out_is_not_texted_when_imported_again(web: Web) -> None:
