@@ -148,3 +148,44 @@ def test_the_plan_shows_cost_segments_times_and_quiet_hours(mixed: App) -> None:
     states = Counter((d.channel, d.state) for d in mixed.deliveries.log(OPERATOR, notice.id))
     assert states[("sms", "pending")] == sms.send
     assert states[("email", "sent")] == email.send
+
+
+def test_the_plan_prices_email_spans_the_send_and_warns_of_the_providers_queue_window(
+    mixed: App,
+) -> None:
+    slow = mixed.settings.model_copy(
+        update={"email_price": 0.002, "sms_rate_per_second": 0.01, "sms_queue_window_seconds": 60}
+    )
+    app = build_app(slow, clock=mixed.clock)
+    try:
+        notice = app.notices.create(OPERATOR, REFERENCE).notice
+        plan = app.plans.of_notice(OPERATOR, notice.id)
+    finally:
+        app.close()
+    by = {c.channel: c for c in plan.channels}
+    sms, email = by["sms"], by["email"]
+    assert email.cost == round(email.units * 0.002, 4) and email.cost > 0
+    assert plan.cost == round((sms.cost or 0) + email.cost, 2)
+    assert sms.seconds >= sms.units / 0.01 - 100  # 100 s: one segment in a second's burst
+    assert sms.first_send and sms.last_send
+    spanned = datetime.fromisoformat(sms.last_send) - datetime.fromisoformat(sms.first_send)
+    assert abs(spanned.total_seconds() - sms.seconds) < 1
+    assert plan.last_send == max(sms.last_send, email.last_send or "")
+    assert any("NOTIFIER_SMS_RATE_PER_SECOND" in w for w in plan.warnings), plan.warnings
+
+
+def test_the_plan_counts_everyone_a_disabled_channel_leaves_out(mixed: App) -> None:
+    no_mail = mixed.settings.model_copy(update={"smtp_host": None, "email_from": None})
+    app = build_app(no_mail, clock=mixed.clock)
+    try:
+        notice = app.notices.create(OPERATOR, REFERENCE).notice
+        plan = app.plans.of_notice(OPERATOR, notice.id)
+        send_all(app)
+        log = app.deliveries.log(OPERATOR, notice.id)
+    finally:
+        app.close()
+    email = {c.channel: c for c in plan.channels}["email"]
+    assert email.send == 0
+    [(reason, count)] = email.skipped.items()
+    assert reason.startswith("email disabled: NOTIFIER_SMTP_HOST") and count > 0
+    assert sum(1 for d in log if d.channel == "email" and d.error == reason) == count
