@@ -253,6 +253,9 @@ def test_the_console_and_the_api_show_the_plan_approve_and_history(
             assert approved.status_code == 303, approved.text
             page = ana.get(f"/console/notices/{notice['id']}")
             assert 'id="hold-countdown" data-seconds="60"' in page.text
+            who = page.text[page.text.index('id="history-heading"') :]
+            assert "created by token:clinic website" in who
+            assert "approved by user:ana@cova.example" in who
             assert "sends in 60 s" in ana.get("/console/notices").text
         finally:
             ana.close()
