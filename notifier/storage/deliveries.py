@@ -340,11 +340,16 @@ def forget_worker(s: Session, worker: str) -> None:
 
 
 def dead_workers(s: Session, stale_before: datetime) -> list[tuple[str, datetime]]:
-    """Workers whose last heartbeat is older than ``stale_before``: (id, last heartbeat)."""
+    """Workers whose last heartbeat is older than ``stale_before``: (id, last heartbeat),
+    their rows locked for this transaction. A row another transaction holds is a worker beating
+    right now (``beat`` updates its row, then extends its leases): it is alive, and skipped.
+    Locking the worker's row before its deliveries, as ``beat`` does, keeps the two from
+    deadlocking (PostgreSQL; SQLite has one writer at a time)."""
     rows = s.execute(
         select(Worker.id, Worker.heartbeat_at)
         .where(Worker.heartbeat_at < stale_before)
         .order_by(Worker.heartbeat_at)
+        .with_for_update(skip_locked=True)
     )
     return [(worker, at) for worker, at in rows]
 

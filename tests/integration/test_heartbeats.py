@@ -10,19 +10,23 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from notifier.bootstrap import App
+from notifier.bootstrap import App, build_app
 from notifier.channels.base import ChannelError, OutgoingMessage, SendResult
 from notifier.clock import FrozenClock
 from notifier.runtime import run_until_idle
 from notifier.storage import deliveries as delivery_rows
 from notifier.storage.models import Worker
 from notifier.usecases.notice_requests import NoticeRequest
+from notifier_sandbox.smtp_server import FakeSmtp
+from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.actors import OPERATOR
 from tests.support.channels import FakeChannel, accept
 from tests.support.patients import PATIENTS_CSV
+from tests.support.peers import peer_settings
 from tests.support.records import event_kinds, events
+from tests.support.web import save_cova
 
 
 @pytest.fixture
@@ -143,6 +147,48 @@ def test_a_worker_that_could_not_beat_takes_nothing_over(
     assert states(app, queued) == ["sending", "sending"]
     blocked.beat()
     assert blocked.take_over() == 2
+
+
+def test_a_worker_beating_right_now_is_not_taken_for_dead_nor_deadlocked(
+    postgres_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    """PostgreSQL, several processes: a worker whose heartbeat looks stale but whose beat is
+    under way (its row locked) is alive. Taking it for dead would lock its deliveries, then
+    wait for its row, while its beat holds the row and waits for those deliveries."""
+    app = build_app(peer_settings(postgres_url, fake_twilio, fake_smtp), clock=clock)
+    try:
+        save_cova(app)
+        app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
+        queued = app.notices.create(
+            OPERATOR, NoticeRequest("cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice")
+        ).notice.id
+        app.fanout.fire_due()
+        app.workers("host:1:slow", "worker").beat()
+        claim_all(app, "host:1:slow")
+        survivor = app.workers("host:2:alive", "worker")
+        clock.advance(app.settings.worker_timeout_seconds + 1)
+        survivor.beat()
+        taken: list[int] = []
+        with app.db.session() as beating:  # the slow worker's beat, under way
+            beating.execute(
+                update(Worker)
+                .where(Worker.id == "host:1:slow")
+                .values(heartbeat_at=Worker.heartbeat_at)
+            )
+            other = threading.Thread(target=lambda: taken.append(survivor.take_over()))
+            other.start()
+            other.join(10)
+            blocked = other.is_alive()
+            beating.rollback()  # let a blocked take-over go on, so the thread ends
+        other.join(30)
+        assert not blocked, "the take-over waited for a worker that was beating"
+        assert taken == [0]
+        assert {d.state for d in app.deliveries.log(OPERATOR, queued, channel="sms")} <= {
+            "sending",
+            "skipped",
+        }
+    finally:
+        app.close()
 
 
 def test_a_claim_whose_lease_ran_out_is_taken_over_when_its_worker_has_no_heartbeat(
