@@ -226,7 +226,13 @@ def test_the_sms_rate_limit_holds_at_the_server(
     assert len(times) == 60
     per_second = rate / 2
     burst = per_second  # the bucket holds one second's worth
-    # 120 segments, 40 of them from the initial burst: at least 2 s of sending.
-    assert times[-1] - times[0] >= (60 - burst) / per_second - 0.05
+    # 120 segments, 40 of them from the initial burst: at least 2 s of sending (without the
+    # limit, 60 requests over these connections take a fraction of a second). Measured where
+    # they arrive: a loaded machine delays a request between its slot and the server by up to
+    # a few hundred milliseconds (the first of the burst most, as its connection opens), so
+    # the span may look that much shorter, and one paced text may share a second with the
+    # whole burst.
+    jitter = 0.5
+    assert times[-1] - times[0] >= (60 - burst) / per_second - jitter
     busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
-    assert busiest <= per_second + burst
+    assert busiest <= per_second + burst + 1
