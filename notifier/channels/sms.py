@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -214,7 +214,7 @@ class SmsChannel:
 
 
 def classify_rest_error(
-    exc: TwilioRestException, headers: dict[str, str] | None = None
+    exc: TwilioRestException, headers: Mapping[str, str] | None = None
 ) -> ChannelError:
     code = exc.code if isinstance(exc.code, int) else None
     text = str(exc.msg).removeprefix("Unable to create record: ")
