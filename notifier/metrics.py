@@ -69,8 +69,17 @@ WEBHOOKS = ("status", "inbound")
 WEBHOOK_RESULTS = ("accepted", "bad_signature", "unconfigured")
 
 
+# Children by labels, looked up once: ``labels()`` takes a lock and checks its arguments on
+# every call, and two of these run per message sent.
+_OUTCOMES: dict[tuple[str, str], Counter] = {}
+_PROVIDER: dict[tuple[str, str], Histogram] = {}
+
+
 def delivery_outcome(channel: str, state: str) -> None:
-    DELIVERY_OUTCOMES.labels(channel, state).inc()
+    child = _OUTCOMES.get((channel, state))
+    if child is None:
+        child = _OUTCOMES[(channel, state)] = DELIVERY_OUTCOMES.labels(channel, state)
+    child.inc()
 
 
 @contextmanager
@@ -82,7 +91,10 @@ def provider_request(channel: str) -> Iterator[None]:
         yield
         result = "ok"
     finally:
-        PROVIDER_SECONDS.labels(channel, result).observe(perf_counter() - started)
+        child = _PROVIDER.get((channel, result))
+        if child is None:
+            child = _PROVIDER[(channel, result)] = PROVIDER_SECONDS.labels(channel, result)
+        child.observe(perf_counter() - started)
 
 
 def rate_limit_wait(channel: str, seconds: float) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -25,6 +25,10 @@ PERMANENT_CODES = frozenset(
     {21211, 21212, 21408, 21602, 21603, 21604, 21606, 21610, 21612, 21614, 21617, 21635}
 )
 RETRYABLE_HTTP = frozenset({429, 500, 502, 503, 504})
+# The SDK's keyword for a sender → the Messages API's form field.
+_FORM_NAMES = {"from_": "From", "messaging_service_sid": "MessagingServiceSid"}
+# A create's headers, copied per request: the SDK adds its own to the dict it is given.
+_FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 LIST_PAGE = 1000  # messages per page of a list (Twilio's most)
 PAGE_WORTH = 10  # a listed page must find this many asked-about messages to beat fetching them
 
@@ -82,6 +86,7 @@ class SmsChannel:
         )
         self.client.api.base_url = settings.twilio_api_base_url
         self._http = http
+        self._messages_uri = f"/Accounts/{settings.twilio_account_sid}/Messages.json"
         self.from_number = settings.twilio_from_number
         self.messaging_service = settings.twilio_messaging_service_sid
         self.status_callback = (
@@ -91,12 +96,14 @@ class SmsChannel:
         )
 
     def send(self, message: OutgoingMessage) -> SendResult:
+        form = {"To": message.to, "Body": message.text, "StatusCallback": self.status_callback}
+        form |= {_FORM_NAMES[name]: value for name, value in self._sender(message).items()}
         try:
-            created = self.client.messages.create(
-                to=message.to,
-                body=message.text,
-                status_callback=self.status_callback,
-                **self._sender(message),
+            # What ``client.messages.create`` sends, through the SDK's own request and error
+            # handling, without building the ``MessageInstance`` we would read two fields of
+            # (about a tenth of the SDK's CPU per text).
+            created = self.client.api.v2010.create(
+                "POST", self._messages_uri, data=form, headers=dict(_FORM_HEADERS)
             )
         except TwilioRestException as exc:
             raise classify_rest_error(exc, self._http.last_headers()) from None
@@ -112,7 +119,9 @@ class SmsChannel:
             raise ChannelError(
                 "Twilio did not answer in time", code="timeout", ambiguous=True
             ) from None
-        return SendResult(provider_id=created.sid, segments=_int_or_none(created.num_segments))
+        return SendResult(
+            provider_id=str(created["sid"]), segments=_int_or_none(created.get("num_segments"))
+        )
 
     def find_sent(self, message: OutgoingMessage, since: datetime) -> SendResult | None:
         """Listed by To only: a message Twilio still holds as ``queued`` has no date_sent, so a
@@ -214,7 +223,7 @@ class SmsChannel:
 
 
 def classify_rest_error(
-    exc: TwilioRestException, headers: dict[str, str] | None = None
+    exc: TwilioRestException, headers: Mapping[str, str] | None = None
 ) -> ChannelError:
     code = exc.code if isinstance(exc.code, int) else None
     text = str(exc.msg).removeprefix("Unable to create record: ")

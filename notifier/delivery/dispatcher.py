@@ -284,20 +284,21 @@ class Dispatcher:
             self._let_go([item.delivery_id])
             self._withdrawals.untrack(item)
         level = logging.INFO if outcome.state != DeliveryState.FAILED else logging.WARNING
-        log.log(
-            level,
-            "delivery %s",
-            outcome.event,
-            extra={
-                "action": f"delivery_{outcome.event}",
-                "delivery_id": item.delivery_id,
-                "channel": item.channel,
-                "to": mask_address(item.message.to),
-                "attempt": outcome.attempts,
-                "code": outcome.code,
-                "stale": not kept,
-            },
-        )
+        if log.isEnabledFor(level):  # the masking and the record only for a line written
+            log.log(
+                level,
+                "delivery %s",
+                outcome.event,
+                extra={
+                    "action": f"delivery_{outcome.event}",
+                    "delivery_id": item.delivery_id,
+                    "channel": item.channel,
+                    "to": mask_address(item.message.to),
+                    "attempt": outcome.attempts,
+                    "code": outcome.code,
+                    "stale": not kept,
+                },
+            )
         metrics.delivery_outcome(item.channel, outcome.state)
 
     def _attempt(self, channel: Channel, item: WorkItem) -> Outcome | None:

@@ -31,9 +31,10 @@ from notifier.domain.notices import (
     template_for,
     too_late,
 )
-from notifier.domain.quiet_hours import QuietHours, deferral
+from notifier.domain.quiet_hours import Deferral, QuietHours, deferral
 from notifier.errors import TemplateError
 from notifier.rendering.messages import context, resolve_language
+from notifier.rendering.renderer import Rendered
 from notifier.storage import calls as call_rows
 from notifier.storage import deliveries as delivery_rows
 from notifier.storage import notices as notice_rows
@@ -65,6 +66,10 @@ class _Batch:
         default_factory=lambda: defaultdict(list)
     )  # (until, event, detail) → ids
     failures: list[tuple[int, Outcome]] = field(default_factory=list)
+    # Pure results shared by a batch's deliveries (most of a broadcast's messages are alike):
+    # the quiet-hours rule per (notice, urgent), a rendering per everything its context is made of.
+    waits: dict[tuple[int, bool | None], Deferral | None] = field(default_factory=dict)
+    rendered: dict[tuple[object, ...], Rendered] = field(default_factory=dict)
 
 
 class Preparer:
@@ -218,14 +223,13 @@ class Preparer:
             facts = replace(facts, change=NoticeChange.ORIGINAL)  # a reminder: plainly again
         spec = self.channels[delivery.channel].spec
         if spec.quiet_hours and notice.status not in WITHDRAWN:
-            wait = deferral(
-                self.quiet_hours,
-                now,
-                closure.tz,
-                delivery.broadcast.urgent,
-                closure.starts,
-                closure.ends,
-            )
+            urgent = delivery.broadcast.urgent
+            if (notice.id, urgent) in batch.waits:
+                wait = batch.waits[(notice.id, urgent)]
+            else:
+                wait = batch.waits[(notice.id, urgent)] = deferral(
+                    self.quiet_hours, now, closure.tz, urgent, closure.starts, closure.ends
+                )
             if wait is not None:
                 local = wait.until.astimezone(closure.tz)
                 if wait.expired:
@@ -238,7 +242,9 @@ class Preparer:
                     batch.deferred[(wait.until, "deferred_quiet_hours", detail)].append(delivery.id)
                 return
         try:
-            batch.items.append(self._work_item(delivery, facts, appointments.get(delivery.id, [])))
+            batch.items.append(
+                self._work_item(delivery, facts, appointments.get(delivery.id, []), batch)
+            )
         except TemplateError as error:
             batch.failures.append(
                 (
@@ -254,9 +260,14 @@ class Preparer:
             )
 
     def _work_item(
-        self, delivery: Delivery, facts: NoticeFacts, appointments: Sequence[Appointment]
+        self,
+        delivery: Delivery,
+        facts: NoticeFacts,
+        appointments: Sequence[Appointment],
+        batch: _Batch,
     ) -> WorkItem:
-        """Render the delivery's message: the patient's language, name and appointments."""
+        """Render the delivery's message: the patient's language, name and appointments (once
+        per batch for each distinct set of them)."""
         spec = self.channels[delivery.channel].spec
         if self._languages is None:
             self._languages = self.deps.messages.languages()
@@ -265,13 +276,16 @@ class Preparer:
         )
         # Rescheduled since the fan-out: the general notice still fits.
         template = template_for(facts.change, bool(appointments))
-        ctx = context(
-            facts,
-            language,
-            delivery.patient.first_name,
-            [(a.starts_at, a.provider) for a in appointments],
-        )
-        rendered = self.deps.messages.render(spec.format, ctx, template)
+        first_name = delivery.patient.first_name
+        times = tuple((a.starts_at, a.provider) for a in appointments)
+        # ``facts`` is the notice's (one object per notice in a batch), or a copy telling another
+        # change: its id, change and what changed, with the rest, make the context.
+        key = (spec.format, facts.id, facts.change, facts.changed, language, first_name, times)
+        rendered = batch.rendered.get(key)
+        if rendered is None:
+            ctx = context(facts, language, first_name, list(times))
+            rendered = self.deps.messages.render(spec.format, ctx, template)
+            batch.rendered[key] = rendered
         return WorkItem(
             delivery_id=delivery.id,
             notice_id=facts.id,

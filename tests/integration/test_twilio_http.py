@@ -4,6 +4,7 @@ to resend and anything later stays ambiguous (the channel's classification is un
 from __future__ import annotations
 
 import socket
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -16,7 +17,7 @@ from urllib3.exceptions import (
 )
 
 from notifier.channels.sms import _is_connect_failure
-from notifier.channels.twilio_http import PooledHttpClient, _as_requests_error
+from notifier.channels.twilio_http import PooledHttpClient, _as_requests_error, _form
 
 
 @pytest.mark.parametrize(
@@ -59,3 +60,17 @@ def test_the_proxy_and_no_proxy_of_the_environment_are_read_once_for_the_api(
     assert isinstance(proxied._pool, urllib3.ProxyManager)
     assert proxied._pool.proxy is not None and proxied._pool.proxy.port == 3128
     assert not isinstance(direct._pool, urllib3.ProxyManager)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"To": "+15402000000", "From": "+15005550006", "Body": "Closed today. Reopens 8 AM."},
+        {"StatusCallback": "https://x.example/webhooks/twilio/status?a=b&c=d e"},
+        {"Body": "Cerrado hoy — ¡mañana 8 AM! 😀 a+b=c/d%e~_.-*'()", "N": 3, "On": True},
+        {"MediaUrl": ["https://a.example/1 2", "https://b.example/ü"], "T": ("x", "y")},
+        {"é k": b"\xff\x00 raw"},
+    ],
+)
+def test_the_form_body_is_byte_for_byte_what_urlencode_makes(values: dict[str, object]) -> None:
+    assert _form(values) == urlencode(values, doseq=True)
