@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -542,3 +543,17 @@ def test_conversations_are_listed_newest_first(web: Web, clock: FrozenClock) -> 
     text(web, "again", MARIA)  # a new text moves Maria's conversation to the top
     listed = web.app.replies.conversations(OPERATOR)
     assert [c.messages[-1].body for c in listed] == ["again", "third", "second"]
+
+
+def test_the_serving_worker_sends_a_queued_auto_reply_by_itself(web: Web) -> None:
+    from notifier.runtime import Runtime
+
+    closure(web.app)
+    with Runtime(web.app, "worker"):  # its send_answers job, woken by the queued auto-reply
+        text(web, "Are you open Friday?", MARIA)
+        deadline = time.monotonic() + 30
+        while not [m for m in sent_to(web.twilio, MARIA) if "Automatic reply" in str(m["body"])]:
+            assert time.monotonic() < deadline, "the worker did not send the auto-reply"
+            time.sleep(0.05)
+    [conversation] = web.app.replies.conversations(OPERATOR)
+    assert conversation.messages[-1].state == "sent"
