@@ -1,8 +1,9 @@
 """Patients answering a closure at once: ``count`` texts from distinct patients through
 ``Replies.receive`` (the inbound webhook's work after the signature check), on SQLite, against
 10,000 patients with the notice fanned out to them. First without the auto-reply (storing and
-linking only), then with it, through the real SDK to the Twilio-compatible server in its own
-process (answering at once). ``python -m bench.replies [count]``."""
+linking only), then with it (queued in the same transaction); then the worker's
+``AnswerSender.drain`` sends the queued auto-replies through the real SDK to the
+Twilio-compatible server in its own process. ``python -m bench.replies [count]``."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ def run(count: int, auto_reply: bool) -> str:
                 "sms", f"+1540{2000000 + i}", "+15005550006", "Open Friday?", f"SM{i:032x}"
             )
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        sending = ""
+        if auto_reply:
+            answers = app.answers()
+            started, cpu_started = time.perf_counter(), time.process_time()
+            sent = answers.drain()
+            s_wall, s_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            answers.close()
+            sending = (
+                f"; the worker sent {sent} auto-replies in {s_wall:.2f} s = "
+                f"{sent / s_wall:.0f}/s, CPU {s_cpu / max(sent, 1) * 1000:.2f} ms each"
+            )
         conversations = app.replies.conversations(OPERATOR, limit=count + 1)
         answered = sum(1 for c in conversations if len(c.messages) == 2)
         linked = sum(1 for c in conversations if c.notice_id is not None)
@@ -33,7 +45,7 @@ def run(count: int, auto_reply: bool) -> str:
         f"auto-reply {'on ' if auto_reply else 'off'}: {count} texts in {wall:.2f} s = "
         f"{count / wall:.0f} texts/s, CPU {cpu / count * 1000:.2f} ms per text; "
         f"{len(conversations)} conversations, {linked} linked to the notice, "
-        f"{answered} auto-replied"
+        f"{answered} auto-replied{sending}"
     )
 
 

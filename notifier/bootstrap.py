@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from notifier import channels as registry
 from notifier.channels import Channel
 from notifier.clock import Clock, ShiftedClock, SystemClock
-from notifier.delivery.dispatcher import Dispatcher
+from notifier.delivery.answers import AnswerSender
+from notifier.delivery.dispatcher import Dispatcher, new_worker_id
 from notifier.delivery.fanout import Fanout
 from notifier.delivery.intake import Intake
 from notifier.delivery.reconcile import Reconciler
@@ -91,8 +92,17 @@ class App:
         """Heartbeats for the process ``worker_id``, extending the leases of ``held``."""
         return Workers(self.db, self.clock, self.settings, worker_id, role, held)
 
+    def answers(
+        self, channels: Mapping[str, Channel] | None = None, worker_id: str | None = None
+    ) -> AnswerSender:
+        """The sender of queued answers and auto-replies, through ``channels`` (default: every
+        enabled channel's real client, closed by its ``close``)."""
+        if channels is not None:
+            return AnswerSender(self.deps, channels, worker_id or new_worker_id())
+        built = registry.build_channels(self.settings, self.clock)
+        return AnswerSender(self.deps, built, worker_id or new_worker_id(), own_channels=True)
+
     def close(self) -> None:
-        self.replies.close()
         self.db.dispose()
 
 

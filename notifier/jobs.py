@@ -18,6 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from notifier.bootstrap import App
 from notifier.delivery import faults
+from notifier.delivery.answers import AnswerSender
 from notifier.delivery.dispatcher import Dispatcher
 from notifier.delivery.reconcile import Reconciler
 from notifier.delivery.workers import Workers
@@ -37,6 +38,7 @@ class _Runtime:
     workers: Workers
     dispatcher: Dispatcher | None
     reconciler: Reconciler | None
+    answers: AnswerSender | None
 
 
 _runtime: _Runtime | None = None
@@ -81,6 +83,24 @@ def dispatch() -> None:
     assert runtime.dispatcher is not None, "dispatch runs only in the worker role"
     runtime.dispatcher.drain()
     runtime.app.fanout.finish()
+
+
+def send_answers() -> None:
+    """Send queued staff answers and closure auto-replies (retries, claims of dead workers)."""
+    runtime = _current()
+    assert runtime.answers is not None, "send_answers runs only in the worker role"
+    try:
+        runtime.answers.drain()
+    except Exception as error:  # the next run finds what is still queued
+        faults.log_failure(log, "sending answers failed", error, action="replies_send_failed")
+
+
+def answers_queued() -> None:
+    """An answer or auto-reply was queued: send it now rather than at the next poll."""
+    runtime = _runtime
+    job = runtime.scheduler.get_job("send_answers") if runtime is not None else None
+    if job is not None:
+        job.modify(next_run_time=datetime.now(UTC))
 
 
 def receipts_stored() -> None:
@@ -148,8 +168,9 @@ def configure(
 ) -> BackgroundScheduler:
     """Build the scheduler with the jobs of ``role``; the caller starts and stops it.
 
-    ``scheduler`` fires due broadcasts (fan-out), ``worker`` sends and applies delivery reports
-    (and asks providers about the ones that never came), ``all`` does both; every
+    ``scheduler`` fires due broadcasts (fan-out), ``worker`` sends (notices' deliveries, staff
+    answers and auto-replies) and applies delivery reports (and asks providers about the ones
+    that never came), ``all`` does both; every
     role beats and takes over dead workers' claims. Any number of each may run against one
     database: firing is a conditional UPDATE that exactly one process wins, and deliveries are
     claimed with ``FOR UPDATE SKIP LOCKED``.
@@ -161,8 +182,11 @@ def configure(
         raise ValueError("a worker needs a dispatcher")
     scheduler = BackgroundScheduler(timezone="UTC")
     reconciler = app.reconciler(dispatcher.channels) if dispatcher is not None else None
+    answers = (
+        app.answers(dispatcher.channels, dispatcher.worker_id) if dispatcher is not None else None
+    )
     with _runtime_lock:
-        _runtime = _Runtime(app, scheduler, workers, dispatcher, reconciler)
+        _runtime = _Runtime(app, scheduler, workers, dispatcher, reconciler, answers)
     common = {
         "replace_existing": True,
         "coalesce": True,
@@ -198,6 +222,7 @@ def configure(
         scheduler.add_job(
             reconcile, "interval", seconds=RECONCILE_SECONDS, id="reconcile", **common
         )
+        scheduler.add_job(send_answers, "interval", seconds=interval, id="send_answers", **common)
     return scheduler
 
 

@@ -47,6 +47,8 @@ class Runtime:
         settings = app.settings
         applies = sends  # this process applies the reports its webhook stores: wake it for them
         wake = jobs.receipts_stored if applies else None
+        if sends:  # answers queued by this process's web requests: sent now, not at the poll
+            app.replies.on_queued = jobs.answers_queued
         self.http = HttpServer(app, settings.http_host, settings.http_port, wake) if http else None
 
     def start(self) -> Runtime:
@@ -108,12 +110,14 @@ def run_once(
     app: App, channels: Mapping[str, Channel] | None = None, worker_id: str | None = None
 ) -> int:
     """One tick of the service's jobs, in this thread: fire what is due, send everything due
-    now, mark finished broadcasts done; how many deliveries were handled. For a frozen clock
-    (tests, benchmarks), where the scheduler's real-time ticks do not apply."""
+    now (answers and auto-replies too), mark finished broadcasts done; how many deliveries
+    were handled. For a frozen clock (tests, benchmarks), where the scheduler's real-time
+    ticks do not apply."""
     app.fanout.fire_due()
     dispatcher = app.dispatcher(channels, worker_id)
     try:
         handled = dispatcher.drain()
+        app.answers(dispatcher.channels, dispatcher.worker_id).drain()
     finally:
         dispatcher.close()
     app.fanout.finish()

@@ -62,12 +62,10 @@ def _heading(view: ConversationView) -> str:
 @click.option("--message", required=True, help="The text to send.")
 @click.pass_context
 def replies_answer(ctx: click.Context, conversation_id: int, message: str) -> None:
-    """Answer a conversation (managers): sent from the number the patient wrote to."""
-    sent = app_of(ctx).replies.answer(actor_of(ctx), conversation_id, message)
-    if sent.state != "sent":
-        click.echo(f"answer {sent.id} {sent.state}: {sent.error}", err=True)
-        ctx.exit(1)
-    click.echo(f"answer {sent.id} sent")
+    """Answer a conversation (managers): queued, then sent by the running service's worker
+    from the number the patient wrote to (``notifier deliveries`` shows its state)."""
+    queued = app_of(ctx).replies.answer(actor_of(ctx), conversation_id, message)
+    click.echo(f"answer {queued.id} {queued.state}: the worker sends it")
 
 
 @replies.command("done")

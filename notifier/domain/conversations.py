@@ -23,12 +23,23 @@ class Author(StrEnum):
 
 class MessageState(StrEnum):
     RECEIVED = "received"  # a patient's text, stored
-    SENDING = "sending"  # an answer handed to the provider, no answer yet
+    QUEUED = "queued"  # an answer stored, waiting for the worker (or for a retry)
+    SENDING = "sending"  # claimed by a worker: the provider call may be in flight
     SENT = "sent"  # the provider took it (its id is kept)
     DELIVERED = "delivered"  # the provider's status callback: it reached the phone
     UNDELIVERED = "undelivered"  # the provider's status callback: the carrier could not
     FAILED = "failed"  # the provider refused it or could not be reached; the reason is kept
     REFUSED = "refused"  # not sent: the patient opted out
+
+
+OUTGOING = (Author.STAFF, Author.AUTO)
+"""The messages that go out (and so appear in the delivery log)."""
+
+LOG_KINDS = {Author.STAFF: "answer", Author.AUTO: "auto_reply"}
+"""How the delivery log names what is not a notice's message."""
+
+QUEUED_ALIKE = {"pending": MessageState.QUEUED.value, "queued": "pending"}
+"""The delivery log's filter: a delivery's ``pending`` is an answer's ``queued`` and back."""
 
 
 # What a provider's delivery report makes of an answer that went out: only forward, from

@@ -1,5 +1,6 @@
 """The inbox's SQL: conversations, their messages, the notice a text most likely answers, the
-closures an auto-reply speaks of, and erasing bodies."""
+closures an auto-reply speaks of, the queue answers and auto-replies go out through (claimed
+with a lease, as deliveries are), and erasing bodies."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, String, cast, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from notifier.domain.conversations import OUTGOING, MessageState
 from notifier.domain.erasure import ERASED
 from notifier.domain.notices import BroadcastStatus, NoticeChange, NoticeStatus
 from notifier.storage.models import (
@@ -81,10 +83,10 @@ def get(s: Session, conversation_id: int) -> Conversation | None:
 def add_message_once(s: Session, message: ConversationMessage) -> ConversationMessage | None:
     """Store a message unless its provider id or its auto-reply version is there already (a
     replayed webhook, the same patient's second text during one closure): None then."""
-    values = {
+    values = {  # what is unset takes the column's default
         c.key: getattr(message, c.key)
         for c in ConversationMessage.__table__.columns
-        if c.key != "id"
+        if c.key != "id" and getattr(message, c.key) is not None
     }
     if not insert_new(s, ConversationMessage, **values):
         return None
@@ -110,6 +112,115 @@ def add_message(s: Session, message: ConversationMessage) -> ConversationMessage
 
 def message(s: Session, message_id: int) -> ConversationMessage | None:
     return s.get(ConversationMessage, message_id)
+
+
+# --- the outgoing queue ----------------------------------------------------------------------
+
+
+def claim_answers(
+    s: Session,
+    worker: str,
+    channels: Sequence[str],
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+) -> list[int]:
+    """Atomically take up to ``limit`` due queued answers and auto-replies for this worker."""
+    due = list(
+        s.scalars(
+            select(ConversationMessage.id)
+            .where(
+                ConversationMessage.state == MessageState.QUEUED,
+                ConversationMessage.next_attempt_at <= now,
+                ConversationMessage.channel.in_(list(channels)),
+            )
+            .order_by(ConversationMessage.next_attempt_at, ConversationMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    claimed = []
+    for message_id in due:  # a conditional UPDATE each: two workers never both win one
+        if changed(
+            s,
+            update(ConversationMessage)
+            .where(
+                ConversationMessage.id == message_id,
+                ConversationMessage.state == MessageState.QUEUED,
+            )
+            .values(
+                state=MessageState.SENDING,
+                claimed_by=worker,
+                lease_until=lease_until,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False),
+        ):
+            claimed.append(message_id)
+    return claimed
+
+
+def answer_to_send(s: Session, message_id: int) -> tuple[ConversationMessage, Conversation] | None:
+    found = s.get(ConversationMessage, message_id)
+    if found is None:
+        return None
+    conversation = s.get(Conversation, found.conversation_id)
+    assert conversation is not None
+    return found, conversation
+
+
+def record_answer(
+    s: Session, message_id: int, worker: str, now: datetime, **values: object
+) -> bool:
+    """An attempt's outcome, kept only if this worker still holds the claim."""
+    return bool(
+        changed(
+            s,
+            update(ConversationMessage)
+            .where(
+                ConversationMessage.id == message_id,
+                ConversationMessage.state == MessageState.SENDING,
+                ConversationMessage.claimed_by == worker,
+            )
+            .values(claimed_by=None, lease_until=None, updated_at=now, **values)
+            .execution_options(synchronize_session=False),
+        )
+    )
+
+
+def release_stalled_answers(s: Session, now: datetime) -> int:
+    """Claims whose lease ran out (their worker died mid-send) → queued again, the provider
+    to be asked before any resend; how many."""
+    return changed(
+        s,
+        update(ConversationMessage)
+        .where(
+            ConversationMessage.state == MessageState.SENDING,
+            ConversationMessage.author.in_(OUTGOING),
+            (ConversationMessage.lease_until < now) | ConversationMessage.lease_until.is_(None),
+        )
+        .values(
+            state=MessageState.QUEUED,
+            claimed_by=None,
+            lease_until=None,
+            needs_reconcile=True,
+            next_attempt_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False),
+    )
+
+
+def answers_waiting(s: Session) -> bool:
+    """Any answer or auto-reply queued or in a worker's hands."""
+    return (
+        s.scalars(
+            select(ConversationMessage.id)
+            .where(ConversationMessage.state.in_((MessageState.QUEUED, MessageState.SENDING)))
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def page(

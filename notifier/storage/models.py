@@ -520,13 +520,15 @@ class Conversation(Base):
 
 class ConversationMessage(Base):
     """One text of a conversation: the patient's, a manager's answer or the auto-reply, with
-    its state (answers: sending, sent, failed with the reason, refused). Bodies are patient
-    data: erased by retention like deliveries' addresses."""
+    its state (answers: queued, sending, sent, delivered, failed with the reason). Answers
+    are a queue the ``send_answers`` job claims with a lease, as deliveries are. Bodies are
+    patient data: erased by retention like deliveries' addresses."""
 
     __tablename__ = "conversation_messages"
     __table_args__ = (
         UniqueConstraint("channel", "provider_id"),  # a replayed webhook adds nothing
         UniqueConstraint("conversation_id", "auto_notice_id"),  # one auto-reply per version
+        Index("ix_conversation_messages_claim", "state", "next_attempt_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -543,3 +545,11 @@ class ConversationMessage(Base):
     sent_by: Mapped[str | None] = mapped_column(String(254))  # the actor's label: user:3
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The outgoing queue (answers and auto-replies only).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    needs_reconcile: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

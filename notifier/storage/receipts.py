@@ -106,12 +106,14 @@ def answers_for(s: Session, provider_ids: Sequence[str]) -> dict[str, tuple[int,
     return {sid: (i, state) for sid, i, state in rows if sid is not None}
 
 
-def advance_answers(s: Session, changes: Sequence[tuple[int, str, str | None, str | None]]) -> None:
+def advance_answers(
+    s: Session, changes: Sequence[tuple[int, str, str | None, str | None]], now: datetime
+) -> None:
     """Move answers to the states their reports gave: (id, state, error code, error text);
     an answer's earlier error is kept when a report carries none. Answers are few: one
     statement each."""
     for message_id, state, code, error in changes:
-        values: dict[str, Any] = {"state": state}
+        values: dict[str, Any] = {"state": state, "updated_at": now}
         if code is not None:
             values |= {"error_code": code, "error_message": error}
         s.execute(

@@ -1,16 +1,27 @@
-"""What ops read: the delivery log, each delivery's events, counts per state."""
+"""What ops read: the delivery log (notices' deliveries, and beside them the staff answers and
+closure auto-replies the inbox sent), each delivery's events, counts per state."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, func, literal_column, select, union_all
 from sqlalchemy.orm import Session, joinedload
 
+from notifier.domain.conversations import OUTGOING, QUEUED_ALIKE
 from notifier.domain.deliveries import REACHED_STATES, DeliveryState
-from notifier.storage.models import Broadcast, Delivery, DeliveryEvent, Notice, Patient
+from notifier.storage.models import (
+    Broadcast,
+    Conversation,
+    ConversationMessage,
+    Delivery,
+    DeliveryEvent,
+    Notice,
+    Patient,
+)
 
 
 @dataclass(frozen=True)
@@ -26,28 +37,105 @@ class LogQuery:
     within: frozenset[int] | None = None  # only these locations' notices (None: every one)
 
 
-def delivery_log(s: Session, wanted: LogQuery) -> Sequence[Delivery]:
-    notice_id, state, channel = wanted.notice_id, wanted.state, wanted.channel
-    query = (
-        select(Delivery)
-        .join(Delivery.broadcast)
-        .options(joinedload(Delivery.broadcast).joinedload(Broadcast.notice))
-        .order_by(Delivery.id)
+@dataclass(frozen=True)
+class Answer:
+    """A staff answer or auto-reply as the delivery log shows it: the message, its
+    conversation, the notice it answers (if any) and, for managers, its patient."""
+
+    message: ConversationMessage
+    conversation: Conversation
+    notice: Notice | None
+    patient: Patient | None
+
+
+_DELIVERY, _ANSWER = 0, 1  # the log's two sources, in the order of a tie
+
+
+def delivery_log(s: Session, wanted: LogQuery) -> list[Delivery | Answer]:
+    """One page of the log, oldest first: deliveries and answers in one order (one UNION
+    decides the page, then each side is loaded whole)."""
+    deliveries = select(
+        literal_column(str(_DELIVERY), Integer).label("source"),
+        Delivery.id.label("id"),
+        Delivery.created_at.label("at"),
+    ).join(Delivery.broadcast)
+    answers = (
+        select(
+            literal_column(str(_ANSWER), Integer).label("source"),
+            ConversationMessage.id.label("id"),
+            ConversationMessage.at.label("at"),
+        )
+        .join(Conversation, Conversation.id == ConversationMessage.conversation_id)
+        .where(ConversationMessage.author.in_(OUTGOING))
     )
-    if notice_id is not None:
-        query = query.where(Broadcast.notice_id == notice_id)
+    if wanted.notice_id is not None:
+        deliveries = deliveries.where(Broadcast.notice_id == wanted.notice_id)
+        answers = answers.where(ConversationMessage.notice_id == wanted.notice_id)
     if wanted.within is not None:
         located = select(Notice.id).where(Notice.location_id.in_(wanted.within))
-        query = query.where(Broadcast.notice_id.in_(located))
-    if state is not None:
-        query = query.where(Delivery.state == state)
-    if channel is not None:
-        query = query.where(Delivery.channel == channel)
+        deliveries = deliveries.where(Broadcast.notice_id.in_(located))
+        answers = answers.where(Conversation.location_id.in_(wanted.within))
+    if wanted.state is not None:
+        deliveries = deliveries.where(Delivery.state == wanted.state)
+        states = {wanted.state, QUEUED_ALIKE.get(wanted.state, wanted.state)}
+        answers = answers.where(ConversationMessage.state.in_(sorted(states)))
+    if wanted.channel is not None:
+        deliveries = deliveries.where(Delivery.channel == wanted.channel)
+        answers = answers.where(ConversationMessage.channel == wanted.channel)
+    both = union_all(deliveries, answers).subquery()
+    query = select(both.c.source, both.c.id).order_by(both.c.at, both.c.source, both.c.id)
     if wanted.limit is not None:
         query = query.limit(wanted.limit).offset(wanted.offset)
+    keys = [(int(source), int(row_id)) for source, row_id in s.execute(query)]
+    found_deliveries = _deliveries(s, [i for k, i in keys if k == _DELIVERY], wanted)
+    found_answers = _answers(s, [i for k, i in keys if k == _ANSWER], wanted.with_patients)
+    return [
+        found_deliveries[i] if k == _DELIVERY else found_answers[i]
+        for k, i in keys
+        if i in (found_deliveries if k == _DELIVERY else found_answers)
+    ]
+
+
+def _deliveries(s: Session, ids: Sequence[int], wanted: LogQuery) -> dict[int, Delivery]:
+    if not ids:
+        return {}
+    query = (
+        select(Delivery)
+        .where(Delivery.id.in_(ids))
+        .options(joinedload(Delivery.broadcast).joinedload(Broadcast.notice))
+    )
     if wanted.with_patients:
         query = query.options(joinedload(Delivery.patient))
-    return s.scalars(query).all()
+    return {d.id: d for d in s.scalars(query).unique()}
+
+
+def _answers(s: Session, ids: Sequence[int], with_patients: bool) -> dict[int, Answer]:
+    if not ids:
+        return {}
+    messages = list(s.scalars(select(ConversationMessage).where(ConversationMessage.id.in_(ids))))
+    conversations = _by_id(s, Conversation, {m.conversation_id for m in messages})
+    notices = _by_id(s, Notice, {m.notice_id for m in messages if m.notice_id is not None})
+    patients = (
+        _by_id(s, Patient, {c.patient_id for c in conversations.values() if c.patient_id})
+        if with_patients
+        else {}
+    )
+    found = {}
+    for m in messages:
+        conversation = conversations[m.conversation_id]
+        notice = notices.get(m.notice_id) if m.notice_id is not None else None
+        patient = patients.get(conversation.patient_id) if conversation.patient_id else None
+        found[m.id] = Answer(m, conversation, notice, patient)
+    return found
+
+
+_Row = TypeVar("_Row", Conversation, Notice, Patient)
+
+
+def _by_id(s: Session, model: type[_Row], ids: set[int]) -> dict[int, _Row]:
+    if not ids:
+        return {}
+    return {row.id: row for row in s.scalars(select(model).where(model.id.in_(sorted(ids))))}
 
 
 def delivery(s: Session, delivery_id: int) -> Delivery | None:

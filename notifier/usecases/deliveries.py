@@ -37,6 +37,7 @@ from notifier.usecases.views import (
     delivery_view,
     event_view,
     local_iso,
+    log_view,
     notice_view,
 )
 
@@ -55,7 +56,8 @@ class Deliveries(UseCase):
         show_patients: bool = False,
         export: bool = False,
     ) -> list[DeliveryView]:
-        """The log of the actor's locations, addresses masked; ``show_patients`` names each
+        """The log of the actor's locations (notices' deliveries, and the staff answers and
+        auto-replies of their conversations), addresses masked; ``show_patients`` names each
         patient (for those allowed: managers, tokens with the right). Audited as a bulk read
         when it names patients or is an ``export`` (a CSV download)."""
         with self.db.session() as s:
@@ -68,7 +70,7 @@ class Deliveries(UseCase):
             if show_patients or export:
                 target = f"notice:{notice_id}" if notice_id is not None else None
                 record(s, actor, "delivery_log_export", self.clock.now(), target, len(rows))
-            return [delivery_view(d, show_patients) for d in rows]
+            return [log_view(row, show_patients) for row in rows]
 
     def not_reached(self, actor: Actor, notice_id: int) -> list[NotReached]:
         """This notice's messages that reached nobody (undelivered, failed, skipped by consent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from notifier.storage import conversations as conversation_rows
 from notifier.storage import deliveries as delivery_rows
 from notifier.storage import gauges as gauge_rows
 from notifier.storage import locations as location_rows
@@ -21,10 +22,13 @@ class Health(UseCase):
             return gauge_rows.read(s, self.clock.now())
 
     def idle(self) -> bool:
-        """Nothing scheduled and nothing waiting to be sent or in a worker's hands."""
+        """Nothing scheduled and nothing (deliveries, answers) waiting to be sent or in a
+        worker's hands."""
         with self.db.session() as s:
             scheduled = notice_rows.scheduled_broadcasts_exist(s)
-            return not scheduled and not delivery_rows.has_open_deliveries(s)
+            if scheduled or delivery_rows.has_open_deliveries(s):
+                return False
+            return not conversation_rows.answers_waiting(s)
 
     def unnamed_help(self) -> str | None:
         """Why HELP from a number no patient has would lack the program's name or a phone, with

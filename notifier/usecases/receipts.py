@@ -187,7 +187,7 @@ def _answers(
         if new is not None:
             states[receipt.provider_id] = new
             changes[message_id] = (message_id, new.value, receipt.error_code, receipt.error_message)
-    receipt_rows.advance_answers(s, list(changes.values()))
+    receipt_rows.advance_answers(s, list(changes.values()), now)
     receipt_rows.mark(s, list(verdicts.items()), now)
     return verdicts
 

@@ -13,15 +13,11 @@ Conversations of a number nothing places in a location are seen by staff of ever
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from notifier import channels as registry
-from notifier.channels import Channel
-from notifier.channels.base import ChannelError, OutgoingMessage
 from notifier.domain.actors import Actor
 from notifier.domain.contacts import mask_address, normalize_phone
 from notifier.domain.conversations import (
@@ -58,19 +54,18 @@ SHOWN = 200  # conversations per list
 
 
 class Replies(UseCase):
-    def __init__(
-        self, deps: Deps, channels: Callable[[], Mapping[str, Channel]] | None = None
-    ) -> None:
+    def __init__(self, deps: Deps) -> None:
         super().__init__(deps)
-        self._build = channels or (lambda: registry.build_channels(self.settings, self.clock))
-        self._channels: Mapping[str, Channel] | None = None
-        self._lock = threading.Lock()
+        # Called after an answer or auto-reply is queued: the serving process wakes its
+        # ``send_answers`` job with it (otherwise the job's next poll finds it).
+        self.on_queued: Callable[[], None] | None = None
 
     # --- a patient's text -------------------------------------------------------------------
 
     def receive(self, channel: str, from_: str, to: str, body: str, message_id: str) -> int | None:
-        """Store a text that is not a keyword and send the closure auto-reply if one is due;
-        the conversation's id (None: ignored, or a replay of a text already stored)."""
+        """Store a text that is not a keyword and queue the closure auto-reply if one is due
+        (the ``send_answers`` job sends it: the webhook never waits for the provider); the
+        conversation's id (None: ignored, or a replay of a text already stored)."""
         now = self.clock.now()
         text = inbound.received(message_id, from_, body, self.settings.default_region)
         if text is None:
@@ -110,7 +105,7 @@ class Replies(UseCase):
             },
         )
         if auto_id is not None:
-            self._deliver(auto_id)
+            self._queued()
         return conversation_id
 
     def _conversation(
@@ -141,7 +136,7 @@ class Replies(UseCase):
     def _auto_reply(
         self, s: Session, conversation: Conversation, now: datetime
     ) -> ConversationMessage | None:
-        """The closure auto-reply, stored as ``sending`` (once per conversation and notice
+        """The closure auto-reply, stored as ``queued`` (once per conversation and notice
         version: the unique key decides), if the location has one to give."""
         if not self.settings.auto_reply or conversation.location_id is None:
             return None
@@ -171,7 +166,9 @@ class Replies(UseCase):
                 channel=conversation.channel,
                 author=Author.AUTO,
                 body=auto_reply_text(ctx.language, words),
-                state=MessageState.SENDING,
+                state=MessageState.QUEUED,
+                next_attempt_at=now,
+                updated_at=now,
                 notice_id=notice.id,
                 auto_notice_id=notice.id,
                 sent_by=Author.AUTO.value,
@@ -242,8 +239,9 @@ class Replies(UseCase):
     # --- what managers do -------------------------------------------------------------------
 
     def answer(self, actor: Actor, conversation_id: int, message: str) -> MessageView:
-        """Send ``message`` to the patient through the conversation's channel, from the number
-        they wrote to; the answer is kept with its state (sent, or failed with the reason).
+        """Queue ``message`` for the patient: the ``send_answers`` job sends it through the
+        conversation's channel, from the number they wrote to, and keeps its state (queued,
+        sent, delivered, or failed with the reason) as the delivery log shows it.
         ValidationError when the patient opted out: nobody who opted out is answered."""
         require_manager(actor)
         text, now = checked_answer(message), self.clock.now()
@@ -262,16 +260,19 @@ class Replies(UseCase):
                     channel=found.channel,
                     author=Author.STAFF,
                     body=text,
-                    state=MessageState.SENDING,
+                    state=MessageState.QUEUED,
                     notice_id=found.notice_id,
                     sent_by=actor.label,
                     at=now,
+                    next_attempt_at=now,
+                    updated_at=now,
                 ),
             )
             found.unread, found.waiting_since, found.last_message_at = 0, None, now
             record(s, actor, "reply_answer", now, f"conversation:{found.id}")
-            message_id = row.id
-        return self._deliver(message_id)
+            view = message_view(row)
+        self._queued()
+        return view
 
     def mark_done(self, actor: Actor, conversation_id: int, done: bool = True) -> ConversationView:
         require_manager(actor)
@@ -323,71 +324,10 @@ class Replies(UseCase):
             record(s, actor, "auto_reply_on" if on else "auto_reply_off", now, f"location:{slug}")
             return InboxLocation(location.slug, location.name, on and self.settings.auto_reply)
 
-    # --- sending ----------------------------------------------------------------------------
-
-    def _deliver(self, message_id: int) -> MessageView:
-        """Hand a stored answer to its channel, then keep what came of it."""
-        with self.db.session() as s:
-            row = rows.message(s, message_id)
-            assert row is not None
-            conversation = rows.get(s, row.conversation_id)
-            assert conversation is not None
-            outgoing = OutgoingMessage(
-                delivery_id=0,
-                to=conversation.address,
-                text=row.body or "",
-                sender=conversation.sender,
-            )
-            channel_name = row.channel
-        state, provider_id, code, error = MessageState.SENT, None, None, None
-        try:
-            channel = self._channel(channel_name)
-            provider_id = channel.send(outgoing).provider_id
-        except ChannelError as exc:
-            state, code, error = MessageState.FAILED, exc.code, exc.message
-        except Exception as exc:  # one answer's failure is kept with its reason, never lost
-            log.exception(
-                "answer failed", extra={"action": "reply_failed", "message_id": message_id}
-            )
-            state, error = MessageState.FAILED, f"unexpected error: {type(exc).__name__}"
-        with self.db.session() as s:
-            row = rows.message(s, message_id)
-            assert row is not None
-            row.state, row.provider_id, row.error_code, row.error_message = (
-                state,
-                provider_id,
-                code,
-                error,
-            )
-            if state is MessageState.SENT and row.author == Author.STAFF:
-                conversation = rows.get(s, row.conversation_id)
-                assert conversation is not None
-                conversation.waiting_since = None
-            log.info(
-                "answer %s",
-                state.value,
-                extra={
-                    "action": f"reply_{state.value}",
-                    "message_id": message_id,
-                    "author": row.author,
-                    "to": mask_address(outgoing.to),
-                    "error_code": code,
-                },
-            )
-            return message_view(row)
-
-    def _channel(self, name: str) -> Channel:
-        with self._lock:
-            if self._channels is None:
-                self._channels = self._build()
-        channel = self._channels.get(name)
-        if channel is None:
-            raise ChannelError(f"the {name} channel is not configured", code="not_configured")
-        return channel
-
-    def close(self) -> None:
-        for channel in (self._channels or {}).values():
-            channel.close()
+    def _queued(self) -> None:
+        """Wake the worker that sends answers (if this process runs one)."""
+        if self.on_queued is not None:
+            self.on_queued()
 
 
 def _our_number(to: str, region: str) -> str | None:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from notifier.domain.closures import BusinessHours, intervals_from_json, zone
 from notifier.domain.contacts import mask_address
+from notifier.domain.conversations import LOG_KINDS, Author
 from notifier.domain.erasure import ERASED
 from notifier.domain.notices import (
     Audience,
@@ -22,9 +23,12 @@ from notifier.domain.notices import (
 from notifier.errors import ValidationError
 from notifier.rendering.renderer import Rendered
 from notifier.storage.models import Delivery, DeliveryEvent, Location, Notice
+from notifier.storage.reports import Answer
 
 DELIVERY_CSV_COLUMNS = (
     "id",
+    "kind",
+    "conversation_id",
     "notice_id",
     "notice_version",
     "supersedes_id",
@@ -186,11 +190,15 @@ class AffectedAppointment:
 
 @dataclass(frozen=True)
 class DeliveryView:
+    """One line of the delivery log: a notice's message (``kind`` "notice"), or a staff
+    answer ("answer") or closure auto-reply ("auto_reply") of a conversation: those have their
+    own ids (a conversation message's), no broadcast, and a notice only when they answer one."""
+
     id: int
-    notice_id: int
-    notice_version: int
+    notice_id: int | None
+    notice_version: int | None
     supersedes_id: int | None
-    broadcast_id: int
+    broadcast_id: int | None
     channel: str
     address: str  # masked
     state: str
@@ -207,6 +215,8 @@ class DeliveryView:
     patient_name: str | None = None
     # The delivery this one stands in for (the notice's fallback: a text a landline refused).
     fallback_of: int | None = None
+    kind: str = "notice"  # notice, answer, auto_reply
+    conversation_id: int | None = None  # answers and auto-replies: their conversation
 
 
 NOT_REACHED_COLUMNS = (
@@ -459,6 +469,39 @@ def delivery_view(d: Delivery, with_patient: bool = False) -> DeliveryView:
         patient_name=f"{patient.first_name} {patient.last_name}" if patient else None,
         fallback_of=d.fallback_of,
     )
+
+
+def answer_log_view(a: Answer, with_patient: bool = False) -> DeliveryView:
+    """A staff answer or auto-reply as a line of the delivery log, its address masked."""
+    m, conversation, patient = a.message, a.conversation, a.patient if with_patient else None
+    address = conversation.address
+    return DeliveryView(
+        id=m.id,
+        notice_id=m.notice_id,
+        notice_version=a.notice.version if a.notice else None,
+        supersedes_id=a.notice.supersedes_id if a.notice else None,
+        broadcast_id=None,
+        channel=m.channel,
+        address="erased" if address.startswith(ERASED) else mask_address(address),
+        state=m.state,
+        attempts=m.attempts,
+        provider_id=m.provider_id,
+        error_code=m.error_code,
+        error=m.error_message,
+        segments=None,
+        sent_at=m.sent_at.isoformat() if m.sent_at else None,
+        updated_at=(m.updated_at or m.at).isoformat(),
+        patient=patient.external_id if patient else None,
+        patient_name=f"{patient.first_name} {patient.last_name}" if patient else None,
+        kind=LOG_KINDS[Author(m.author)],
+        conversation_id=m.conversation_id,
+    )
+
+
+def log_view(row: Delivery | Answer, with_patient: bool = False) -> DeliveryView:
+    if isinstance(row, Answer):
+        return answer_log_view(row, with_patient)
+    return delivery_view(row, with_patient)
 
 
 def event_view(e: DeliveryEvent) -> EventView:

@@ -368,8 +368,10 @@ def list_deliveries(
     show_patients: Annotated[bool, Query()] = False,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> list[DeliveryView]:
-    """The delivery log (addresses masked), oldest first; ``show_patients`` fills in each
-    message's ``patient`` and ``patient_name`` (tokens created with ``--sees-patients``)."""
+    """The delivery log (addresses masked), oldest first: notices' messages and the inbox's
+    staff answers and auto-replies (``kind``, ``conversation_id``; ``pending`` also finds
+    those ``queued``); ``show_patients`` fills in each message's ``patient`` and
+    ``patient_name`` (tokens created with ``--sees-patients``)."""
     if show_patients:
         _require_patient_right(app, credentials)
     return app.deliveries.log(

@@ -48,6 +48,7 @@ def list_conversations(
 def answer_conversation(
     conversation_id: Id, body: AnswerIn, app: Application, actor: TokenActor
 ) -> MessageView:
-    """Answer the patient from the number they wrote to; the answer's state says whether the
-    provider took it (``failed`` with the reason otherwise). 422 if the patient opted out."""
+    """Queue an answer to the patient, sent by the worker from the number they wrote to
+    (``queued``; then ``sent``, ``delivered`` or ``failed`` with the reason, as the conversation
+    and the delivery log show). 422 if the patient opted out."""
     return app.replies.answer(actor, conversation_id, body.message)

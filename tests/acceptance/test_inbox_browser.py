@@ -75,9 +75,14 @@ def test_a_manager_reads_and_answers_a_patients_text(
         "now",
     )
     wait_for(lambda: len(fake_twilio.received_creates()) == 2)
-    inbound(console, fake_twilio, QUESTION, "SM" + "a1" * 16)
-    to_maria = [m for m in fake_twilio.messages.values() if m["to"] == MARIA]
-    assert any(str(m["body"]).startswith("Automatic reply:") for m in to_maria)
+    inbound(console, fake_twilio, QUESTION, "SM" + "a1" * 16)  # answered at once; the
+    # auto-reply is queued and the service's worker sends it a moment later
+
+    def auto_replied() -> bool:
+        to_maria = [m for m in fake_twilio.messages.values() if m["to"] == MARIA]
+        return any(str(m["body"]).startswith("Automatic reply:") for m in to_maria)
+
+    wait_for(auto_replied)
 
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
@@ -100,8 +105,11 @@ def test_a_manager_reads_and_answers_a_patients_text(
     page.get_by_label("Answer").fill(ANSWER)
     page.get_by_role("button", name="Send answer").click()
     expect(thread.locator(".msg-staff")).to_contain_text(ANSWER)
-    # The sandbox reports "delivered" a moment after the send: the page may show either.
-    expect(thread.locator(".msg-staff .state")).to_have_text(re.compile(r"^(sent|delivered)$"))
+    # Queued, then sent by the worker; the sandbox reports "delivered" a moment later: the
+    # page may show any of them.
+    expect(thread.locator(".msg-staff .state")).to_have_text(
+        re.compile(r"^(queued|sending|sent|delivered)$")
+    )
 
     def delivered() -> bool:
         page.reload()
@@ -132,8 +140,10 @@ def test_a_manager_reads_and_answers_a_patients_text(
         "--as",
         EMAIL,
     )
-    assert answered.stdout.startswith("answer ") and "sent" in answered.stdout
-    assert any(m["body"] == "See you Friday." for m in fake_twilio.messages.values())
+    assert answered.stdout.startswith("answer ") and "queued" in answered.stdout
+    wait_for(lambda: any(m["body"] == "See you Friday." for m in fake_twilio.messages.values()))
+    log = run_notifier(env, "deliveries", "--format", "csv").stdout
+    assert "answer," in log and "auto_reply," in log
     text = run_notifier(env, "replies", "list", "--location", "cova").stdout
     assert "answer: See you Friday." in text and "Maria Lopez (p1)" in text
 

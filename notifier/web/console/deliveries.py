@@ -135,5 +135,6 @@ def delivery_page(
         delivery, events = app.deliveries.history(actor, delivery_id)
     except NotFoundError:
         return not_found(request, app, sign_in, f"There is no delivery {delivery_id}.")
+    assert delivery.notice_id is not None  # a delivery's history: always a notice's message
     tz = app.notices.get(actor, delivery.notice_id).timezone
     return page(request, app, sign_in, "delivery.html", delivery=delivery, events=events, tz=tz)

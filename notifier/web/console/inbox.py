@@ -101,17 +101,14 @@ def answer(
     message: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     try:
-        sent = app.replies.answer(actor_of(request, sign_in), conversation_id, message)
+        app.replies.answer(actor_of(request, sign_in), conversation_id, message)
     except NotFoundError:
         return not_found(request, app, sign_in, GONE)
     except ValidationError as exc:
         return _conversation(
             request, app, sign_in, conversation_id, error=str(exc), draft=message, status=422
         )
-    if sent.state != "sent":
-        return _conversation(
-            request, app, sign_in, conversation_id, error=f"Not sent: {sent.error}", status=502
-        )
+    # Queued: the worker sends it within seconds; the page shows its state as it moves.
     return redirect(f"/console/inbox/{conversation_id}", request, app, sign_in)
 
 
