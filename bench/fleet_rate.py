@@ -1,15 +1,21 @@
 """One send rate for a fleet: N `notifier serve --role worker` processes on one PostgreSQL.
 
     python -m bench.fleet_rate [--quick] [--workers 1 2 4] [--rates 10 100] [--seconds 60]
+                               [--no-server-limit]
 
 For each rate R, worker count N and mode (``shared``: the fleet's one timeline per sender, the
 default; ``per-process``: NOTIFIER_RATE_SHARED=false, each process applies R alone, as before
 issue 25): a fresh schema, the Twilio-compatible server in its own process (50–200 ms), N
 workers and a scheduler, one broadcast of R × seconds one-segment texts. Measured at the server:
-the achieved rate after the first second, the busiest 1-s window (target ≤ R + max(1, R)); and
-the workers' CPU time per 1,000 texts (from /proc, the server's own CPU apart). ``--quick``:
-10 s of sending per run (the issue's 1, 2, 4 and 8 workers × R = 10 and 100, both modes: about
-six minutes on 2 shared cores); without it 60 s per run. Writes bench/results/fleet_rate.json.
+the achieved rate after the first second, the busiest 1-s window (target ≤ R + max(1, R)), the
+429s; and the workers' CPU time per 1,000 texts (from /proc, the server's own CPU apart). The
+server's own limit is set at R (``--rate-limit R``, a burst of max(1, R)): a create beyond it is
+answered 429/20429 and not processed, so overshoot shows as 429s (retried later by the workers,
+a transient failure), and the busiest window at the server stays within R + max(1, R) whatever
+the fleet does; ``--no-server-limit`` lets every create through, to see the overshoot itself.
+``--quick``: 10 s of sending per run (the issue's 1, 2, 4 and 8 workers × R = 10 and 100, both
+modes: about six minutes on 2 shared cores, more while per-process runs retry their 429s);
+without it 60 s per run. Writes bench/results/fleet_rate.json.
 The limiter's own cost per acquire is ``bench.limiter_overhead``.
 """
 
@@ -46,12 +52,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def run(url: str, rate: float, workers: int, shared: bool, seconds: float) -> dict[str, Any]:
+def run(
+    url: str, rate: float, workers: int, shared: bool, seconds: float, server_limit: bool = True
+) -> dict[str, Any]:
     count = int(rate * seconds)
     processes: list[subprocess.Popen[bytes]] = []
+    limit = ("--rate-limit", f"{rate:g}") if server_limit else ()
     with (
         fresh_schema(url) as sa_url,
-        FakeTwilioProcess("--latency-ms", "50", "200", "--seed", "3") as twilio,
+        FakeTwilioProcess("--latency-ms", "50", "200", "--seed", "3", *limit) as twilio,
     ):
         try:
             clinic(sa_url, count)
@@ -85,11 +94,16 @@ def run(url: str, rate: float, workers: int, shared: bool, seconds: float) -> di
             app.close()
             processes.append(subprocess.Popen([*command, "--role", "scheduler"], env=env))
             control = twilio.control
-            deadline = time.monotonic() + seconds * 3 + 60
+            # 429s are retried with backoff (5 s, doubling) and may pause the circuit breaker:
+            # an overshooting fleet takes longer to deliver everything.
+            deadline = time.monotonic() + seconds * 3 + 60 + (240 if server_limit else 0)
             while control.request_count()["creates"] < count and time.monotonic() < deadline:
                 time.sleep(0.25)
             cpu = [cpu_seconds(p.pid) - b for p, b in zip(processes, before, strict=False)]
             creates = control.received_creates()
+            requests = control.requests()
+            attempts = [r["time"] for r in requests if r["kind"] == "create"]
+            refused = [r["time"] for r in requests if r["outcome"] == "rate_limited"]
         finally:
             stop(processes)
     require_sent(f"{workers} workers at {rate:g}/s", len(creates), count)
@@ -106,21 +120,34 @@ def run(url: str, rate: float, workers: int, shared: bool, seconds: float) -> di
         "achieved_ratio": round(achieved / rate, 3),
         "max_in_1s_window": max_in_window(times),
         "allowed_in_1s_window": rate + max(1.0, rate),
+        "server_limit": server_limit,
+        "answered_429": len(refused),
+        # after the opening second (429s of the first burst apart)
+        "answered_429_later": sum(1 for t in refused if t >= attempts[0] + 1.0),
         "double_sends": sum(n - 1 for n in per_number.values()),
         "worker_cpu_s_per_1000": round(sum(cpu) / len(times) * 1000, 3),
     }
 
 
+def refusals(row: dict[str, Any]) -> str:
+    """'12 (9)': the 429s of a run, and how many came after its opening second."""
+    if not row["server_limit"]:
+        return "-"
+    return f"{row['answered_429']} ({row['answered_429_later']})"
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         f"{'R/s':>5} {'workers':>7} {'mode':>11} {'msgs':>6} {'achieved':>9} {'of R':>5} "
-        f"{'busiest 1s':>10} {'allowed':>7} {'doubles':>7} {'CPU s/1k':>8}"
+        f"{'busiest 1s':>10} {'allowed':>7} {'429s (after 1s)':>15} {'doubles':>7} "
+        f"{'CPU s/1k':>8}"
     ]
     for r in rows:
         lines.append(
             f"{r['rate']:>5g} {r['workers']:>7} {r['mode']:>11} {r['messages']:>6} "
             f"{r['achieved_per_s']:>9} {r['achieved_ratio']:>5.0%} {r['max_in_1s_window']:>10} "
-            f"{r['allowed_in_1s_window']:>7g} {r['double_sends']:>7} "
+            f"{r['allowed_in_1s_window']:>7g} "
+            f"{refusals(r):>15} {r['double_sends']:>7} "
             f"{r['worker_cpu_s_per_1000']:>8}"
         )
     return "\n".join(lines)
@@ -134,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", type=float, nargs="+", default=[10.0, 100.0])
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--modes", nargs="+", choices=["shared", "per-process"])
+    parser.add_argument(
+        "--server-limit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the server answers 429/20429 beyond R segments/s (default: on)",
+    )
     args = parser.parse_args(argv)
     workers = args.workers or [1, 2, 4, 8]
     seconds = args.seconds or (10.0 if args.quick else 60.0)
@@ -144,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             for mode in modes:
                 if mode == "per-process" and n == 1:
                     continue  # the same as shared with one worker
-                rows.append(run(args.url, rate, n, mode == "shared", seconds))
+                rows.append(run(args.url, rate, n, mode == "shared", seconds, args.server_limit))
                 print(table(rows[-1:]).splitlines()[1], file=sys.stderr, flush=True)
     print(table(rows))
     RESULTS.mkdir(exist_ok=True)

@@ -218,6 +218,35 @@ class MessagesApi:
             )
         return 201, reply, sid
 
+    # ------------------------------------------------------------------ rate limit
+    def _rate_charge(self, form, arrived: float) -> tuple[str, float] | None:
+        """Charge a create's segments, at its arrival, to its sender's bucket (GCRA: the bucket
+        holds ``rate_limit_burst`` segments and refills at ``rate_limit`` a second); None when no
+        limit is set. Over the limit: ApiError 429/20429, counted, nothing charged. A message of
+        more segments than the burst goes only when its sender's bucket is full."""
+        rate = self.rate_limit
+        if not rate:
+            return None
+        key = self._account_sid
+        if self.rate_limit_scope == "sender":
+            key = first(form, "From") or first(form, "MessagingServiceSid") or key
+        cost = count_segments(first(form, "Body") or "")
+        burst = max(self.rate_limit_burst or max(1.0, rate), cost)
+        with self._lock:
+            full_at = max(self._rate_tat.get(key, arrived), arrived)
+            if (full_at - arrived) * rate + cost > burst + 1e-9:
+                self._rate_limited[key] += 1
+                raise ApiError(429, 20429)
+            self._rate_tat[key] = full_at + cost / rate
+        return key, cost / rate
+
+    def _rate_refund(self, charge: tuple[str, float]) -> None:
+        """Give a charge back: the create made no message (refused, faulted or dropped)."""
+        key, seconds = charge
+        with self._lock:
+            if key in self._rate_tat:
+                self._rate_tat[key] -= seconds
+
     def _new_message(self, now: float, **fields: Any) -> dict[str, Any]:
         """Insert a message with every §8.4 key (caller holds the lock)."""
         sid = f"SM{self._rng.getrandbits(128):032x}"

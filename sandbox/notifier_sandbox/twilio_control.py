@@ -8,7 +8,10 @@ Routes (JSON in, JSON out, no auth; never recorded in ``fake.requests``):
     GET    /__fake__/messages/count              {"count": n, "by_status": {...}}
     GET    /__fake__/messages/{sid}              one message (404 if unknown)
     GET    /__fake__/requests[?since=i&kind=create&method=&path_regex=]   request records
-    GET    /__fake__/requests/count              {count, creates, create_attempts, by_status}
+    GET    /__fake__/requests/count              {count, creates, create_attempts, rate_limited,
+                                                 by_status}
+    GET    /__fake__/rate_limited                429/20429 answers of the rate limit:
+                                                 {"count": n, "by_sender": {sender: n}}
     GET    /__fake__/creates                     records of creates that created a message
     GET    /__fake__/callbacks[?since=i]         status-callback records
     GET    /__fake__/callbacks/count             {"count": n}
@@ -26,7 +29,8 @@ Routes (JSON in, JSON out, no auth; never recorded in ``fake.requests``):
     POST   /__fake__/advance                     {"seconds": 86400}
     POST   /__fake__/config                      any of callback_delay, latency ([min_s, max_s] or
                                                  null), reorder, duplicate, enforce_queue_limit,
-                                                 enforce_throughput, inbound_url, log_requests
+                                                 enforce_throughput, inbound_url, log_requests,
+                                                 rate_limit, rate_limit_burst, rate_limit_scope
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ CONFIG_KEYS = {
     "enforce_throughput",
     "inbound_url",
     "log_requests",
+    "rate_limit",
+    "rate_limit_burst",
+    "rate_limit_scope",
 }
 
 
@@ -146,10 +153,13 @@ def _get(fake: Any, route: str, q: dict[str, str]):
             "count": len(reqs),
             "create_attempts": len(attempts),
             "creates": sum(1 for r in attempts if r["message_sid"]),
+            "rate_limited": fake.rate_limited["count"],
             "by_status": dict(Counter(str(r["status"]) for r in reqs)),
         }
     if route == "creates":
         return 200, fake.received_creates()
+    if route == "rate_limited":
+        return 200, fake.rate_limited
     if route == "callbacks":
         return 200, _since(fake.callbacks, q)
     if route == "callbacks/count":
@@ -198,6 +208,10 @@ class RemoteFakeTwilio:
 
     def received_creates(self) -> list[dict[str, Any]]:
         return self.call("GET", "creates")
+
+    def rate_limited(self) -> dict[str, Any]:
+        """{"count": n, "by_sender": {sender: n}}: the rate limit's 429/20429 answers."""
+        return self.call("GET", "rate_limited")
 
     def callbacks(self, since: int = 0) -> list[dict[str, Any]]:
         return self.call("GET", f"callbacks?since={since}")

@@ -117,10 +117,30 @@ class FakeHandler(BaseHTTPRequestHandler):
             "client_port": self.client_address[1],
         }
         fake._record(rec)
+        # The rate limit meters creates as they arrive, in arrival order (not after the
+        # simulated latency, which would reorder them); only creates that make a message keep
+        # their charge.
+        charge, limited = None, None
+        if rec["kind"]:
+            try:
+                charge = fake._rate_charge(form, rec["time"])
+            except ApiError as err:
+                limited = err
+        try:
+            self._answer(fake, rec, path, query, form, ctype, query_string, limited)
+        finally:
+            if charge and not rec["message_sid"]:
+                fake._rate_refund(charge)
+
+    def _answer(self, fake, rec, path, query, form, ctype, query_string, limited) -> None:
+        method = self.command
         if fake.latency:
             with fake._lock:
                 delay = fake._latency_rng.uniform(*fake.latency)
             time.sleep(delay)
+        if limited is not None:
+            rec["status"], rec["outcome"] = limited.status, "rate_limited"
+            return self._write_json(limited.status, limited.body())
         opts: dict[str, Any] = {}
         if rule := fake._match_fault(method, path, form, query_string):
             opts = rule["response"]

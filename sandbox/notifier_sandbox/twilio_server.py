@@ -10,7 +10,15 @@ It follows the behaviour of Twilio's Messages API as documented by Twilio.  Usag
 Standalone (for tests driving another process; control plane in ``twilio_control.py``)::
 
     python -m notifier_sandbox.twilio_server --port 8765 \
-        [--latency-ms 50 200] [--callback-delay 0.05]
+        [--latency-ms 50 200] [--callback-delay 0.05] [--rate-limit 10 [--rate-limit-burst 10]]
+
+Rate limit (``rate_limit=R`` / ``--rate-limit R``): a create that would take its sender (From,
+else MessagingServiceSid; or the whole account) past R segments/s, with a burst of
+``rate_limit_burst`` (default one second's worth, max(1, R)), is answered 429/20429 "Too Many
+Requests", not processed, and counted (``rate_limited``). Twilio itself *queues* a sender's
+segments beyond its MPS (``enforce_throughput`` models that) and answers 429/20429 to requests
+beyond the account's API concurrency (facts §6); this mode answers overshoot the way Twilio
+answers a request it will not process, so that a benchmark can count it.
 
 Files: this one (state, config, test controls, CLI); ``twilio_api.py`` (REST behaviour, status
 engine steps, callbacks, inbound); ``twilio_http.py`` (HTTP server/handler); ``twilio_control.py``
@@ -28,6 +36,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 from twilio.request_validator import RequestValidator
@@ -61,6 +70,9 @@ class FakeTwilio(CallsApi, MessagesApi):
         *,
         enforce_queue_limit: bool = False,
         enforce_throughput: bool = False,
+        rate_limit: float | None = None,
+        rate_limit_burst: float | None = None,
+        rate_limit_scope: str = "sender",
         messaging_services: dict[str, dict[str, Any]] | None = None,
         inbound_url: str | None = None,
         inbound_urls: dict[str, str] | None = None,
@@ -90,6 +102,14 @@ class FakeTwilio(CallsApi, MessagesApi):
         self.latency = latency
         self.enforce_queue_limit = enforce_queue_limit
         self.enforce_throughput = enforce_throughput
+        # Creates beyond ``rate_limit`` segments/s per sender get 429/20429 (``_rate_charge``).
+        self.rate_limit = rate_limit
+        self.rate_limit_burst = rate_limit_burst  # None: one second's worth, max(1, rate)
+        if rate_limit_scope not in ("sender", "account"):
+            raise ValueError(
+                f"rate_limit_scope must be 'sender' or 'account': {rate_limit_scope!r}"
+            )
+        self.rate_limit_scope = rate_limit_scope  # "sender" (From, else MG) or "account"
         self.inbound_url = inbound_url
         self.inbound_urls = dict(inbound_urls or {})
         self.reorder, self.duplicate = reorder, duplicate
@@ -120,6 +140,8 @@ class FakeTwilio(CallsApi, MessagesApi):
         self._faults: list[dict[str, Any]] = []
         self._geo_blocked: set[str] = set()
         self._busy_until: dict[str, float] = {}
+        self._rate_tat: dict[str, float] = {}  # per sender: when its bucket is full again
+        self._rate_limited: Counter[str] = Counter()  # 429s answered, per sender
         self._offset = 0.0
         self._clear_calls()
 
@@ -214,6 +236,15 @@ class FakeTwilio(CallsApi, MessagesApi):
     def faults(self) -> list[dict[str, Any]]:
         with self._lock:
             return [{k: v for k, v in r.items() if k != "_re"} for r in self._faults]
+
+    @property
+    def rate_limited(self) -> dict[str, Any]:
+        """The 429/20429 answers of the rate limit: {"count": n, "by_sender": {sender: n}}."""
+        with self._lock:
+            return {
+                "count": sum(self._rate_limited.values()),
+                "by_sender": dict(self._rate_limited),
+            }
 
     def received_creates(self) -> list[dict[str, Any]]:
         """Request records of create calls that created a message (even if the reply was lost)."""
@@ -334,6 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--messaging-services", help='JSON: {"MG…": {"senders": [...], ...}}')
     p.add_argument("--enforce-queue-limit", action="store_true")
     p.add_argument("--enforce-throughput", action="store_true")
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="R",
+        help="answer 429/20429 to creates beyond R segments/s per sender (Body segments)",
+    )
+    p.add_argument("--rate-limit-burst", type=float, metavar="B", help="default: max(1, R)")
+    p.add_argument("--rate-limit-scope", choices=["sender", "account"], default="sender")
     p.add_argument("--reorder", action="store_true")
     p.add_argument("--duplicate", action="store_true")
     p.add_argument("--log", action="store_true", help="log each request to stderr")
@@ -355,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         seed=a.seed,
         enforce_queue_limit=a.enforce_queue_limit,
         enforce_throughput=a.enforce_throughput,
+        rate_limit=a.rate_limit,
+        rate_limit_burst=a.rate_limit_burst,
+        rate_limit_scope=a.rate_limit_scope,
         messaging_services=json.loads(a.messaging_services) if a.messaging_services else None,
         inbound_url=a.inbound_url,
         reorder=a.reorder,

@@ -3,7 +3,15 @@ the Twilio-compatible server counts the segments it receives per second, and the
 within the configured rate (before issue 25 each process applied the limit alone: N × the rate).
 In the three-worker run one worker is killed mid-broadcast; the survivors pick up its share and
 the rate still holds (its unused slots expire instead of being caught up in a burst).
-Per-process limits measured 56 segments/s and 78 in the busiest second here, at R = 20."""
+Per-process limits measured 56 segments/s and 78 in the busiest second here, at R = 20.
+
+The server's own limit is set at R too (``--rate-limit``: beyond R segments/s and a burst of R
+it answers 429/20429, as Twilio answers a request it will not process). Rates are counted over
+every create the fleet made, answered or refused, so the server's limit cannot hide an
+overshoot. The fleet draws a few 429s, not none: its timeline runs at the edge of the same
+burst the server allows, so the jitter between a text's slot and its arrival (a new
+connection, a busy core, each worker's estimate of the shared clock) now and then brings two
+texts closer than the server's bucket takes. Every such text is retried and delivered once."""
 
 from __future__ import annotations
 
@@ -33,7 +41,9 @@ RATE = 20  # segments per second, for the whole fleet
 
 @pytest.fixture
 def twilio_process() -> Iterator[FakeTwilioProcess]:
-    with FakeTwilioProcess("--latency-ms", "20", "60", "--seed", "5") as process:
+    with FakeTwilioProcess(
+        "--latency-ms", "20", "60", "--seed", "5", "--rate-limit", str(RATE)
+    ) as process:
         yield process
 
 
@@ -126,7 +136,13 @@ def test_a_fleet_of_workers_stays_within_one_segment_rate_at_the_provider(
     creates = sorted(control.received_creates(), key=lambda r: r["time"])
     per_number = Counter(r["form"]["To"][0] for r in creates)
     assert len(per_number) == recipients and max(per_number.values()) == 1
-    received = [(r["time"], count_segments(r["form"]["Body"][0])) for r in creates]
+    attempts = [r for r in control.requests() if r["kind"] == "create"]
+    start = attempts[0]["time"]
+    refused = [round(r["time"] - start, 2) for r in attempts if r["outcome"] == "rate_limited"]
+    # Issue 25's target is 0 × 429; measured 1–2 here (bench.fleet_rate: 0–5 per run shared,
+    # 21–646 per-process, where about half the sends are refused).
+    assert len(refused) <= recipients // 10, f"{len(refused)} × 429, at {refused} s"
+    received = [(r["time"], count_segments(r["form"]["Body"][0])) for r in attempts]
     # After the first second (an idle sender may burst one second's worth, as Twilio allows):
     # the steady rate, from the server's clock; the last request's segments take their slots.
     steady = [(t, n) for t, n in received if t >= received[0][0] + 1.0]
