@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import bisect
 import itertools
+import random
 import threading
 from collections.abc import Callable
 
@@ -263,3 +265,30 @@ def test_senders_wait_for_a_fetch_under_way_and_close_leaves_no_thread() -> None
     timeline.close()
     assert set(threading.enumerate()) == before
     assert flat(db.grants) == pytest.approx([0, 0.5, 0.5, 1.0])
+
+
+def test_whatever_the_arrivals_no_second_sees_more_than_the_rate_and_one_seconds_burst() -> None:
+    rng = random.Random(25)
+    t = ManualTime()
+    db = SharedClock(t, trip=0.02)
+    rate = 10
+    workers = []
+    for _ in range(3):
+        ahead = Later()  # a worker's fetch ahead lands at the latest before its next message
+        timeline = SharedTimeline(
+            "sms", rate, db.grant, batch_seconds=0.5, clock=t, run_ahead=ahead
+        )
+        workers.append((timeline, ahead))
+    sends = []  # when each segment goes out (a message's segments in one request)
+    for _ in range(600):
+        # Bursts, lulls long enough for spans (fetched ahead or not) to expire, steady runs.
+        t.now += rng.choice([0.0, 0.0, 0.01, 0.05, 0.1, 0.3, 2.0])
+        timeline, ahead = rng.choice(workers)
+        ahead.run()
+        cost = rng.choice([1, 1, 1, 2, 3])
+        wait = timeline.reserve(cost)
+        sends.extend([t.now + wait] * cost)
+    assert len(db.grants) > 100
+    sends.sort()
+    busiest = max(bisect.bisect_left(sends, start + 1.0) - i for i, start in enumerate(sends))
+    assert rate < busiest <= rate + max(1, rate)  # the burst is used, never more
