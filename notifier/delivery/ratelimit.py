@@ -163,7 +163,7 @@ class SharedTimeline:
 
     def acquire(self, cost: float = 1.0, stop: threading.Event | None = None) -> bool:
         """Block until our slot comes. False if ``stop`` was set while waiting."""
-        return _wait(self.reserve(cost), stop, self._sleep, self.sender.partition(":")[0])
+        return _wait(self.reserve(cost), stop, self._sleep, self._channel)
 
     def close(self) -> None:
         """No more fetches ahead; a grant under way finishes, and the thread ends."""
@@ -272,10 +272,11 @@ class _Runner:
 
     def __call__(self, job: Job) -> None:
         with self._cond:
-            self._jobs.append(job)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
+                thread.start()  # if it cannot, nothing is queued for a thread that never runs
+                self._thread = thread
+            self._jobs.append(job)
             self._cond.notify()
 
     def close(self) -> None:
