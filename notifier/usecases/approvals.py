@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from notifier.domain.actors import Actor, ActorKind
 from notifier.domain.notices import BroadcastStatus, check_not_over
-from notifier.errors import ValidationError
+from notifier.errors import ForbiddenError, ValidationError
 from notifier.storage import notices as notice_rows
 from notifier.storage.models import Notice
 from notifier.usecases import Deps
@@ -21,6 +21,10 @@ from notifier.usecases.plans import Plans
 from notifier.usecases.views import HistoryEntry, NoticeView, history_of
 
 log = logging.getLogger(__name__)
+NEEDS_A_PERSON = (
+    "approval needs a person: a personal token (`notifier token create --name NAME --user "
+    "EMAIL`), the console, or `notifier notice approve ID --as EMAIL`"
+)
 
 
 class NoticeApprovals(NoticeQueries):
@@ -59,10 +63,19 @@ class NoticeApprovals(NoticeQueries):
 
     def approve(self, actor: Actor, notice_id: int) -> NoticeView:
         """A second manager lets a notice awaiting approval go out: at its send time, or, when
-        that has passed, as soon as the undo window after this approval is over."""
+        that has passed, as soon as the undo window after this approval is over. Only a person
+        approves (a console user, the CLI's --as, a personal API token; never the operator or
+        a service token), a manager, never the notice's creator."""
         now = self.clock.now()
         with self.db.session() as s:
             notice = latest_version(s, notice_id, actor)
+            if actor.kind is not ActorKind.USER:
+                raise ForbiddenError(NEEDS_A_PERSON)
+            if not actor.can_manage:
+                raise ForbiddenError(
+                    "approval needs a manager: a viewer, or a personal token of the read "
+                    "scope, cannot approve"
+                )
             waiting = [
                 b for b in notice.broadcasts if b.status == BroadcastStatus.AWAITING_APPROVAL
             ]
@@ -70,12 +83,6 @@ class NoticeApprovals(NoticeQueries):
                 raise ValidationError(
                     f"notice {notice_id} does not await approval: it is "
                     f"{self._view(s, notice).state}"
-                )
-            if actor.kind is not ActorKind.USER or not actor.can_manage:
-                raise ValidationError(
-                    "approval needs a named manager other than the creator: sign in to the "
-                    "console, or name yourself with --as EMAIL",
-                    "actor",
                 )
             if (notice.created_by_kind, notice.created_by_id) == (actor.kind.value, actor.id):
                 raise ValidationError(
@@ -110,10 +117,12 @@ class NoticeApprovals(NoticeQueries):
 
 
 def stamp(notice: Notice, role: str, actor: Actor) -> None:
-    """Record ``actor`` as the notice's ``created_by``, ``approved_by`` or ``cancelled_by``."""
+    """Record ``actor`` as the notice's ``created_by``, ``approved_by`` or ``cancelled_by``
+    (and the personal token they acted through, if any)."""
     setattr(notice, f"{role}_kind", actor.kind.value)
     setattr(notice, f"{role}_id", actor.id)
     setattr(notice, role, actor.name)
+    setattr(notice, f"{role}_token_id", actor.token_id)
 
 
 def emergency_reason(reason: str | None) -> str | None:
