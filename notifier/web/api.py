@@ -39,7 +39,11 @@ from notifier.usecases.views import (
 from notifier.web.deps import Application
 from notifier.web.proxies import client_ip
 
-_bearer = HTTPBearer(auto_error=False, description="a token from `notifier token create`")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="a token from `notifier token create`: a service token acts as itself; a "
+    "personal token (`--user EMAIL`) acts as that console user, and only it may approve",
+)
 # The registered channels, as an enum in the schema (no channel is named here).
 ChannelName = StrEnum("ChannelName", {name: name for name in specs()})  # type: ignore[misc]
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]

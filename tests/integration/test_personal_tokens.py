@@ -10,7 +10,7 @@ import pytest
 from notifier.domain.actors import ActorKind, Role
 from notifier.errors import NotFoundError, ValidationError
 from tests.support.actors import OPERATOR
-from tests.support.web import PASSWORD, Web
+from tests.support.web import PASSWORD, Web, sign_in
 
 NOTICE = {
     "location": "cova",
@@ -126,3 +126,9 @@ def test_what_a_personal_token_does_is_audited_as_its_user_and_the_token(
     assert (row.actor, row.via, row.ip) == (f"user:{ana.id}", f"token:{token_id}", "127.0.0.1")
     made = [e for e in app.audit.events(OPERATOR) if e.action == "token_create"]
     assert [(e.actor, e.target, e.via) for e in made] == [("operator", f"token:{token_id}", None)]
+    root = sign_in(web_with_north, "root@cova.example")
+    try:
+        page = root.get("/console/audit").text
+    finally:
+        root.close()
+    assert f"user:{ana.id} via token:{token_id}" in page
