@@ -182,6 +182,11 @@ class Accounts(UseCase):
             now = self.clock.now()
             location_ids = _location_ids(s, locations)
             person = None if user is None else _token_user(s, user, location_ids)
+            if person is not None and sees_patients and not person.can_manage:
+                raise ValidationError(
+                    "a viewer sees no patient's data: a viewer's token cannot --sees-patients",
+                    "sees_patients",
+                )
             row = account_rows.add_api_token(
                 s,
                 name[:100],
@@ -231,10 +236,17 @@ class Accounts(UseCase):
             return user_view(s, user).actor()
 
     def token_sees_patients(self, token: str) -> bool:
-        """Whether a live API token may read patients' names and addresses."""
+        """Whether a live API token may read patients' names and addresses: made with
+        ``sees_patients`` and, for a personal token, of an active manager or admin (a viewer
+        sees no patient's data in the console either)."""
         with self.db.session() as s:
             found = account_rows.api_token_by_hash(s, token_digest(token))
-            return bool(found and found.sees_patients)
+            if found is None or not found.sees_patients:
+                return False
+            if found.user_id is None:
+                return True
+            user = account_rows.user_by_id(s, found.user_id)
+            return user is not None and user.disabled_at is None and user.role != Role.VIEWER
 
     def users(self, *, actor: Actor = OPERATOR) -> list[UserListing]:
         """Every console user with their role and locations (admins only)."""

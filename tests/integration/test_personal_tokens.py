@@ -132,3 +132,15 @@ def test_what_a_personal_token_does_is_audited_as_its_user_and_the_token(
     finally:
         root.close()
     assert f"user:{ana.id} via token:{token_id}" in page
+
+
+def test_a_viewers_token_never_sees_patients(web_with_north: Web) -> None:
+    accounts = web_with_north.app.accounts
+    accounts.create_user("vic@cova.example", "viewer", PASSWORD, ["cova"])
+    with pytest.raises(ValidationError, match="a viewer's token cannot --sees-patients"):
+        accounts.create_token("vic", sees_patients=True, user="vic@cova.example")
+    manager = accounts.create_token("ana desk", sees_patients=True, user="ana@cova.example")
+    plain = accounts.create_token("ana plain", user="ana@cova.example")
+    assert accounts.token_sees_patients(manager) and not accounts.token_sees_patients(plain)
+    accounts.disable_user("ana@cova.example")
+    assert not accounts.token_sees_patients(manager)
