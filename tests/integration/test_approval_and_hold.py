@@ -339,6 +339,19 @@ def test_the_api_approves_only_as_the_person_whose_personal_token_calls(
         assert "--user EMAIL" in named.text
         assert app.notices.get(OPERATOR, notice["id"]).approved_by is None
         assert app.fanout.fire_due() == 0
+        refusals = [
+            (e.actor, e.via)
+            for e in app.audit.events(OPERATOR)
+            if (e.action, e.outcome) == ("notice_approve", "refused")
+        ]
+        ana_id = app.accounts.actor_for_email("ana@cova.example").id
+        ben_id = app.accounts.actor_for_email("ben@cova.example").id
+        assert refusals == [
+            (f"token:{ids['website']}", None),
+            (f"token:{ids['board']}", None),
+            (f"user:{ben_id}", f"token:{ids['ben ro']}"),
+            (f"user:{ana_id}", f"token:{ids['ana laptop']}"),
+        ]
 
         approved = call("ben send", approve)
         assert approved.status_code == 200, approved.text
@@ -353,7 +366,6 @@ def test_the_api_approves_only_as_the_person_whose_personal_token_calls(
             ("created", f"user:ana@cova.example via token:{ids['ana laptop']}"),
             ("approved", by_ben),
         ]
-        ben_id = app.accounts.actor_for_email("ben@cova.example").id
         rows = [
             (e.actor, e.via, e.action, e.target)
             for e in app.audit.events(OPERATOR, of=f"token:{ids['ben laptop']}")
