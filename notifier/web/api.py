@@ -312,7 +312,10 @@ class ApproveIn(StrictIn):
     "/notices/{notice_id}/approve",
     response_model=NoticeView,
     responses={
-        403: {"description": "a service token, or a read-scope or viewer's token: no approver"}
+        403: {
+            "description": "a service token (approval needs a person), or a personal token of "
+            "the read scope or of a viewer"
+        }
     },
 )
 def approve_notice(
