@@ -12,7 +12,7 @@ from notifier.cli.output import as_dict, emit_json, emit_table
 from notifier.cli.root import acting, actor_of, app_of, main
 
 USER_COLUMNS = ("id", "email", "role", "locations", "status", "created", "last_sign_in")
-TOKEN_COLUMNS = ("id", "name", "scope", "locations", "status", "created", "revoked")
+TOKEN_COLUMNS = ("id", "name", "user", "scope", "locations", "status", "created", "revoked")
 
 
 @user.command("list")
@@ -54,7 +54,8 @@ def user_enable(ctx: click.Context, email: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def token_list(ctx: click.Context, as_json: bool) -> None:
-    """List API tokens by id and name (the tokens themselves are never stored)."""
+    """List API tokens by id and name, and whose a personal token is (the tokens themselves
+    are never stored)."""
     rows = [as_dict(view) for view in app_of(ctx).accounts.tokens(actor=actor_of(ctx))]
     if as_json:
         emit_json(rows)

@@ -102,13 +102,28 @@ def token() -> None:
     show_default=True,
     help="read: notices, the log and summaries only; send: also create, send, cancel, import.",
 )
+@click.option(
+    "--user",
+    "user_email",
+    default=None,
+    help="A personal token: it acts as this console user (their role and locations, narrowed "
+    "by --locations; it stops working when they are disabled), and may approve notices.",
+)
 @click.pass_context
 def token_create(
-    ctx: click.Context, name: str, sees_patients: bool, locations: str | None, scope: str
+    ctx: click.Context,
+    name: str,
+    sees_patients: bool,
+    locations: str | None,
+    scope: str,
+    user_email: str | None,
 ) -> None:
-    """Create a token and print it once (only its SHA-256 is stored)."""
+    """Create a token and print it once (only its SHA-256 is stored). Without --user it is a
+    service token, acting as itself (it can never approve a notice)."""
     accounts = app_of(ctx).accounts
     click.echo(
-        accounts.create_token(name, sees_patients, _slugs(locations), scope, actor=actor_of(ctx))
+        accounts.create_token(
+            name, sees_patients, _slugs(locations), scope, user_email, actor=actor_of(ctx)
+        )
     )
     click.echo("store it now: it cannot be shown again", err=True)

@@ -10,7 +10,7 @@ from notifier.cli.output import as_dict, emit_rows
 from notifier.cli.root import acting, actor_of, app_of, main
 from notifier.errors import ValidationError
 
-AUDIT_COLUMNS = ("id", "at", "actor", "ip", "action", "target", "count", "outcome")
+AUDIT_COLUMNS = ("id", "at", "actor", "ip", "action", "target", "count", "outcome", "via")
 
 
 @main.command("audit")

@@ -1,5 +1,8 @@
 """Who is acting: a console user, an API token, or the operator at the command line.
 
+A personal API token (made with ``--user EMAIL``) acts as its user: the actor is that USER, with
+``token_id`` saying which token was used, so the audit trail and a notice's history name both.
+
 Every use case that reads or changes clinic data takes an ``Actor`` and decides from it alone what
 may be seen and done; adapters (CLI, API, console) only say who is acting. Pure: no storage, no web.
 """
@@ -19,8 +22,8 @@ class Role(StrEnum):
 
 class ActorKind(StrEnum):
     OPERATOR = "operator"  # the command line without --as: whoever runs the installation
-    USER = "user"  # a console user (also the CLI with --as EMAIL)
-    TOKEN = "token"  # an API bearer token
+    USER = "user"  # a console user (also the CLI with --as EMAIL, and a personal API token)
+    TOKEN = "token"  # a service API bearer token, acting as itself
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Actor:
     role: Role
     locations: frozenset[int] | None = None
     ip: str | None = None  # where the request came from (None at the command line)
+    token_id: int | None = None  # the personal API token a user acts through
 
     @classmethod
     def operator(cls) -> Actor:
@@ -67,3 +71,20 @@ class Actor:
         """How the audit trail and the consent ledger name this actor: "user:3",
         "token:2", "operator" (never an email: ledgers name staff by id)."""
         return self.kind.value if self.id is None else f"{self.kind.value}:{self.id}"
+
+    @property
+    def via(self) -> str | None:
+        """The personal token a user acts through, as "token:5" (None: no token)."""
+        return None if self.token_id is None else f"token:{self.token_id}"
+
+
+def narrowed(
+    user_locations: frozenset[int] | None, token_locations: frozenset[int] | None
+) -> frozenset[int] | None:
+    """Where a user's personal token may act: the user's locations, narrowed by the token's
+    (None: every location)."""
+    if user_locations is None:
+        return token_locations
+    if token_locations is None:
+        return user_locations
+    return user_locations & token_locations

@@ -32,6 +32,7 @@ def add_api_token(
     sees_patients: bool = False,
     scope: str = "send",
     location_ids: frozenset[int] | None = None,
+    user_id: int | None = None,
 ) -> ApiToken:
     token = ApiToken(
         name=name,
@@ -40,6 +41,7 @@ def add_api_token(
         sees_patients=sees_patients,
         scope=scope,
         all_locations=location_ids is None,
+        user_id=user_id,
     )
     s.add(token)
     s.flush()

@@ -141,17 +141,20 @@ class Notice(Base):
     created_by_kind: Mapped[str | None] = mapped_column(String(20))
     created_by_id: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str | None] = mapped_column(String(254))
+    created_by_token_id: Mapped[int | None] = mapped_column(Integer)  # through a personal token
     # More patients than NOTIFIER_APPROVAL_THRESHOLD: a second manager approves before it sends.
     needs_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     approved_by_kind: Mapped[str | None] = mapped_column(String(20))
     approved_by_id: Mapped[int | None] = mapped_column(Integer)
     approved_by: Mapped[str | None] = mapped_column(String(254))
+    approved_by_token_id: Mapped[int | None] = mapped_column(Integer)  # through a personal token
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Sent by one manager alone, with the reason they gave (flagged in the log and console).
     emergency_reason: Mapped[str | None] = mapped_column(Text)
     cancelled_by_kind: Mapped[str | None] = mapped_column(String(20))
     cancelled_by_id: Mapped[int | None] = mapped_column(Integer)
     cancelled_by: Mapped[str | None] = mapped_column(String(254))
+    cancelled_by_token_id: Mapped[int | None] = mapped_column(Integer)  # through a personal token
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     location: Mapped[Location] = relationship()
@@ -371,6 +374,9 @@ class ApiToken(Base):
     scope: Mapped[str] = mapped_column(String(10), default="send", server_default="send")
     # Every location (tokens made before scopes existed); else those in token_locations.
     all_locations: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # A personal token acts as this console user (within their role and locations); None: a
+    # service token, acting as itself.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
 class TokenLocation(Base):
@@ -419,6 +425,8 @@ class AuditEvent(Base):
     actor_kind: Mapped[str] = mapped_column(String(10))  # operator, user, token
     actor_id: Mapped[int | None] = mapped_column(Integer)
     actor_name: Mapped[str] = mapped_column(String(254))  # a staff email, a token's name
+    # The personal API token a user acted through (None: the console, the CLI, or not a user).
+    token_id: Mapped[int | None] = mapped_column(Integer)
     ip: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(40))  # notice_create, patients_list, signin...
     target: Mapped[str | None] = mapped_column(String(100))  # "notice:7", "location:2"

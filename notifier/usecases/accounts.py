@@ -1,7 +1,9 @@
 """Who may use Notifier: console users (admins, managers and viewers; argon2id hashes; a
 disabled user is out at once) and API bearer tokens (shown once, stored only as a SHA-256
 digest, revocable), each scoped to locations (or every location), and the ``Actor`` each one
-acts as. Every change is in the audit trail."""
+acts as. A service token acts as itself; a personal token (``user``) acts as its console user,
+within the user's role and locations, so it can do what only a person may (approve a notice).
+Every change is in the audit trail."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
-from notifier.domain.actors import Actor, ActorKind, Role
+from notifier.domain.actors import Actor, ActorKind, Role, narrowed
 from notifier.domain.contacts import mask_email, normalize_email
 from notifier.errors import NotFoundError, ValidationError
 from notifier.storage import accounts as account_rows
@@ -85,6 +87,7 @@ class TokenListing:
     revoked: str | None
     scope: str = TokenScope.SEND.value
     locations: str = "all"
+    user: str | None = None  # a personal token's console user (None: a service token)
 
 
 class Accounts(UseCase):
@@ -155,12 +158,15 @@ class Accounts(UseCase):
         sees_patients: bool = False,
         locations: Sequence[str] | None = None,
         scope: str = TokenScope.SEND.value,
+        user: str | None = None,
         *,
         actor: Actor = OPERATOR,
     ) -> str:
         """A new random API token for ``name``; the caller shows it once, we keep its digest.
         ``sees_patients``: it may read patients' names and addresses (not-reached lists);
-        ``locations``: the slugs it may see (None: every location); ``scope``: read or send."""
+        ``locations``: the slugs it may see (None: every location); ``scope``: read or send;
+        ``user``: the email of the active console user a personal token acts as (None: a
+        service token), whose locations it may narrow but never widen."""
         _require_admin(actor)
         name = name.strip()
         if not name:
@@ -174,6 +180,13 @@ class Accounts(UseCase):
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.db.session() as s:
             now = self.clock.now()
+            location_ids = _location_ids(s, locations)
+            person = None if user is None else _token_user(s, user, location_ids)
+            if person is not None and sees_patients and not person.can_manage:
+                raise ValidationError(
+                    "a viewer sees no patient's data: a viewer's token cannot --sees-patients",
+                    "sees_patients",
+                )
             row = account_rows.add_api_token(
                 s,
                 name[:100],
@@ -181,20 +194,32 @@ class Accounts(UseCase):
                 now,
                 sees_patients,
                 chosen.value,
-                _location_ids(s, locations),
+                location_ids,
+                person.id if person else None,
             )
             record(s, actor, "token_create", now, f"token:{row.id}")
+            log.info(
+                "token created",
+                extra={
+                    "action": "token_created",
+                    "token_id": row.id,
+                    "user_id": person.id if person else None,
+                },
+            )
         return token
 
     def token_actor(self, token: str, ip: str | None = None) -> Actor | None:
-        """The actor a live API token acts as, or None. A ``send`` token of every location
-        acts as an admin (as every token did before scopes), a ``send`` token of some
-        locations as their manager, a ``read`` token as a viewer."""
+        """The actor a live API token acts as, or None. A service ``send`` token of every
+        location acts as an admin (as every token did before scopes), a ``send`` token of
+        some locations as their manager, a ``read`` token as a viewer. A personal token acts
+        as its user (None once the user is disabled), see ``_personal_actor``."""
         with self.db.session() as s:
             found = account_rows.api_token_by_hash(s, token_digest(token))
             if found is None:
                 return None
             locations = account_rows.token_location_ids(s, found)
+            if found.user_id is not None:
+                return _personal_actor(s, found, found.user_id, locations, ip)
             if found.scope == TokenScope.READ:
                 role = Role.VIEWER
             else:
@@ -211,10 +236,17 @@ class Accounts(UseCase):
             return user_view(s, user).actor()
 
     def token_sees_patients(self, token: str) -> bool:
-        """Whether a live API token may read patients' names and addresses."""
+        """Whether a live API token may read patients' names and addresses: made with
+        ``sees_patients`` and, for a personal token, of an active manager or admin (a viewer
+        sees no patient's data in the console either)."""
         with self.db.session() as s:
             found = account_rows.api_token_by_hash(s, token_digest(token))
-            return bool(found and found.sees_patients)
+            if found is None or not found.sees_patients:
+                return False
+            if found.user_id is None:
+                return True
+            user = account_rows.user_by_id(s, found.user_id)
+            return user is not None and user.disabled_at is None and user.role != Role.VIEWER
 
     def users(self, *, actor: Actor = OPERATOR) -> list[UserListing]:
         """Every console user with their role and locations (admins only)."""
@@ -302,6 +334,45 @@ def _require_admin(actor: Actor) -> None:
         raise NotFoundError("users and tokens are for admins only")
 
 
+def _token_user(s: Session, email: str, location_ids: frozenset[int] | None) -> UserView:
+    """The active user a personal token is for; its locations must be among the user's."""
+    found = account_rows.user_by_email(s, email) if "\x00" not in email else None
+    if found is None or found.disabled_at is not None:
+        raise NotFoundError(f"no active user {mask_email(email.strip())}", "user")
+    person = user_view(s, found)
+    if location_ids is not None and person.locations is not None:
+        outside = location_ids - person.locations
+        if outside:
+            slugs = ", ".join(account_rows.location_slugs(s, frozenset(outside)) or ())
+            raise ValidationError(
+                f"{mask_email(person.email)} does not have these locations: {slugs}", "locations"
+            )
+    return person
+
+
+def _personal_actor(
+    s: Session,
+    token: ApiToken,
+    user_id: int,
+    token_locations: frozenset[int] | None,
+    ip: str | None,
+) -> Actor | None:
+    """The user a personal token acts as, or None when the user is disabled or gone. Their
+    role and locations, narrowed by the token's locations; a ``read`` token acts as a viewer
+    (it never writes), and an admin's token of some locations as their manager."""
+    user = account_rows.user_by_id(s, user_id)
+    if user is None or user.disabled_at is not None:
+        return None
+    person = user_view(s, user)
+    locations = narrowed(person.locations, token_locations)
+    role = person.role
+    if token.scope == TokenScope.READ:
+        role = Role.VIEWER
+    elif role is Role.ADMIN and locations is not None:
+        role = Role.MANAGER
+    return Actor(ActorKind.USER, person.id, person.email, role, locations, ip, token.id)
+
+
 def _location_ids(s: Session, slugs: Sequence[str] | None) -> frozenset[int] | None:
     """The ids of the locations named; None (every location) when none is named."""
     named = [slug.strip() for slug in slugs or () if slug.strip()]
@@ -349,7 +420,13 @@ def _token_listing(s: Session, token: ApiToken) -> TokenListing:
         revoked=_iso(token.revoked_at),
         scope=token.scope,
         locations=_slugs(s, account_rows.token_location_ids(s, token)),
+        user=_token_owner(s, token),
     )
+
+
+def _token_owner(s: Session, token: ApiToken) -> str | None:
+    user = None if token.user_id is None else account_rows.user_by_id(s, token.user_id)
+    return user.email if user else None
 
 
 def _iso(at: datetime | None) -> str | None:

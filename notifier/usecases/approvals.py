@@ -5,12 +5,13 @@ send with a stated reason; ``history`` says who created, approved and cancelled 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from notifier.domain.actors import Actor, ActorKind
 from notifier.domain.notices import BroadcastStatus, check_not_over
-from notifier.errors import ValidationError
+from notifier.errors import ForbiddenError, NotifierError, ValidationError
 from notifier.storage import notices as notice_rows
 from notifier.storage.models import Notice
 from notifier.usecases import Deps
@@ -21,6 +22,10 @@ from notifier.usecases.plans import Plans
 from notifier.usecases.views import HistoryEntry, NoticeView, history_of
 
 log = logging.getLogger(__name__)
+NEEDS_A_PERSON = (
+    "approval needs a person: a personal token (`notifier token create --name NAME --user "
+    "EMAIL`), the console, or `notifier notice approve ID --as EMAIL`"
+)
 
 
 class NoticeApprovals(NoticeQueries):
@@ -59,43 +64,40 @@ class NoticeApprovals(NoticeQueries):
 
     def approve(self, actor: Actor, notice_id: int) -> NoticeView:
         """A second manager lets a notice awaiting approval go out: at its send time, or, when
-        that has passed, as soon as the undo window after this approval is over."""
+        that has passed, as soon as the undo window after this approval is over. Only a person
+        approves (a console user, the CLI's --as, a personal API token; never the operator or
+        a service token), a manager, never the notice's creator."""
         now = self.clock.now()
         with self.db.session() as s:
             notice = latest_version(s, notice_id, actor)
-            waiting = [
-                b for b in notice.broadcasts if b.status == BroadcastStatus.AWAITING_APPROVAL
-            ]
-            if not waiting:
-                raise ValidationError(
-                    f"notice {notice_id} does not await approval: it is "
-                    f"{self._view(s, notice).state}"
-                )
-            if actor.kind is not ActorKind.USER or not actor.can_manage:
-                raise ValidationError(
-                    "approval needs a named manager other than the creator: sign in to the "
-                    "console, or name yourself with --as EMAIL",
-                    "actor",
-                )
-            if (notice.created_by_kind, notice.created_by_id) == (actor.kind.value, actor.id):
-                raise ValidationError(
-                    f"{actor.name} created notice {notice_id}: another manager must approve it "
-                    "(or send it alone with --emergency and a reason)",
-                    "actor",
-                )
-            check_not_over(notice_rows.closure_of(notice), now)
-            for broadcast in waiting:
-                broadcast.send_at = max(broadcast.send_at, now)
-                broadcast.status = BroadcastStatus.SCHEDULED.value
-            stamp(notice, "approved_by", actor)
-            notice.approved_at = now
-            s.flush()
-            record(s, actor, "notice_approve", now, f"notice:{notice_id}")
-            log.info(
-                "notice approved",
-                extra={"action": "notice_approved", "notice_id": notice_id, "by": actor.name},
+            refused = _not_an_approver(actor, notice, notice_id)
+            if refused is None:
+                return self._approved(s, actor, notice, notice_id, now)
+            # Committed, then raised: the trail keeps who tried to approve and was refused.
+            record(s, actor, "notice_approve", now, f"notice:{notice_id}", outcome="refused")
+        raise refused
+
+    def _approved(
+        self, s: Session, actor: Actor, notice: Notice, notice_id: int, now: datetime
+    ) -> NoticeView:
+        waiting = [b for b in notice.broadcasts if b.status == BroadcastStatus.AWAITING_APPROVAL]
+        if not waiting:
+            raise ValidationError(
+                f"notice {notice_id} does not await approval: it is {self._view(s, notice).state}"
             )
-            return self._view(s, notice)
+        check_not_over(notice_rows.closure_of(notice), now)
+        for broadcast in waiting:
+            broadcast.send_at = max(broadcast.send_at, now)
+            broadcast.status = BroadcastStatus.SCHEDULED.value
+        stamp(notice, "approved_by", actor)
+        notice.approved_at = now
+        s.flush()
+        record(s, actor, "notice_approve", now, f"notice:{notice_id}")
+        log.info(
+            "notice approved",
+            extra={"action": "notice_approved", "notice_id": notice_id, "by": actor.name},
+        )
+        return self._view(s, notice)
 
     def history(self, actor: Actor, notice_id: int) -> list[HistoryEntry]:
         """Who did what to a notice and its versions, and when, oldest first."""
@@ -109,11 +111,32 @@ class NoticeApprovals(NoticeQueries):
             return sorted(entries, key=lambda e: e.at)
 
 
+def _not_an_approver(actor: Actor, notice: Notice, notice_id: int) -> NotifierError | None:
+    """Why ``actor`` may not approve ``notice`` (None: they may): only a person, a manager,
+    other than its creator."""
+    if actor.kind is not ActorKind.USER:
+        return ForbiddenError(NEEDS_A_PERSON)
+    if not actor.can_manage:
+        return ForbiddenError(
+            "approval needs a manager: a viewer, or a personal token of the read scope, "
+            "cannot approve"
+        )
+    if (notice.created_by_kind, notice.created_by_id) == (actor.kind.value, actor.id):
+        return ValidationError(
+            f"{actor.name} created notice {notice_id}: another manager must approve it "
+            "(or send it alone with --emergency and a reason)",
+            "actor",
+        )
+    return None
+
+
 def stamp(notice: Notice, role: str, actor: Actor) -> None:
-    """Record ``actor`` as the notice's ``created_by``, ``approved_by`` or ``cancelled_by``."""
+    """Record ``actor`` as the notice's ``created_by``, ``approved_by`` or ``cancelled_by``
+    (and the personal token they acted through, if any)."""
     setattr(notice, f"{role}_kind", actor.kind.value)
     setattr(notice, f"{role}_id", actor.id)
     setattr(notice, role, actor.name)
+    setattr(notice, f"{role}_token_id", actor.token_id)
 
 
 def emergency_reason(reason: str | None) -> str | None:

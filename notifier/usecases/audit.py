@@ -1,6 +1,7 @@
 """The audit trail: every manager's and admin's action and every bulk read of patients' data,
-with who (the actor's label: ``user:3``, ``token:2``, ``operator``), when, from where and what
-(ids and counts, never a patient's name, phone or email). Rows are written in the transaction
+with who (the actor's label: ``user:3``, ``token:2``, ``operator``; ``via`` names the personal
+token a user acted through, ``token:5``), when, from where and what (ids and counts, never a
+patient's name, phone or email). Rows are written in the transaction
 of the action they record, so an action that rolls back leaves no row and none is lost.
 """
 
@@ -32,6 +33,7 @@ class AuditView:
     target: str | None
     count: int | None
     outcome: str
+    via: str | None = None  # token:5, the personal token user:3 acted through
 
 
 def record(
@@ -51,6 +53,7 @@ def record(
             actor_kind=actor.kind.value,
             actor_id=actor.id,
             actor_name=actor.label,
+            token_id=actor.token_id,
             ip=actor.ip,
             action=action,
             target=target,
@@ -80,8 +83,9 @@ class Audit(UseCase):
         of: str | None = None,
         limit: int = MAX_ROWS,
     ) -> list[AuditView]:
-        """The trail, oldest first; admins only (anyone else: not found). Reading it is
-        audited too."""
+        """The trail, oldest first; admins only (anyone else: not found). ``of``: one actor's
+        rows ("user:3"), or a token's ("token:5": also what users did through it). Reading it
+        is audited too."""
         if not actor.is_admin or not actor.every_location:
             raise NotFoundError("no audit trail here: admins only")
         with self.db.session() as s:
@@ -96,6 +100,7 @@ class Audit(UseCase):
                     target=r.target,
                     count=r.count,
                     outcome=r.outcome,
+                    via=None if r.token_id is None else f"token:{r.token_id}",
                 )
                 for r in rows
             ]

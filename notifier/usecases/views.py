@@ -145,7 +145,8 @@ class NoticeView:
     publish_at: str | None = None
     private: bool = False
     public_feeds: bool = True  # the location's public feeds are on
-    # Who did what, with times (local ISO): each "kind:name" of the actor, e.g. "user:ana@…".
+    # Who did what, with times (local ISO): each "kind:name" of the actor, e.g. "user:ana@…",
+    # and " via token:5" when a user acted through a personal API token.
     reason_code: str | None = None  # the reason's category, worded in every language
     created_by: str | None = None
     created_at: str | None = None
@@ -346,13 +347,13 @@ def notice_view(
         location=notice.location.slug,
         clinic=notice.location.name,
         reason_code=notice.reason_code,
-        created_by=_actor(notice.created_by_kind, notice.created_by),
+        created_by=_actor(notice, "created_by"),
         created_at=local_iso(notice.created_at, tz),
         needs_approval=notice.needs_approval,
-        approved_by=_actor(notice.approved_by_kind, notice.approved_by),
+        approved_by=_actor(notice, "approved_by"),
         approved_at=local_iso(notice.approved_at, tz),
         emergency_reason=notice.emergency_reason,
-        cancelled_by=_actor(notice.cancelled_by_kind, notice.cancelled_by),
+        cancelled_by=_actor(notice, "cancelled_by"),
         cancelled_at=local_iso(notice.cancelled_at, tz),
         held_until=local_iso(held, tz) if held else None,
         hold_seconds_left=max(0, math.ceil((held - now).total_seconds())) if held else None,
@@ -400,24 +401,24 @@ class HistoryEntry:
     notice_id: int
     version: int
     action: str
-    by: str  # "kind:name"
+    by: str  # "kind:name", and " via token:5" for a user's personal token
     detail: str | None = None
 
 
 def history_of(notice: Notice) -> list[HistoryEntry]:
     """What the notice's own columns say was done to it."""
     tz = notice.timezone if _readable_zone(notice.timezone) else "UTC"
-    done: list[tuple[datetime | None, str, str | None, str | None, str | None]] = [
-        (notice.created_at, "created", notice.created_by_kind, notice.created_by, None),
+    created = _actor(notice, "created_by")
+    done: list[tuple[datetime | None, str, str | None, str | None]] = [
+        (notice.created_at, "created", created, None),
         (
             notice.created_at if notice.emergency_reason else None,
             "emergency send (no second manager)",
-            notice.created_by_kind,
-            notice.created_by,
+            created,
             notice.emergency_reason,
         ),
-        (notice.approved_at, "approved", notice.approved_by_kind, notice.approved_by, None),
-        (notice.cancelled_at, "cancelled", notice.cancelled_by_kind, notice.cancelled_by, None),
+        (notice.approved_at, "approved", _actor(notice, "approved_by"), None),
+        (notice.cancelled_at, "cancelled", _actor(notice, "cancelled_by"), None),
     ]
     return [
         HistoryEntry(
@@ -425,16 +426,23 @@ def history_of(notice: Notice) -> list[HistoryEntry]:
             notice_id=notice.id,
             version=notice.version,
             action=action,
-            by=_actor(kind, name) or "unknown (before issue 20)",
+            by=by or "unknown (before issue 20)",
             detail=detail,
         )
-        for at, action, kind, name, detail in done
+        for at, action, by, detail in done
         if at is not None
     ]
 
 
-def _actor(kind: str | None, name: str | None) -> str | None:
-    return f"{kind}:{name}" if kind and name else None
+def _actor(notice: Notice, role: str) -> str | None:
+    """Who the notice's ``created_by``, ``approved_by`` or ``cancelled_by`` is: "user:ana@…",
+    "token:clinic website", or "user:ana@… via token:5" (a user's personal API token)."""
+    kind: str | None = getattr(notice, f"{role}_kind")
+    name: str | None = getattr(notice, role)
+    token_id: int | None = getattr(notice, f"{role}_token_id")
+    if not kind or not name:
+        return None
+    return f"{kind}:{name}" if token_id is None else f"{kind}:{name} via token:{token_id}"
 
 
 def _held_until(notice: Notice, now: datetime, hold: timedelta) -> datetime | None:

@@ -71,6 +71,7 @@ def test_tokens_are_listed_and_revoked_by_name_or_id(env: dict[str, str]) -> Non
     assert listed.splitlines()[0].split() == [
         "id",
         "name",
+        "user",
         "scope",
         "locations",
         "status",
@@ -85,9 +86,10 @@ def test_tokens_are_listed_and_revoked_by_name_or_id(env: dict[str, str]) -> Non
         (3, "kiosk", "live"),
     ]
     assert all(
-        set(t) == {"id", "name", "scope", "locations", "status", "created", "revoked"} for t in rows
+        set(t) == {"id", "name", "user", "scope", "locations", "status", "created", "revoked"}
+        for t in rows
     )
-    assert {(t["scope"], t["locations"]) for t in rows} == {("send", "all")}
+    assert {(t["scope"], t["locations"], t["user"]) for t in rows} == {("send", "all", None)}
 
     revoked = run_notifier(env, "token", "revoke", "--name", "clinic website")
     assert revoked.stdout.strip() == "token 1 revoked: clinic website"
@@ -108,6 +110,30 @@ def test_tokens_are_listed_and_revoked_by_name_or_id(env: dict[str, str]) -> Non
 
     neither = run_notifier(env, "token", "revoke", check=False)
     assert neither.returncode == 2 and "--name or --id" in neither.stderr
+
+
+def test_a_personal_token_is_listed_with_its_user(env: dict[str, str]) -> None:
+    add_user(env, "ana@cova.example", "manager")
+    run_notifier(env, "token", "create", "--name", "ana laptop", "--user", "ANA@cova.example")
+    run_notifier(env, "token", "create", "--name", "website")
+    rows = json.loads(run_notifier(env, "token", "list", "--json").stdout)
+    assert [(t["name"], t["user"]) for t in rows] == [
+        ("ana laptop", "ana@cova.example"),
+        ("website", None),
+    ]
+    table = run_notifier(env, "token", "list").stdout.splitlines()
+    assert "ana@cova.example" in table[1] and "ana@cova.example" not in table[2]
+
+    unknown = run_notifier(
+        env, "token", "create", "--name", "x", "--user", "nobody@cova.example", check=False
+    )
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "error: no active user n***@cova.example"
+    run_notifier(env, "user", "disable", "--email", "ana@cova.example")
+    disabled = run_notifier(
+        env, "token", "create", "--name", "x", "--user", "ana@cova.example", check=False
+    )
+    assert disabled.returncode == 2 and "no active user" in disabled.stderr
 
 
 def test_secret_generate_prints_a_strong_key_that_the_settings_accept(

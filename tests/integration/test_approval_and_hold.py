@@ -8,7 +8,9 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
+import httpx
 import pytest
 
 from notifier.bootstrap import App, build_app
@@ -66,14 +68,12 @@ def test_above_the_threshold_nothing_goes_until_another_manager_approves(app: Ap
     assert "approve" in view.actions
     assert app.fanout.fire_due() == 0 and app.deliveries.log(OPERATOR, view.id) == []
 
-    refusals = {
-        "the creator": ana,
-        "the operator": Actor.operator(),
-        "a viewer": who(app, "vic@clinic.example"),
-    }
-    for _, actor in refusals.items():
-        with pytest.raises(ValidationError, match=r"another manager|named manager"):
-            app.notices.approve(actor, view.id)
+    with pytest.raises(ValidationError, match="another manager must approve"):
+        app.notices.approve(ana, view.id)
+    with pytest.raises(ForbiddenError, match="approval needs a person"):
+        app.notices.approve(Actor.operator(), view.id)
+    with pytest.raises(ForbiddenError, match="approval needs a manager"):
+        app.notices.approve(who(app, "vic@clinic.example"), view.id)
     assert app.fanout.fire_due() == 0
 
     approved = app.notices.approve(ben, view.id)
@@ -265,9 +265,123 @@ def test_the_console_and_the_api_show_the_plan_approve_and_history(
             ("created", "token:clinic website"),
             ("approved", "user:ana@cova.example"),
         ]
+        ben = web.app.accounts.create_token("ben laptop", user="ben@cova.example")
         again = web.client.post(
-            f"/api/v1/notices/{notice['id']}/approve",
-            json={"approver": "ben@cova.example"},
-            headers=api,
+            f"/api/v1/notices/{notice['id']}/approve", headers={"Authorization": f"Bearer {ben}"}
         )
         assert again.status_code == 422 and "does not await approval" in again.text
+
+
+def test_the_api_approves_only_as_the_person_whose_personal_token_calls(
+    database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
+) -> None:
+    """The hole this closes: any token named any manager in the body and approved as them."""
+    with served(
+        database_url, fake_twilio, fake_smtp, clock, approval_threshold=2, send_hold_seconds=0.0
+    ) as web:
+        app = web.app
+        add_cova(app)
+        app.locations.save(
+            OPERATOR,
+            "covb",
+            "COVA North",
+            "America/New_York",
+            "Mon-Fri 08:00-17:00",
+            "540-555-0199",
+        )
+        for email, locations in (
+            ("ana@cova.example", ["cova"]),
+            ("ben@cova.example", ["cova"]),
+            ("dan@cova.example", ["cova"]),
+            ("otto@covb.example", ["covb"]),
+        ):
+            app.accounts.create_user(email, "manager", WEB_PASSWORD, locations)
+        tokens = {
+            "service send": app.accounts.create_token("website"),
+            "service read": app.accounts.create_token("board", scope="read"),
+            "ana send": app.accounts.create_token("ana laptop", user="ana@cova.example"),
+            "ben read": app.accounts.create_token("ben ro", scope="read", user="ben@cova.example"),
+            "ben send": app.accounts.create_token("ben laptop", user="ben@cova.example"),
+            "dan send": app.accounts.create_token("dan laptop", user="dan@cova.example"),
+            "otto send": app.accounts.create_token("otto laptop", user="otto@covb.example"),
+        }
+        ids = {t.name: t.id for t in app.accounts.tokens()}
+
+        def call(who: str, path: str, **kwargs: Any) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {tokens[who]}"}
+            return web.client.post(f"/api/v1/notices{path}", headers=headers, **kwargs)
+
+        body = {
+            "location": "cova",
+            "starts": "2025-02-19 12:30",
+            "ends": "2025-02-21 00:00",
+            "reason": "inclement weather",
+        }
+        created = call("ana send", "", json=body)
+        assert created.status_code == 201, created.text
+        notice = created.json()
+        assert notice["created_by"] == f"user:ana@cova.example via token:{ids['ana laptop']}"
+        assert notice["broadcasts"][0]["status"] == "awaiting_approval"
+        approve = f"/{notice['id']}/approve"
+
+        for service in ("service send", "service read"):
+            refused = call(service, approve)
+            assert refused.status_code == 403, refused.text
+            assert "approval needs a person: a personal token" in refused.json()["detail"]
+            assert "--user EMAIL" in refused.json()["detail"]
+        refused = call("ben read", approve)
+        assert refused.status_code == 403 and "needs a manager" in refused.text
+        refused = call("ana send", approve)
+        assert refused.status_code == 422 and "another manager must approve" in refused.text
+        assert call("otto send", approve).status_code == 404  # not confirmed to another clinic
+        app.accounts.disable_user("dan@cova.example")
+        assert call("dan send", approve).status_code == 401
+        # The old way, naming a manager in the body, is refused whoever calls.
+        named = call("ben send", approve, json={"approver": "ben@cova.example"})
+        assert named.status_code == 422 and "`approver` was removed" in named.text
+        assert "--user EMAIL" in named.text
+        assert app.notices.get(OPERATOR, notice["id"]).approved_by is None
+        assert app.fanout.fire_due() == 0
+        refusals = [
+            (e.actor, e.via)
+            for e in app.audit.events(OPERATOR)
+            if (e.action, e.outcome) == ("notice_approve", "refused")
+        ]
+        ana_id = app.accounts.actor_for_email("ana@cova.example").id
+        ben_id = app.accounts.actor_for_email("ben@cova.example").id
+        assert refusals == [
+            (f"token:{ids['website']}", None),
+            (f"token:{ids['board']}", None),
+            (f"user:{ben_id}", f"token:{ids['ben ro']}"),
+            (f"user:{ana_id}", f"token:{ids['ana laptop']}"),
+        ]
+
+        approved = call("ben send", approve)
+        assert approved.status_code == 200, approved.text
+        by_ben = f"user:ben@cova.example via token:{ids['ben laptop']}"
+        assert approved.json()["approved_by"] == by_ben
+        assert approved.json()["broadcasts"][0]["status"] == "scheduled"
+        history = web.client.get(
+            f"/api/v1/notices/{notice['id']}/history",
+            headers={"Authorization": f"Bearer {tokens['ben read']}"},
+        )
+        assert [(e["action"], e["by"]) for e in history.json()] == [
+            ("created", f"user:ana@cova.example via token:{ids['ana laptop']}"),
+            ("approved", by_ben),
+        ]
+        rows = [
+            (e.actor, e.via, e.action, e.target)
+            for e in app.audit.events(OPERATOR, of=f"token:{ids['ben laptop']}")
+        ]
+        assert rows == [
+            (
+                f"user:{ben_id}",
+                f"token:{ids['ben laptop']}",
+                "notice_approve",
+                f"notice:{notice['id']}",
+            )
+        ]
+        assert ("notice_approve", f"token:{ids['ben laptop']}") in [
+            (e.action, e.via) for e in app.audit.events(OPERATOR, of=f"user:{ben_id}")
+        ]
+        assert app.fanout.fire_due() == 1

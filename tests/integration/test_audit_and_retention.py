@@ -359,7 +359,7 @@ def test_the_trail_reads_through_the_api_and_the_command_line(web: Web) -> None:
         root.handlers[:], root.level = handlers, level
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "id,at,actor,ip,action,target,count,outcome"
+    assert lines[0] == "id,at,actor,ip,action,target,count,outcome,via"
     rows = [line.split(",") for line in lines[1:]]
     # The token's read above is not the operator's: left out.
     assert [row[4] for row in rows] == [
