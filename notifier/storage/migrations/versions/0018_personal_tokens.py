@@ -1,8 +1,8 @@
 """personal API tokens: a token may act as a console user, and what such a token did says
 which token it was (the audit trail, a notice's creator, approver and canceller)
 
-Revision ID: 0017_personal_tokens
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-07 17:00:00
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017_personal_tokens"
-down_revision: str | None = "0016"
+revision: str = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
