@@ -114,6 +114,8 @@ def test_a_second_manager_approves_from_the_command_line_and_the_history_says_wh
     )  # fmt: skip
     assert alone.exit_code == 0, alone.output
     assert "emergency send without approval, recorded: the roof is leaking now" in alone.output
-    listed = run(cli, "notice", "list", **held)  # at once: in its undo window
+    # Ten seconds later (each command's clock starts at its NOTIFIER_NOW): in the undo window.
+    soon = {"now": (EVENING_BEFORE + timedelta(seconds=10)).isoformat()}
+    listed = run(cli, "notice", "list", **held, **soon)
     assert re.search(r"sends in \d+ s \(undo window until [0-9:]{8}\): notifier notice cancel 2",
                      listed.output), listed.output  # fmt: skip
