@@ -14,7 +14,6 @@ from sqlalchemy import (
     ColumnElement,
     Exists,
     FromClause,
-    Insert,
     Integer,
     Select,
     String,
@@ -40,7 +39,6 @@ from notifier.storage.models import (
     Appointment,
     Broadcast,
     Delivery,
-    DeliveryEvent,
     Notice,
     OptOut,
     Patient,
@@ -288,7 +286,7 @@ def _capped(
 
 class _Row:
     """The delivery rows one fan-out inserts: the columns of its ``INSERT … SELECT``, and the
-    insert itself with a ``queued`` event per row."""
+    insert itself."""
 
     def __init__(
         self, broadcast_id: int, channel: str, now: datetime, disabled_reason: str | None
@@ -336,48 +334,14 @@ class _Row:
         ]
 
     def insert(self, s: Session, rows: Select[Any]) -> int:
-        """Insert the rows, each with its ``queued`` event; how many were inserted.
+        """Insert the rows; how many were inserted.
 
-        On PostgreSQL one statement: the delivery insert is a CTE whose ``RETURNING`` feeds
-        the events (no second pass over the rows; JIT off, it costs more than it saves on a
-        plan run once). SQLite has no data-modifying CTE: the events follow from the rows
-        this broadcast and channel gained, those without a ``queued`` event yet."""
-        deliveries = insert(Delivery).from_select(_COLUMNS, rows)
+        No ``queued`` event is written: the delivery log derives it from the row
+        (``storage.reports.queued_event``), which halves what a fan-out writes. On PostgreSQL
+        JIT is off: it costs more than it saves on a plan run once."""
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SET LOCAL jit = off"))
-            fresh = deliveries.returning(Delivery.id, Delivery.state, Delivery.error_message).cte(
-                "inserted"
-            )
-            return changed(
-                s, self._events(select(fresh.c.id, fresh.c.state, fresh.c.error_message))
-            )
-        inserted = changed(s, deliveries)
-        queued = aliased(DeliveryEvent)
-        s.execute(
-            self._events(
-                select(Delivery.id, Delivery.state, Delivery.error_message).where(
-                    Delivery.broadcast_id == self.broadcast_id,
-                    Delivery.channel == self.channel,
-                    ~exists().where(queued.delivery_id == Delivery.id, queued.kind == "queued"),
-                )
-            )
-        )
-        return inserted
-
-    def _events(self, rows: Select[int, str, str | None]) -> Insert:
-        """A ``queued`` event for each (delivery id, state, reason) of ``rows``."""
-        r = rows.subquery("queued")
-        return insert(DeliveryEvent).from_select(
-            ["delivery_id", "at", "kind", "state", "attempt", "detail"],
-            select(
-                r.c.id,
-                literal(self.now, UTCDateTime()),
-                literal("queued", String),
-                r.c.state,
-                literal(0, Integer),
-                r.c.error_message,
-            ),
-        )
+        return changed(s, insert(Delivery).from_select(_COLUMNS, rows))
 
 
 def queued_names(

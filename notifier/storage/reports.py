@@ -144,12 +144,45 @@ def delivery(s: Session, delivery_id: int) -> Delivery | None:
     )
 
 
-def events_for(s: Session, delivery_ids: Sequence[int]) -> Sequence[DeliveryEvent]:
-    return s.scalars(
+def events_for(s: Session, delivery_ids: Sequence[int]) -> list[DeliveryEvent]:
+    """Every event of these deliveries, by delivery, oldest first.
+
+    The fan-out stores no ``queued`` event (one row per recipient would double its writes): it
+    is derived from the delivery row (see ``queued_event``). A delivery whose ``queued`` event
+    was stored (a fallback, or one queued by an earlier release) shows that one instead."""
+    stored: dict[int, list[DeliveryEvent]] = {i: [] for i in delivery_ids}
+    for e in s.scalars(
         select(DeliveryEvent)
         .where(DeliveryEvent.delivery_id.in_(delivery_ids))
         .order_by(DeliveryEvent.delivery_id, DeliveryEvent.id)
-    ).all()
+    ):
+        stored[e.delivery_id].append(e)
+    deliveries = s.scalars(select(Delivery).where(Delivery.id.in_(delivery_ids)))
+    for d in sorted(deliveries, key=lambda d: d.id):
+        events = stored[d.id]
+        if not any(e.kind == QUEUED for e in events):
+            events.insert(0, queued_event(d, touched_since=bool(events)))
+    return [e for i in sorted(stored) for e in stored[i]]
+
+
+QUEUED = "queued"
+
+
+def queued_event(d: Delivery, touched_since: bool) -> DeliveryEvent:
+    """The ``queued`` event the fan-out implies, from the delivery row: at its creation, in the
+    state the fan-out gave it. A skipped row is final and gets no event, so a delivery skipped
+    with nothing stored since was skipped by the fan-out (its reason in ``error_message``);
+    any other was queued pending (a later skip, e.g. an opt-out, stores its own event)."""
+    skipped = d.state == DeliveryState.SKIPPED and not touched_since
+    return DeliveryEvent(
+        delivery_id=d.id,
+        at=d.created_at,
+        kind=QUEUED,
+        state=(DeliveryState.SKIPPED if skipped else DeliveryState.PENDING).value,
+        attempt=0,
+        code=None,
+        detail=d.error_message if skipped else None,
+    )
 
 
 def state_counts(s: Session, notice_ids: Sequence[int]) -> dict[tuple[str, str], int]:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from notifier.bootstrap import App, build_app
 from notifier.channels.email import EmailChannel
 from notifier.clock import FrozenClock
+from notifier.domain.consent import Source
 from notifier.errors import NotFoundError, TemplateError, ValidationError
 from notifier.rendering.renderer import default_templates_dir
 from notifier.runtime import run_once
@@ -139,7 +140,7 @@ def test_preview_shows_segments_encoding_and_disabled_channels(app: App, cova: s
 
 
 def test_fan_out_gives_one_delivery_per_address_and_records_why_others_were_skipped(
-    app: App, cova: str
+    app: App, cova: str, clock: FrozenClock
 ) -> None:
     app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
     notice_id = create_reference(app)
@@ -156,7 +157,32 @@ def test_fan_out_gives_one_delivery_per_address_and_records_why_others_were_skip
     assert ("sms", "skipped") in rows
     skipped = app.deliveries.log(OPERATOR, notice_id, "skipped")
     assert {d.error for d in skipped} == {"no SMS consent", "no email consent"}
-    assert count(app, DeliveryEvent) == count(app, Delivery) == 8
+    assert count(app, Delivery) == 8
+    # The history shows each one queued as the fan-out decided, derived from its row.
+    assert count(app, DeliveryEvent) == 0
+    for d in app.deliveries.log(OPERATOR, notice_id):
+        _, events = app.deliveries.history(OPERATOR, d.id)
+        assert [(e.kind, e.state, e.detail, e.attempt) for e in events] == [
+            ("queued", d.state, d.error, 0)
+        ]
+        assert events[0].at == clock.now().isoformat()
+
+
+def test_a_delivery_skipped_after_the_fan_out_shows_it_was_queued_pending(
+    app: App, cova: str, clock: FrozenClock
+) -> None:
+    app.patients.import_patients(OPERATOR, io.StringIO(PATIENTS_CSV))
+    notice_id = create_reference(app)
+    app.fanout.fire_due()
+    clock.advance(60)
+    assert app.consent.opt_out("sms", "+15405550111", Source.KEYWORD)  # STOP before it went
+    (maria,) = [d for d in app.deliveries.log(OPERATOR, notice_id) if d.address.endswith("0111")]
+    _, events = app.deliveries.history(OPERATOR, maria.id)
+    assert [(e.kind, e.state, e.detail) for e in events] == [
+        ("queued", "pending", None),  # derived: queued as pending, not as it ended
+        ("skipped", "skipped", "opted out"),
+    ]
+    assert events[0].at < events[1].at
 
 
 def test_a_broadcast_due_after_its_closure_ended_expires_with_a_reason(

@@ -204,6 +204,9 @@ def test_a_manager_queues_a_notice_and_sees_its_log_summary_and_history(
     history = manager.get(f"/console/deliveries/{first}").text
     assert "History" in history and "No events yet." not in history
     assert re.search(r'<span class="state state-sent">sent</span></td><td>1</td>', history)
+    # The queued event, derived from the delivery row, comes first.
+    kinds = re.findall(r"<tr><td>[^<]*</td><td>(\w+)</td>", history)
+    assert kinds[0] == "queued" and "sent" in kinds
 
 
 def test_a_manager_sets_a_fallback_order_and_an_emergency_reason(
