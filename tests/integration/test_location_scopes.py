@@ -203,7 +203,7 @@ API_CALLS = [
     ("POST", "/api/v1/notices/{notice}/cancel", None),
     ("POST", "/api/v1/notices/{notice}/send", {"send_at": "now"}),
     ("POST", "/api/v1/notices/{notice}/retry", None),
-    ("POST", "/api/v1/notices/{notice}/approve", {"approver": NORTH_MANAGER}),
+    ("POST", "/api/v1/notices/{notice}/approve", None),
     ("POST", "/api/v1/conversations/{conversation}/messages", {"message": "We open at 8."}),
     (
         "POST",
@@ -420,6 +420,8 @@ def test_who_sees_patients_is_one_property_of_the_actor(desk: Desk) -> None:
     app = desk.clinics.web.app
     blind = app.accounts.create_token("cova wall", False, ["cova"], "send")
     reader = app.accounts.create_token("cova reader", True, ["cova"], "read")
+    own = app.accounts.create_token("own desk", True, scope="read", user=COVA_MANAGER)
+    own_plain = app.accounts.create_token("own plain", user=COVA_MANAGER)
     actors = {
         "operator": OPERATOR,
         "manager": app.accounts.actor_for_email(COVA_MANAGER),
@@ -427,6 +429,8 @@ def test_who_sees_patients_is_one_property_of_the_actor(desk: Desk) -> None:
         "token --sees-patients": app.accounts.token_actor(desk.clinics.token),
         "read token --sees-patients": app.accounts.token_actor(reader),
         "send token without": app.accounts.token_actor(blind),
+        "manager's read token --sees-patients": app.accounts.token_actor(own),
+        "manager's token without": app.accounts.token_actor(own_plain),
     }
     seen = {name: actor is not None and actor.sees_patients for name, actor in actors.items()}
     assert seen == {
@@ -436,6 +440,8 @@ def test_who_sees_patients_is_one_property_of_the_actor(desk: Desk) -> None:
         "token --sees-patients": True,
         "read token --sees-patients": True,
         "send token without": False,
+        "manager's read token --sees-patients": True,
+        "manager's token without": False,
     }
 
 
