@@ -196,6 +196,7 @@ API_CALLS = [
     ("GET", "/api/v1/notices/{notice}/not-reached", None),
     ("GET", "/api/v1/notices/{notice}/plan", None),
     ("GET", "/api/v1/notices/{notice}/history", None),
+    ("GET", "/api/v1/deliveries/{delivery}", None),
     ("GET", "/api/v1/conversations?location=cova", None),
     ("GET", "/api/v1/deliveries?notice={notice}", None),
     ("GET", "/api/v1/notices?location=cova", None),
@@ -235,7 +236,11 @@ def test_every_api_route_with_another_clinics_ids_is_not_found(clinics: Clinics)
     web.app.consent.opt_out("sms", "+15405550111", Source.API)
     bearer = {"Authorization": f"Bearer {clinics.token}"}
     for method, path, body in API_CALLS:
-        url = path.format(notice=clinics.cova_notice, conversation=clinics.cova_conversation)
+        url = path.format(
+            notice=clinics.cova_notice,
+            conversation=clinics.cova_conversation,
+            delivery=clinics.cova_delivery,
+        )
         answer = web.client.request(method, url, json=body, headers=bearer)
         assert answer.status_code == 404, (method, url, answer.status_code, answer.text)
     assert web.app.consent.is_opted_out("sms", "+15405550111")  # not lifted
@@ -302,6 +307,7 @@ CLI_COMMANDS = [
      "2025-02-21 00:00", "--reason", "x"],
     ["deliveries", "--notice", "{notice}"],
     ["deliveries", "retry", "--notice", "{notice}"],
+    ["deliveries", "show", "{delivery}"],
     ["location", "add", "--slug", "cova", "--name", "Taken", "--timezone", "America/New_York"],
     ["location", "feeds", "cova", "off"],
     ["replies", "list", "--location", "cova"],
@@ -317,7 +323,11 @@ CLI_COMMANDS = [
 def test_every_cli_command_as_another_clinics_manager_is_not_found(clinics: Clinics) -> None:
     web = clinics.web
     for command in CLI_COMMANDS:
-        ids = {"notice": clinics.cova_notice, "conversation": clinics.cova_conversation}
+        ids = {
+            "notice": clinics.cova_notice,
+            "conversation": clinics.cova_conversation,
+            "delivery": clinics.cova_delivery,
+        }
         args = [part.format(**ids) for part in command]
         result = cli(web, *args, "--as", NORTH_MANAGER)
         assert result.exit_code != 0, (args, result.output)
