@@ -38,6 +38,7 @@ class Actor:
     locations: frozenset[int] | None = None
     ip: str | None = None  # where the request came from (None at the command line)
     token_id: int | None = None  # the personal API token a user acts through
+    token_sees_patients: bool = False  # the token (service or personal) may see patients
 
     @classmethod
     def operator(cls) -> Actor:
@@ -54,6 +55,18 @@ class Actor:
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+    @property
+    def sees_patients(self) -> bool:
+        """Whether this actor may read patients' names and addresses (patient lists, the
+        not-reached and affected-appointments exports, the delivery log with patients): the
+        one check every use case that returns them makes. Admins, managers and the operator
+        may; viewers may not; through an API token (a service token, or a user's personal
+        one, whatever its scope) only if it was made with ``--sees-patients``, and a personal
+        token only of a manager or admin (``Accounts.token_actor`` works that out)."""
+        if self.kind is ActorKind.TOKEN or self.token_id is not None:
+            return self.token_sees_patients
+        return self.can_manage
 
     def sees(self, location_id: int) -> bool:
         return self.locations is None or location_id in self.locations

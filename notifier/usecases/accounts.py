@@ -60,7 +60,12 @@ class UserView:
 
     @property
     def can_manage(self) -> bool:
-        return self.role in (Role.ADMIN, Role.MANAGER)
+        return self.actor().can_manage
+
+    @property
+    def sees_patients(self) -> bool:
+        """Whether the console shows this user patients' names (``Actor.sees_patients``)."""
+        return self.actor().sees_patients
 
     def actor(self, ip: str | None = None) -> Actor:
         """This user as the actor of a request from ``ip``."""
@@ -224,7 +229,16 @@ class Accounts(UseCase):
                 role = Role.VIEWER
             else:
                 role = Role.ADMIN if locations is None else Role.MANAGER
-            return Actor(ActorKind.TOKEN, found.id, found.name, role, locations, ip)
+            patients = bool(found.sees_patients)
+            return Actor(
+                ActorKind.TOKEN,
+                found.id,
+                found.name,
+                role,
+                locations,
+                ip,
+                token_sees_patients=patients,
+            )
 
     def actor_for_email(self, email: str) -> Actor:
         """The actor a live console user is (the CLI's ``--as EMAIL``); NotFoundError for an
@@ -236,17 +250,10 @@ class Accounts(UseCase):
             return user_view(s, user).actor()
 
     def token_sees_patients(self, token: str) -> bool:
-        """Whether a live API token may read patients' names and addresses: made with
-        ``sees_patients`` and, for a personal token, of an active manager or admin (a viewer
-        sees no patient's data in the console either)."""
-        with self.db.session() as s:
-            found = account_rows.api_token_by_hash(s, token_digest(token))
-            if found is None or not found.sees_patients:
-                return False
-            if found.user_id is None:
-                return True
-            user = account_rows.user_by_id(s, found.user_id)
-            return user is not None and user.disabled_at is None and user.role != Role.VIEWER
+        """Whether a live API token may read patients' names and addresses: the actor it
+        acts as ``sees_patients``."""
+        actor = self.token_actor(token)
+        return actor is not None and actor.sees_patients
 
     def users(self, *, actor: Actor = OPERATOR) -> list[UserListing]:
         """Every console user with their role and locations (admins only)."""
@@ -370,7 +377,9 @@ def _personal_actor(
         role = Role.VIEWER
     elif role is Role.ADMIN and locations is not None:
         role = Role.MANAGER
-    return Actor(ActorKind.USER, person.id, person.email, role, locations, ip, token.id)
+    # Patients' data: the token's right, and only for a user who sees them in the console.
+    patients = bool(token.sees_patients) and person.role is not Role.VIEWER
+    return Actor(ActorKind.USER, person.id, person.email, role, locations, ip, token.id, patients)
 
 
 def _location_ids(s: Session, slugs: Sequence[str] | None) -> frozenset[int] | None:

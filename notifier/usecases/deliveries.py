@@ -28,7 +28,7 @@ from notifier.storage import receipts as receipt_rows
 from notifier.storage import reports
 from notifier.usecases import UseCase, receipts
 from notifier.usecases.audit import record
-from notifier.usecases.lookups import require_manager, require_notice
+from notifier.usecases.lookups import require_manager, require_notice, require_patient_data
 from notifier.usecases.views import (
     DeliveryView,
     EventView,
@@ -58,11 +58,13 @@ class Deliveries(UseCase):
     ) -> list[DeliveryView]:
         """The log of the actor's locations (notices' deliveries, and the staff answers and
         auto-replies of their conversations), addresses masked; ``show_patients`` names each
-        patient (for those allowed: managers, tokens with the right). Audited as a bulk read
-        when it names patients or is an ``export`` (a CSV download)."""
+        patient (only for an actor who ``sees_patients``). Audited as a bulk read when it
+        names patients or is an ``export`` (a CSV download)."""
         with self.db.session() as s:
             if notice_id is not None:
                 require_notice(s, notice_id, actor)
+            if show_patients:
+                require_patient_data(actor)
             query = reports.LogQuery(
                 notice_id, state, channel, limit, offset, show_patients, actor.locations
             )
@@ -75,9 +77,11 @@ class Deliveries(UseCase):
     def not_reached(self, actor: Actor, notice_id: int) -> list[NotReached]:
         """This notice's messages that reached nobody (undelivered, failed, skipped by consent
         or the weekly cap, expired), with each patient's name, phone and email and the
-        channels that did reach them: for the front desk to call. Managers only."""
+        channels that did reach them: for the front desk to call. Only for an actor who
+        ``sees_patients``."""
         with self.db.session() as s:
             require_notice(s, notice_id, actor)
+            require_patient_data(actor)
             rows = reports.not_reached(s, notice_id)
             target = f"notice:{notice_id}"
             record(s, actor, "not_reached_export", self.clock.now(), target, len(rows))

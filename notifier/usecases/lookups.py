@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from notifier.domain.actors import Actor
+from notifier.domain.actors import Actor, ActorKind
 from notifier.domain.notices import NoticeStatus
 from notifier.errors import ForbiddenError, NotFoundError, ValidationError
 from notifier.storage import locations as location_rows
@@ -51,3 +51,17 @@ def require_manager(actor: Actor) -> None:
     """Only managers and admins (and ``send`` tokens) change anything."""
     if not actor.can_manage:
         raise ForbiddenError("managers only: this account may only read")
+
+
+def require_patient_data(actor: Actor) -> None:
+    """Only actors who see patients (``Actor.sees_patients``) read their names and addresses."""
+    if actor.sees_patients:
+        return
+    if actor.kind is ActorKind.TOKEN:
+        raise ForbiddenError(
+            "this token may not see patients' names or addresses: create one with "
+            "`notifier token create --sees-patients`"
+        )
+    raise ForbiddenError(
+        "viewers may not see patients' names or addresses: ask an admin for the manager role"
+    )

@@ -14,7 +14,7 @@ from notifier.storage import notices as notice_rows
 from notifier.storage.models import Notice
 from notifier.usecases import UseCase
 from notifier.usecases.audit import record
-from notifier.usecases.lookups import location_id_of, require_notice
+from notifier.usecases.lookups import location_id_of, require_notice, require_patient_data
 from notifier.usecases.views import AffectedAppointment, NoticeView, notice_view
 
 
@@ -48,9 +48,10 @@ class NoticeQueries(UseCase):
 
     def affected(self, actor: Actor, notice_id: int) -> list[AffectedAppointment]:
         """Appointments inside the notice's closed intervals, for the front desk to reschedule
-        (a bulk read of patients' data: audited)."""
+        (a bulk read of patients' data: audited; only for an actor who ``sees_patients``)."""
         with self.db.session() as s:
             notice = require_notice(s, notice_id, actor)
+            require_patient_data(actor)
             tz = zone(notice.timezone)
             rows = notice_rows.affected_appointments(
                 s, notice.location_id, intervals_from_json(notice.intervals)

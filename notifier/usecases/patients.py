@@ -34,7 +34,7 @@ from notifier.usecases.csv_import import (
     import_rows,
 )
 from notifier.usecases.csv_rows import shown
-from notifier.usecases.lookups import location_id_of, require_manager
+from notifier.usecases.lookups import location_id_of, require_manager, require_patient_data
 from notifier.usecases.retention import restore_suppressed
 from notifier.usecases.views import PatientView
 
@@ -131,9 +131,10 @@ class Patients(UseCase):
         self, actor: Actor, location_slug: str | None = None, limit: int = 200, offset: int = 0
     ) -> tuple[list[PatientView], int]:
         """One page of the actor's patients with their consent per channel (addresses masked),
-        and the total (a bulk read of patients' data: audited)."""
+        and the total (a bulk read of patients' data: audited; viewers are refused)."""
         with self.db.session() as s:
             location_id = location_id_of(s, location_slug, actor)
+            require_patient_data(actor)
             rows, total = patient_rows.page(s, location_id, limit, offset, actor.locations)
             target = f"location:{location_id}" if location_id is not None else None
             record(s, actor, "patients_list", self.clock.now(), target, len(rows))

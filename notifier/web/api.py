@@ -388,14 +388,11 @@ def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     show_patients: Annotated[bool, Query()] = False,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> list[DeliveryView]:
     """The delivery log (addresses masked), oldest first: notices' messages and the inbox's
     staff answers and auto-replies (``kind``, ``conversation_id``; ``pending`` also finds
     those ``queued``); ``show_patients`` fills in each message's ``patient`` and
-    ``patient_name`` (tokens created with ``--sees-patients``)."""
-    if show_patients:
-        _require_patient_right(app, credentials)
+    ``patient_name`` (tokens created with ``--sees-patients``; 403 otherwise)."""
     return app.deliveries.log(
         actor,
         notice,
@@ -421,25 +418,10 @@ def delivery_history(delivery_id: Id, app: Application, actor: TokenActor) -> De
 
 
 @router.get("/notices/{notice_id}/not-reached", response_model=list[NotReached])
-def not_reached(
-    notice_id: Id,
-    app: Application,
-    actor: TokenActor,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
-) -> list[NotReached]:
+def not_reached(notice_id: Id, app: Application, actor: TokenActor) -> list[NotReached]:
     """Patients this notice did not reach, with phone and email, for the front desk to call
-    (tokens created with ``--sees-patients``)."""
-    _require_patient_right(app, credentials)
+    (tokens created with ``--sees-patients``; 403 otherwise)."""
     return app.deliveries.not_reached(actor, notice_id)
-
-
-def _require_patient_right(app: App, credentials: HTTPAuthorizationCredentials | None) -> None:
-    if credentials is None or not app.accounts.token_sees_patients(credentials.credentials):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            "this token may not see patients: create one with `notifier token create "
-            "--sees-patients`",
-        )
 
 
 @router.post("/opt-outs", response_model=OptOutOut)

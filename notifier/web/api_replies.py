@@ -7,19 +7,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field
 
 from notifier.usecases.conversation_views import ConversationView, MessageView
-from notifier.web.api import (
-    Id,
-    Slug,
-    StrictIn,
-    TokenActor,
-    _bearer,
-    _require_patient_right,
-    require_token,
-)
+from notifier.usecases.lookups import require_patient_data
+from notifier.web.api import Id, Slug, StrictIn, TokenActor, require_token
 from notifier.web.deps import Application
 
 router = APIRouter(prefix="/api/v1", tags=["api"], dependencies=[Depends(require_token)])
@@ -34,11 +26,10 @@ def list_conversations(
     app: Application,
     actor: TokenActor,
     location: Annotated[Slug | None, Query(description="only this location's")] = None,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> list[ConversationView]:
     """The conversations of the token's locations, newest first, with their messages
-    (patients' words and numbers: tokens created with ``--sees-patients``)."""
-    _require_patient_right(app, credentials)
+    (patients' words and numbers: tokens created with ``--sees-patients``; 403 otherwise)."""
+    require_patient_data(actor)
     return app.replies.conversations(actor, location)
 
 

@@ -15,7 +15,7 @@ from notifier.domain.actors import Actor
 from notifier.errors import NotFoundError
 from notifier.spreadsheets import csv_text
 from notifier.usecases.views import DELIVERY_CSV_COLUMNS, NOT_REACHED_COLUMNS, DeliveryView
-from notifier.web.console.auth import CurrentSignIn, Manager, SignedIn, actor_of
+from notifier.web.console.auth import CurrentSignIn, SignedIn, actor_of
 from notifier.web.console.pages import not_found, page
 from notifier.web.deps import Application
 
@@ -96,9 +96,10 @@ def export(
 
 @router.get("/notices/{notice_id}/not-reached")
 def not_reached_page(
-    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager, notice_id: int
+    request: Request, app: Application, sign_in: CurrentSignIn, user: SignedIn, notice_id: int
 ) -> Response:
-    """Patients this notice did not reach, with phone and email, for the front desk to call."""
+    """Patients this notice did not reach, with phone and email, for the front desk to call
+    (403 for a viewer: ``Deliveries.not_reached`` refuses)."""
     try:
         actor = actor_of(request, sign_in)
         notice = app.notices.get(actor, notice_id)
@@ -110,7 +111,7 @@ def not_reached_page(
 
 @router.get("/notices/{notice_id}/not-reached.csv")
 def not_reached_csv(
-    request: Request, app: Application, sign_in: CurrentSignIn, user: Manager, notice_id: int
+    request: Request, app: Application, sign_in: CurrentSignIn, user: SignedIn, notice_id: int
 ) -> Response:
     try:
         rows = app.deliveries.not_reached(actor_of(request, sign_in), notice_id)

@@ -243,7 +243,7 @@ def _notice_page(
 ) -> HTMLResponse:
     actor = actor_of(request, sign_in)
     manager = actor.can_manage
-    rows = delivery_log(app, actor, view.id, filters, show_patients=manager)
+    rows = delivery_log(app, actor, view.id, filters, show_patients=actor.sees_patients)
     all_rows = app.deliveries.log(actor, view.id)
     chain = app.notices.chain(actor, view.id)
     updatable = manager and Action.UPDATE in view.actions
@@ -270,7 +270,7 @@ def _notice_page(
         superseded_by=next((v for v in chain if v.supersedes_id == view.id), None),
         updatable=updatable,
         actions=view.actions if manager else [],
-        show_patients=manager,
+        show_patients=actor.sees_patients,
         told=told,
         values=form.values,
         channels=form.channels,
