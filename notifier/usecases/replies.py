@@ -47,7 +47,7 @@ from notifier.usecases.conversation_views import (
     conversation_views,
     message_view,
 )
-from notifier.usecases.lookups import require_location, require_manager
+from notifier.usecases.lookups import require_location, require_manager, require_patient_data
 
 log = logging.getLogger(__name__)
 SHOWN = 200  # conversations per list
@@ -181,9 +181,12 @@ class Replies(UseCase):
     def conversations(
         self, actor: Actor, location: str | None = None, limit: int = SHOWN
     ) -> list[ConversationView]:
-        """The actor's locations' conversations (or ``location``'s), newest first."""
+        """The actor's locations' conversations (or ``location``'s), newest first: patients'
+        words and numbers, for those who see patients (not viewers, nor tokens without
+        ``--sees-patients``)."""
         with self.db.session() as s:
             only = require_location(s, location, actor).id if location else None
+            require_patient_data(actor)
             found = rows.page(s, _within(actor), only, limit)
             views = conversation_views(s, self.clock.now(), found)
             # patients' words: a bulk read, in the audit trail (ids and counts only)
@@ -202,6 +205,7 @@ class Replies(UseCase):
         """One conversation; ``read``: its texts are now read (the console opening it)."""
         with self.db.session() as s:
             found = _require(s, actor, conversation_id)
+            require_patient_data(actor)
             if read:
                 found.unread = 0
             return conversation_views(s, self.clock.now(), [found])[0]
@@ -218,7 +222,10 @@ class Replies(UseCase):
     def waiting(self, actor: Actor | None = None) -> list[ConversationView]:
         """Open conversations whose patient has waited longer than
         ``NOTIFIER_REPLY_WAITING_MINUTES`` of the location's business hours (None: every
-        location, for /metrics)."""
+        location, for /metrics). Nothing for an actor who does not see patients: the list
+        names them."""
+        if actor is not None and not actor.sees_patients:
+            return []
         now, limit = self.clock.now(), self.settings.reply_waiting_minutes
         with self.db.session() as s:
             candidates = [

@@ -20,7 +20,7 @@ from notifier.cli import main
 from notifier.clock import FrozenClock
 from notifier.domain.actors import Actor
 from notifier.domain.contacts import mask_address
-from notifier.errors import NotFoundError, ValidationError
+from notifier.errors import ForbiddenError, NotFoundError, ValidationError
 from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
@@ -557,3 +557,25 @@ def test_the_serving_worker_sends_a_queued_auto_reply_by_itself(web: Web) -> Non
             time.sleep(0.05)
     [conversation] = web.app.replies.conversations(OPERATOR)
     assert conversation.messages[-1].state == "sent"
+
+
+def test_a_viewer_reads_no_patients_texts(web: Web, clock: FrozenClock) -> None:
+    """Patients' words and numbers are patient data: a viewer of the location (who sees no
+    patient list either) is refused the inbox everywhere, and the front page lists nobody."""
+    web.app.replies.set_auto_reply(OPERATOR, "cova", False)
+    text(web, "Are you open Friday?", MARIA)  # Tuesday 18:00
+    clock.advance(15 * 3600)  # Wednesday 09:00: an hour of business waiting
+    [conversation] = web.app.replies.waiting(OPERATOR)
+    with signed_in(web, "viewer") as client:
+        eve = web.app.accounts.actor_for_email("viewer@cova.example")
+        with pytest.raises(ForbiddenError):
+            web.app.replies.conversations(eve)
+        with pytest.raises(ForbiddenError):
+            web.app.replies.conversation(eve, conversation.id)
+        assert web.app.replies.waiting(eve) == []
+        assert client.get("/console/inbox").status_code == 403
+        assert client.get(f"/console/inbox/{conversation.id}").status_code == 403
+        front = client.get("/console/notices")
+        assert front.status_code == 200 and "/console/inbox" not in front.text
+        assert "Maria" not in front.text
+    assert web.app.replies.conversation(OPERATOR, conversation.id).unread == 1  # not read

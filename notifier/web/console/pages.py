@@ -95,7 +95,11 @@ def page(
             user=sign_in.user,
             csrf=sign_in.csrf,
             labels=channel_labels(app),
-            unread=app.replies.unread(actor_of(request, sign_in)) if sign_in.user else 0,
+            unread=(
+                app.replies.unread(actor_of(request, sign_in))
+                if sign_in.user and sign_in.user.sees_patients
+                else 0
+            ),
             **context,
         )
     )
