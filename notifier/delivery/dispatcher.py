@@ -174,6 +174,8 @@ class Dispatcher:
     def close(self) -> None:
         self.stop()
         self._pool.shutdown(wait=True)
+        for limiter in self.limiters.values():
+            limiter.close()  # a shared timeline's fetch-ahead thread
         self._outcomes.close()
         for channel in self.channels.values():
             channel.close()
