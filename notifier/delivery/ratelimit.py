@@ -4,6 +4,7 @@ at most one second's worth), and a timeline shared by a fleet of workers through
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -146,7 +147,10 @@ class SharedTimeline:
                 if not self._fetching:
                     # Used up with nothing on the way: this thread asks, the others wait for it.
                     self._fetch(self._wanted(now, cost, free=0), cost)
-                    continue
+                    now = self._clock() + self._offset
+                    start = self._begin(cost)
+                    job = self._ahead(now, cost)
+                    break
                 seen = self._fetched
                 while self._fetched == seen:
                     self._cond.wait()
@@ -185,13 +189,33 @@ class SharedTimeline:
         None if neither has them. A remainder too small for this message is lost."""
         while True:
             start = max(self._cursor, now - self._burst - self._skew)
-            if (self._end - start) * self.rate >= cost - 1e-9:
+            if (self._end - start) * self.rate >= cost - self._slack():
                 self._cursor = start + cost / self.rate
                 return start
             if self._next is None:
                 return None
             self._start, self._end, self._skew = self._next
             self._cursor, self._next = self._start, None
+
+    def _begin(self, cost: float) -> float:
+        """The first of ``cost`` slots of the span this thread just fetched for its message:
+        its own whatever the clock and rounding say. The span is the database's answer to this
+        message, due from its start however late it is taken (it never starts before the
+        statement's clock less the burst); a thread that found it short would ask again for
+        another, and another: a sender of one message on an idle timeline finds it short by the
+        microseconds since the grant returned, and one whose span's length rounds down at the
+        epoch seconds of the database's clock finds every span short, forever."""
+        assert self._next is not None  # (_fetch set it; the lock was held since)
+        self._start, self._end, self._skew = self._next
+        self._cursor, self._next = self._start + cost / self.rate, None
+        return self._start
+
+    def _slack(self) -> float:
+        """How far short of a whole slot a span's free part may look from float rounding, in
+        slots: the shared clock is the database's epoch seconds (about 1.8e9, where a double
+        steps by 2.4e-7 s), so ``end - start`` differs from the span asked for by a few such
+        steps; a clock near zero (the tests') leaves 1e-9."""
+        return 1e-9 + 64 * math.ulp(self._end) * self.rate
 
     def _ahead(self, now: float, cost: float) -> Job | None:
         """The fetch ahead, if its time has come: the span's free slots run out within the
@@ -207,7 +231,7 @@ class SharedTimeline:
         free = max(0.0, self._end - max(self._cursor, now - self._burst - self._skew))
         if free > ahead + 1e-9 or self._cursor - now > ahead + 1e-9:
             return None
-        messages = self._wanted(now, cost, int(free * self.rate / cost + 1e-9))
+        messages = self._wanted(now, cost, int(free * self.rate / cost + self._slack()))
         if messages < 1:
             return None
         self._fetching = True
@@ -219,7 +243,7 @@ class SharedTimeline:
         messages = int(self._batch // cost)
         if self._demand is not None:
             holding = max(0.0, self._cursor - max(now, self._start)) * self.rate / cost
-            messages = min(messages, self._demand() - int(holding + 1e-9) - free)
+            messages = min(messages, self._demand() - int(holding + self._slack()) - free)
         return messages
 
     def _fetch_ahead(self, messages: int, cost: float) -> None:

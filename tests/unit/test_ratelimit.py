@@ -292,3 +292,87 @@ def test_whatever_the_arrivals_no_second_sees_more_than_the_rate_and_one_seconds
     sends.sort()
     busiest = max(bisect.bisect_left(sends, start + 1.0) - i for i, start in enumerate(sends))
     assert rate < busiest <= rate + max(1, rate)  # the burst is used, never more
+
+
+EPOCH = 1_796_684_547.25  # December 2026 in epoch seconds: the database's clock (send_rates)
+
+
+def at_most(
+    grants: int, grant: Callable[[str, float, float], tuple[float, float]]
+) -> Callable[[str, float, float], tuple[float, float]]:
+    """A grant that fails the test past ``grants`` calls (instead of a sender asking forever)."""
+    calls = [0]
+
+    def limited(sender: str, span: float, burst: float) -> tuple[float, float]:
+        calls[0] += 1
+        assert calls[0] <= grants, f"grant #{calls[0]}: the timeline asks again and again"
+        return grant(sender, span, burst)
+
+    return limited
+
+
+def test_at_the_databases_epoch_seconds_a_span_asked_for_one_message_is_that_messages() -> None:
+    # A double steps by 2.4e-7 s at 1.8e9: end - (end - 0.1) is 0.0999999 s, a hair short of
+    # the slot the span was asked for. The sender took that as used up and asked again, for
+    # ever (a PostgreSQL drain of one message hung in a loop of grants).
+    t = ManualTime()
+    t.now = EPOCH
+    db = SharedClock(t)
+    db.tat = EPOCH  # busy until now: slots from now on
+    timeline = SharedTimeline(
+        "sms",
+        10,
+        at_most(4, db.grant),
+        batch_seconds=0.5,
+        clock=t,
+        demand=lambda: 1,
+        run_ahead=inline,
+    )
+    assert [timeline.reserve(1) for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2])
+    # A message of more segments than a batch (the hang's: a 6-segment notice) has a span
+    # of exactly its own slots too.
+    assert timeline.reserve(6) == pytest.approx(0.3)
+    assert [end - start for start, end in db.grants] == pytest.approx([0.1] * 3 + [0.6])
+
+
+def test_at_the_databases_epoch_seconds_a_span_of_several_messages_loses_no_slot() -> None:
+    t = ManualTime()
+    t.now = EPOCH
+    db = SharedClock(t)
+    db.tat = EPOCH
+    timeline = SharedTimeline(
+        "sms", 13, at_most(6, db.grant), batch_seconds=0.5, clock=t, run_ahead=inline
+    )
+    slots = [t.now + timeline.reserve(1) for _ in range(36)]
+    # Spans of six slots (6/13 s), every slot of each one used, though their ends and starts
+    # are a step or two of a double off (the last slot of each looked short of a whole one).
+    assert len(db.grants) == 6
+    assert [b - a for a, b in itertools.pairwise(slots)] == pytest.approx([1 / 13] * 35, abs=1e-6)
+
+
+class Ticking(ManualTime):
+    """A clock that moves on by a microsecond at each reading, as a real one does."""
+
+    def __call__(self) -> float:
+        self.now += 1e-6
+        return self.now
+
+
+def test_the_sender_that_asked_takes_its_span_though_the_clock_moved_on_since() -> None:
+    # Idle: the span starts a second's burst ago (less one slot), at the oldest slot still
+    # allowed when the statement ran; microseconds later it looked expired, and was lost.
+    t = Ticking()
+    t.now = 100.0
+    db = SharedClock(t)
+    ahead = Later()
+    timeline = SharedTimeline(
+        "sms",
+        10,
+        at_most(3, db.grant),
+        batch_seconds=0.5,
+        clock=t,
+        demand=lambda: 1,
+        run_ahead=ahead,
+    )
+    assert timeline.reserve(1) == 0.0
+    assert len(db.grants) == 1  # the message's own span, not a second one after it
