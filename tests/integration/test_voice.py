@@ -200,6 +200,37 @@ def test_quiet_hours_defer_calls(
         assert len(fake_twilio.calls) == 3
 
 
+def test_urgency_sends_texts_at_five_but_holds_calls_until_quiet_hours_end(
+    web: Web, clock: FrozenClock
+) -> None:
+    web.app.patients.import_patients(OPERATOR, io.StringIO(LANDLINES))
+    clock.advance(11 * 3600)  # 05:00 in New York on the closure's day: urgent by default
+    created = web.app.notices.create(OPERATOR, NoticeRequest(
+        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels=("sms", "voice"),
+    ))  # fmt: skip
+    assert any("voice calls wait until 2025-02-19 08:00" in w for w in created.preview.warnings)
+    plan = {p.channel: p for p in web.app.plans.of_notice(OPERATOR, created.notice.id).channels}
+    assert (plan["voice"].deferred_until or "").startswith("2025-02-19T08:00")
+    assert plan["sms"].deferred_until is None
+    run_once(web.app)
+    web.twilio.flush(timeout=30)
+    web.settle()
+    assert web.twilio.calls == {}  # no phone rings at 05:00
+    texted = [m["to"] for m in web.twilio.messages.values()]
+    assert RUTH in texted and ROSA in texted  # the texts go at once: urgent by rule
+    log = by_channel(web, created.notice.id)
+    assert log[(RUTH, "voice")].state == "pending"  # type: ignore[attr-defined]
+    clock.advance(3 * 3600 - 60)  # 07:59
+    run_once(web.app)
+    web.twilio.flush(timeout=30)
+    assert web.twilio.calls == {}
+    clock.advance(60)  # 08:00
+    run_once(web.app)
+    web.twilio.flush(timeout=30)
+    web.settle()
+    assert len(web.twilio.calls_to(RUTH)) == 1 and len(web.twilio.calls_to(ROSA)) == 1
+
+
 def test_the_call_rate_holds_at_the_test_server(
     database_url: str, fake_twilio: FakeTwilio, fake_smtp: FakeSmtp, clock: FrozenClock
 ) -> None:
