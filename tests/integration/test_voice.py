@@ -4,14 +4,18 @@ the scripted keys, detects voicemails and posts signed status callbacks back to 
 
 from __future__ import annotations
 
+import csv
 import io
 import itertools
+import logging
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 
+from notifier.cli import main
 from notifier.clock import FrozenClock
 from notifier.errors import ValidationError
 from notifier.runtime import run_once
@@ -19,7 +23,7 @@ from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.actors import OPERATOR
-from tests.support.web import Web, save_cova, served
+from tests.support.web import Web, save_cova, served, signed_in
 
 HEADER = (
     "external_id,first_name,last_name,phone,email,language,location,sms_consent,"
@@ -335,6 +339,51 @@ def test_sms_21614_falls_back_to_a_call_once(web: Web, clock: FrozenClock, throu
     assert (OMAR, "voice") not in log and web.twilio.calls_to(OMAR) == []
     _, events = web.app.deliveries.history(OPERATOR, text.id)  # type: ignore[attr-defined]
     assert any(e.kind == "fallback" and "trying voice call" in (e.detail or "") for e in events)
+
+
+def cli(web: Web, *args: str) -> str:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # the CLI configures logging for its process
+    try:
+        env = {"NOTIFIER_DATABASE_URL": web.app.settings.database_url}
+        result = CliRunner().invoke(main, list(args), env=env)
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_the_delivery_log_shows_which_text_a_call_stands_in_for(
+    web: Web, clock: FrozenClock
+) -> None:
+    fallback_web(web)
+    notice = web.app.notices.create(OPERATOR, NoticeRequest(
+        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
+        channels=("sms",), fallback="sms>voice",
+    )).notice  # fmt: skip
+    for _ in range(3):
+        run_once(web.app)
+        web.twilio.flush(timeout=30)
+        web.settle()
+        clock.advance(60)
+    log = by_channel(web, notice.id)
+    text_id, call_id = log[(RUTH, "sms")].id, log[(RUTH, "voice")].id  # type: ignore[attr-defined]
+    exported = list(csv.DictReader(io.StringIO(cli(web, "deliveries", "--format", "csv"))))
+    rows = {row["id"]: row for row in exported}
+    assert rows[str(call_id)]["fallback_of"] == str(text_id)
+    assert rows[str(text_id)]["fallback_of"] == ""
+    table = cli(web, "deliveries", "--notice", str(notice.id)).splitlines()
+    assert "fallback_of" in table[0].split()
+    (call_line,) = [line for line in table if line.split()[:1] == [str(call_id)]]
+    assert call_line.split()[-1] == str(text_id)
+    with signed_in(web, "manager") as console:
+        page = console.get(f"/console/notices/{notice.id}").text
+        link = f'fallback of <a href="/console/deliveries/{text_id}">#{text_id}</a>'
+        assert link in page
+        assert page.count("fallback of <a") == 2  # Ruth's and Rosa's calls; Omar has none
+        delivery = console.get(f"/console/deliveries/{call_id}").text
+        assert f'href="/console/deliveries/{text_id}" id="fallback-of-link"' in delivery
+        assert 'id="fallback-of-link"' not in console.get(f"/console/deliveries/{text_id}").text
 
 
 def test_a_patient_already_called_is_not_called_again_by_the_fallback(web: Web) -> None:
