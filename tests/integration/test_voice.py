@@ -127,6 +127,53 @@ def test_a_voicemail_gets_the_whole_message_after_the_greeting(web: Web) -> None
     assert said(call, "greeting")  # what played over the greeting was lost, and said again
 
 
+def test_our_log_says_whether_a_voicemail_or_a_person_took_the_call(web: Web) -> None:
+    web.twilio.script_call(RUTH, "machine")
+    notice_id = call_out(web)
+    rows = web.app.deliveries.log(
+        OPERATOR, notice_id=notice_id, channel="voice", show_patients=True
+    )
+    answered = {}
+    for row in rows:
+        _, events = web.app.deliveries.history(OPERATOR, row.id)
+        (answer,) = [e.detail or "" for e in events if e.kind == "status_delivered"]
+        answered[PATIENT_PHONES[str(row.patient)]] = answer
+    assert answered[RUTH].startswith("answered by a voicemail")
+    assert answered[ROSA].startswith("answered by a person")
+    assert answered[OMAR].startswith("answered by a person")
+    (ruth,) = [row for row in rows if row.patient == "v1"]
+    with signed_in(web, "manager") as console:
+        assert "answered by a voicemail" in console.get(f"/console/deliveries/{ruth.id}").text
+
+
+def test_call_callbacks_without_twilios_signature_are_refused(web: Web) -> None:
+    web.twilio.script_call(RUTH, "busy")  # Ruth's call stays open to a redial
+    notice_id = call_out(web)
+    (url,) = [
+        r["form"]["Url"][0]
+        for r in web.twilio.requests
+        if r["path"].endswith("/Calls.json") and r["form"]["To"] == [RUTH]
+    ]
+    path = urlsplit(url).path  # a genuine, unexpired link: only the signature is missing
+    sid = web.twilio.calls_to(RUTH)[0]["sid"]
+    forged = {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}
+    attempts = [
+        ("/webhooks/twilio/calls/status", {"CallSid": sid, "CallStatus": "completed"}),
+        (f"{path}/keys", {"CallSid": sid, "Digits": "9"}),
+        (f"{path}/machine", {"CallSid": sid, "AnsweredBy": "human"}),
+    ]
+    for where, form in attempts:
+        assert web.client.post(where, data=form).status_code == 403, where
+        assert web.client.post(where, data=form, headers=forged).status_code == 403, where
+        wrong_key = web.signed_post(where, form, token="not-the-accounts-auth-token")
+        assert wrong_key.status_code == 403, where
+    web.settle()
+    assert deliveries(web, notice_id)[RUTH][0] == "pending"  # no forged completion, no answer
+    assert not web.app.consent.is_opted_out("voice", RUTH)  # no forged 9
+    assert web.signed_post(f"{path}/keys", {"CallSid": sid, "Digits": "9"}).status_code == 200
+    assert web.app.consent.is_opted_out("voice", RUTH)  # the same request, signed, is taken
+
+
 def test_pressing_1_repeats_the_message(web: Web) -> None:
     web.twilio.script_call(RUTH, {"answer": "human", "keys": ["1"]})
     call_out(web)
