@@ -468,6 +468,14 @@ def test_an_undelivered_30006_report_falls_back_too(web: Web, clock: FrozenClock
     assert web.twilio.calls_to(ROSA) == []  # her text was delivered: no call
 
 
+def test_the_import_page_names_the_voice_columns(web: Web) -> None:
+    with signed_in(web, "manager") as console:
+        page = console.get("/console/patients/import").text
+    hint = page[page.index('id="file-hint"') :].split("</p>")[0]
+    assert f"<code>{HEADER.removesuffix(',voice_consent,phone_type')}</code>" in hint
+    assert "optional: <code>voice_consent</code>, <code>phone_type</code>" in hint
+
+
 def test_a_fallback_order_names_known_channels_each_once(web: Web) -> None:
     for bad in ("sms", "sms>fax", "sms>voice>sms"):
         with pytest.raises(ValidationError, match="fallback"):
