@@ -40,6 +40,7 @@ class VoiceChannel:
         csv_required=False,  # a patients CSV without voice_consent imports "no calls"
         rate_setting="voice_calls_per_second",
         quiet_hours=True,
+        urgent_in_quiet_hours=False,  # the issue: "never outside allowed hours"
         # The call's final status (status callback), and who answered (answering machine
         # detection, reported as "human" or "machine"): the patient heard it, or their voicemail
         # recorded all of it.

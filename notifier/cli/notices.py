@@ -81,7 +81,11 @@ def notice() -> None:
     help="'now' or 'YYYY-MM-DD HH:MM' in the location's zone. Without it the notice is a "
     "draft: preview it, then `notifier notice send ID --send-at ...`.",
 )
-@click.option("--channels", default=None, help="e.g. 'sms,email' (default: every channel).")
+@click.option(
+    "--channels",
+    default=None,
+    help="e.g. 'sms,email,voice' (default: every channel but voice: a call only when named).",
+)
 @click.option(
     "--fallback",
     default=None,
@@ -188,7 +192,8 @@ def notice_create(
     click.echo(f"notice {view.id} ({view.state}) at {view.location}: {view.starts} → {view.ends}")
     for b in view.broadcasts:
         when = "not scheduled" if b.status == "draft" else f"at {b.send_at}"
-        click.echo(f"  broadcast {b.id}: {','.join(b.channels)} {when}")
+        fallback = f", fallback {'>'.join(b.fallback)}" if b.fallback else ""
+        click.echo(f"  broadcast {b.id}: {','.join(b.channels)} {when}{fallback}")
     _preview(app, created.preview)
     if view.needs_approval and view.approved_by is None:
         click.echo(

@@ -223,7 +223,7 @@ class Preparer:
             facts = replace(facts, change=NoticeChange.ORIGINAL)  # a reminder: plainly again
         spec = self.channels[delivery.channel].spec
         if spec.quiet_hours and notice.status not in WITHDRAWN:
-            urgent = delivery.broadcast.urgent
+            urgent = spec.urgency(delivery.broadcast.urgent)
             if (notice.id, urgent) in batch.waits:
                 wait = batch.waits[(notice.id, urgent)]
             else:

@@ -47,6 +47,10 @@ class ChannelSpec:
     # The Settings field with its weekly cap (messages per address in a rolling week), if any.
     cap_setting: str | None = None
     quiet_hours: bool = False  # held back during NOTIFIER_QUIET_HOURS unless urgent
+    # Whether an urgent broadcast goes through quiet hours on it (a text at 05:00 about a
+    # closure that morning can wait on the phone; a call rings in the dark): False holds it
+    # until the window opens, urgent or not.
+    urgent_in_quiet_hours: bool = True
     # The provider's delivery reports → our states; others (queued, sending...) change nothing.
     reports: Mapping[str, DeliveryState] = field(default_factory=dict)
     # Reports that mean "try again later" (a call met a busy line): redialled, see redial_*.
@@ -95,6 +99,11 @@ class ChannelSpec:
     @property
     def rate_variable(self) -> str:
         return f"NOTIFIER_{self.rate_setting.upper()}"
+
+    def urgency(self, urgent: bool | None) -> bool | None:
+        """The broadcast's urgency as this channel's quiet hours see it: never urgent on a
+        channel urgency cannot take through quiet hours."""
+        return urgent if self.urgent_in_quiet_hours else False
 
     def cures(self, code: str | None) -> bool:
         """Whether a permanent failure with this provider code may be cured by another channel

@@ -1,4 +1,5 @@
-"""Quiet hours: no texts at night in the location's zone, unless the broadcast is urgent.
+"""Quiet hours: no texts at night in the location's zone, unless the broadcast is urgent; no
+calls at night at all (a channel's spec says whether urgency lifts them: ``urgency``).
 
 The rule (:func:`deferral`) is pure; the dispatcher applies it to each claimed delivery of a
 channel that observes quiet hours.
@@ -125,4 +126,31 @@ def send_time_warning(
     return (
         f"the send time {local} is inside quiet hours ({quiet}): texts go out at {opens}; "
         "make the notice urgent to send them at once"
+    )
+
+
+def held_warning(
+    quiet: QuietHours | None,
+    send_at: datetime,
+    tz: ZoneInfo,
+    closure_starts: datetime,
+    closure_ends: datetime,
+    what: str,
+) -> str | None:
+    """The same for ``what`` (calls) on a channel urgency does not take through quiet hours."""
+    if quiet is None:
+        return None
+    wait = deferral(quiet, send_at, tz, False, closure_starts, closure_ends)
+    if wait is None:
+        return None
+    local = f"{send_at.astimezone(tz):%Y-%m-%d %H:%M}"
+    opens = f"{wait.until.astimezone(tz):%Y-%m-%d %H:%M}"
+    if wait.expired:
+        return (
+            f"the send time {local} is inside quiet hours ({quiet}) and the closure is over "
+            f"when they end at {opens}: {what} will never be placed"
+        )
+    return (
+        f"the send time {local} is inside quiet hours ({quiet}): {what} wait until {opens}, "
+        "urgent or not"
     )

@@ -34,7 +34,7 @@ from notifier.domain.notices import (
     parse_reminder_audience,
     too_late,
 )
-from notifier.domain.quiet_hours import QuietHours, send_time_warning
+from notifier.domain.quiet_hours import QuietHours, held_warning, send_time_warning
 from notifier.errors import ValidationError
 from notifier.storage import notices as notice_rows
 from notifier.storage.models import Location, Notice
@@ -157,18 +157,22 @@ class Notices(NoticeApprovals):
     def _send_warnings(
         self, closure: Closure, send_at: datetime, channels: Sequence[str], urgent: bool | None
     ) -> list[str]:
-        """When texts scheduled at ``send_at`` really go out, where quiet hours change it."""
-        if not any(self.deps.spec(name).quiet_hours for name in channels):
-            return []
-        warning = send_time_warning(
-            QuietHours.parse(self.settings.quiet_hours),
-            send_at,
-            closure.tz,
-            urgent,
-            closure.starts,
-            closure.ends,
-        )
-        return [warning] if warning else []
+        """When messages scheduled at ``send_at`` really go out, where quiet hours change it."""
+        quiet = QuietHours.parse(self.settings.quiet_hours)
+        specs = [self.deps.spec(name) for name in channels]
+        warnings = []
+        if any(spec.quiet_hours and spec.urgent_in_quiet_hours for spec in specs):
+            warning = send_time_warning(
+                quiet, send_at, closure.tz, urgent, closure.starts, closure.ends
+            )
+            warnings.append(warning)
+        for spec in specs:
+            if spec.quiet_hours and not spec.urgent_in_quiet_hours:
+                what = f"{spec.label}s"
+                warnings.append(
+                    held_warning(quiet, send_at, closure.tz, closure.starts, closure.ends, what)
+                )
+        return [warning for warning in warnings if warning]
 
     def _draft(self, s: Session, actor: Actor, request: NoticeRequest, reason: str) -> _Draft:
         """A notice's facts from people's input, checked against the location as it is now."""

@@ -69,6 +69,19 @@ APPOINTMENT_LENGTHS = string_lengths(Appointment) | {_PATIENT_ID: PATIENT_LENGTH
 
 
 class Patients(UseCase):
+    def csv_columns(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The patients CSV's columns: those it must have, and those it may leave out (a
+        channel's consent imported as "no", the phone's type as unknown)."""
+        specs = self.deps.channels.values()
+        required = PATIENT_COLUMNS + tuple(
+            dict.fromkeys(spec.csv_column for spec in specs if spec.csv_required)
+        )
+        optional = (
+            *dict.fromkeys(spec.csv_column for spec in specs if not spec.csv_required),
+            "phone_type",
+        )
+        return required, optional
+
     def import_patients(
         self, actor: Actor, source: Source, on_progress: Progress | None = None
     ) -> ImportReport:
@@ -77,18 +90,14 @@ class Patients(UseCase):
         location the actor does not have are refused as unknown."""
         require_manager(actor)
         locations = self._locations(actor)
-        specs = self.deps.channels.values()
         phone_types = PhoneTypes(self.settings) if self._looks_up() else None
+        required, optional = self.csv_columns()
         importer = Importer(
-            PATIENT_COLUMNS
-            + tuple(dict.fromkeys(spec.csv_column for spec in specs if spec.csv_required)),
+            required,
             PATIENT_LENGTHS,
             lambda row, left_out: self._patient(row, locations, left_out, phone_types),
             lambda chunk, report: self._upsert_patients(actor, chunk, report),
-            optional=(
-                *dict.fromkeys(spec.csv_column for spec in specs if not spec.csv_required),
-                "phone_type",
-            ),
+            optional=optional,
         )
         try:
             report = import_rows(source, importer, on_progress)

@@ -194,7 +194,8 @@ class Plans(UseCase):
             first = starts
             wait = None
             if spec.quiet_hours:
-                wait = deferral(quiet, starts, tz, broadcast.urgent, closure.starts, closure.ends)
+                urgent = spec.urgency(broadcast.urgent)
+                wait = deferral(quiet, starts, tz, urgent, closure.starts, closure.ends)
             if wait is not None:
                 until = wait.until.astimezone(tz)
                 if wait.expired:

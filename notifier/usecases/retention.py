@@ -17,12 +17,14 @@ it back (``restore_suppressed``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from notifier.domain.actors import Actor
+from notifier.domain.channels import ChannelSpec
 from notifier.domain.consent import Source
 from notifier.domain.erasure import address_digest
 from notifier.errors import ConfigurationError, NotFoundError
@@ -119,7 +121,7 @@ class Retention(UseCase):
                 erasure_rows.digest_ledger_of(s, channel, address, hashed)
             deliveries = erasure_rows.erase_deliveries_of(s, patient.id)
             conversation_rows.erase_of(s, patient.id, [a for _, a in pairs], now)
-            _erase(patient, now)
+            _erase(patient, self.deps.channels.values(), now)
             record(s, actor, "patient_forget", now, f"patient:{patient.id}", deliveries)
             log.info(
                 "patient forgotten",
@@ -154,11 +156,14 @@ def _key(settings: Settings) -> str | None:
     return settings.secret_key.get_secret_value() if settings.secret_key is not None else None
 
 
-def _erase(patient: Patient, now: datetime) -> None:
+def _erase(patient: Patient, channels: Iterable[ChannelSpec], now: datetime) -> None:
+    """Everything the row says of the person: names, addresses, the phone's type and every
+    channel's consent (a consent left ticked is a fact about them)."""
     patient.first_name = ""
     patient.last_name = ""
     patient.phone = None
     patient.email = None
-    patient.sms_consent = False
-    patient.email_consent = False
+    patient.phone_type = None
+    for spec in channels:
+        setattr(patient, spec.consent_field, False)
     patient.forgotten_at = now

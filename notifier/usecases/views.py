@@ -42,6 +42,7 @@ DELIVERY_CSV_COLUMNS = (
     "segments",
     "sent_at",
     "updated_at",
+    "fallback_of",  # the delivery this one stands in for (a notice's fallback), last: added later
 )
 """The delivery log's CSV columns, the same from the CLI and the console."""
 

@@ -329,6 +329,22 @@ def test_a_forgotten_patient_who_opted_out_is_not_texted_when_imported_again(web
     assert "+15405550112" in texted  # the others were texted: the send did happen
 
 
+def test_forgetting_a_patient_clears_every_channels_consent_and_the_phone_type(web: Web) -> None:
+    app = web.app
+    app.patients.import_patients(OPERATOR, io.StringIO(
+        f"{HEADER},voice_consent,phone_type\n"
+        "p1,Maria,Lopez,540-555-0111,maria@example.org,en,cova,yes,yes,yes,landline\n"
+    ))  # fmt: skip
+    consents = [spec.consent_field for spec in app.deps.channels.values()]
+    assert "voice_consent" in consents
+    query = text(f"SELECT {', '.join(consents)}, phone_type FROM patients WHERE external_id='p1'")
+    with app.db.engine.connect() as connection:
+        assert tuple(connection.execute(query).one()) == (True,) * len(consents) + ("landline",)
+    app.retention.forget(OPERATOR, "p1")
+    with app.db.engine.connect() as connection:
+        assert tuple(connection.execute(query).one()) == (False,) * len(consents) + (None,)
+
+
 def test_forgetting_needs_the_patient_to_be_the_actors(web: Web) -> None:
     web.app.locations.save(
         OPERATOR, "north", "North Clinic", "America/New_York", "Mon-Fri 08:00-17:00"

@@ -4,14 +4,18 @@ the scripted keys, detects voicemails and posts signed status callbacks back to 
 
 from __future__ import annotations
 
+import csv
 import io
 import itertools
+import logging
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 
+from notifier.cli import main
 from notifier.clock import FrozenClock
 from notifier.errors import ValidationError
 from notifier.runtime import run_once
@@ -19,7 +23,7 @@ from notifier.usecases.notice_requests import NoticeRequest
 from notifier_sandbox.smtp_server import FakeSmtp
 from notifier_sandbox.twilio_server import FakeTwilio
 from tests.support.actors import OPERATOR
-from tests.support.web import Web, save_cova, served
+from tests.support.web import Web, save_cova, served, signed_in
 
 HEADER = (
     "external_id,first_name,last_name,phone,email,language,location,sms_consent,"
@@ -123,6 +127,53 @@ def test_a_voicemail_gets_the_whole_message_after_the_greeting(web: Web) -> None
     assert said(call, "greeting")  # what played over the greeting was lost, and said again
 
 
+def test_our_log_says_whether_a_voicemail_or_a_person_took_the_call(web: Web) -> None:
+    web.twilio.script_call(RUTH, "machine")
+    notice_id = call_out(web)
+    rows = web.app.deliveries.log(
+        OPERATOR, notice_id=notice_id, channel="voice", show_patients=True
+    )
+    answered = {}
+    for row in rows:
+        _, events = web.app.deliveries.history(OPERATOR, row.id)
+        (answer,) = [e.detail or "" for e in events if e.kind == "status_delivered"]
+        answered[PATIENT_PHONES[str(row.patient)]] = answer
+    assert answered[RUTH].startswith("answered by a voicemail")
+    assert answered[ROSA].startswith("answered by a person")
+    assert answered[OMAR].startswith("answered by a person")
+    (ruth,) = [row for row in rows if row.patient == "v1"]
+    with signed_in(web, "manager") as console:
+        assert "answered by a voicemail" in console.get(f"/console/deliveries/{ruth.id}").text
+
+
+def test_call_callbacks_without_twilios_signature_are_refused(web: Web) -> None:
+    web.twilio.script_call(RUTH, "busy")  # Ruth's call stays open to a redial
+    notice_id = call_out(web)
+    (url,) = [
+        r["form"]["Url"][0]
+        for r in web.twilio.requests
+        if r["path"].endswith("/Calls.json") and r["form"]["To"] == [RUTH]
+    ]
+    path = urlsplit(url).path  # a genuine, unexpired link: only the signature is missing
+    sid = web.twilio.calls_to(RUTH)[0]["sid"]
+    forged = {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}
+    attempts = [
+        ("/webhooks/twilio/calls/status", {"CallSid": sid, "CallStatus": "completed"}),
+        (f"{path}/keys", {"CallSid": sid, "Digits": "9"}),
+        (f"{path}/machine", {"CallSid": sid, "AnsweredBy": "human"}),
+    ]
+    for where, form in attempts:
+        assert web.client.post(where, data=form).status_code == 403, where
+        assert web.client.post(where, data=form, headers=forged).status_code == 403, where
+        wrong_key = web.signed_post(where, form, token="not-the-accounts-auth-token")
+        assert wrong_key.status_code == 403, where
+    web.settle()
+    assert deliveries(web, notice_id)[RUTH][0] == "pending"  # no forged completion, no answer
+    assert not web.app.consent.is_opted_out("voice", RUTH)  # no forged 9
+    assert web.signed_post(f"{path}/keys", {"CallSid": sid, "Digits": "9"}).status_code == 200
+    assert web.app.consent.is_opted_out("voice", RUTH)  # the same request, signed, is taken
+
+
 def test_pressing_1_repeats_the_message(web: Web) -> None:
     web.twilio.script_call(RUTH, {"answer": "human", "keys": ["1"]})
     call_out(web)
@@ -198,6 +249,37 @@ def test_quiet_hours_defer_calls(
         run_once(web.app)
         fake_twilio.flush(timeout=30)
         assert len(fake_twilio.calls) == 3
+
+
+def test_urgency_sends_texts_at_five_but_holds_calls_until_quiet_hours_end(
+    web: Web, clock: FrozenClock
+) -> None:
+    web.app.patients.import_patients(OPERATOR, io.StringIO(LANDLINES))
+    clock.advance(11 * 3600)  # 05:00 in New York on the closure's day: urgent by default
+    created = web.app.notices.create(OPERATOR, NoticeRequest(
+        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "ice", channels=("sms", "voice"),
+    ))  # fmt: skip
+    assert any("voice calls wait until 2025-02-19 08:00" in w for w in created.preview.warnings)
+    plan = {p.channel: p for p in web.app.plans.of_notice(OPERATOR, created.notice.id).channels}
+    assert (plan["voice"].deferred_until or "").startswith("2025-02-19T08:00")
+    assert plan["sms"].deferred_until is None
+    run_once(web.app)
+    web.twilio.flush(timeout=30)
+    web.settle()
+    assert web.twilio.calls == {}  # no phone rings at 05:00
+    texted = [m["to"] for m in web.twilio.messages.values()]
+    assert RUTH in texted and ROSA in texted  # the texts go at once: urgent by rule
+    log = by_channel(web, created.notice.id)
+    assert log[(RUTH, "voice")].state == "pending"  # type: ignore[attr-defined]
+    clock.advance(3 * 3600 - 60)  # 07:59
+    run_once(web.app)
+    web.twilio.flush(timeout=30)
+    assert web.twilio.calls == {}
+    clock.advance(60)  # 08:00
+    run_once(web.app)
+    web.twilio.flush(timeout=30)
+    web.settle()
+    assert len(web.twilio.calls_to(RUTH)) == 1 and len(web.twilio.calls_to(ROSA)) == 1
 
 
 def test_the_call_rate_holds_at_the_test_server(
@@ -306,6 +388,51 @@ def test_sms_21614_falls_back_to_a_call_once(web: Web, clock: FrozenClock, throu
     assert any(e.kind == "fallback" and "trying voice call" in (e.detail or "") for e in events)
 
 
+def cli(web: Web, *args: str) -> str:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # the CLI configures logging for its process
+    try:
+        env = {"NOTIFIER_DATABASE_URL": web.app.settings.database_url}
+        result = CliRunner().invoke(main, list(args), env=env)
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_the_delivery_log_shows_which_text_a_call_stands_in_for(
+    web: Web, clock: FrozenClock
+) -> None:
+    fallback_web(web)
+    notice = web.app.notices.create(OPERATOR, NoticeRequest(
+        "cova", "2025-02-19 12:30", "2025-02-21 00:00", "inclement weather",
+        channels=("sms",), fallback="sms>voice",
+    )).notice  # fmt: skip
+    for _ in range(3):
+        run_once(web.app)
+        web.twilio.flush(timeout=30)
+        web.settle()
+        clock.advance(60)
+    log = by_channel(web, notice.id)
+    text_id, call_id = log[(RUTH, "sms")].id, log[(RUTH, "voice")].id  # type: ignore[attr-defined]
+    exported = list(csv.DictReader(io.StringIO(cli(web, "deliveries", "--format", "csv"))))
+    rows = {row["id"]: row for row in exported}
+    assert rows[str(call_id)]["fallback_of"] == str(text_id)
+    assert rows[str(text_id)]["fallback_of"] == ""
+    table = cli(web, "deliveries", "--notice", str(notice.id)).splitlines()
+    assert "fallback_of" in table[0].split()
+    (call_line,) = [line for line in table if line.split()[:1] == [str(call_id)]]
+    assert call_line.split()[-1] == str(text_id)
+    with signed_in(web, "manager") as console:
+        page = console.get(f"/console/notices/{notice.id}").text
+        link = f'fallback of <a href="/console/deliveries/{text_id}">#{text_id}</a>'
+        assert link in page
+        assert page.count("fallback of <a") == 2  # Ruth's and Rosa's calls; Omar has none
+        delivery = console.get(f"/console/deliveries/{call_id}").text
+        assert f'href="/console/deliveries/{text_id}" id="fallback-of-link"' in delivery
+        assert 'id="fallback-of-link"' not in console.get(f"/console/deliveries/{text_id}").text
+
+
 def test_a_patient_already_called_is_not_called_again_by_the_fallback(web: Web) -> None:
     fallback_web(web)
     notice = web.app.notices.create(OPERATOR, NoticeRequest(
@@ -339,6 +466,14 @@ def test_an_undelivered_30006_report_falls_back_too(web: Web, clock: FrozenClock
     assert log[(RUTH, "voice")].state == "delivered"  # type: ignore[attr-defined]
     assert len(web.twilio.calls_to(RUTH)) == 1
     assert web.twilio.calls_to(ROSA) == []  # her text was delivered: no call
+
+
+def test_the_import_page_names_the_voice_columns(web: Web) -> None:
+    with signed_in(web, "manager") as console:
+        page = console.get("/console/patients/import").text
+    hint = page[page.index('id="file-hint"') :].split("</p>")[0]
+    assert f"<code>{HEADER.removesuffix(',voice_consent,phone_type')}</code>" in hint
+    assert "optional: <code>voice_consent</code>, <code>phone_type</code>" in hint
 
 
 def test_a_fallback_order_names_known_channels_each_once(web: Web) -> None:

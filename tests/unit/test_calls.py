@@ -17,6 +17,11 @@ NOW = datetime(2025, 2, 18, 23, 0, tzinfo=UTC)
 SECRET = "kF3v9QmZt0r1xYpL2wHs8uNcJd6Ea5Bg-Tz4"
 
 
+def test_urgency_lifts_quiet_hours_for_texts_but_never_for_calls() -> None:
+    assert specs()["sms"].urgency(None) is None and specs()["sms"].urgency(True) is True
+    assert specs()["voice"].urgency(None) is False and specs()["voice"].urgency(True) is False
+
+
 def test_a_link_names_its_delivery_until_it_expires() -> None:
     links = CallLinks(SECRET)
     token = links.make(42, NOW + timedelta(minutes=60))

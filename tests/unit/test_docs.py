@@ -104,3 +104,21 @@ def test_the_readme_gives_the_two_commands_and_points_to_the_docs() -> None:
     assert re.search(r"^demo:", makefile, re.MULTILINE)
     assert re.search(r"^test:", makefile, re.MULTILINE)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+VOICE_MODULES = sorted(
+    [*(ROOT / "notifier").rglob("calls.py"), ROOT / "notifier/rendering/spoken.py"]
+)
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/develop/adding-a-channel.md"])
+def test_the_voice_channel_is_not_called_one_module_where_its_code_is_spread_wider(
+    page: str,
+) -> None:
+    text = " ".join((ROOT / page).read_text().split())
+    assert "Voice is one module" not in text
+    assert "`notifier/channels/voice.py`" in text
+    for module in VOICE_MODULES:
+        where = module.relative_to(ROOT)
+        named = f"`{where}`" in text or f"`{where.relative_to('notifier')}`" in text
+        assert named, f"{page} does not name {where}, where voice code lives"

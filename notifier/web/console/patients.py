@@ -55,7 +55,16 @@ def patients(
 def import_page(
     request: Request, app: Application, sign_in: CurrentSignIn, user: Manager
 ) -> Response:
-    return page(request, app, sign_in, "import.html", report=None, error=None, filename=None)
+    return page(
+        request,
+        app,
+        sign_in,
+        "import.html",
+        report=None,
+        error=None,
+        filename=None,
+        columns=app.patients.csv_columns(),
+    )
 
 
 @router.post("/patients/import", dependencies=[CsrfChecked])
@@ -92,4 +101,5 @@ async def import_upload(
         report=report,
         error=error,
         filename=filename,
+        columns=app.patients.csv_columns(),
     )
