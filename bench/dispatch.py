@@ -14,6 +14,7 @@ from bench.common import (
     add_patients,
     bench_app,
     create_times,
+    drain_timed,
     max_in_window,
     queue_notice,
     require_sent,
@@ -85,14 +86,7 @@ def unlimited(twilio: FakeTwilioProcess, count: int, concurrency: int) -> dict[s
     ) as app:
         add_patients(app, count)
         queue_notice(app)
-        app.fanout.fire_due()
-        dispatcher = app.dispatcher()
-        started, cpu = time.monotonic(), time.process_time()
-        try:
-            dispatcher.drain()
-        finally:
-            dispatcher.close()
-        wall, cpu = time.monotonic() - started, time.process_time() - cpu
+        wall, cpu = drain_timed(app)
     times = create_times(twilio, since)
     require_sent(f"unlimited, {concurrency} threads", len(times), count)
     return {

@@ -29,7 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from bench.common import add_patients, bench_app, create_times, queue_notice, require_sent
+from bench.common import (
+    add_patients,
+    bench_app,
+    create_times,
+    drain_timed,
+    queue_notice,
+    require_sent,
+)
 from notifier.channels.base import OutgoingMessage
 from notifier.channels.sms import SmsChannel
 from notifier.delivery import dispatcher as dispatching
@@ -99,14 +106,7 @@ def dispatch(
     ):
         add_patients(app, count)
         queue_notice(app)
-        app.fanout.fire_due()
-        dispatcher = app.dispatcher()
-        started, cpu = time.monotonic(), time.process_time()
-        try:
-            dispatcher.drain()
-        finally:
-            dispatcher.close()
-        wall, cpu = time.monotonic() - started, time.process_time() - cpu
+        wall, cpu = drain_timed(app)
         spent = Counter(stages.spent)
     require_sent("dispatch_cpu", len(create_times(twilio, since)), count)
     return wall, cpu, spent
